@@ -1,0 +1,105 @@
+"""Evaluate a FilterGroup against a record (and its associated records), with a trace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crmflow.criteria.operators import Predicate, get_operator
+from crmflow.model.criteria import AssociationQuantifier, Conjunction, FilterGroup, PropertyFilter
+
+# Associated records keyed by "object_type" or "object_type:label".
+Associated = Mapping[str, Sequence[Mapping[str, Any]]]
+Matcher = Callable[[Mapping[str, Any], datetime, Associated], bool]
+
+
+def association_key(object_type: str, label: str = "") -> str:
+    return f"{object_type}:{label}" if label else object_type
+
+
+@dataclass(frozen=True)
+class FilterTrace:
+    path: str
+    property: str
+    operator: str
+    operand: Any
+    seen: Any
+    matched: bool
+
+
+@dataclass
+class EvalResult:
+    matched: bool
+    trace: list[FilterTrace] = field(default_factory=list)
+
+
+def _filter_matcher(f: PropertyFilter, path: str) -> Matcher:
+    op = get_operator(f.operator, path=f"{path}.operator")
+    op.check_operand(f, path)
+    pred: Predicate = op.make(f)
+    prop = f.property
+    scope = f.association
+    if scope is None:
+        return lambda rec, now, assoc: pred(rec.get(prop), now)
+    key = association_key(scope.object_type, scope.label)
+    q = scope.quantifier
+
+    def over_associated(rec: Mapping[str, Any], now: datetime, assoc: Associated) -> bool:
+        others = assoc.get(key, ())
+        hits = (pred(o.get(prop), now) for o in others)
+        if q == AssociationQuantifier.ANY:
+            return any(hits)
+        if q == AssociationQuantifier.ALL:
+            return bool(others) and all(hits)
+        return not any(hits)
+
+    return over_associated
+
+
+def compile_group(group: FilterGroup, path: str = "filter") -> Matcher:
+    """A closure for the hot path. Raises InvalidArgument naming a bad filter."""
+    parts: list[Matcher] = [
+        _filter_matcher(f, f"{path}.filters[{i}]") for i, f in enumerate(group.filters)
+    ] + [compile_group(g, f"{path}.groups[{i}]") for i, g in enumerate(group.groups)]
+    if not parts:
+        return lambda rec, now, assoc: True
+    if group.conjunction == Conjunction.OR:
+        return lambda rec, now, assoc: any(p(rec, now, assoc) for p in parts)
+    return lambda rec, now, assoc: all(p(rec, now, assoc) for p in parts)
+
+
+def evaluate(
+    group: FilterGroup,
+    record: Mapping[str, Any],
+    *,
+    now: datetime,
+    associated: Associated | None = None,
+    path: str = "filter",
+) -> EvalResult:
+    """Evaluate every filter (no short-circuit) so the trace is complete."""
+    assoc = associated or {}
+    trace: list[FilterTrace] = []
+
+    def walk(g: FilterGroup, p: str) -> bool:
+        results = []
+        for i, f in enumerate(g.filters):
+            fp = f"{p}.filters[{i}]"
+            ok = _filter_matcher(f, fp)(record, now, assoc)
+            seen: Any
+            if f.association is None:
+                seen = record.get(f.property)
+            else:
+                key = association_key(f.association.object_type, f.association.label)
+                seen = [o.get(f.property) for o in assoc.get(key, ())]
+            operand = f.values if f.values else f.value
+            trace.append(FilterTrace(fp, f.property, f.operator, operand, seen, ok))
+            results.append(ok)
+        for i, sub in enumerate(g.groups):
+            results.append(walk(sub, f"{p}.groups[{i}]"))
+        if not results:
+            return True
+        return any(results) if g.conjunction == Conjunction.OR else all(results)
+
+    return EvalResult(walk(group, path), trace)

@@ -1,0 +1,1 @@
+"""The CRM port (``RecordStore``) and its adapters (embedded SQL, gRPC)."""

