@@ -1,0 +1,40 @@
+"""Composition root of the datasource-resolver service.
+
+Builds the CRM store (and, in embedded mode, hosts the CRM: CrmService + outbox dispatcher, see
+``crm_host``), the per-step resolution cache, and the DatasourceService servicer.
+"""
+
+from __future__ import annotations
+
+from crmflow.grpc.server import RunningServer, start_server, wait_for_termination
+from crmflow.settings import Settings
+from datasource_resolver.cache import StepCache
+from datasource_resolver.crm_host import host_crm
+from datasource_resolver.servicer import binding as datasource_binding
+
+SERVICE_NAME = "datasource-resolver"
+
+
+async def start(settings: Settings, *, port: int | None = None) -> RunningServer:
+    cache = StepCache()
+    host = await host_crm(settings, wrap=cache.invalidating, listeners=[cache.on_change_events])
+    try:
+        bindings = [datasource_binding(host.store, cache), *host.bindings]
+        running = await start_server(
+            bindings,
+            settings=settings,
+            port=settings.port_for(SERVICE_NAME) if port is None else port,
+        )
+    except BaseException:
+        for close in reversed(host.closers):
+            await close()
+        raise
+    running.on_stop.extend(host.closers)
+    for begin in host.background:
+        running.on_stop.append(await begin())
+    return running
+
+
+async def run(settings: Settings) -> None:
+    running = await start(settings)
+    await wait_for_termination(running, grace=10.0)
