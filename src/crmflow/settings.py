@@ -113,7 +113,9 @@ def load_settings(cls: type[S] = Settings) -> S:  # type: ignore[assignment]
         return cls()
     except ValidationError as exc:
         err = exc.errors()[0]
-        prefix = cls.model_config.get("env_prefix", "")
+        # A nested settings class (TemporalSettings) fails with its own title and prefix.
+        nested = {TemporalSettings.__name__: TemporalSettings}
+        prefix = nested.get(exc.title, cls).model_config.get("env_prefix", "")
         loc = "_".join(str(p) for p in err["loc"]).upper()
         raise ConfigurationError(
             f"crmflow: bad configuration: {prefix}{loc}: {err['msg']}"

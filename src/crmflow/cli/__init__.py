@@ -1,0 +1,1 @@
+"""The ``crmflow`` command line."""
