@@ -26,12 +26,17 @@ def generate(out_root: Path) -> None:
     include = Path(grpc_tools.__file__).parent / "_proto"
     plugin_dir = Path(sys.executable).parent
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTO}", f"-I{include}",
-        f"--python_out={out_root}", f"--grpc_python_out={out_root}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO}",
+        f"-I{include}",
+        f"--python_out={out_root}",
+        f"--grpc_python_out={out_root}",
         f"--plugin=protoc-gen-mypy={plugin_dir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={plugin_dir / 'protoc-gen-mypy_grpc'}",
-        f"--mypy_out={out_root}", f"--mypy_grpc_out={out_root}",
+        f"--mypy_out={out_root}",
+        f"--mypy_grpc_out={out_root}",
         *files,
     ]
     subprocess.run(cmd, check=True, cwd=PROTO)
@@ -67,7 +72,9 @@ def main() -> int:
 def _diff(a: Path, b: Path) -> list[str]:
     out = []
     names_a = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
-    names_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    names_b = {
+        p.relative_to(b) for p in b.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    }
     for n in sorted(names_a ^ names_b):
         out.append(f"{n} (only in {'fresh' if n in names_a else 'checked-in'})")
     for n in sorted(names_a & names_b):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class FieldViolation:
-    """One bad field: ``field`` is a dotted path into the request (``workflow.actions.a1.fields``)."""
+    """One bad field; ``field`` is a dotted path into the request (``definition.actions.a1``)."""
 
     field: str
     description: str

@@ -39,7 +39,8 @@ class TemporalSettings(BaseSettings):
         default="crmflow-executor", validation_alias=AliasChoices("CRMFLOW_TASK_QUEUE")
     )
     custom_code_task_queue: str = Field(
-        default="crmflow-custom-code", validation_alias=AliasChoices("CRMFLOW_CUSTOM_CODE_TASK_QUEUE")
+        default="crmflow-custom-code",
+        validation_alias=AliasChoices("CRMFLOW_CUSTOM_CODE_TASK_QUEUE"),
     )
 
 
@@ -71,7 +72,8 @@ class Settings(BaseSettings):
     grpc_tls_client_ca_path: Path | None = None
     grpc_tls_ca_path: Path | None = None
     otlp_endpoint: str | None = Field(
-        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "CRMFLOW_OTLP_ENDPOINT")
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "CRMFLOW_OTLP_ENDPOINT"),
     )
     # Webhooks: hosts/CIDRs allowed even though private (tests use 127.0.0.1).
     webhook_allow_private: list[str] = Field(default_factory=list)
@@ -98,6 +100,14 @@ class Settings(BaseSettings):
 
     def crm_url(self) -> str:
         return self.crm_database_url or self.sqlite_url("crm")
+
+
+def address_env(host: str, ports: dict[str, int]) -> dict[str, str]:
+    """``CRMFLOW_<SERVICE>_ADDRESS`` variables telling every service where the others listen."""
+    return {
+        f"CRMFLOW_{name.upper().replace('-', '_')}_ADDRESS": f"{host}:{port}"
+        for name, port in ports.items()
+    }
 
 
 class ConfigurationError(SystemExit):

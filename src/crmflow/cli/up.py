@@ -26,7 +26,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crmflow.settings import DEFAULT_PORTS, Settings, load_settings
+from crmflow.settings import DEFAULT_PORTS, Settings, address_env, load_settings
 from crmflow.temporal.devserver import dev_server_command
 
 START_ORDER = ("datasource-resolver", "enrollment", "executor", "editor-api")
@@ -78,10 +78,7 @@ class Stack:
             {
                 "CRMFLOW_DATA_DIR": str(self.data_dir),
                 "TEMPORAL_ADDRESS": f"{host}:{self.args.temporal_port}",
-                "CRMFLOW_EDITOR_API_ADDRESS": f"{host}:{self.ports['editor-api']}",
-                "CRMFLOW_ENROLLMENT_ADDRESS": f"{host}:{self.ports['enrollment']}",
-                "CRMFLOW_EXECUTOR_ADDRESS": f"{host}:{self.ports['executor']}",
-                "CRMFLOW_DATASOURCE_RESOLVER_ADDRESS": f"{host}:{self.ports['datasource-resolver']}",
+                **address_env(host, self.ports),
                 "CRMFLOW_BIND_HOST": host,
                 "PYTHONUNBUFFERED": "1",
             }
@@ -101,7 +98,7 @@ class Stack:
     def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        log = open(log_dir / f"{name}.log", "ab")
         self.logs.append(log)
         proc = subprocess.Popen(
             cmd,
@@ -199,7 +196,7 @@ def _up(args: argparse.Namespace) -> int:
     settings = load_settings(Settings)
     stack = Stack(args, settings)
     stack.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(stack.data_dir / "up.lock", "w")  # noqa: SIM115 - held for our lifetime
+    lock = open(stack.data_dir / "up.lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

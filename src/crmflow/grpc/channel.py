@@ -17,5 +17,7 @@ def open_channel(address: str, settings: Settings | None = None) -> grpc.aio.Cha
     ca = Path(settings.grpc_tls_ca_path).read_bytes()
     key = settings.grpc_tls_key_path.read_bytes() if settings.grpc_tls_key_path else None
     cert = settings.grpc_tls_cert_path.read_bytes() if settings.grpc_tls_cert_path else None
-    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
     return grpc.aio.secure_channel(address, creds, options=options)

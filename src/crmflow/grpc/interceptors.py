@@ -100,9 +100,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             inner_su = handler.stream_unary
 
             async def stream_unary(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
-                return await _handle(
-                    method, None, context, lambda: inner_su(request_iter, context)
-                )
+                return await _handle(method, None, context, lambda: inner_su(request_iter, context))
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary,

@@ -59,7 +59,9 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
     if settings.grpc_tls_cert_path is None:
         return None
     if settings.grpc_tls_key_path is None:
-        raise ConfigurationError("crmflow: bad configuration: CRMFLOW_GRPC_TLS_KEY_PATH: required with a cert")
+        raise ConfigurationError(
+            "crmflow: bad configuration: CRMFLOW_GRPC_TLS_KEY_PATH: required with a cert"
+        )
     key = settings.grpc_tls_key_path.read_bytes()
     cert = settings.grpc_tls_cert_path.read_bytes()
     client_ca = (
@@ -91,16 +93,18 @@ async def start_server(
     for b in bindings:
         b.add(server)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     address = f"{host or settings.bind_host}:{port}"
     creds = _credentials(settings)
     try:
         bound = (
-            server.add_secure_port(address, creds)
-            if creds
-            else server.add_insecure_port(address)
+            server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
         )
     except RuntimeError as exc:
         raise ConfigurationError(f"crmflow: cannot listen on {address}: {exc}") from None

@@ -9,11 +9,10 @@ carries its standard subtree).
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from crmflow.model.base import Model
 from crmflow.model.criteria import FilterGroup

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-
-from pydantic import AwareDatetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from crmflow.model.base import Model
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime
 from enum import StrEnum
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from crmflow.model.base import Model
 from crmflow.model.criteria import FilterGroup, PropertyFilter
@@ -100,10 +99,14 @@ class EventTrigger(Model):
             raise ValueError("a property-changed trigger needs property")
         if self.event_type == EventType.CUSTOM_EVENT and not self.event_name:
             raise ValueError("a custom-event trigger needs event_name")
-        if self.event_type in (
-            EventType.LIST_MEMBERSHIP_ADDED,
-            EventType.LIST_MEMBERSHIP_REMOVED,
-        ) and not self.list_id:
+        if (
+            self.event_type
+            in (
+                EventType.LIST_MEMBERSHIP_ADDED,
+                EventType.LIST_MEMBERSHIP_REMOVED,
+            )
+            and not self.list_id
+        ):
             raise ValueError("a list-membership trigger needs list_id")
         r = self.refinement
         if r and r.max_count and r.min_count > r.max_count:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime
 from enum import StrEnum
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from crmflow.model.actions import Action
 from crmflow.model.base import Model

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field
 
+from crmflow.errors import FailedPrecondition
 from crmflow.model.base import Model
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.records import ChangeEvent, Record
@@ -77,6 +78,19 @@ class SearchPage(Model):
     records: list[Record]
     total: int
     next_cursor: str = ""
+
+
+class RecordUpdate(Model):
+    """One item of a batch update."""
+
+    record_id: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubscriptionStatus(StrEnum):
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    UNKNOWN = "unknown"
 
 
 class PropertyHistoryEntry(Model):
@@ -179,7 +193,9 @@ class RecordStore(ABC):
     async def create_list(self, tenant_id: str, name: str, object_type: str) -> StaticList: ...
 
     @abstractmethod
-    async def add_to_list(self, tenant_id: str, list_id: str, record_ids: Sequence[str]) -> None: ...
+    async def add_to_list(
+        self, tenant_id: str, list_id: str, record_ids: Sequence[str]
+    ) -> None: ...
 
     @abstractmethod
     async def remove_from_list(
@@ -203,3 +219,56 @@ class RecordStore(ABC):
     @abstractmethod
     async def record_event(self, tenant_id: str, event: ChangeEvent) -> None:
         """Record a custom event or form submission (delivered to enrollment like changes)."""
+
+    # Extensions (issue 3). Concrete defaults so existing fakes keep working; the SQL and gRPC
+    # adapters override all of them. ------------------------------------------------------
+    async def batch_create(
+        self,
+        tenant_id: str,
+        object_type: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        idempotency_key: str = "",
+    ) -> list[Record]:
+        """All or nothing: one bad item refuses the batch, naming ``records[i].properties.x``."""
+        return [await self.create(tenant_id, object_type, p) for p in items]
+
+    async def batch_update(
+        self,
+        tenant_id: str,
+        object_type: str,
+        items: Sequence[RecordUpdate],
+        *,
+        idempotency_key: str = "",
+    ) -> list[Record]:
+        """All or nothing, like ``batch_create``."""
+        return [await self.update(tenant_id, object_type, i.record_id, i.properties) for i in items]
+
+    async def define_object_type(
+        self,
+        tenant_id: str,
+        definition: ObjectTypeDefinition,
+        properties: Sequence[PropertyDefinition] = (),
+    ) -> ObjectTypeDefinition:
+        """Create a custom object type (AlreadyExists if taken)."""
+        raise FailedPrecondition("this CRM does not support custom object types")
+
+    async def define_property(
+        self, tenant_id: str, definition: PropertyDefinition
+    ) -> PropertyDefinition:
+        """Create or change a custom property (standard properties can't be redefined)."""
+        raise FailedPrecondition("this CRM does not support custom properties")
+
+    async def get_list(self, tenant_id: str, list_id: str) -> StaticList:
+        raise FailedPrecondition("this CRM does not support reading lists")
+
+    async def list_lists(self, tenant_id: str, object_type: str = "") -> list[StaticList]:
+        raise FailedPrecondition("this CRM does not support reading lists")
+
+    async def upsert_owner(self, tenant_id: str, owner: Owner) -> Owner:
+        raise FailedPrecondition("this CRM does not support writing owners")
+
+    async def set_subscription_status(
+        self, tenant_id: str, contact_id: str, status: SubscriptionStatus
+    ) -> None:
+        raise FailedPrecondition("this CRM does not support writing subscription status")

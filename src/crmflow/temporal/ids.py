@@ -39,7 +39,9 @@ def enrollment_workflow_id(
 
 
 def backfill_workflow_id(tenant_id: str, workflow_id: str, revision: int) -> str:
-    return f"backfill/{_part('tenant_id', tenant_id)}/{_part('workflow_id', workflow_id)}/r{revision}"
+    return (
+        f"backfill/{_part('tenant_id', tenant_id)}/{_part('workflow_id', workflow_id)}/r{revision}"
+    )
 
 
 def action_idempotency_key(run_workflow_id: str, action_id: str, visit: int = 1) -> str:

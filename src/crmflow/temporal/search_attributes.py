@@ -13,7 +13,13 @@ STATUS = SearchAttributeKey.for_keyword("CrmflowStatus")
 
 ALL = (TENANT_ID, WORKFLOW_ID, REVISION, OBJECT_TYPE, RECORD_ID, STATUS)
 
-_CLI_TYPES = {"KEYWORD": "Keyword", "INT": "Int", "TEXT": "Text", "BOOL": "Bool", "DATETIME": "Datetime"}
+_CLI_TYPES = {
+    "KEYWORD": "Keyword",
+    "INT": "Int",
+    "TEXT": "Text",
+    "BOOL": "Bool",
+    "DATETIME": "Datetime",
+}
 
 
 def dev_server_flags() -> list[str]:

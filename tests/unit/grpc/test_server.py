@@ -24,8 +24,11 @@ async def _raise(request: struct_pb2.Struct, context: grpc.aio.ServicerContext) 
     kind = request.fields["kind"].string_value
     if kind == "invalid":
         raise e.InvalidArgument(
-            "bad", [e.FieldViolation("workflow.name", "must not be empty"),
-                    e.FieldViolation("workflow.object_type", "unknown object type 'x'")]
+            "bad",
+            [
+                e.FieldViolation("workflow.name", "must not be empty"),
+                e.FieldViolation("workflow.object_type", "unknown object type 'x'"),
+            ],
         )
     if kind == "not_found":
         raise e.NotFound("workflow", "wf-9")

@@ -33,7 +33,9 @@ RICH = {
                     "frequency": "SCHEDULE_FREQUENCY_WEEKLY",
                     "time_of_day": "08:30",
                     "days_of_week": [1, 3],
-                    "filter": {"filters": [{"property": "country", "operator": "eq", "value": "DK"}]},
+                    "filter": {
+                        "filters": [{"property": "country", "operator": "eq", "value": "DK"}]
+                    },
                 }
             },
             {
@@ -91,7 +93,9 @@ RICH = {
             {"event": {"event_type": "EVENT_TYPE_LIST_MEMBERSHIP_ADDED", "list_id": "L9"}}
         ],
         "suppression_list_ids": ["L1", "L2"],
-        "goal": {"filters": [{"property": "lifecyclestage", "operator": "eq", "value": "customer"}]},
+        "goal": {
+            "filters": [{"property": "lifecyclestage", "operator": "eq", "value": "customer"}]
+        },
         "unenroll_from_workflow_ids": ["wf-0"],
     },
     "start_action_id": "a1",
@@ -102,7 +106,12 @@ RICH = {
             "fields": {"kind": "duration", "seconds": 3600},
             "connection": {"next_action_id": "a2", "edge_type": "EDGE_TYPE_STANDARD"},
             "comments": [
-                {"comment_id": "c1", "author": "u1", "text": "why", "created_at": "2026-02-03T04:05:06Z"}
+                {
+                    "comment_id": "c1",
+                    "author": "u1",
+                    "text": "why",
+                    "created_at": "2026-02-03T04:05:06Z",
+                }
             ],
         },
         "a2": {
@@ -123,7 +132,12 @@ RICH = {
             "action_id": "a3",
             "action_type": "set_property",
             "type_version": 2,
-            "fields": {"property": "score", "mode": "increment", "amount": 5, "nested": {"k": [1, "a"]}},
+            "fields": {
+                "property": "score",
+                "mode": "increment",
+                "amount": 5,
+                "nested": {"k": [1, "a"]},
+            },
             "placeholder": True,
         },
     },
@@ -184,7 +198,9 @@ def test_published_revision_and_change_event_round_trip() -> None:
             "object_type": "contact",
             "record_id": "101",
             "occurred_at": "2026-05-01T12:00:00Z",
-            "changes": [{"property": "lifecyclestage", "old_value": "lead", "new_value": "customer"}],
+            "changes": [
+                {"property": "lifecyclestage", "old_value": "lead", "new_value": "customer"}
+            ],
         }
     )
     assert from_proto(to_proto(ev, records_pb2.ChangeEvent), ChangeEvent) == ev
