@@ -22,20 +22,45 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from crmflow.api.workflow.v1 import workflow_pb2 as crmflow_dot_api_dot_workflow_dot_v1_dot_workflow__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2crmflow/api/datasource/v1/datasource_service.proto\x12\x19\x63rmflow.api.datasource.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x98\x02\n\x14ResolveInputsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x13\n\x0bobject_type\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\x12\x11\n\taction_id\x18\x06 \x01(\t\x12\'\n\x06\x66ields\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0e\x61\x63tion_outputs\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x31\n\x10\x65vent_properties\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x15ResolveInputsResponse\x12\'\n\x06values\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct2\x87\x01\n\x11\x44\x61tasourceService\x12r\n\rResolveInputs\x12/.crmflow.api.datasource.v1.ResolveInputsRequest\x1a\x30.crmflow.api.datasource.v1.ResolveInputsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2crmflow/api/datasource/v1/datasource_service.proto\x12\x19\x63rmflow.api.datasource.v1\x1a&crmflow/api/workflow/v1/workflow.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xf3\x04\n\x14ResolveInputsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x13\n\x0bobject_type\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\x12\x11\n\taction_id\x18\x06 \x01(\t\x12\'\n\x06\x66ields\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0e\x61\x63tion_outputs\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x31\n\x10\x65vent_properties\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12?\n\ndefinition\x18\n \x01(\x0b\x32+.crmflow.api.workflow.v1.WorkflowDefinition\x12\x39\n\x0c\x64\x61ta_sources\x18\x0b \x03(\x0b\x32#.crmflow.api.workflow.v1.DataSource\x12\x13\n\x0b\x61\x63tion_type\x18\x0c \x01(\t\x12\x14\n\x0ctype_version\x18\r \x01(\x05\x12M\n\x07\x65scapes\x18\x0e \x03(\x0b\x32<.crmflow.api.datasource.v1.ResolveInputsRequest.EscapesEntry\x12\x10\n\x08step_key\x18\x0f \x01(\t\x1aQ\n\x0c\x45scapesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x30\n\x05value\x18\x02 \x01(\x0e\x32!.crmflow.api.datasource.v1.Escape:\x02\x38\x01\"K\n\x0eResolvedSource\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x13\n\x0bobject_type\x18\x02 \x01(\t\x12\x11\n\trecord_id\x18\x03 \x01(\t\"\x8d\x01\n\x15ResolveInputsResponse\x12\'\n\x06values\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07missing\x18\x02 \x03(\t\x12:\n\x07sources\x18\x03 \x03(\x0b\x32).crmflow.api.datasource.v1.ResolvedSource\"\x84\x01\n\x1bListInsertableFieldsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12?\n\ndefinition\x18\x02 \x01(\x0b\x32+.crmflow.api.workflow.v1.WorkflowDefinition\x12\x11\n\taction_id\x18\x03 \x01(\t\"\xcd\x01\n\x0fInsertableField\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x34\n\x05group\x18\x05 \x01(\x0e\x32%.crmflow.api.datasource.v1.FieldGroup\x12\x11\n\tsource_id\x18\x06 \x01(\t\x12\x11\n\taction_id\x18\x07 \x01(\t\x12\x13\n\x0bobject_type\x18\x08 \x01(\t\x12\x0f\n\x07options\x18\t \x03(\t\"Z\n\x1cListInsertableFieldsResponse\x12:\n\x06\x66ields\x18\x01 \x03(\x0b\x32*.crmflow.api.datasource.v1.InsertableField\"o\n\x19ValidateReferencesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12?\n\ndefinition\x18\x02 \x01(\x0b\x32+.crmflow.api.workflow.v1.WorkflowDefinition\"-\n\x1aValidateReferencesResponse\x12\x0f\n\x07\x63hecked\x18\x01 \x01(\x05\"G\n\x1dListDefaultDataSourcesRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bobject_type\x18\x02 \x01(\t\"[\n\x1eListDefaultDataSourcesResponse\x12\x39\n\x0c\x64\x61ta_sources\x18\x01 \x03(\x0b\x32#.crmflow.api.workflow.v1.DataSource*S\n\x06\x45scape\x12\x16\n\x12\x45SCAPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x45SCAPE_NONE\x10\x01\x12\x0f\n\x0b\x45SCAPE_HTML\x10\x02\x12\x0f\n\x0b\x45SCAPE_JSON\x10\x03*\x9d\x01\n\nFieldGroup\x12\x1b\n\x17\x46IELD_GROUP_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x46IELD_GROUP_ENROLLED_RECORD\x10\x01\x12\x1b\n\x17\x46IELD_GROUP_DATA_SOURCE\x10\x02\x12\x1d\n\x19\x46IELD_GROUP_ACTION_OUTPUT\x10\x03\x12\x15\n\x11\x46IELD_GROUP_EVENT\x10\x04\x32\xa5\x04\n\x11\x44\x61tasourceService\x12r\n\rResolveInputs\x12/.crmflow.api.datasource.v1.ResolveInputsRequest\x1a\x30.crmflow.api.datasource.v1.ResolveInputsResponse\x12\x87\x01\n\x14ListInsertableFields\x12\x36.crmflow.api.datasource.v1.ListInsertableFieldsRequest\x1a\x37.crmflow.api.datasource.v1.ListInsertableFieldsResponse\x12\x81\x01\n\x12ValidateReferences\x12\x34.crmflow.api.datasource.v1.ValidateReferencesRequest\x1a\x35.crmflow.api.datasource.v1.ValidateReferencesResponse\x12\x8d\x01\n\x16ListDefaultDataSources\x12\x38.crmflow.api.datasource.v1.ListDefaultDataSourcesRequest\x1a\x39.crmflow.api.datasource.v1.ListDefaultDataSourcesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crmflow.api.datasource.v1.datasource_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOLVEINPUTSREQUEST']._serialized_start=112
-  _globals['_RESOLVEINPUTSREQUEST']._serialized_end=392
-  _globals['_RESOLVEINPUTSRESPONSE']._serialized_start=394
-  _globals['_RESOLVEINPUTSRESPONSE']._serialized_end=458
-  _globals['_DATASOURCESERVICE']._serialized_start=461
-  _globals['_DATASOURCESERVICE']._serialized_end=596
+  _globals['_RESOLVEINPUTSREQUEST_ESCAPESENTRY']._loaded_options = None
+  _globals['_RESOLVEINPUTSREQUEST_ESCAPESENTRY']._serialized_options = b'8\001'
+  _globals['_ESCAPE']._serialized_start=1763
+  _globals['_ESCAPE']._serialized_end=1846
+  _globals['_FIELDGROUP']._serialized_start=1849
+  _globals['_FIELDGROUP']._serialized_end=2006
+  _globals['_RESOLVEINPUTSREQUEST']._serialized_start=152
+  _globals['_RESOLVEINPUTSREQUEST']._serialized_end=779
+  _globals['_RESOLVEINPUTSREQUEST_ESCAPESENTRY']._serialized_start=698
+  _globals['_RESOLVEINPUTSREQUEST_ESCAPESENTRY']._serialized_end=779
+  _globals['_RESOLVEDSOURCE']._serialized_start=781
+  _globals['_RESOLVEDSOURCE']._serialized_end=856
+  _globals['_RESOLVEINPUTSRESPONSE']._serialized_start=859
+  _globals['_RESOLVEINPUTSRESPONSE']._serialized_end=1000
+  _globals['_LISTINSERTABLEFIELDSREQUEST']._serialized_start=1003
+  _globals['_LISTINSERTABLEFIELDSREQUEST']._serialized_end=1135
+  _globals['_INSERTABLEFIELD']._serialized_start=1138
+  _globals['_INSERTABLEFIELD']._serialized_end=1343
+  _globals['_LISTINSERTABLEFIELDSRESPONSE']._serialized_start=1345
+  _globals['_LISTINSERTABLEFIELDSRESPONSE']._serialized_end=1435
+  _globals['_VALIDATEREFERENCESREQUEST']._serialized_start=1437
+  _globals['_VALIDATEREFERENCESREQUEST']._serialized_end=1548
+  _globals['_VALIDATEREFERENCESRESPONSE']._serialized_start=1550
+  _globals['_VALIDATEREFERENCESRESPONSE']._serialized_end=1595
+  _globals['_LISTDEFAULTDATASOURCESREQUEST']._serialized_start=1597
+  _globals['_LISTDEFAULTDATASOURCESREQUEST']._serialized_end=1668
+  _globals['_LISTDEFAULTDATASOURCESRESPONSE']._serialized_start=1670
+  _globals['_LISTDEFAULTDATASOURCESRESPONSE']._serialized_end=1761
+  _globals['_DATASOURCESERVICE']._serialized_start=2009
+  _globals['_DATASOURCESERVICE']._serialized_end=2558
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,13 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
+from crmflow.api.workflow.v1 import workflow_pb2 as _workflow_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,11 +21,91 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Escape:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EscapeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Escape.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ESCAPE_UNSPECIFIED: _Escape.ValueType  # 0
+    """Field-specific default (the action type's own, else none)."""
+    ESCAPE_NONE: _Escape.ValueType  # 1
+    """Inserted as is."""
+    ESCAPE_HTML: _Escape.ValueType  # 2
+    """HTML-escaped (email bodies)."""
+    ESCAPE_JSON: _Escape.ValueType  # 3
+    """Escaped as the contents of a JSON string (webhook bodies)."""
+
+class Escape(_Escape, metaclass=_EscapeEnumTypeWrapper):
+    """How rendered token values are escaped inside a text field."""
+
+ESCAPE_UNSPECIFIED: Escape.ValueType  # 0
+"""Field-specific default (the action type's own, else none)."""
+ESCAPE_NONE: Escape.ValueType  # 1
+"""Inserted as is."""
+ESCAPE_HTML: Escape.ValueType  # 2
+"""HTML-escaped (email bodies)."""
+ESCAPE_JSON: Escape.ValueType  # 3
+"""Escaped as the contents of a JSON string (webhook bodies)."""
+Global___Escape: _TypeAlias = Escape  # noqa: Y015
+
+class _FieldGroup:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FieldGroupEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FieldGroup.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FIELD_GROUP_UNSPECIFIED: _FieldGroup.ValueType  # 0
+    """Not set."""
+    FIELD_GROUP_ENROLLED_RECORD: _FieldGroup.ValueType  # 1
+    """The enrolled record."""
+    FIELD_GROUP_DATA_SOURCE: _FieldGroup.ValueType  # 2
+    """A data source's record."""
+    FIELD_GROUP_ACTION_OUTPUT: _FieldGroup.ValueType  # 3
+    """An earlier action's output."""
+    FIELD_GROUP_EVENT: _FieldGroup.ValueType  # 4
+    """The triggering event."""
+
+class FieldGroup(_FieldGroup, metaclass=_FieldGroupEnumTypeWrapper):
+    """Where an insertable field comes from."""
+
+FIELD_GROUP_UNSPECIFIED: FieldGroup.ValueType  # 0
+"""Not set."""
+FIELD_GROUP_ENROLLED_RECORD: FieldGroup.ValueType  # 1
+"""The enrolled record."""
+FIELD_GROUP_DATA_SOURCE: FieldGroup.ValueType  # 2
+"""A data source's record."""
+FIELD_GROUP_ACTION_OUTPUT: FieldGroup.ValueType  # 3
+"""An earlier action's output."""
+FIELD_GROUP_EVENT: FieldGroup.ValueType  # 4
+"""The triggering event."""
+Global___FieldGroup: _TypeAlias = FieldGroup  # noqa: Y015
+
 @_typing.final
 class ResolveInputsRequest(_message.Message):
     """Request of ResolveInputs."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class EscapesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: Global___Escape.ValueType
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___Escape.ValueType = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
@@ -32,12 +116,25 @@ class ResolveInputsRequest(_message.Message):
     FIELDS_FIELD_NUMBER: _builtins.int
     ACTION_OUTPUTS_FIELD_NUMBER: _builtins.int
     EVENT_PROPERTIES_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    DATA_SOURCES_FIELD_NUMBER: _builtins.int
+    ACTION_TYPE_FIELD_NUMBER: _builtins.int
+    TYPE_VERSION_FIELD_NUMBER: _builtins.int
+    ESCAPES_FIELD_NUMBER: _builtins.int
+    STEP_KEY_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     workflow_id: _builtins.str
     revision: _builtins.int
     object_type: _builtins.str
     record_id: _builtins.str
     action_id: _builtins.str
+    action_type: _builtins.str
+    """The action's type and version, when `definition` is not sent (chooses field escaping)."""
+    type_version: _builtins.int
+    step_key: _builtins.str
+    """Identity of this enrollment step (e.g. the action idempotency key); resolutions with the
+    same key share cached data until a record they read changes.
+    """
     @_builtins.property
     def fields(self) -> _struct_pb2.Struct:
         """The action's fields; strings may hold personalization tokens."""
@@ -49,6 +146,20 @@ class ResolveInputsRequest(_message.Message):
     @_builtins.property
     def event_properties(self) -> _struct_pb2.Struct:
         """Properties of the triggering event, for event-triggered workflows."""
+
+    @_builtins.property
+    def definition(self) -> _workflow_pb2.WorkflowDefinition:
+        """The pinned revision's definition (its data sources and the action's type are read from
+        it). Alternatively send only `data_sources` (+ `action_type`).
+        """
+
+    @_builtins.property
+    def data_sources(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.DataSource]:
+        """The data sources, when `definition` is not sent."""
+
+    @_builtins.property
+    def escapes(self) -> _containers.ScalarMap[_builtins.str, Global___Escape.ValueType]:
+        """Escaping per top-level field name; overrides the action type's own."""
 
     def __init__(
         self,
@@ -62,14 +173,48 @@ class ResolveInputsRequest(_message.Message):
         fields: _struct_pb2.Struct | None = ...,
         action_outputs: _struct_pb2.Struct | None = ...,
         event_properties: _struct_pb2.Struct | None = ...,
+        definition: _workflow_pb2.WorkflowDefinition | None = ...,
+        data_sources: _abc.Iterable[_workflow_pb2.DataSource] | None = ...,
+        action_type: _builtins.str = ...,
+        type_version: _builtins.int = ...,
+        escapes: _abc.Mapping[_builtins.str, Global___Escape.ValueType] | None = ...,
+        step_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action_outputs", b"action_outputs", "event_properties", b"event_properties", "fields", b"fields"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action_outputs", b"action_outputs", "definition", b"definition", "event_properties", b"event_properties", "fields", b"fields"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_outputs", b"action_outputs", "event_properties", b"event_properties", "fields", b"fields", "object_type", b"object_type", "record_id", b"record_id", "revision", b"revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_outputs", b"action_outputs", "action_type", b"action_type", "data_sources", b"data_sources", "definition", b"definition", "escapes", b"escapes", "event_properties", b"event_properties", "fields", b"fields", "object_type", b"object_type", "record_id", b"record_id", "revision", b"revision", "step_key", b"step_key", "tenant_id", b"tenant_id", "type_version", b"type_version", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveInputsRequest: _TypeAlias = ResolveInputsRequest  # noqa: Y015
+
+@_typing.final
+class ResolvedSource(_message.Message):
+    """A data source's record as resolved for one step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    source_id: _builtins.str
+    object_type: _builtins.str
+    record_id: _builtins.str
+    """Empty when no record matched."""
+    def __init__(
+        self,
+        *,
+        source_id: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["object_type", b"object_type", "record_id", b"record_id", "source_id", b"source_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolvedSource: _TypeAlias = ResolvedSource  # noqa: Y015
 
 @_typing.final
 class ResolveInputsResponse(_message.Message):
@@ -78,17 +223,228 @@ class ResolveInputsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     VALUES_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    SOURCES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def values(self) -> _struct_pb2.Struct: ...
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Token paths that had no data and no default (so the action can branch or skip)."""
+
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolvedSource]: ...
     def __init__(
         self,
         *,
         values: _struct_pb2.Struct | None = ...,
+        missing: _abc.Iterable[_builtins.str] | None = ...,
+        sources: _abc.Iterable[Global___ResolvedSource] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing", b"missing", "sources", b"sources", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveInputsResponse: _TypeAlias = ResolveInputsResponse  # noqa: Y015
+
+@_typing.final
+class ListInsertableFieldsRequest(_message.Message):
+    """Request of ListInsertableFields."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    action_id: _builtins.str
+    """The action whose fields are edited: only actions before it offer outputs. Empty = the
+    workflow as a whole (no action outputs).
+    """
+    @_builtins.property
+    def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        definition: _workflow_pb2.WorkflowDefinition | None = ...,
+        action_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "definition", b"definition", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInsertableFieldsRequest: _TypeAlias = ListInsertableFieldsRequest  # noqa: Y015
+
+@_typing.final
+class InsertableField(_message.Message):
+    """One thing an action field can use."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The token to insert, e.g. "{{ sources.company.domain }}"."""
+    path: _builtins.str
+    """Its path without braces, e.g. "sources.company.domain"."""
+    label: _builtins.str
+    type: _builtins.str
+    """"string", "number", "bool", "date", "datetime", "enumeration", "multi_select", "owner",
+    "object", "list" or "any".
+    """
+    group: Global___FieldGroup.ValueType
+    source_id: _builtins.str
+    """The data source or action it comes from (empty for the record and the event)."""
+    action_id: _builtins.str
+    object_type: _builtins.str
+    """The object type of the record it comes from."""
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Options of enumeration / multi-select properties."""
+
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        path: _builtins.str = ...,
+        label: _builtins.str = ...,
+        type: _builtins.str = ...,
+        group: Global___FieldGroup.ValueType = ...,
+        source_id: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "group", b"group", "label", b"label", "object_type", b"object_type", "options", b"options", "path", b"path", "source_id", b"source_id", "token", b"token", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InsertableField: _TypeAlias = InsertableField  # noqa: Y015
+
+@_typing.final
+class ListInsertableFieldsResponse(_message.Message):
+    """Response of ListInsertableFields."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___InsertableField]: ...
+    def __init__(
+        self,
+        *,
+        fields: _abc.Iterable[Global___InsertableField] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInsertableFieldsResponse: _TypeAlias = ListInsertableFieldsResponse  # noqa: Y015
+
+@_typing.final
+class ValidateReferencesRequest(_message.Message):
+    """Request of ValidateReferences."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    @_builtins.property
+    def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        definition: _workflow_pb2.WorkflowDefinition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateReferencesRequest: _TypeAlias = ValidateReferencesRequest  # noqa: Y015
+
+@_typing.final
+class ValidateReferencesResponse(_message.Message):
+    """Response of ValidateReferences (problems are returned as INVALID_ARGUMENT)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKED_FIELD_NUMBER: _builtins.int
+    checked: _builtins.int
+    """How many token references were checked."""
+    def __init__(
+        self,
+        *,
+        checked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked", b"checked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateReferencesResponse: _TypeAlias = ValidateReferencesResponse  # noqa: Y015
+
+@_typing.final
+class ListDefaultDataSourcesRequest(_message.Message):
+    """Request of ListDefaultDataSources."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    object_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["object_type", b"object_type", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDefaultDataSourcesRequest: _TypeAlias = ListDefaultDataSourcesRequest  # noqa: Y015
+
+@_typing.final
+class ListDefaultDataSourcesResponse(_message.Message):
+    """Response of ListDefaultDataSources."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_SOURCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def data_sources(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.DataSource]: ...
+    def __init__(
+        self,
+        *,
+        data_sources: _abc.Iterable[_workflow_pb2.DataSource] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_sources", b"data_sources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDefaultDataSourcesResponse: _TypeAlias = ListDefaultDataSourcesResponse  # noqa: Y015

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class DatasourceServiceStub:
     """DatasourceService turns a workflow's data sources and an action's field expressions into
-    typed values.
+    typed values, and tells the editor what an action field can use (the data panel).
     """
 
     def __init__(self, channel):
@@ -41,15 +41,55 @@ class DatasourceServiceStub:
                 request_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ResolveInputsRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ResolveInputsResponse.FromString,
                 _registered_method=True)
+        self.ListInsertableFields = channel.unary_unary(
+                '/crmflow.api.datasource.v1.DatasourceService/ListInsertableFields',
+                request_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListInsertableFieldsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListInsertableFieldsResponse.FromString,
+                _registered_method=True)
+        self.ValidateReferences = channel.unary_unary(
+                '/crmflow.api.datasource.v1.DatasourceService/ValidateReferences',
+                request_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ValidateReferencesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ValidateReferencesResponse.FromString,
+                _registered_method=True)
+        self.ListDefaultDataSources = channel.unary_unary(
+                '/crmflow.api.datasource.v1.DatasourceService/ListDefaultDataSources',
+                request_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListDefaultDataSourcesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListDefaultDataSourcesResponse.FromString,
+                _registered_method=True)
 
 
 class DatasourceServiceServicer:
     """DatasourceService turns a workflow's data sources and an action's field expressions into
-    typed values.
+    typed values, and tells the editor what an action field can use (the data panel).
     """
 
     def ResolveInputs(self, request, context):
-        """Resolve the inputs of one action for one enrollment.
+        """Resolve the inputs of one action for one enrollment. Missing data never fails: a token
+        without data resolves to its default, or (a whole-field token) to {"$unknown": "<path>"}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInsertableFields(self, request, context):
+        """List what can be inserted into the fields of one action: the enrolled record's properties,
+        each data source's properties, earlier actions' outputs and the triggering event's
+        properties, each with its type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ValidateReferences(self, request, context):
+        """Check every token and data source of a definition against the tenant's schema; unknown
+        sources, properties or action outputs are INVALID_ARGUMENT naming each one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDefaultDataSources(self, request, context):
+        """The data sources added automatically to a workflow of an object type.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -63,6 +103,21 @@ def add_DatasourceServiceServicer_to_server(servicer, server):
                     request_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ResolveInputsRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ResolveInputsResponse.SerializeToString,
             ),
+            'ListInsertableFields': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInsertableFields,
+                    request_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListInsertableFieldsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListInsertableFieldsResponse.SerializeToString,
+            ),
+            'ValidateReferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateReferences,
+                    request_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ValidateReferencesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ValidateReferencesResponse.SerializeToString,
+            ),
+            'ListDefaultDataSources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDefaultDataSources,
+                    request_deserializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListDefaultDataSourcesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListDefaultDataSourcesResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'crmflow.api.datasource.v1.DatasourceService', rpc_method_handlers)
@@ -73,7 +128,7 @@ def add_DatasourceServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DatasourceService:
     """DatasourceService turns a workflow's data sources and an action's field expressions into
-    typed values.
+    typed values, and tells the editor what an action field can use (the data panel).
     """
 
     @staticmethod
@@ -93,6 +148,87 @@ class DatasourceService:
             '/crmflow.api.datasource.v1.DatasourceService/ResolveInputs',
             crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ResolveInputsRequest.SerializeToString,
             crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ResolveInputsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInsertableFields(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.datasource.v1.DatasourceService/ListInsertableFields',
+            crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListInsertableFieldsRequest.SerializeToString,
+            crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListInsertableFieldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateReferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.datasource.v1.DatasourceService/ValidateReferences',
+            crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ValidateReferencesRequest.SerializeToString,
+            crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ValidateReferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDefaultDataSources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.datasource.v1.DatasourceService/ListDefaultDataSources',
+            crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListDefaultDataSourcesRequest.SerializeToString,
+            crmflow_dot_api_dot_datasource_dot_v1_dot_datasource__service__pb2.ListDefaultDataSourcesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class DatasourceServiceStub:
     """DatasourceService turns a workflow's data sources and an action's field expressions into
-    typed values.
+    typed values, and tells the editor what an action field can use (the data panel).
     """
 
     @_typing.overload
@@ -36,21 +36,47 @@ class DatasourceServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DatasourceServiceAsyncStub: ...
     ResolveInputs: _grpc.UnaryUnaryMultiCallable[_datasource_service_pb2.ResolveInputsRequest, _datasource_service_pb2.ResolveInputsResponse]
-    """Resolve the inputs of one action for one enrollment."""
+    """Resolve the inputs of one action for one enrollment. Missing data never fails: a token
+    without data resolves to its default, or (a whole-field token) to {"$unknown": "<path>"}.
+    """
+    ListInsertableFields: _grpc.UnaryUnaryMultiCallable[_datasource_service_pb2.ListInsertableFieldsRequest, _datasource_service_pb2.ListInsertableFieldsResponse]
+    """List what can be inserted into the fields of one action: the enrolled record's properties,
+    each data source's properties, earlier actions' outputs and the triggering event's
+    properties, each with its type.
+    """
+    ValidateReferences: _grpc.UnaryUnaryMultiCallable[_datasource_service_pb2.ValidateReferencesRequest, _datasource_service_pb2.ValidateReferencesResponse]
+    """Check every token and data source of a definition against the tenant's schema; unknown
+    sources, properties or action outputs are INVALID_ARGUMENT naming each one.
+    """
+    ListDefaultDataSources: _grpc.UnaryUnaryMultiCallable[_datasource_service_pb2.ListDefaultDataSourcesRequest, _datasource_service_pb2.ListDefaultDataSourcesResponse]
+    """The data sources added automatically to a workflow of an object type."""
 
 @_typing.type_check_only
 class DatasourceServiceAsyncStub(DatasourceServiceStub):
     """DatasourceService turns a workflow's data sources and an action's field expressions into
-    typed values.
+    typed values, and tells the editor what an action field can use (the data panel).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ResolveInputs: _aio.UnaryUnaryMultiCallable[_datasource_service_pb2.ResolveInputsRequest, _datasource_service_pb2.ResolveInputsResponse]  # type: ignore[assignment]
-    """Resolve the inputs of one action for one enrollment."""
+    """Resolve the inputs of one action for one enrollment. Missing data never fails: a token
+    without data resolves to its default, or (a whole-field token) to {"$unknown": "<path>"}.
+    """
+    ListInsertableFields: _aio.UnaryUnaryMultiCallable[_datasource_service_pb2.ListInsertableFieldsRequest, _datasource_service_pb2.ListInsertableFieldsResponse]  # type: ignore[assignment]
+    """List what can be inserted into the fields of one action: the enrolled record's properties,
+    each data source's properties, earlier actions' outputs and the triggering event's
+    properties, each with its type.
+    """
+    ValidateReferences: _aio.UnaryUnaryMultiCallable[_datasource_service_pb2.ValidateReferencesRequest, _datasource_service_pb2.ValidateReferencesResponse]  # type: ignore[assignment]
+    """Check every token and data source of a definition against the tenant's schema; unknown
+    sources, properties or action outputs are INVALID_ARGUMENT naming each one.
+    """
+    ListDefaultDataSources: _aio.UnaryUnaryMultiCallable[_datasource_service_pb2.ListDefaultDataSourcesRequest, _datasource_service_pb2.ListDefaultDataSourcesResponse]  # type: ignore[assignment]
+    """The data sources added automatically to a workflow of an object type."""
 
 class DatasourceServiceServicer(metaclass=_abc_1.ABCMeta):
     """DatasourceService turns a workflow's data sources and an action's field expressions into
-    typed values.
+    typed values, and tells the editor what an action field can use (the data panel).
     """
 
     @_abc_1.abstractmethod
@@ -59,6 +85,37 @@ class DatasourceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _datasource_service_pb2.ResolveInputsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_datasource_service_pb2.ResolveInputsResponse, _abc.Awaitable[_datasource_service_pb2.ResolveInputsResponse]]:
-        """Resolve the inputs of one action for one enrollment."""
+        """Resolve the inputs of one action for one enrollment. Missing data never fails: a token
+        without data resolves to its default, or (a whole-field token) to {"$unknown": "<path>"}.
+        """
+
+    @_abc_1.abstractmethod
+    def ListInsertableFields(
+        self,
+        request: _datasource_service_pb2.ListInsertableFieldsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datasource_service_pb2.ListInsertableFieldsResponse, _abc.Awaitable[_datasource_service_pb2.ListInsertableFieldsResponse]]:
+        """List what can be inserted into the fields of one action: the enrolled record's properties,
+        each data source's properties, earlier actions' outputs and the triggering event's
+        properties, each with its type.
+        """
+
+    @_abc_1.abstractmethod
+    def ValidateReferences(
+        self,
+        request: _datasource_service_pb2.ValidateReferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datasource_service_pb2.ValidateReferencesResponse, _abc.Awaitable[_datasource_service_pb2.ValidateReferencesResponse]]:
+        """Check every token and data source of a definition against the tenant's schema; unknown
+        sources, properties or action outputs are INVALID_ARGUMENT naming each one.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDefaultDataSources(
+        self,
+        request: _datasource_service_pb2.ListDefaultDataSourcesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datasource_service_pb2.ListDefaultDataSourcesResponse, _abc.Awaitable[_datasource_service_pb2.ListDefaultDataSourcesResponse]]:
+        """The data sources added automatically to a workflow of an object type."""
 
 def add_DatasourceServiceServicer_to_server(servicer: DatasourceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
