@@ -1,0 +1,321 @@
+"""Plumbing shared by the embedded store's parts: transactions, schema cache, outbox writes.
+
+SQLite: write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the busy
+timeout instead of one failing with "database is locked" when it upgrades a read lock (the
+classic WAL deadlock); reads use a plain ``BEGIN``. PostgreSQL: rows being changed are read
+``FOR UPDATE``, so concurrent updates of one record see each other's old values correctly.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from crmflow.errors import InvalidArgument, NotFound
+from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange, Record
+from crmflow.records.port import ObjectTypeDefinition, PropertyDefinition, PropertyType
+from crmflow.records.schema import STANDARD_OBJECT_TYPES, STANDARD_PROPERTIES, Schema
+from crmflow.records.schema import unknown_object_type as _unknown_type
+from crmflow.records.sql_filters import value_rows
+from crmflow.records.tables import (
+    CrmObjectType,
+    CrmOutbox,
+    CrmProperty,
+    CrmPropertyHistory,
+    CrmRecord,
+    CrmValue,
+)
+
+R = CrmRecord.__table__  # type: ignore[attr-defined]
+VAL = CrmValue.__table__  # type: ignore[attr-defined]
+HIST = CrmPropertyHistory.__table__  # type: ignore[attr-defined]
+OUTBOX = CrmOutbox.__table__  # type: ignore[attr-defined]
+OTYPE = CrmObjectType.__table__  # type: ignore[attr-defined]
+PROP = CrmProperty.__table__  # type: ignore[attr-defined]
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
+SYSTEM_PROPS = ("createdate", "lastmodifieddate")
+
+
+def new_id() -> str:
+    """Roughly time-ordered, unguessable ids (ms timestamp + 40 random bits)."""
+    return f"{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
+
+
+def check_id(value: str, field: str, what: str = "id") -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise InvalidArgument.field(
+            field, f"{value!r} is not a valid {what} (1-64 letters, digits, '_.:@-')"
+        )
+    return value
+
+
+def record_not_found(object_type: str, record_id: str) -> NotFound:
+    return NotFound(
+        "record", f"{object_type}/{record_id}", f"{object_type} record {record_id!r} not found"
+    )
+
+
+def _install_sqlite_begin(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _autocommit_driver(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        read = conn.get_execution_options().get("crm_read", False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+class SqlBase:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        schema_ttl: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        if self.sqlite:
+            _install_sqlite_begin(engine)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._schema_ttl = schema_ttl
+        self._schemas: dict[tuple[str, str], tuple[float, Schema]] = {}
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(crm_read=True)
+            async with conn.begin():
+                yield conn
+
+    # Schema ---------------------------------------------------------------------------
+    def forget_schema(self, tenant_id: str, object_type: str) -> None:
+        self._schemas.pop((tenant_id, object_type), None)
+
+    async def schema(self, conn: AsyncConnection, tenant_id: str, object_type: str) -> Schema:
+        """Definitions of a type (NotFound if unknown). Cached: this process owns the store."""
+        key = (tenant_id, object_type)
+        hit = self._schemas.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        otype = STANDARD_OBJECT_TYPES.get(object_type)
+        props = list(STANDARD_PROPERTIES.get(object_type, []))
+        if otype is None:
+            row = (
+                await conn.execute(
+                    sa.select(OTYPE).where(
+                        OTYPE.c.tenant_id == tenant_id, OTYPE.c.name == object_type
+                    )
+                )
+            ).first()
+            if row is None:
+                raise _unknown_type(object_type)
+            otype = ObjectTypeDefinition(
+                name=row.name, label=row.label, custom=True, primary_property=row.primary_property
+            )
+            props = [
+                PropertyDefinition(
+                    object_type=object_type, name=n, label=lbl, type=t, read_only=True
+                )
+                for n, lbl, t in (
+                    ("createdate", "Create date", PropertyType.DATETIME),
+                    ("lastmodifieddate", "Last modified date", PropertyType.DATETIME),
+                )
+            ]
+        rows = await conn.execute(
+            sa.select(PROP).where(PROP.c.tenant_id == tenant_id, PROP.c.object_type == object_type)
+        )
+        props += [
+            PropertyDefinition(
+                object_type=object_type,
+                name=r.name,
+                label=r.label,
+                type=r.type,
+                options=list(r.options or []),
+                required=r.required,
+                read_only=r.read_only,
+            )
+            for r in rows
+        ]
+        schema = Schema(otype, props)
+        self._schemas[key] = (time.monotonic() + self._schema_ttl, schema)
+        return schema
+
+    # Rows -----------------------------------------------------------------------------
+    @staticmethod
+    def to_record(row: Any) -> Record:
+        return Record(
+            tenant_id=row.tenant_id,
+            object_type=row.object_type,
+            record_id=row.record_id,
+            properties=dict(row.properties or {}),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    async def fetch(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        object_type: str,
+        ids: Iterable[str],
+        *,
+        lock: bool = False,
+    ) -> dict[str, Any]:
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, Any] = {}
+        for i in range(0, len(ids), 500):
+            q = sa.select(R).where(
+                R.c.tenant_id == tenant_id,
+                R.c.object_type == object_type,
+                R.c.record_id.in_(ids[i : i + 500]),
+            )
+            if lock and not self.sqlite:
+                q = q.with_for_update()
+            out.update({r.record_id: r for r in await conn.execute(q)})
+        return out
+
+    async def require(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        *,
+        lock: bool = False,
+    ) -> Any:
+        row = (await self.fetch(conn, tenant_id, object_type, [record_id], lock=lock)).get(
+            record_id
+        )
+        if row is None:
+            raise record_not_found(object_type, record_id)
+        return row
+
+    async def write_values(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        schema: Schema,
+        record_id: str,
+        values: dict[str, Any],
+        *,
+        replace: bool,
+    ) -> None:
+        ot = schema.object_type.name
+        if replace and values:
+            await conn.execute(
+                VAL.delete().where(
+                    VAL.c.tenant_id == tenant_id,
+                    VAL.c.object_type == ot,
+                    VAL.c.record_id == record_id,
+                    VAL.c.property.in_(list(values)),
+                )
+            )
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "object_type": ot,
+                "property": name,
+                "record_id": record_id,
+                "value_text": text,
+                "value_num": num,
+            }
+            for name, value in values.items()
+            if name in schema.properties
+            for text, num in value_rows(schema.properties[name], value)
+        ]
+        if rows:
+            await conn.execute(VAL.insert(), rows)
+
+    async def write_history(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        values: dict[str, Any],
+        at: datetime,
+        source: str,
+    ) -> None:
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "object_type": object_type,
+                "record_id": record_id,
+                "property": k,
+                "value": v,
+                "changed_at": at,
+                "source": source,
+            }
+            for k, v in values.items()
+        ]
+        if rows:
+            await conn.execute(HIST.insert(), rows)
+
+    async def emit(self, conn: AsyncConnection, events: list[ChangeEvent]) -> None:
+        """Outbox rows, in the caller's transaction (so a change and its event commit together)."""
+        if not events:
+            return
+        now = self.now()
+        await conn.execute(
+            OUTBOX.insert(),
+            [
+                {
+                    "tenant_id": e.tenant_id,
+                    "event_id": e.event_id,
+                    "payload": e.model_dump(mode="json"),
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "attempts": 0,
+                    "last_error": "",
+                }
+                for e in events
+            ],
+        )
+
+    def event(
+        self,
+        tenant_id: str,
+        event_type: ChangeEventType,
+        object_type: str,
+        record_id: str,
+        *,
+        changes: dict[str, tuple[Any, Any]] | None = None,
+        at: datetime | None = None,
+        **extra: Any,
+    ) -> ChangeEvent:
+        return ChangeEvent(
+            event_id=new_id() + secrets.token_hex(3),
+            tenant_id=tenant_id,
+            event_type=event_type,
+            object_type=object_type,
+            record_id=record_id,
+            occurred_at=at or self.now(),
+            changes=[
+                PropertyChange(property=k, old_value=o, new_value=n)
+                for k, (o, n) in (changes or {}).items()
+            ],
+            **extra,
+        )

@@ -1,0 +1,578 @@
+"""The embedded store's relations: associations, static lists, owners, subscriptions, custom
+events and form submissions, and custom object/property definitions.
+
+Associations are symmetric: one call writes both directions (see tables) and emits one change
+event per side, so a workflow on either object type sees it. Re-adding an existing association
+or removing a missing one is a no-op without an event (safe to retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crmflow.errors import AlreadyExists, ErrorList, FailedPrecondition, InvalidArgument, NotFound
+from crmflow.model.records import ChangeEvent, ChangeEventType
+from crmflow.records.port import (
+    Association,
+    ObjectTypeDefinition,
+    Owner,
+    PropertyDefinition,
+    PropertyType,
+    StaticList,
+    SubscriptionStatus,
+)
+from crmflow.records.schema import (
+    STANDARD_OBJECT_TYPES,
+    STANDARD_PROPERTIES,
+    Schema,
+    check_name,
+)
+from crmflow.records.sql_base import OTYPE, PROP, SqlBase, check_id, new_id, record_not_found
+from crmflow.records.tables import (
+    CrmAssociation,
+    CrmList,
+    CrmListMember,
+    CrmOutbox,
+    CrmOwner,
+    CrmSubscription,
+)
+
+A = CrmAssociation.__table__  # type: ignore[attr-defined]
+L = CrmList.__table__  # type: ignore[attr-defined]
+LM = CrmListMember.__table__  # type: ignore[attr-defined]
+OW = CrmOwner.__table__  # type: ignore[attr-defined]
+SUB = CrmSubscription.__table__  # type: ignore[attr-defined]
+OUT = CrmOutbox.__table__  # type: ignore[attr-defined]
+LABEL_MAX = 64
+
+
+class LinksMixin(SqlBase):
+    # Helpers used by record writes --------------------------------------------------------
+    async def check_owners(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        schema: Schema,
+        values: dict[str, Any],
+        field: str,
+        errs: ErrorList,
+    ) -> None:
+        wanted = {
+            k: v
+            for k, v in values.items()
+            if v is not None
+            and k in schema.properties
+            and schema.properties[k].type == PropertyType.OWNER
+        }
+        if not wanted:
+            return
+        rows = await conn.execute(
+            sa.select(OW.c.owner_id).where(
+                OW.c.tenant_id == tenant_id, OW.c.owner_id.in_(list(wanted.values()))
+            )
+        )
+        known = {r.owner_id for r in rows}
+        for k, v in wanted.items():
+            if v not in known:
+                errs.add(f"{field}.{k}", f"no owner {v!r} in this tenant")
+
+    async def linked_ids(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        to_type: str,
+        label: str = "",
+    ) -> list[str]:
+        q = (
+            sa.select(A.c.to_id)
+            .where(
+                A.c.tenant_id == tenant_id,
+                A.c.from_type == object_type,
+                A.c.from_id == record_id,
+                A.c.to_type == to_type,
+                *([A.c.label == label] if label else []),
+            )
+            .order_by(A.c.created_at, A.c.to_id)
+        )
+        return list(dict.fromkeys(r.to_id for r in await conn.execute(q)))
+
+    async def forget_links(
+        self, conn: AsyncConnection, tenant_id: str, object_type: str, record_id: str
+    ) -> None:
+        await conn.execute(
+            A.delete().where(
+                A.c.tenant_id == tenant_id,
+                sa.or_(
+                    sa.and_(A.c.from_type == object_type, A.c.from_id == record_id),
+                    sa.and_(A.c.to_type == object_type, A.c.to_id == record_id),
+                ),
+            )
+        )
+        lists = sa.select(L.c.list_id).where(
+            L.c.tenant_id == tenant_id, L.c.object_type == object_type
+        )
+        await conn.execute(
+            LM.delete().where(
+                LM.c.tenant_id == tenant_id, LM.c.record_id == record_id, LM.c.list_id.in_(lists)
+            )
+        )
+        if object_type == "contact":
+            await conn.execute(
+                SUB.delete().where(SUB.c.tenant_id == tenant_id, SUB.c.contact_id == record_id)
+            )
+
+    # Associations ---------------------------------------------------------------------
+    async def list_associations(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        to_object_type: str,
+        *,
+        label: str = "",
+    ) -> list[Association]:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.read() as conn:
+            await self.schema(conn, tenant_id, object_type)
+            await self.schema(conn, tenant_id, to_object_type)
+            await self.require(conn, tenant_id, object_type, record_id)
+            q = (
+                sa.select(A)
+                .where(
+                    A.c.tenant_id == tenant_id,
+                    A.c.from_type == object_type,
+                    A.c.from_id == record_id,
+                    A.c.to_type == to_object_type,
+                    *([A.c.label == label] if label else []),
+                )
+                .order_by(A.c.created_at, A.c.to_id, A.c.label)
+            )
+            return [
+                Association(
+                    from_object_type=r.from_type,
+                    from_record_id=r.from_id,
+                    to_object_type=r.to_type,
+                    to_record_id=r.to_id,
+                    label=r.label,
+                )
+                for r in await conn.execute(q)
+            ]
+
+    async def _check_association(
+        self, conn: AsyncConnection, tenant_id: str, a: Association
+    ) -> None:
+        if len(a.label) > LABEL_MAX:
+            raise InvalidArgument.field("association.label", f"at most {LABEL_MAX} characters")
+        await self.schema(conn, tenant_id, a.from_object_type)
+        await self.schema(conn, tenant_id, a.to_object_type)
+        await self.require(conn, tenant_id, a.from_object_type, a.from_record_id)
+        await self.require(conn, tenant_id, a.to_object_type, a.to_record_id)
+        if (a.from_object_type, a.from_record_id) == (a.to_object_type, a.to_record_id):
+            raise InvalidArgument.field("association", "a record cannot be associated to itself")
+
+    def _rows(self, tenant_id: str, a: Association) -> list[dict[str, Any]]:
+        return [
+            {
+                "tenant_id": tenant_id,
+                "from_type": f_t,
+                "from_id": f_i,
+                "to_type": t_t,
+                "to_id": t_i,
+                "label": a.label,
+            }
+            for f_t, f_i, t_t, t_i in (
+                (a.from_object_type, a.from_record_id, a.to_object_type, a.to_record_id),
+                (a.to_object_type, a.to_record_id, a.from_object_type, a.from_record_id),
+            )
+        ]
+
+    def _assoc_events(
+        self, tenant_id: str, a: Association, kind: ChangeEventType
+    ) -> list[ChangeEvent]:
+        return [
+            self.event(
+                tenant_id,
+                kind,
+                r["from_type"],
+                r["from_id"],
+                associated_object_type=r["to_type"],
+                associated_record_id=r["to_id"],
+                association_label=a.label,
+            )
+            for r in self._rows(tenant_id, a)
+        ]
+
+    def _match(self, row: dict[str, Any]) -> Any:
+        return sa.and_(*[A.c[k] == v for k, v in row.items()])
+
+    async def associate(self, tenant_id: str, association: Association) -> None:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.write() as conn:
+            await self._check_association(conn, tenant_id, association)
+            rows = self._rows(tenant_id, association)
+            if (await conn.execute(sa.select(A.c.to_id).where(self._match(rows[0])))).first():
+                return
+            now = self.now()
+            await conn.execute(A.insert(), [{**r, "created_at": now} for r in rows])
+            await self.emit(
+                conn, self._assoc_events(tenant_id, association, ChangeEventType.ASSOCIATION_ADDED)
+            )
+
+    async def unassociate(self, tenant_id: str, association: Association) -> None:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.write() as conn:
+            await self._check_association(conn, tenant_id, association)
+            rows = self._rows(tenant_id, association)
+            done = await conn.execute(A.delete().where(sa.or_(*[self._match(r) for r in rows])))
+            if done.rowcount:
+                await self.emit(
+                    conn,
+                    self._assoc_events(tenant_id, association, ChangeEventType.ASSOCIATION_REMOVED),
+                )
+
+    # Lists ------------------------------------------------------------------------------
+    @staticmethod
+    def _list(row: Any) -> StaticList:
+        return StaticList(list_id=row.list_id, name=row.name, object_type=row.object_type)
+
+    async def create_list(self, tenant_id: str, name: str, object_type: str) -> StaticList:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        if not name.strip() or len(name) > 200:
+            raise InvalidArgument.field("name", "a list needs a name (at most 200 characters)")
+        async with self.write() as conn:
+            await self.schema(conn, tenant_id, object_type)
+            lst = StaticList(list_id=new_id(), name=name.strip(), object_type=object_type)
+            await conn.execute(
+                L.insert().values(tenant_id=tenant_id, created_at=self.now(), **lst.model_dump())
+            )
+            return lst
+
+    async def _get_list(self, conn: AsyncConnection, tenant_id: str, list_id: str) -> Any:
+        row = (
+            await conn.execute(
+                sa.select(L).where(L.c.tenant_id == tenant_id, L.c.list_id == list_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("list", list_id)
+        return row
+
+    async def get_list(self, tenant_id: str, list_id: str) -> StaticList:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.read() as conn:
+            return self._list(await self._get_list(conn, tenant_id, list_id))
+
+    async def list_lists(self, tenant_id: str, object_type: str = "") -> list[StaticList]:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.read() as conn:
+            q = sa.select(L).where(
+                L.c.tenant_id == tenant_id,
+                *([L.c.object_type == object_type] if object_type else []),
+            )
+            return [self._list(r) for r in await conn.execute(q.order_by(L.c.name, L.c.list_id))]
+
+    async def _membership(
+        self, tenant_id: str, list_id: str, record_ids: Sequence[str], add: bool
+    ) -> None:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        if len(record_ids) > 1000:
+            raise InvalidArgument.field("record_ids", "at most 1000 ids per call")
+        async with self.write() as conn:
+            lst = await self._get_list(conn, tenant_id, list_id)
+            found = await self.fetch(conn, tenant_id, lst.object_type, record_ids)
+            for rid in record_ids:
+                if rid not in found:
+                    raise record_not_found(lst.object_type, rid)
+            present = {
+                r.record_id
+                for r in await conn.execute(
+                    sa.select(LM.c.record_id).where(
+                        LM.c.tenant_id == tenant_id,
+                        LM.c.list_id == list_id,
+                        LM.c.record_id.in_(list(found)),
+                    )
+                )
+            }
+            ids = [i for i in dict.fromkeys(record_ids) if (i in present) != add]
+            if not ids:
+                return
+            if add:
+                now = self.now()
+                await conn.execute(
+                    LM.insert(),
+                    [
+                        {
+                            "tenant_id": tenant_id,
+                            "list_id": list_id,
+                            "record_id": i,
+                            "added_at": now,
+                        }
+                        for i in ids
+                    ],
+                )
+            else:
+                await conn.execute(
+                    LM.delete().where(
+                        LM.c.tenant_id == tenant_id,
+                        LM.c.list_id == list_id,
+                        LM.c.record_id.in_(ids),
+                    )
+                )
+            kind = (
+                ChangeEventType.LIST_MEMBERSHIP_ADDED
+                if add
+                else ChangeEventType.LIST_MEMBERSHIP_REMOVED
+            )
+            await self.emit(
+                conn,
+                [self.event(tenant_id, kind, lst.object_type, i, list_id=list_id) for i in ids],
+            )
+
+    async def add_to_list(self, tenant_id: str, list_id: str, record_ids: Sequence[str]) -> None:
+        await self._membership(tenant_id, list_id, record_ids, True)
+
+    async def remove_from_list(
+        self, tenant_id: str, list_id: str, record_ids: Sequence[str]
+    ) -> None:
+        await self._membership(tenant_id, list_id, record_ids, False)
+
+    async def list_members(self, tenant_id: str, list_id: str) -> list[str]:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.read() as conn:
+            await self._get_list(conn, tenant_id, list_id)
+            q = sa.select(LM.c.record_id).where(
+                LM.c.tenant_id == tenant_id, LM.c.list_id == list_id
+            )
+            return [
+                r.record_id for r in await conn.execute(q.order_by(LM.c.added_at, LM.c.record_id))
+            ]
+
+    async def is_member(self, tenant_id: str, list_id: str, record_id: str) -> bool:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.read() as conn:
+            await self._get_list(conn, tenant_id, list_id)
+            row = (
+                await conn.execute(
+                    sa.select(LM.c.record_id).where(
+                        LM.c.tenant_id == tenant_id,
+                        LM.c.list_id == list_id,
+                        LM.c.record_id == record_id,
+                    )
+                )
+            ).first()
+            return row is not None
+
+    # Owners and subscriptions ---------------------------------------------------------------
+    async def list_owners(self, tenant_id: str) -> list[Owner]:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.read() as conn:
+            rows = await conn.execute(
+                sa.select(OW)
+                .where(OW.c.tenant_id == tenant_id)
+                .order_by(OW.c.kind.desc(), OW.c.owner_id)
+            )
+            return [
+                Owner(
+                    owner_id=r.owner_id,
+                    kind=r.kind,
+                    email=r.email,
+                    name=r.name,
+                    member_ids=list(r.member_ids or []),
+                )
+                for r in rows
+            ]
+
+    async def upsert_owner(self, tenant_id: str, owner: Owner) -> Owner:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        check_id(owner.owner_id, "owner.owner_id", "owner id")
+        if owner.kind not in ("user", "team"):
+            raise InvalidArgument.field("owner.kind", "must be 'user' or 'team'")
+        if owner.kind == "user" and owner.member_ids:
+            raise InvalidArgument.field("owner.member_ids", "only a team has members")
+        async with self.write() as conn:
+            if owner.member_ids:
+                rows = await conn.execute(
+                    sa.select(OW.c.owner_id).where(
+                        OW.c.tenant_id == tenant_id,
+                        OW.c.kind == "user",
+                        OW.c.owner_id.in_(owner.member_ids),
+                    )
+                )
+                known = {r.owner_id for r in rows}
+                for i, m in enumerate(owner.member_ids):
+                    if m not in known:
+                        raise InvalidArgument.field(f"owner.member_ids[{i}]", f"no user {m!r}")
+            where = (OW.c.tenant_id == tenant_id, OW.c.owner_id == owner.owner_id)
+            data = owner.model_dump(exclude={"owner_id"})
+            if (await conn.execute(sa.select(OW.c.owner_id).where(*where))).first():
+                await conn.execute(OW.update().where(*where).values(**data))
+            else:
+                await conn.execute(
+                    OW.insert().values(tenant_id=tenant_id, owner_id=owner.owner_id, **data)
+                )
+        return owner
+
+    async def get_subscription_status(self, tenant_id: str, contact_id: str) -> str:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        async with self.read() as conn:
+            await self.require(conn, tenant_id, "contact", contact_id)
+            row = (
+                await conn.execute(
+                    sa.select(SUB.c.status).where(
+                        SUB.c.tenant_id == tenant_id, SUB.c.contact_id == contact_id
+                    )
+                )
+            ).first()
+            return row.status if row else SubscriptionStatus.UNKNOWN.value
+
+    async def set_subscription_status(
+        self, tenant_id: str, contact_id: str, status: SubscriptionStatus
+    ) -> None:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        try:
+            status = SubscriptionStatus(status)
+        except ValueError:
+            raise InvalidArgument.field("status", "subscribed, unsubscribed or unknown") from None
+        async with self.write() as conn:
+            await self.require(conn, tenant_id, "contact", contact_id, lock=True)
+            where = (SUB.c.tenant_id == tenant_id, SUB.c.contact_id == contact_id)
+            await conn.execute(SUB.delete().where(*where))
+            await conn.execute(
+                SUB.insert().values(
+                    tenant_id=tenant_id,
+                    contact_id=contact_id,
+                    status=status.value,
+                    updated_at=self.now(),
+                )
+            )
+
+    # Custom events and form submissions ------------------------------------------------------
+    async def record_event(self, tenant_id: str, event: ChangeEvent) -> None:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        if event.tenant_id != tenant_id:
+            raise InvalidArgument.field("event.tenant_id", "must equal the request's tenant_id")
+        if event.event_type == ChangeEventType.CUSTOM_EVENT:
+            check_name(event.event_name, "event.event_name")
+        elif event.event_type == ChangeEventType.FORM_SUBMITTED:
+            check_id(event.form_id, "event.form_id", "form id")
+        else:
+            raise InvalidArgument.field(
+                "event.event_type",
+                "only custom events and form submissions can be recorded; "
+                "record changes produce their own events",
+            )
+        if event.event_id:
+            check_id(event.event_id, "event.event_id", "event id")
+        else:
+            event = event.model_copy(update={"event_id": new_id()})
+        async with self.write() as conn:
+            await self.schema(conn, tenant_id, event.object_type)
+            await self.require(conn, tenant_id, event.object_type, event.record_id)
+            if (
+                await conn.execute(sa.select(OUT.c.seq).where(OUT.c.event_id == event.event_id))
+            ).first():
+                return  # already recorded: a retry
+            await self.emit(conn, [event])
+
+    # Custom object types and properties ----------------------------------------------------
+    async def define_object_type(
+        self,
+        tenant_id: str,
+        definition: ObjectTypeDefinition,
+        properties: Sequence[PropertyDefinition] = (),
+    ) -> ObjectTypeDefinition:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        check_name(definition.name, "object_type.name")
+        names = {p.name for p in properties}
+        if definition.primary_property and definition.primary_property not in names:
+            raise InvalidArgument.field(
+                "object_type.primary_property", "must be one of the properties defined with it"
+            )
+        for i, p in enumerate(properties):
+            _check_property(
+                p.model_copy(update={"object_type": definition.name}), f"properties[{i}]"
+            )
+        async with self.write() as conn:
+            exists = (
+                await conn.execute(
+                    sa.select(OTYPE.c.name).where(
+                        OTYPE.c.tenant_id == tenant_id, OTYPE.c.name == definition.name
+                    )
+                )
+            ).first()
+            if definition.name in STANDARD_OBJECT_TYPES or exists:
+                raise AlreadyExists(f"object type {definition.name!r} already exists")
+            await conn.execute(
+                OTYPE.insert().values(
+                    tenant_id=tenant_id,
+                    name=definition.name,
+                    label=definition.label,
+                    primary_property=definition.primary_property,
+                    created_at=self.now(),
+                )
+            )
+            for p in properties:
+                await conn.execute(
+                    PROP.insert().values(
+                        tenant_id=tenant_id,
+                        **_prop_row(p.model_copy(update={"object_type": definition.name})),
+                    )
+                )
+        self.forget_schema(tenant_id, definition.name)
+        return definition.model_copy(update={"custom": True})
+
+    async def define_property(
+        self, tenant_id: str, definition: PropertyDefinition
+    ) -> PropertyDefinition:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        _check_property(definition, "property")
+        ot = definition.object_type
+        async with self.write() as conn:
+            schema = await self.schema(conn, tenant_id, ot)
+            if any(p.name == definition.name for p in STANDARD_PROPERTIES.get(ot, [])) or (
+                definition.name in ("createdate", "lastmodifieddate")
+            ):
+                raise FailedPrecondition(f"{definition.name!r} is a standard property of {ot!r}")
+            old = schema.properties.get(definition.name)
+            if old is not None and old.type != definition.type:
+                raise FailedPrecondition(
+                    f"property {definition.name!r} is a {old.type.value}; its type can't change"
+                )
+            where = (
+                PROP.c.tenant_id == tenant_id,
+                PROP.c.object_type == ot,
+                PROP.c.name == definition.name,
+            )
+            await conn.execute(PROP.delete().where(*where))
+            await conn.execute(PROP.insert().values(tenant_id=tenant_id, **_prop_row(definition)))
+        self.forget_schema(tenant_id, ot)
+        return definition
+
+
+def _check_property(p: PropertyDefinition, field: str) -> None:
+    check_name(p.name, f"{field}.name")
+    if p.type in (PropertyType.ENUMERATION, PropertyType.MULTI_SELECT):
+        if not p.options or any(not o.strip() for o in p.options):
+            raise InvalidArgument.field(f"{field}.options", "needs non-empty options")
+        if len({o.casefold() for o in p.options}) != len(p.options):
+            raise InvalidArgument.field(f"{field}.options", "options must be unique")
+    elif p.options:
+        raise InvalidArgument.field(f"{field}.options", "only enumerations have options")
+
+
+def _prop_row(p: PropertyDefinition) -> dict[str, Any]:
+    return {
+        "object_type": p.object_type,
+        "name": p.name,
+        "label": p.label,
+        "type": p.type.value,
+        "options": list(p.options),
+        "required": p.required,
+        "read_only": p.read_only,
+    }
