@@ -84,9 +84,8 @@ def crm_binding(store: RecordStore) -> ServiceBinding | None:
     cls = getattr(mod, "CrmServicer", None) or mod.CrmService
     servicer = cls(store)
     return ServiceBinding(
-        CRM_SERVICE, lambda server: crm_service_pb2_grpc.add_CrmServiceServicer_to_server(
-            servicer, server
-        )
+        CRM_SERVICE,
+        lambda server: crm_service_pb2_grpc.add_CrmServiceServicer_to_server(servicer, server),
     )
 
 
