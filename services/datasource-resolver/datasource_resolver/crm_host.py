@@ -11,7 +11,6 @@ The CRM servicer and outbox live in ``crmflow.records`` (issue 3); this module o
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import inspect
@@ -50,8 +49,17 @@ class CrmHost:
 
 
 async def open_store(settings: Settings, *, owner: bool) -> tuple[RecordStore, list[Any]]:
-    from crmflow.records.factory import open_record_store
+    """The configured RecordStore (``crmflow.records.factory``), plus what to close at stop."""
+    try:
+        from crmflow.records.factory import open_record_store
+    except ImportError as exc:
+        if exc.name != "crmflow.records.factory" or settings.crm_mode != "embedded":
+            raise
+        # Until the factory lands: the embedded SQL store directly (migrated by its owner).
+        from crmflow.records.sql import SqlRecordStore
 
+        sql = await SqlRecordStore.open(settings.crm_url(), migrate=owner)
+        return sql, [sql]
     store = open_record_store(settings, owner=owner)
     if inspect.isawaitable(store):
         store = await store
@@ -146,16 +154,10 @@ def _dispatcher_factory(
 
     async def start() -> Callable[[], Awaitable[None]]:
         dispatcher = outbox.OutboxDispatcher(store, delivery)
-        task = asyncio.create_task(dispatcher.run(), name="crm-outbox-dispatcher")
+        dispatcher.start()
 
         async def stop() -> None:
-            stop_fn = getattr(dispatcher, "stop", None)
-            if stop_fn is not None:
-                res = stop_fn()
-                if inspect.isawaitable(res):
-                    await res
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await dispatcher.stop()
             await delivery.close()
 
         return stop

@@ -13,13 +13,14 @@ defaults or the explicit unknown value, and the paths are reported in ``missing`
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from crmflow.actions.catalogue import default_registry
 from crmflow.actions.registry import ActionRegistry, UnknownActionType
-from crmflow.errors import NotFound
+from crmflow.errors import InvalidArgument, NotFound
 from crmflow.model.data_sources import DataSource, DataSourceKind
 from crmflow.model.records import Record
 from crmflow.records.port import RecordStore
@@ -27,6 +28,8 @@ from crmflow.tokens import Escape, build_context, parse, references_in
 from crmflow.tokens.render import render_template, resolve_value
 from datasource_resolver.cache import StepCache, StepData, StepKey, deps_of
 from datasource_resolver.sources import resolve_source, searched_types
+
+log = logging.getLogger("datasource_resolver.resolver")
 
 # Escaping when neither the request nor the action type says: email bodies are HTML, webhook
 # bodies JSON.
@@ -94,6 +97,19 @@ class Resolver:
         except NotFound:
             return None
 
+    async def _source(
+        self, req: ResolveRequest, src: DataSource, enrolled: Record | None
+    ) -> Record | None:
+        try:
+            return await resolve_source(
+                self._store, req.tenant_id, src, req.object_type, req.record_id, enrolled
+            )
+        except (NotFound, InvalidArgument) as exc:
+            # The schema moved under a published revision (type or property deleted) or the
+            # enrolled record is gone: missing data, not a failed step.
+            log.warning("data source %r resolved to nothing: %s", src.source_id, exc)
+            return None
+
     async def step_data(
         self, req: ResolveRequest, source_ids: set[str], need_record: bool
     ) -> StepData:
@@ -116,14 +132,7 @@ class Resolver:
         data = cached or StepData(record=None)
         if need_record and data.record is None:
             data.record = await self._enrolled(req)
-        found = await asyncio.gather(
-            *(
-                resolve_source(
-                    self._store, req.tenant_id, s, req.object_type, req.record_id, data.record
-                )
-                for s in todo
-            )
-        )
+        found = await asyncio.gather(*(self._source(req, s, data.record) for s in todo))
         data.sources.update({s.source_id: r for s, r in zip(todo, found, strict=True)})
         data.deps = (
             deps_of(req.tenant_id, [data.record, *data.sources.values()], searched_types(wanted))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from crmflow.errors import InvalidArgument
 from crmflow.model.criteria import FilterGroup, PropertyFilter
 from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
 from crmflow.model.records import Record
@@ -50,19 +51,22 @@ def _updated(r: Record) -> datetime:
 
 
 def reduce(records: Sequence[Record], rule: ReduceRule) -> Record | None:
-    """One record by the rule; ties go to the smallest record id, so the choice is stable."""
+    """One record by the rule. Ties go the way the store's sorted search breaks them (record
+    id descending for the most recent, ascending for the first), so both paths agree."""
     if not records:
         return None
     if rule == ReduceRule.FIRST_CREATED:
         return min(records, key=lambda r: (_created(r), r.record_id))
     stamp = _updated if rule == ReduceRule.MOST_RECENTLY_UPDATED else _created
-    # max by time, then min by id: negate by sorting on (time, reversed-id) explicitly.
-    best = records[0]
-    for r in records[1:]:
-        tr, tb = stamp(r), stamp(best)
-        if tr > tb or (tr == tb and r.record_id < best.record_id):
-            best = r
-    return best
+    return max(records, key=lambda r: (stamp(r), r.record_id))
+
+
+# The store's sort keys (HubSpot's names) that put the reduce rule's pick first.
+SORT_FOR = {
+    ReduceRule.MOST_RECENTLY_UPDATED: "-lastmodifieddate",
+    ReduceRule.MOST_RECENTLY_CREATED: "-createdate",
+    ReduceRule.FIRST_CREATED: "createdate",
+}
 
 
 async def _associated(
@@ -83,6 +87,16 @@ async def _matching(
     store: RecordStore, tenant_id: str, src: DataSource, value: Any
 ) -> list[Record]:
     group = FilterGroup(filters=[PropertyFilter(property=src.property, operator="eq", value=value)])
+    try:
+        # One sorted row: the store picks the record the reduce rule would.
+        page = await store.search(
+            tenant_id, src.object_type, group, limit=1, sort=SORT_FOR[src.reduce]
+        )
+        return page.records
+    except InvalidArgument as exc:
+        if not any(v.field == "sort" for v in exc.violations):
+            raise
+    # A CRM without these sort keys: read the candidates and reduce here.
     out: list[Record] = []
     cursor = ""
     while len(out) < MAX_CANDIDATES:
