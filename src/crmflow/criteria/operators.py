@@ -68,7 +68,10 @@ def _between(f: PropertyFilter) -> Predicate:
         return lambda v, now: (x := as_number(v)) is not None and nlo <= x <= nhi
     dlo, dhi = as_datetime(lo), as_datetime(hi)
     return lambda v, now: (
-        dlo is not None and dhi is not None and (x := as_datetime(v)) is not None and dlo <= x <= dhi
+        dlo is not None
+        and dhi is not None
+        and (x := as_datetime(v)) is not None
+        and dlo <= x <= dhi
     )
 
 
@@ -107,20 +110,42 @@ def _eq(f: PropertyFilter) -> Predicate:
 
 _LIST: list[Operator] = [
     Operator("eq", "is equal to", "single", ALL_TYPES, _eq),
-    Operator("neq", "is not equal to", "single", ALL_TYPES,
-             lambda f: (lambda p: (lambda v, now: not p(v, now)))(_eq(f))),
+    Operator(
+        "neq",
+        "is not equal to",
+        "single",
+        ALL_TYPES,
+        lambda f: (lambda p: lambda v, now: not p(v, now))(_eq(f)),
+    ),
     Operator("in", "is any of", "list", ALL_TYPES, _in),
-    Operator("not_in", "is none of", "list", ALL_TYPES,
-             lambda f: (lambda p: (lambda v, now: not p(v, now)))(_in(f))),
-    Operator("has_all", "has all of", "list", ("multi_select",),
-             lambda f: (lambda w: (lambda v, now: w <= as_set(v)))({as_text(x) for x in f.values})),
+    Operator(
+        "not_in",
+        "is none of",
+        "list",
+        ALL_TYPES,
+        lambda f: (lambda p: lambda v, now: not p(v, now))(_in(f)),
+    ),
+    Operator(
+        "has_all",
+        "has all of",
+        "list",
+        ("multi_select",),
+        lambda f: (lambda w: lambda v, now: w <= as_set(v))({as_text(x) for x in f.values}),
+    ),
     Operator("contains", "contains", "single", TEXT, _text(lambda a, b: b in a)),
-    Operator("not_contains", "doesn't contain", "single", TEXT,
-             lambda f: (lambda p: (lambda v, now: not p(v, now)))(_text(lambda a, b: b in a)(f))),
+    Operator(
+        "not_contains",
+        "doesn't contain",
+        "single",
+        TEXT,
+        lambda f: (lambda p: lambda v, now: not p(v, now))(_text(lambda a, b: b in a)(f)),
+    ),
     Operator("starts_with", "starts with", "single", TEXT, _text(str.startswith)),
     Operator("ends_with", "ends with", "single", TEXT, _text(str.endswith)),
     Operator("gt", "is greater than", "single", ORDERED, _ordered(lambda a, b: a > b)),
-    Operator("gte", "is greater than or equal to", "single", ORDERED, _ordered(lambda a, b: a >= b)),
+    Operator(
+        "gte", "is greater than or equal to", "single", ORDERED, _ordered(lambda a, b: a >= b)
+    ),
     Operator("lt", "is less than", "single", ORDERED, _ordered(lambda a, b: a < b)),
     Operator("lte", "is less than or equal to", "single", ORDERED, _ordered(lambda a, b: a <= b)),
     Operator("between", "is between", "range", ORDERED, _between),

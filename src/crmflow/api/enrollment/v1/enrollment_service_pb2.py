@@ -24,31 +24,65 @@ _sym_db = _symbol_database.Default()
 
 from crmflow.api.crm.v1 import records_pb2 as crmflow_dot_api_dot_crm_dot_v1_dot_records__pb2
 from crmflow.api.workflow.v1 import workflow_pb2 as crmflow_dot_api_dot_workflow_dot_v1_dot_workflow__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2crmflow/api/enrollment/v1/enrollment_service.proto\x12\x19\x63rmflow.api.enrollment.v1\x1a crmflow/api/crm/v1/records.proto\x1a&crmflow/api/workflow/v1/workflow.proto\"\x83\x01\n\x17\x41\x63tivateRevisionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12<\n\x08revision\x18\x02 \x01(\x0b\x32*.crmflow.api.workflow.v1.PublishedRevision\x12\x17\n\x0f\x65nroll_existing\x18\x03 \x01(\x08\"8\n\x18\x41\x63tivateRevisionResponse\x12\x1c\n\x14\x62\x61\x63kfill_workflow_id\x18\x01 \x01(\t\"Y\n\x13IngestEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12/\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1f.crmflow.api.crm.v1.ChangeEvent\"\x80\x01\n\x11\x45nrollmentOutcome\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x19\n\x11\x65nrollment_number\x18\x04 \x01(\x05\x12\x17\n\x0frun_workflow_id\x18\x05 \x01(\t\"\x82\x01\n\x0cIngestResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12>\n\x08outcomes\x18\x04 \x03(\x0b\x32,.crmflow.api.enrollment.v1.EnrollmentOutcome\"P\n\x14IngestEventsResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.crmflow.api.enrollment.v1.IngestResult\"S\n\x15\x45nrollManuallyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x12\n\nrecord_ids\x18\x03 \x03(\t\"X\n\x16\x45nrollManuallyResponse\x12>\n\x08outcomes\x18\x01 \x03(\x0b\x32,.crmflow.api.enrollment.v1.EnrollmentOutcome2\xf8\x02\n\x11\x45nrollmentService\x12{\n\x10\x41\x63tivateRevision\x12\x32.crmflow.api.enrollment.v1.ActivateRevisionRequest\x1a\x33.crmflow.api.enrollment.v1.ActivateRevisionResponse\x12o\n\x0cIngestEvents\x12..crmflow.api.enrollment.v1.IngestEventsRequest\x1a/.crmflow.api.enrollment.v1.IngestEventsResponse\x12u\n\x0e\x45nrollManually\x12\x30.crmflow.api.enrollment.v1.EnrollManuallyRequest\x1a\x31.crmflow.api.enrollment.v1.EnrollManuallyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2crmflow/api/enrollment/v1/enrollment_service.proto\x12\x19\x63rmflow.api.enrollment.v1\x1a crmflow/api/crm/v1/records.proto\x1a&crmflow/api/workflow/v1/workflow.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x01\n\x17\x41\x63tivateRevisionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12<\n\x08revision\x18\x02 \x01(\x0b\x32*.crmflow.api.workflow.v1.PublishedRevision\x12\x17\n\x0f\x65nroll_existing\x18\x03 \x01(\x08\"N\n\x18\x41\x63tivateRevisionResponse\x12\x1c\n\x14\x62\x61\x63kfill_workflow_id\x18\x01 \x01(\t\x12\x14\n\x0cschedule_ids\x18\x02 \x03(\t\"^\n\x19\x44\x65\x61\x63tivateWorkflowRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x19\n\x11unenroll_existing\x18\x03 \x01(\x08\"0\n\x1a\x44\x65\x61\x63tivateWorkflowResponse\x12\x12\n\nunenrolled\x18\x01 \x01(\x05\"Y\n\x13IngestEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12/\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1f.crmflow.api.crm.v1.ChangeEvent\"\x90\x01\n\x11\x45nrollmentOutcome\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x19\n\x11\x65nrollment_number\x18\x04 \x01(\x05\x12\x17\n\x0frun_workflow_id\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\xab\x01\n\x0cIngestResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12>\n\x08outcomes\x18\x04 \x03(\x0b\x32,.crmflow.api.enrollment.v1.EnrollmentOutcome\x12\x12\n\nerror_code\x18\x05 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x06 \x01(\t\"P\n\x14IngestEventsResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.crmflow.api.enrollment.v1.IngestResult\"^\n\x18IngestEventStreamRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12/\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1f.crmflow.api.crm.v1.ChangeEvent\"U\n\x19IngestEventStreamResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.crmflow.api.enrollment.v1.IngestResult\"o\n\x15\x45nrollManuallyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x12\n\nrecord_ids\x18\x03 \x03(\t\x12\x1a\n\x12\x61llow_reenrollment\x18\x04 \x01(\x08\"X\n\x16\x45nrollManuallyResponse\x12>\n\x08outcomes\x18\x01 \x03(\x0b\x32,.crmflow.api.enrollment.v1.EnrollmentOutcome\"]\n\x0fUnenrollRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x12\n\nrecord_ids\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"R\n\x10UnenrollResponse\x12>\n\x08outcomes\x18\x01 \x03(\x0b\x32,.crmflow.api.enrollment.v1.EnrollmentOutcome\"\x84\x01\n\x19\x45stimateEnrollmentRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12?\n\ndefinition\x18\x02 \x01(\x0b\x32+.crmflow.api.workflow.v1.WorkflowDefinition\x12\x13\n\x0bsample_size\x18\x03 \x01(\x05\"X\n\x1a\x45stimateEnrollmentResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x19\n\x11sample_record_ids\x18\x02 \x03(\t\x12\x10\n\x08\x63omplete\x18\x03 \x01(\x08\"\x82\x01\n\x19SaveEstimateAsListRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12?\n\ndefinition\x18\x02 \x01(\x0b\x32+.crmflow.api.workflow.v1.WorkflowDefinition\x12\x11\n\tlist_name\x18\x03 \x01(\t\"<\n\x1aSaveEstimateAsListResponse\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"U\n\x18\x45xplainEnrollmentRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x11\n\trecord_id\x18\x03 \x01(\t\"\x9f\x01\n\x0b\x46ilterTrace\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x08property\x18\x02 \x01(\t\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\'\n\x07operand\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12$\n\x04seen\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07matched\x18\x06 \x01(\x08\"\x87\x01\n\x12TriggerExplanation\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\x08\x12\x35\n\x05trace\x18\x04 \x03(\x0b\x32&.crmflow.api.enrollment.v1.FilterTrace\x12\x0c\n\x04note\x18\x05 \x01(\t\"\x8d\x03\n\x19\x45xplainEnrollmentResponse\x12\x14\n\x0cwould_enroll\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12?\n\x08triggers\x18\x03 \x03(\x0b\x32-.crmflow.api.enrollment.v1.TriggerExplanation\x12\x1a\n\x12\x63urrently_enrolled\x18\x04 \x01(\x08\x12\x16\n\x0etimes_enrolled\x18\x05 \x01(\x05\x12\x1c\n\x14reenrollment_enabled\x18\x06 \x01(\x08\x12\x1e\n\x16suppressed_by_list_ids\x18\x07 \x03(\t\x12\x10\n\x08goal_met\x18\x08 \x01(\x08\x12:\n\ngoal_trace\x18\t \x03(\x0b\x32&.crmflow.api.enrollment.v1.FilterTrace\x12\x34\n\x10last_enrolled_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bworkflow_on\x18\x0b \x01(\x08\"V\n\x1aGetBackfillProgressRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\"\x9c\x01\n\x1bGetBackfillProgressResponse\x12\x1c\n\x14\x62\x61\x63kfill_workflow_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07scanned\x18\x03 \x01(\x03\x12\x10\n\x08\x65nrolled\x18\x04 \x01(\x03\x12\x0f\n\x07skipped\x18\x05 \x01(\x03\x12\r\n\x05pages\x18\x06 \x01(\x05\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x32\xf3\t\n\x11\x45nrollmentService\x12{\n\x10\x41\x63tivateRevision\x12\x32.crmflow.api.enrollment.v1.ActivateRevisionRequest\x1a\x33.crmflow.api.enrollment.v1.ActivateRevisionResponse\x12\x81\x01\n\x12\x44\x65\x61\x63tivateWorkflow\x12\x34.crmflow.api.enrollment.v1.DeactivateWorkflowRequest\x1a\x35.crmflow.api.enrollment.v1.DeactivateWorkflowResponse\x12o\n\x0cIngestEvents\x12..crmflow.api.enrollment.v1.IngestEventsRequest\x1a/.crmflow.api.enrollment.v1.IngestEventsResponse\x12\x80\x01\n\x11IngestEventStream\x12\x33.crmflow.api.enrollment.v1.IngestEventStreamRequest\x1a\x34.crmflow.api.enrollment.v1.IngestEventStreamResponse(\x01\x12u\n\x0e\x45nrollManually\x12\x30.crmflow.api.enrollment.v1.EnrollManuallyRequest\x1a\x31.crmflow.api.enrollment.v1.EnrollManuallyResponse\x12\x63\n\x08Unenroll\x12*.crmflow.api.enrollment.v1.UnenrollRequest\x1a+.crmflow.api.enrollment.v1.UnenrollResponse\x12\x81\x01\n\x12\x45stimateEnrollment\x12\x34.crmflow.api.enrollment.v1.EstimateEnrollmentRequest\x1a\x35.crmflow.api.enrollment.v1.EstimateEnrollmentResponse\x12\x81\x01\n\x12SaveEstimateAsList\x12\x34.crmflow.api.enrollment.v1.SaveEstimateAsListRequest\x1a\x35.crmflow.api.enrollment.v1.SaveEstimateAsListResponse\x12~\n\x11\x45xplainEnrollment\x12\x33.crmflow.api.enrollment.v1.ExplainEnrollmentRequest\x1a\x34.crmflow.api.enrollment.v1.ExplainEnrollmentResponse\x12\x84\x01\n\x13GetBackfillProgress\x12\x35.crmflow.api.enrollment.v1.GetBackfillProgressRequest\x1a\x36.crmflow.api.enrollment.v1.GetBackfillProgressResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crmflow.api.enrollment.v1.enrollment_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTIVATEREVISIONREQUEST']._serialized_start=156
-  _globals['_ACTIVATEREVISIONREQUEST']._serialized_end=287
-  _globals['_ACTIVATEREVISIONRESPONSE']._serialized_start=289
-  _globals['_ACTIVATEREVISIONRESPONSE']._serialized_end=345
-  _globals['_INGESTEVENTSREQUEST']._serialized_start=347
-  _globals['_INGESTEVENTSREQUEST']._serialized_end=436
-  _globals['_ENROLLMENTOUTCOME']._serialized_start=439
-  _globals['_ENROLLMENTOUTCOME']._serialized_end=567
-  _globals['_INGESTRESULT']._serialized_start=570
-  _globals['_INGESTRESULT']._serialized_end=700
-  _globals['_INGESTEVENTSRESPONSE']._serialized_start=702
-  _globals['_INGESTEVENTSRESPONSE']._serialized_end=782
-  _globals['_ENROLLMANUALLYREQUEST']._serialized_start=784
-  _globals['_ENROLLMANUALLYREQUEST']._serialized_end=867
-  _globals['_ENROLLMANUALLYRESPONSE']._serialized_start=869
-  _globals['_ENROLLMANUALLYRESPONSE']._serialized_end=957
-  _globals['_ENROLLMENTSERVICE']._serialized_start=960
-  _globals['_ENROLLMENTSERVICE']._serialized_end=1336
+  _globals['_ACTIVATEREVISIONREQUEST']._serialized_start=219
+  _globals['_ACTIVATEREVISIONREQUEST']._serialized_end=350
+  _globals['_ACTIVATEREVISIONRESPONSE']._serialized_start=352
+  _globals['_ACTIVATEREVISIONRESPONSE']._serialized_end=430
+  _globals['_DEACTIVATEWORKFLOWREQUEST']._serialized_start=432
+  _globals['_DEACTIVATEWORKFLOWREQUEST']._serialized_end=526
+  _globals['_DEACTIVATEWORKFLOWRESPONSE']._serialized_start=528
+  _globals['_DEACTIVATEWORKFLOWRESPONSE']._serialized_end=576
+  _globals['_INGESTEVENTSREQUEST']._serialized_start=578
+  _globals['_INGESTEVENTSREQUEST']._serialized_end=667
+  _globals['_ENROLLMENTOUTCOME']._serialized_start=670
+  _globals['_ENROLLMENTOUTCOME']._serialized_end=814
+  _globals['_INGESTRESULT']._serialized_start=817
+  _globals['_INGESTRESULT']._serialized_end=988
+  _globals['_INGESTEVENTSRESPONSE']._serialized_start=990
+  _globals['_INGESTEVENTSRESPONSE']._serialized_end=1070
+  _globals['_INGESTEVENTSTREAMREQUEST']._serialized_start=1072
+  _globals['_INGESTEVENTSTREAMREQUEST']._serialized_end=1166
+  _globals['_INGESTEVENTSTREAMRESPONSE']._serialized_start=1168
+  _globals['_INGESTEVENTSTREAMRESPONSE']._serialized_end=1253
+  _globals['_ENROLLMANUALLYREQUEST']._serialized_start=1255
+  _globals['_ENROLLMANUALLYREQUEST']._serialized_end=1366
+  _globals['_ENROLLMANUALLYRESPONSE']._serialized_start=1368
+  _globals['_ENROLLMANUALLYRESPONSE']._serialized_end=1456
+  _globals['_UNENROLLREQUEST']._serialized_start=1458
+  _globals['_UNENROLLREQUEST']._serialized_end=1551
+  _globals['_UNENROLLRESPONSE']._serialized_start=1553
+  _globals['_UNENROLLRESPONSE']._serialized_end=1635
+  _globals['_ESTIMATEENROLLMENTREQUEST']._serialized_start=1638
+  _globals['_ESTIMATEENROLLMENTREQUEST']._serialized_end=1770
+  _globals['_ESTIMATEENROLLMENTRESPONSE']._serialized_start=1772
+  _globals['_ESTIMATEENROLLMENTRESPONSE']._serialized_end=1860
+  _globals['_SAVEESTIMATEASLISTREQUEST']._serialized_start=1863
+  _globals['_SAVEESTIMATEASLISTREQUEST']._serialized_end=1993
+  _globals['_SAVEESTIMATEASLISTRESPONSE']._serialized_start=1995
+  _globals['_SAVEESTIMATEASLISTRESPONSE']._serialized_end=2055
+  _globals['_EXPLAINENROLLMENTREQUEST']._serialized_start=2057
+  _globals['_EXPLAINENROLLMENTREQUEST']._serialized_end=2142
+  _globals['_FILTERTRACE']._serialized_start=2145
+  _globals['_FILTERTRACE']._serialized_end=2304
+  _globals['_TRIGGEREXPLANATION']._serialized_start=2307
+  _globals['_TRIGGEREXPLANATION']._serialized_end=2442
+  _globals['_EXPLAINENROLLMENTRESPONSE']._serialized_start=2445
+  _globals['_EXPLAINENROLLMENTRESPONSE']._serialized_end=2842
+  _globals['_GETBACKFILLPROGRESSREQUEST']._serialized_start=2844
+  _globals['_GETBACKFILLPROGRESSREQUEST']._serialized_end=2930
+  _globals['_GETBACKFILLPROGRESSRESPONSE']._serialized_start=2933
+  _globals['_GETBACKFILLPROGRESSRESPONSE']._serialized_end=3089
+  _globals['_ENROLLMENTSERVICE']._serialized_start=3092
+  _globals['_ENROLLMENTSERVICE']._serialized_end=4359
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,8 @@ from crmflow.api.crm.v1 import records_pb2 as _records_pb2
 from crmflow.api.workflow.v1 import workflow_pb2 as _workflow_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -55,20 +57,75 @@ class ActivateRevisionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BACKFILL_WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULE_IDS_FIELD_NUMBER: _builtins.int
     backfill_workflow_id: _builtins.str
     """Id of the backfill workflow when enroll_existing was set."""
+    @_builtins.property
+    def schedule_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the Temporal Schedules of the revision's schedule triggers."""
+
     def __init__(
         self,
         *,
         backfill_workflow_id: _builtins.str = ...,
+        schedule_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill_workflow_id", b"backfill_workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill_workflow_id", b"backfill_workflow_id", "schedule_ids", b"schedule_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ActivateRevisionResponse: _TypeAlias = ActivateRevisionResponse  # noqa: Y015
+
+@_typing.final
+class DeactivateWorkflowRequest(_message.Message):
+    """Request of DeactivateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    UNENROLL_EXISTING_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    unenroll_existing: _builtins.bool
+    """Also unenroll the records currently enrolled (otherwise they finish their runs)."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        unenroll_existing: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id", "unenroll_existing", b"unenroll_existing", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeactivateWorkflowRequest: _TypeAlias = DeactivateWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class DeactivateWorkflowResponse(_message.Message):
+    """Response of DeactivateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNENROLLED_FIELD_NUMBER: _builtins.int
+    unenrolled: _builtins.int
+    def __init__(
+        self,
+        *,
+        unenrolled: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unenrolled", b"unenrolled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeactivateWorkflowResponse: _TypeAlias = DeactivateWorkflowResponse  # noqa: Y015
 
 @_typing.final
 class IngestEventsRequest(_message.Message):
@@ -106,13 +163,18 @@ class EnrollmentOutcome(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     ENROLLMENT_NUMBER_FIELD_NUMBER: _builtins.int
     RUN_WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     record_id: _builtins.str
     outcome: _builtins.str
-    """"enrolled", "unenrolled", "already_enrolled", ..."""
+    """"enrolled", "unenrolled", "already_enrolled", "reenrollment_off", "suppressed",
+    "goal_met", "workflow_off", "not_enrolled", "not_found"...
+    """
     enrollment_number: _builtins.int
     run_workflow_id: _builtins.str
     """The Temporal workflow id of the enrollment."""
+    detail: _builtins.str
+    """Why, in words (the trigger that fired, the rule that refused)."""
     def __init__(
         self,
         *,
@@ -121,10 +183,11 @@ class EnrollmentOutcome(_message.Message):
         outcome: _builtins.str = ...,
         enrollment_number: _builtins.int = ...,
         run_workflow_id: _builtins.str = ...,
+        detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrollment_number", b"enrollment_number", "outcome", b"outcome", "record_id", b"record_id", "run_workflow_id", b"run_workflow_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "enrollment_number", b"enrollment_number", "outcome", b"outcome", "record_id", b"record_id", "run_workflow_id", b"run_workflow_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -140,10 +203,16 @@ class IngestResult(_message.Message):
     DUPLICATE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     OUTCOMES_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     duplicate: _builtins.bool
     error: _builtins.str
     """Set when the event was refused (it enrolled nothing)."""
+    error_code: _builtins.str
+    """gRPC code name of the refusal ("INVALID_ARGUMENT", "NOT_FOUND")."""
+    error_field: _builtins.str
+    """The offending field ("events[2].changes[0].new_value")."""
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnrollmentOutcome]: ...
     def __init__(
@@ -153,10 +222,12 @@ class IngestResult(_message.Message):
         duplicate: _builtins.bool = ...,
         error: _builtins.str = ...,
         outcomes: _abc.Iterable[Global___EnrollmentOutcome] | None = ...,
+        error_code: _builtins.str = ...,
+        error_field: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "error", b"error", "event_id", b"event_id", "outcomes", b"outcomes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "error", b"error", "error_code", b"error_code", "error_field", b"error_field", "event_id", b"event_id", "outcomes", b"outcomes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -185,6 +256,53 @@ class IngestEventsResponse(_message.Message):
 Global___IngestEventsResponse: _TypeAlias = IngestEventsResponse  # noqa: Y015
 
 @_typing.final
+class IngestEventStreamRequest(_message.Message):
+    """One message of an IngestEventStream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_records_pb2.ChangeEvent]: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        events: _abc.Iterable[_records_pb2.ChangeEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestEventStreamRequest: _TypeAlias = IngestEventStreamRequest  # noqa: Y015
+
+@_typing.final
+class IngestEventStreamResponse(_message.Message):
+    """Response of IngestEventStream: one result per event, in the order received."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___IngestResult]: ...
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___IngestResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestEventStreamResponse: _TypeAlias = IngestEventStreamResponse  # noqa: Y015
+
+@_typing.final
 class EnrollManuallyRequest(_message.Message):
     """Request of EnrollManually."""
 
@@ -193,8 +311,11 @@ class EnrollManuallyRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     RECORD_IDS_FIELD_NUMBER: _builtins.int
+    ALLOW_REENROLLMENT_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     workflow_id: _builtins.str
+    allow_reenrollment: _builtins.bool
+    """Enroll records that were enrolled before even when re-enrollment is off."""
     @_builtins.property
     def record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -203,10 +324,11 @@ class EnrollManuallyRequest(_message.Message):
         tenant_id: _builtins.str = ...,
         workflow_id: _builtins.str = ...,
         record_ids: _abc.Iterable[_builtins.str] | None = ...,
+        allow_reenrollment: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_ids", b"record_ids", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_reenrollment", b"allow_reenrollment", "record_ids", b"record_ids", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -233,3 +355,391 @@ class EnrollManuallyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnrollManuallyResponse: _TypeAlias = EnrollManuallyResponse  # noqa: Y015
+
+@_typing.final
+class UnenrollRequest(_message.Message):
+    """Request of Unenroll."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    RECORD_IDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    reason: _builtins.str
+    """Free text kept with the enrollment."""
+    @_builtins.property
+    def record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        record_ids: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "record_ids", b"record_ids", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnenrollRequest: _TypeAlias = UnenrollRequest  # noqa: Y015
+
+@_typing.final
+class UnenrollResponse(_message.Message):
+    """Response of Unenroll."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnrollmentOutcome]: ...
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___EnrollmentOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnenrollResponse: _TypeAlias = UnenrollResponse  # noqa: Y015
+
+@_typing.final
+class EstimateEnrollmentRequest(_message.Message):
+    """Request of EstimateEnrollment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    SAMPLE_SIZE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    sample_size: _builtins.int
+    """How many record ids to return (0 = 10, at most 100)."""
+    @_builtins.property
+    def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        definition: _workflow_pb2.WorkflowDefinition | None = ...,
+        sample_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "sample_size", b"sample_size", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateEnrollmentRequest: _TypeAlias = EstimateEnrollmentRequest  # noqa: Y015
+
+@_typing.final
+class EstimateEnrollmentResponse(_message.Message):
+    """Response of EstimateEnrollment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    SAMPLE_RECORD_IDS_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    complete: _builtins.bool
+    """False when some triggers (events, schedules by date) cannot be estimated from records."""
+    @_builtins.property
+    def sample_record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        sample_record_ids: _abc.Iterable[_builtins.str] | None = ...,
+        complete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "count", b"count", "sample_record_ids", b"sample_record_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateEnrollmentResponse: _TypeAlias = EstimateEnrollmentResponse  # noqa: Y015
+
+@_typing.final
+class SaveEstimateAsListRequest(_message.Message):
+    """Request of SaveEstimateAsList."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    LIST_NAME_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    list_name: _builtins.str
+    @_builtins.property
+    def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        definition: _workflow_pb2.WorkflowDefinition | None = ...,
+        list_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "list_name", b"list_name", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveEstimateAsListRequest: _TypeAlias = SaveEstimateAsListRequest  # noqa: Y015
+
+@_typing.final
+class SaveEstimateAsListResponse(_message.Message):
+    """Response of SaveEstimateAsList."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_ID_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    list_id: _builtins.str
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        list_id: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "list_id", b"list_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveEstimateAsListResponse: _TypeAlias = SaveEstimateAsListResponse  # noqa: Y015
+
+@_typing.final
+class ExplainEnrollmentRequest(_message.Message):
+    """Request of ExplainEnrollment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    record_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_id", b"record_id", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainEnrollmentRequest: _TypeAlias = ExplainEnrollmentRequest  # noqa: Y015
+
+@_typing.final
+class FilterTrace(_message.Message):
+    """One filter of a criteria trace with the value it saw."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    PROPERTY_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    OPERAND_FIELD_NUMBER: _builtins.int
+    SEEN_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    property: _builtins.str
+    operator: _builtins.str
+    matched: _builtins.bool
+    @_builtins.property
+    def operand(self) -> _struct_pb2.Value: ...
+    @_builtins.property
+    def seen(self) -> _struct_pb2.Value: ...
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        property: _builtins.str = ...,
+        operator: _builtins.str = ...,
+        operand: _struct_pb2.Value | None = ...,
+        seen: _struct_pb2.Value | None = ...,
+        matched: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["operand", b"operand", "seen", b"seen"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matched", b"matched", "operand", b"operand", "operator", b"operator", "path", b"path", "property", b"property", "seen", b"seen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FilterTrace: _TypeAlias = FilterTrace  # noqa: Y015
+
+@_typing.final
+class TriggerExplanation(_message.Message):
+    """How one enrollment trigger judges the record now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MATCHED_FIELD_NUMBER: _builtins.int
+    TRACE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    kind: _builtins.str
+    """"criteria", "event", "schedule", "manual"."""
+    matched: _builtins.bool
+    note: _builtins.str
+    @_builtins.property
+    def trace(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilterTrace]: ...
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        matched: _builtins.bool = ...,
+        trace: _abc.Iterable[Global___FilterTrace] | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "kind", b"kind", "matched", b"matched", "note", b"note", "trace", b"trace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TriggerExplanation: _TypeAlias = TriggerExplanation  # noqa: Y015
+
+@_typing.final
+class ExplainEnrollmentResponse(_message.Message):
+    """Response of ExplainEnrollment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WOULD_ENROLL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TRIGGERS_FIELD_NUMBER: _builtins.int
+    CURRENTLY_ENROLLED_FIELD_NUMBER: _builtins.int
+    TIMES_ENROLLED_FIELD_NUMBER: _builtins.int
+    REENROLLMENT_ENABLED_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_BY_LIST_IDS_FIELD_NUMBER: _builtins.int
+    GOAL_MET_FIELD_NUMBER: _builtins.int
+    GOAL_TRACE_FIELD_NUMBER: _builtins.int
+    LAST_ENROLLED_AT_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ON_FIELD_NUMBER: _builtins.int
+    would_enroll: _builtins.bool
+    reason: _builtins.str
+    """The deciding reason, same words as EnrollmentOutcome.outcome."""
+    currently_enrolled: _builtins.bool
+    times_enrolled: _builtins.int
+    reenrollment_enabled: _builtins.bool
+    goal_met: _builtins.bool
+    workflow_on: _builtins.bool
+    @_builtins.property
+    def triggers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TriggerExplanation]: ...
+    @_builtins.property
+    def suppressed_by_list_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def goal_trace(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilterTrace]: ...
+    @_builtins.property
+    def last_enrolled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        would_enroll: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        triggers: _abc.Iterable[Global___TriggerExplanation] | None = ...,
+        currently_enrolled: _builtins.bool = ...,
+        times_enrolled: _builtins.int = ...,
+        reenrollment_enabled: _builtins.bool = ...,
+        suppressed_by_list_ids: _abc.Iterable[_builtins.str] | None = ...,
+        goal_met: _builtins.bool = ...,
+        goal_trace: _abc.Iterable[Global___FilterTrace] | None = ...,
+        last_enrolled_at: _timestamp_pb2.Timestamp | None = ...,
+        workflow_on: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_enrolled_at", b"last_enrolled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currently_enrolled", b"currently_enrolled", "goal_met", b"goal_met", "goal_trace", b"goal_trace", "last_enrolled_at", b"last_enrolled_at", "reason", b"reason", "reenrollment_enabled", b"reenrollment_enabled", "suppressed_by_list_ids", b"suppressed_by_list_ids", "times_enrolled", b"times_enrolled", "triggers", b"triggers", "workflow_on", b"workflow_on", "would_enroll", b"would_enroll"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainEnrollmentResponse: _TypeAlias = ExplainEnrollmentResponse  # noqa: Y015
+
+@_typing.final
+class GetBackfillProgressRequest(_message.Message):
+    """Request of GetBackfillProgress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    revision: _builtins.int
+    """0 = the active revision."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBackfillProgressRequest: _TypeAlias = GetBackfillProgressRequest  # noqa: Y015
+
+@_typing.final
+class GetBackfillProgressResponse(_message.Message):
+    """Response of GetBackfillProgress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKFILL_WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SCANNED_FIELD_NUMBER: _builtins.int
+    ENROLLED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    PAGES_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    backfill_workflow_id: _builtins.str
+    status: _builtins.str
+    """"running", "completed", "failed", "terminated", ..."""
+    scanned: _builtins.int
+    enrolled: _builtins.int
+    skipped: _builtins.int
+    pages: _builtins.int
+    done: _builtins.bool
+    def __init__(
+        self,
+        *,
+        backfill_workflow_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        scanned: _builtins.int = ...,
+        enrolled: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+        pages: _builtins.int = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backfill_workflow_id", b"backfill_workflow_id", "done", b"done", "enrolled", b"enrolled", "pages", b"pages", "scanned", b"scanned", "skipped", b"skipped", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBackfillProgressResponse: _TypeAlias = GetBackfillProgressResponse  # noqa: Y015

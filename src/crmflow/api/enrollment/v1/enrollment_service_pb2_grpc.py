@@ -41,15 +41,50 @@ class EnrollmentServiceStub:
                 request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ActivateRevisionRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ActivateRevisionResponse.FromString,
                 _registered_method=True)
+        self.DeactivateWorkflow = channel.unary_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/DeactivateWorkflow',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.DeactivateWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.DeactivateWorkflowResponse.FromString,
+                _registered_method=True)
         self.IngestEvents = channel.unary_unary(
                 '/crmflow.api.enrollment.v1.EnrollmentService/IngestEvents',
                 request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventsRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventsResponse.FromString,
                 _registered_method=True)
+        self.IngestEventStream = channel.stream_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/IngestEventStream',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventStreamRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventStreamResponse.FromString,
+                _registered_method=True)
         self.EnrollManually = channel.unary_unary(
                 '/crmflow.api.enrollment.v1.EnrollmentService/EnrollManually',
                 request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EnrollManuallyRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EnrollManuallyResponse.FromString,
+                _registered_method=True)
+        self.Unenroll = channel.unary_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/Unenroll',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.UnenrollRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.UnenrollResponse.FromString,
+                _registered_method=True)
+        self.EstimateEnrollment = channel.unary_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/EstimateEnrollment',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EstimateEnrollmentRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EstimateEnrollmentResponse.FromString,
+                _registered_method=True)
+        self.SaveEstimateAsList = channel.unary_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/SaveEstimateAsList',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.SaveEstimateAsListRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.SaveEstimateAsListResponse.FromString,
+                _registered_method=True)
+        self.ExplainEnrollment = channel.unary_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/ExplainEnrollment',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ExplainEnrollmentRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ExplainEnrollmentResponse.FromString,
+                _registered_method=True)
+        self.GetBackfillProgress = channel.unary_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/GetBackfillProgress',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressResponse.FromString,
                 _registered_method=True)
 
 
@@ -65,6 +100,13 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeactivateWorkflow(self, request, context):
+        """Turn a workflow off: its schedules pause and nothing new enrolls.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def IngestEvents(self, request, context):
         """Ingest a batch of record changes and events; each item is reported on its own.
         """
@@ -72,8 +114,50 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestEventStream(self, request_iterator, context):
+        """Ingest a stream of record changes and events; answered once, item by item, at the end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrollManually(self, request, context):
         """Enroll given records by hand, bypassing triggers (never twice at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unenroll(self, request, context):
+        """Unenroll given records from a workflow by hand.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateEnrollment(self, request, context):
+        """How many existing records meet a definition's triggers now, with a sample.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveEstimateAsList(self, request, context):
+        """Save the records an estimate counts as a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainEnrollment(self, request, context):
+        """Would a record enroll in a workflow now, and why (or why not)?
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBackfillProgress(self, request, context):
+        """Progress of the "enroll existing records" backfill of a workflow revision.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,15 +171,50 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ActivateRevisionRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ActivateRevisionResponse.SerializeToString,
             ),
+            'DeactivateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.DeactivateWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.DeactivateWorkflowResponse.SerializeToString,
+            ),
             'IngestEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.IngestEvents,
                     request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventsRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventsResponse.SerializeToString,
             ),
+            'IngestEventStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.IngestEventStream,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventStreamRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventStreamResponse.SerializeToString,
+            ),
             'EnrollManually': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrollManually,
                     request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EnrollManuallyRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EnrollManuallyResponse.SerializeToString,
+            ),
+            'Unenroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unenroll,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.UnenrollRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.UnenrollResponse.SerializeToString,
+            ),
+            'EstimateEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateEnrollment,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EstimateEnrollmentRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EstimateEnrollmentResponse.SerializeToString,
+            ),
+            'SaveEstimateAsList': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveEstimateAsList,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.SaveEstimateAsListRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.SaveEstimateAsListResponse.SerializeToString,
+            ),
+            'ExplainEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainEnrollment,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ExplainEnrollmentRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ExplainEnrollmentResponse.SerializeToString,
+            ),
+            'GetBackfillProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBackfillProgress,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +257,33 @@ class EnrollmentService:
             _registered_method=True)
 
     @staticmethod
+    def DeactivateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/DeactivateWorkflow',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.DeactivateWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.DeactivateWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def IngestEvents(request,
             target,
             options=(),
@@ -165,6 +311,33 @@ class EnrollmentService:
             _registered_method=True)
 
     @staticmethod
+    def IngestEventStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/IngestEventStream',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventStreamRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.IngestEventStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def EnrollManually(request,
             target,
             options=(),
@@ -181,6 +354,141 @@ class EnrollmentService:
             '/crmflow.api.enrollment.v1.EnrollmentService/EnrollManually',
             crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EnrollManuallyRequest.SerializeToString,
             crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EnrollManuallyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unenroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/Unenroll',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.UnenrollRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.UnenrollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateEnrollment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/EstimateEnrollment',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EstimateEnrollmentRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.EstimateEnrollmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveEstimateAsList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/SaveEstimateAsList',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.SaveEstimateAsListRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.SaveEstimateAsListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainEnrollment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/ExplainEnrollment',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ExplainEnrollmentRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ExplainEnrollmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBackfillProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/GetBackfillProgress',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressResponse.FromString,
             options,
             channel_credentials,
             insecure,

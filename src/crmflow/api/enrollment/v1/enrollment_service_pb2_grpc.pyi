@@ -37,10 +37,24 @@ class EnrollmentServiceStub:
     def __new__(cls, channel: _aio.Channel) -> EnrollmentServiceAsyncStub: ...
     ActivateRevision: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.ActivateRevisionRequest, _enrollment_service_pb2.ActivateRevisionResponse]
     """Activate (or replace) a workflow's published revision; called by editor-api on publish."""
+    DeactivateWorkflow: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.DeactivateWorkflowRequest, _enrollment_service_pb2.DeactivateWorkflowResponse]
+    """Turn a workflow off: its schedules pause and nothing new enrolls."""
     IngestEvents: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.IngestEventsRequest, _enrollment_service_pb2.IngestEventsResponse]
     """Ingest a batch of record changes and events; each item is reported on its own."""
+    IngestEventStream: _grpc.StreamUnaryMultiCallable[_enrollment_service_pb2.IngestEventStreamRequest, _enrollment_service_pb2.IngestEventStreamResponse]
+    """Ingest a stream of record changes and events; answered once, item by item, at the end."""
     EnrollManually: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.EnrollManuallyRequest, _enrollment_service_pb2.EnrollManuallyResponse]
     """Enroll given records by hand, bypassing triggers (never twice at once)."""
+    Unenroll: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.UnenrollRequest, _enrollment_service_pb2.UnenrollResponse]
+    """Unenroll given records from a workflow by hand."""
+    EstimateEnrollment: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.EstimateEnrollmentRequest, _enrollment_service_pb2.EstimateEnrollmentResponse]
+    """How many existing records meet a definition's triggers now, with a sample."""
+    SaveEstimateAsList: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.SaveEstimateAsListRequest, _enrollment_service_pb2.SaveEstimateAsListResponse]
+    """Save the records an estimate counts as a static list."""
+    ExplainEnrollment: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.ExplainEnrollmentRequest, _enrollment_service_pb2.ExplainEnrollmentResponse]
+    """Would a record enroll in a workflow now, and why (or why not)?"""
+    GetBackfillProgress: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.GetBackfillProgressRequest, _enrollment_service_pb2.GetBackfillProgressResponse]
+    """Progress of the "enroll existing records" backfill of a workflow revision."""
 
 @_typing.type_check_only
 class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
@@ -51,10 +65,24 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ActivateRevision: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.ActivateRevisionRequest, _enrollment_service_pb2.ActivateRevisionResponse]  # type: ignore[assignment]
     """Activate (or replace) a workflow's published revision; called by editor-api on publish."""
+    DeactivateWorkflow: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.DeactivateWorkflowRequest, _enrollment_service_pb2.DeactivateWorkflowResponse]  # type: ignore[assignment]
+    """Turn a workflow off: its schedules pause and nothing new enrolls."""
     IngestEvents: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.IngestEventsRequest, _enrollment_service_pb2.IngestEventsResponse]  # type: ignore[assignment]
     """Ingest a batch of record changes and events; each item is reported on its own."""
+    IngestEventStream: _aio.StreamUnaryMultiCallable[_enrollment_service_pb2.IngestEventStreamRequest, _enrollment_service_pb2.IngestEventStreamResponse]  # type: ignore[assignment]
+    """Ingest a stream of record changes and events; answered once, item by item, at the end."""
     EnrollManually: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.EnrollManuallyRequest, _enrollment_service_pb2.EnrollManuallyResponse]  # type: ignore[assignment]
     """Enroll given records by hand, bypassing triggers (never twice at once)."""
+    Unenroll: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.UnenrollRequest, _enrollment_service_pb2.UnenrollResponse]  # type: ignore[assignment]
+    """Unenroll given records from a workflow by hand."""
+    EstimateEnrollment: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.EstimateEnrollmentRequest, _enrollment_service_pb2.EstimateEnrollmentResponse]  # type: ignore[assignment]
+    """How many existing records meet a definition's triggers now, with a sample."""
+    SaveEstimateAsList: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.SaveEstimateAsListRequest, _enrollment_service_pb2.SaveEstimateAsListResponse]  # type: ignore[assignment]
+    """Save the records an estimate counts as a static list."""
+    ExplainEnrollment: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.ExplainEnrollmentRequest, _enrollment_service_pb2.ExplainEnrollmentResponse]  # type: ignore[assignment]
+    """Would a record enroll in a workflow now, and why (or why not)?"""
+    GetBackfillProgress: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.GetBackfillProgressRequest, _enrollment_service_pb2.GetBackfillProgressResponse]  # type: ignore[assignment]
+    """Progress of the "enroll existing records" backfill of a workflow revision."""
 
 class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
     """EnrollmentService decides which records enter which workflow and starts one Temporal
@@ -70,6 +98,14 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Activate (or replace) a workflow's published revision; called by editor-api on publish."""
 
     @_abc_1.abstractmethod
+    def DeactivateWorkflow(
+        self,
+        request: _enrollment_service_pb2.DeactivateWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.DeactivateWorkflowResponse, _abc.Awaitable[_enrollment_service_pb2.DeactivateWorkflowResponse]]:
+        """Turn a workflow off: its schedules pause and nothing new enrolls."""
+
+    @_abc_1.abstractmethod
     def IngestEvents(
         self,
         request: _enrollment_service_pb2.IngestEventsRequest,
@@ -78,11 +114,59 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Ingest a batch of record changes and events; each item is reported on its own."""
 
     @_abc_1.abstractmethod
+    def IngestEventStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_enrollment_service_pb2.IngestEventStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.IngestEventStreamResponse, _abc.Awaitable[_enrollment_service_pb2.IngestEventStreamResponse]]:
+        """Ingest a stream of record changes and events; answered once, item by item, at the end."""
+
+    @_abc_1.abstractmethod
     def EnrollManually(
         self,
         request: _enrollment_service_pb2.EnrollManuallyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_enrollment_service_pb2.EnrollManuallyResponse, _abc.Awaitable[_enrollment_service_pb2.EnrollManuallyResponse]]:
         """Enroll given records by hand, bypassing triggers (never twice at once)."""
+
+    @_abc_1.abstractmethod
+    def Unenroll(
+        self,
+        request: _enrollment_service_pb2.UnenrollRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.UnenrollResponse, _abc.Awaitable[_enrollment_service_pb2.UnenrollResponse]]:
+        """Unenroll given records from a workflow by hand."""
+
+    @_abc_1.abstractmethod
+    def EstimateEnrollment(
+        self,
+        request: _enrollment_service_pb2.EstimateEnrollmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.EstimateEnrollmentResponse, _abc.Awaitable[_enrollment_service_pb2.EstimateEnrollmentResponse]]:
+        """How many existing records meet a definition's triggers now, with a sample."""
+
+    @_abc_1.abstractmethod
+    def SaveEstimateAsList(
+        self,
+        request: _enrollment_service_pb2.SaveEstimateAsListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.SaveEstimateAsListResponse, _abc.Awaitable[_enrollment_service_pb2.SaveEstimateAsListResponse]]:
+        """Save the records an estimate counts as a static list."""
+
+    @_abc_1.abstractmethod
+    def ExplainEnrollment(
+        self,
+        request: _enrollment_service_pb2.ExplainEnrollmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.ExplainEnrollmentResponse, _abc.Awaitable[_enrollment_service_pb2.ExplainEnrollmentResponse]]:
+        """Would a record enroll in a workflow now, and why (or why not)?"""
+
+    @_abc_1.abstractmethod
+    def GetBackfillProgress(
+        self,
+        request: _enrollment_service_pb2.GetBackfillProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.GetBackfillProgressResponse, _abc.Awaitable[_enrollment_service_pb2.GetBackfillProgressResponse]]:
+        """Progress of the "enroll existing records" backfill of a workflow revision."""
 
 def add_EnrollmentServiceServicer_to_server(servicer: EnrollmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

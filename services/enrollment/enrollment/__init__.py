@@ -1,0 +1,1 @@
+"""The enrollment service: decides which records enter which workflow (issue 5)."""

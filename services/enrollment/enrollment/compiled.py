@@ -1,0 +1,242 @@
+"""A published revision compiled once for the hot path: matchers for every trigger it has.
+
+Roles a trigger can play for a workflow (``TriggerRef.role``):
+
+* ``enroll``   — an enrollment trigger (criteria: on the not-matching -> matching transition);
+* ``reenroll`` — a re-enrollment trigger that is not also an enrollment trigger;
+* ``unenroll`` — an unenrollment trigger;
+* ``goal``     — the goal criteria started to match (unenroll; and block enrollment);
+* ``stay``     — the enrollment criteria stopped matching (unenroll when so set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from crmflow.criteria import compile_group
+from crmflow.criteria.evaluate import Matcher
+from crmflow.criteria.values import as_text, is_unknown
+from crmflow.model.criteria import Conjunction, FilterGroup
+from crmflow.model.records import ChangeEvent, ChangeEventType
+from crmflow.model.triggers import EventTrigger, EventType, Trigger
+from crmflow.model.workflow import PublishedRevision, WorkflowDefinition
+
+EMPTY: Mapping[str, Any] = {}
+
+
+class TriggerRef(NamedTuple):
+    workflow_id: str
+    role: str
+    index: int
+
+
+# ChangeEventType -> EventType for the kinds that map one to one.
+_EVENT_OF_CHANGE = {
+    ChangeEventType.RECORD_CREATED: EventType.RECORD_CREATED,
+    ChangeEventType.RECORD_DELETED: EventType.RECORD_DELETED,
+    ChangeEventType.FORM_SUBMITTED: EventType.FORM_SUBMITTED,
+    ChangeEventType.CUSTOM_EVENT: EventType.CUSTOM_EVENT,
+    ChangeEventType.ASSOCIATION_ADDED: EventType.ASSOCIATION_ADDED,
+    ChangeEventType.ASSOCIATION_REMOVED: EventType.ASSOCIATION_REMOVED,
+    ChangeEventType.LIST_MEMBERSHIP_ADDED: EventType.LIST_MEMBERSHIP_ADDED,
+    ChangeEventType.LIST_MEMBERSHIP_REMOVED: EventType.LIST_MEMBERSHIP_REMOVED,
+}
+
+
+def event_trigger_keys(t: EventTrigger) -> list[tuple[str, str]]:
+    """Where an event trigger is filed in the index (see ``event_keys``)."""
+    et = t.event_type
+    if et == EventType.PROPERTY_CHANGED:
+        return [("prop", t.property)]
+    if et == EventType.FORM_SUBMITTED:
+        return [("form", t.form_id or "*")]
+    if et == EventType.CUSTOM_EVENT:
+        return [("custom", t.event_name)]
+    if et in (EventType.ASSOCIATION_ADDED, EventType.ASSOCIATION_REMOVED):
+        return [(et.value, t.association_object_type or "*")]
+    if et in (EventType.LIST_MEMBERSHIP_ADDED, EventType.LIST_MEMBERSHIP_REMOVED):
+        return [(et.value, t.list_id)]
+    return [(et.value, "")]
+
+
+def event_keys(ev: ChangeEvent) -> list[tuple[str, str]]:
+    """The index keys an event can fire (a creation also 'changes' the properties it sets)."""
+    et = ev.event_type
+    keys: list[tuple[str, str]] = [("prop", c.property) for c in ev.changes]
+    mapped = _EVENT_OF_CHANGE.get(et)
+    if mapped is None:
+        return keys
+    if mapped == EventType.FORM_SUBMITTED:
+        keys += [("form", ev.form_id), ("form", "*")]
+    elif mapped == EventType.CUSTOM_EVENT:
+        keys.append(("custom", ev.event_name))
+    elif mapped in (EventType.ASSOCIATION_ADDED, EventType.ASSOCIATION_REMOVED):
+        keys += [(mapped.value, ev.associated_object_type), (mapped.value, "*")]
+    elif mapped in (EventType.LIST_MEMBERSHIP_ADDED, EventType.LIST_MEMBERSHIP_REMOVED):
+        keys.append((mapped.value, ev.list_id))
+    else:
+        keys.append((mapped.value, ""))
+    return keys
+
+
+def _values_match(wanted: list[str], value: Any) -> bool:
+    return not wanted or (not is_unknown(value) and as_text(value) in {as_text(w) for w in wanted})
+
+
+@dataclass
+class CompiledEventTrigger:
+    trigger: EventTrigger
+    filter: Matcher | None
+    event_filter: Matcher | None
+
+    def matches(self, ev: ChangeEvent, record: Mapping[str, Any], now: datetime) -> bool:
+        """Does ``ev`` fire this trigger (the refinement's counts are checked by the caller)?"""
+        t = self.trigger
+        et = t.event_type
+        if et == EventType.PROPERTY_CHANGED:
+            hit = next((c for c in ev.changes if c.property == t.property), None)
+            if hit is None or hit.old_value == hit.new_value:
+                return False
+            if not (_values_match(t.from_values, hit.old_value)
+                    and _values_match(t.to_values, hit.new_value)):
+                return False
+        elif _EVENT_OF_CHANGE.get(ev.event_type) != et:
+            return False
+        elif et == EventType.FORM_SUBMITTED and t.form_id and ev.form_id != t.form_id:
+            return False
+        elif et == EventType.CUSTOM_EVENT and ev.event_name != t.event_name:
+            return False
+        elif et in (EventType.ASSOCIATION_ADDED, EventType.ASSOCIATION_REMOVED) and (
+            (t.association_object_type and ev.associated_object_type != t.association_object_type)
+            or (t.association_label and ev.association_label != t.association_label)
+        ):
+            return False
+        elif et in (EventType.LIST_MEMBERSHIP_ADDED, EventType.LIST_MEMBERSHIP_REMOVED) and (
+            ev.list_id != t.list_id
+        ):
+            return False
+        r = t.refinement
+        if r is not None:
+            if r.window_start and ev.occurred_at < r.window_start:
+                return False
+            if r.window_end and ev.occurred_at > r.window_end:
+                return False
+        if self.event_filter is not None and not self.event_filter(ev.properties, now, EMPTY):
+            return False
+        return self.filter is None or self.filter(record, now, EMPTY)
+
+    @property
+    def counted(self) -> bool:
+        r = self.trigger.refinement
+        return r is not None and (r.min_count > 1 or r.max_count > 0)
+
+    def occurrence_key(self) -> str:
+        """What is counted for a refinement ("form:f1", "custom:signup", "prop:stage")."""
+        t = self.trigger
+        return {
+            EventType.FORM_SUBMITTED: f"form:{t.form_id or '*'}",
+            EventType.CUSTOM_EVENT: f"custom:{t.event_name}",
+            EventType.PROPERTY_CHANGED: f"prop:{t.property}",
+        }.get(t.event_type, f"{t.event_type.value}:{t.list_id or t.association_object_type}")
+
+
+@dataclass
+class CompiledWorkflow:
+    revision: PublishedRevision
+    enabled: bool = True
+    criteria: dict[tuple[str, int], tuple[FilterGroup, Matcher]] = field(default_factory=dict)
+    events: dict[tuple[str, int], CompiledEventTrigger] = field(default_factory=dict)
+    goal: Matcher | None = None
+    stay: FilterGroup | None = None
+    stay_matcher: Matcher | None = None
+
+    @property
+    def tenant_id(self) -> str:
+        return self.revision.tenant_id
+
+    @property
+    def workflow_id(self) -> str:
+        return self.revision.workflow_id
+
+    @property
+    def definition(self) -> WorkflowDefinition:
+        return self.revision.definition
+
+    @property
+    def object_type(self) -> str:
+        return self.revision.definition.object_type
+
+    def triggers(self, role: str) -> list[Trigger]:
+        e = self.definition.enrollment
+        if role == "enroll":
+            return e.triggers
+        if role == "reenroll":
+            return e.reenrollment.triggers
+        if role == "unenroll":
+            return e.unenrollment_triggers
+        return []
+
+    def may_reenroll(self, role: str, index: int) -> bool:
+        """Is this trigger a re-enrollment trigger (re-enrollment being on)?"""
+        re = self.definition.enrollment.reenrollment
+        if not re.enabled:
+            return False
+        if role == "reenroll":
+            return True
+        if role != "enroll":
+            return False
+        trig = self.definition.enrollment.triggers[index]
+        if not re.triggers:
+            return trig.manual is None and trig.schedule is None
+        return trig in re.triggers
+
+    def initial_triggers_match(self, ev: ChangeEvent | None, record: Mapping[str, Any],
+                               now: datetime) -> bool:
+        """Re-enrollment also needs the record to meet the enrollment triggers at that moment."""
+        for i, t in enumerate(self.definition.enrollment.triggers):
+            if t.criteria is not None:
+                if self.criteria[("enroll", i)][1](record, now, EMPTY):
+                    return True
+            elif t.event is not None and ev is not None:
+                if self.events[("enroll", i)].matches(ev, record, now):
+                    return True
+        return False
+
+
+def compile_revision(rev: PublishedRevision, *, enabled: bool = True) -> CompiledWorkflow:
+    """Compile every matcher once. Raises InvalidArgument naming a bad filter."""
+    cw = CompiledWorkflow(revision=rev, enabled=enabled)
+    e = rev.definition.enrollment
+    base = "revision.definition.enrollment"
+    for role, triggers, path in (
+        ("enroll", e.triggers, f"{base}.triggers"),
+        ("reenroll", e.reenrollment.triggers, f"{base}.reenrollment.triggers"),
+        ("unenroll", e.unenrollment_triggers, f"{base}.unenrollment_triggers"),
+    ):
+        for i, t in enumerate(triggers):
+            p = f"{path}[{i}]"
+            if role == "reenroll" and t in e.triggers:
+                continue  # fires as the enrollment trigger it duplicates
+            if t.criteria is not None:
+                cw.criteria[(role, i)] = (
+                    t.criteria.filter, compile_group(t.criteria.filter, f"{p}.criteria.filter")
+                )
+            elif t.event is not None:
+                ev = t.event
+                flt = compile_group(ev.filter, f"{p}.event.filter") if ev.filter else None
+                evf = None
+                if ev.event_filters:
+                    evf = compile_group(
+                        FilterGroup(filters=ev.event_filters), f"{p}.event.event_filters"
+                    )
+                cw.events[(role, i)] = CompiledEventTrigger(ev, flt, evf)
+    if e.goal is not None and not e.goal.is_empty():
+        cw.goal = compile_group(e.goal, f"{base}.goal")
+    enroll_criteria = [t.criteria.filter for t in e.triggers if t.criteria is not None]
+    if e.unenroll_when_criteria_not_met and enroll_criteria:
+        cw.stay = FilterGroup(conjunction=Conjunction.OR, groups=enroll_criteria)
+        cw.stay_matcher = compile_group(cw.stay)
+    return cw

@@ -1,0 +1,214 @@
+"""The enrollment rules and their side effects (ledger, Temporal), for every trigger kind.
+
+``enroll`` applies the rules in order, cheapest and most final first:
+
+1. the workflow is on;
+2. the record is not enrolled right now (never twice at once: a per-record lock in this process,
+   the ledger's unique enrollment number across processes, Temporal's USE_EXISTING policy);
+3. first enrollment only — unless re-enrollment is on, a re-enrollment trigger fired and the
+   record meets the enrollment triggers at that moment;
+4. not on a suppression list;
+5. not already meeting the goal.
+
+Then the ledger row is committed (status pending), the Temporal workflow is started with the
+row's deterministic id, and the row becomes running. A crash in between leaves a pending row
+that the recovery sweep starts later (same id: no duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from crmflow.model.enrollment import EnrollmentInput, UnenrollReason, UnenrollSignal
+from crmflow.model.records import ChangeEvent
+from crmflow.records.port import RecordStore
+from crmflow.temporal.ids import enrollment_workflow_id
+from enrollment.compiled import EMPTY, CompiledWorkflow
+from enrollment.ledger import Ledger
+from enrollment.starter import Starter
+from enrollment.tables import EnrollmentRow
+
+log = logging.getLogger("crmflow.enrollment")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Outcome:
+    workflow_id: str
+    record_id: str
+    outcome: str
+    enrollment_number: int = 0
+    run_workflow_id: str = ""
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Enroller:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        starter: Starter,
+        records: RecordStore | None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.ledger = ledger
+        self.starter = starter
+        self.records = records
+        self.clock = clock
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+
+    def _lock(self, tenant_id: str, workflow_id: str, record_id: str) -> asyncio.Lock:
+        key = (tenant_id, workflow_id, record_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > 10_000:  # drop idle locks now and then
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _is_current(self, row: EnrollmentRow) -> bool:
+        """Is the ledger's active row really still enrolled? Reconciles ended runs lazily."""
+        if row.status == "pending":
+            return True  # the recovery sweep will start it; it counts as enrolled
+        running = await self.starter.is_running(row.run_workflow_id)
+        if running:
+            return True
+        assert row.id is not None
+        await self.ledger.set_status(row.id, "ended", now=self.clock())
+        return False
+
+    async def suppressed_by(self, cw: CompiledWorkflow, record_id: str) -> list[str]:
+        ids = cw.definition.enrollment.suppression_list_ids
+        if not ids or self.records is None:
+            return []
+        out = []
+        for list_id in ids:
+            if await self.records.is_member(cw.tenant_id, list_id, record_id):
+                out.append(list_id)
+        return out
+
+    async def enroll(
+        self,
+        cw: CompiledWorkflow,
+        record_id: str,
+        *,
+        trigger: str,
+        record: Mapping[str, Any] | None,
+        event: ChangeEvent | None = None,
+        reenroll_ok: bool | None = None,
+    ) -> Outcome:
+        """Apply the rules and enroll. ``reenroll_ok``: may a previously enrolled record enter
+        again (decided by the caller from the trigger); None = ask the workflow's settings
+        with the initial triggers (used by schedules and backfills)."""
+        wf, tenant = cw.workflow_id, cw.tenant_id
+        if not cw.enabled:
+            return Outcome(wf, record_id, "workflow_off", detail="the workflow is off")
+        now = self.clock()
+        async with self._lock(tenant, wf, record_id):
+            if event is not None:
+                # Same event again after a crash (before it was marked processed): same answer.
+                prior = await self.ledger.by_trigger_event(
+                    tenant_id=tenant, workflow_id=wf, record_id=record_id, event_id=event.event_id
+                )
+                if prior is not None:
+                    return Outcome(wf, record_id, "already_enrolled", prior.enrollment_number,
+                                   prior.run_workflow_id, "enrolled by this event before")
+            current = await self.ledger.current(
+                tenant_id=tenant, workflow_id=wf, object_type=cw.object_type, record_id=record_id
+            )
+            if current is not None and await self._is_current(current):
+                return Outcome(wf, record_id, "already_enrolled", current.enrollment_number,
+                               current.run_workflow_id, "the record is enrolled right now")
+            fact = await self.ledger.fact(
+                tenant_id=tenant, workflow_id=wf, object_type=cw.object_type, record_id=record_id
+            )
+            if fact is not None and fact.enrollment_count > 0:
+                if reenroll_ok is None:
+                    reenroll_ok = cw.definition.enrollment.reenrollment.enabled and (
+                        record is not None and cw.initial_triggers_match(event, record, now)
+                    )
+                if not reenroll_ok:
+                    return Outcome(wf, record_id, "reenrollment_off",
+                                   detail=f"enrolled {fact.enrollment_count} time(s) before; "
+                                   "re-enrollment is off or its trigger did not fire")
+            lists = await self.suppressed_by(cw, record_id)
+            if lists:
+                return Outcome(wf, record_id, "suppressed",
+                               detail=f"on suppression list(s) {', '.join(lists)}")
+            if cw.goal is not None and record is not None and cw.goal(record, now, EMPTY):
+                return Outcome(wf, record_id, "goal_met", detail="the record already meets the goal")
+            row = await self.ledger.reserve(
+                tenant_id=tenant, workflow_id=wf, revision=cw.revision.revision,
+                object_type=cw.object_type, record_id=record_id, trigger=trigger,
+                event_id=event.event_id if event else "", now=now,
+                run_id_for=lambda n: enrollment_workflow_id(tenant, wf, cw.object_type, record_id, n),
+            )
+            if row is None:
+                return Outcome(wf, record_id, "already_enrolled",
+                               detail="enrolled concurrently by another request")
+            await self.start_row(row, cw, event)
+        for other in cw.definition.enrollment.unenroll_from_workflow_ids:
+            if other != wf:
+                await self.unenroll(tenant, other, cw.object_type, record_id,
+                                    UnenrollReason.ENROLLED_ELSEWHERE, f"enrolled in {wf}")
+        return Outcome(wf, record_id, "enrolled", row.enrollment_number, row.run_workflow_id,
+                       f"trigger {trigger}")
+
+    async def start_row(
+        self, row: EnrollmentRow, cw: CompiledWorkflow, event: ChangeEvent | None = None
+    ) -> bool:
+        inp = EnrollmentInput(
+            tenant_id=row.tenant_id, workflow_id=row.workflow_id, revision=cw.revision.revision,
+            object_type=row.object_type, record_id=row.record_id,
+            enrollment_number=row.enrollment_number, enrolled_at=row.enrolled_at,
+            trigger=row.trigger, triggering_event=event, definition=cw.definition,
+        )
+        try:
+            await self.starter.start(row.run_workflow_id, inp)
+        except Exception:  # Temporal unreachable: the row stays pending for the sweep
+            log.exception("starting %s failed; left for the recovery sweep", row.run_workflow_id)
+            return False
+        assert row.id is not None
+        await self.ledger.set_status(row.id, "running")
+        row.status = "running"
+        return True
+
+    async def unenroll(
+        self,
+        tenant_id: str,
+        workflow_id: str,
+        object_type: str,
+        record_id: str,
+        reason: UnenrollReason,
+        detail: str = "",
+    ) -> Outcome:
+        row = await self.ledger.current(
+            tenant_id=tenant_id, workflow_id=workflow_id, object_type=object_type,
+            record_id=record_id,
+        )
+        if row is None:
+            return Outcome(workflow_id, record_id, "not_enrolled")
+        return await self.unenroll_row(row, reason, detail)
+
+    async def unenroll_row(
+        self, row: EnrollmentRow, reason: UnenrollReason, detail: str = ""
+    ) -> Outcome:
+        assert row.id is not None
+        signalled = await self.starter.unenroll(
+            row.run_workflow_id, UnenrollSignal(reason=reason, detail=detail)
+        )
+        await self.ledger.set_status(row.id, "unenrolled", now=self.clock(), reason=reason.value)
+        return Outcome(row.workflow_id, row.record_id, "unenrolled", row.enrollment_number,
+                       row.run_workflow_id, reason.value if signalled else f"{reason.value} "
+                       "(the run had already ended)")

@@ -1,0 +1,188 @@
+"""Turning one change event into enrollments and unenrollments.
+
+Order per event: dedupe by event id -> find what the event does through the trigger index
+(never a scan) -> unenrollments first (goal met, criteria no longer met, unenrollment triggers,
+suppression, deletion) -> enrollments (with refinement counts and re-enrollment rules) ->
+``record_event`` signals to the record's running enrollments -> remember the event as processed
+with its outcomes, so a redelivery returns the same answer and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from crmflow.errors import InvalidArgument, NotFound
+from crmflow.model.enrollment import RecordEventSignal, UnenrollReason
+from crmflow.model.records import ChangeEvent, ChangeEventType
+from crmflow.records.port import PropertyDefinition, PropertyType
+from enrollment.enroller import Enroller, Outcome
+from enrollment.trigger_index import Match, TriggerIndex
+
+log = logging.getLogger("crmflow.enrollment.ingest")
+
+_SNAPSHOT_EVENTS = (ChangeEventType.RECORD_CREATED, ChangeEventType.RECORD_UPDATED)
+_COUNTED_ALWAYS = (ChangeEventType.FORM_SUBMITTED, ChangeEventType.CUSTOM_EVENT)
+_UNENROLL_ROLES = {
+    "goal": UnenrollReason.GOAL_MET,
+    "stay": UnenrollReason.CRITERIA_NOT_MET,
+    "unenroll": UnenrollReason.UNENROLLMENT_TRIGGER,
+    "suppressed": UnenrollReason.SUPPRESSED,
+}
+
+
+def check_value_type(value: Any, pd: PropertyDefinition) -> str | None:
+    """Why ``value`` cannot be a value of property ``pd`` (None when it can)."""
+    if value is None or value == "":
+        return None
+    t = pd.type
+    if t == PropertyType.NUMBER and (isinstance(value, bool) or not isinstance(value, int | float)):
+        try:
+            float(str(value))
+        except ValueError:
+            return f"property {pd.name!r} is a number, got {value!r}"
+    if t == PropertyType.BOOL and not isinstance(value, bool) and str(value).lower() not in (
+        "true", "false"
+    ):
+        return f"property {pd.name!r} is a bool, got {value!r}"
+    if t in (PropertyType.DATE, PropertyType.DATETIME):
+        from crmflow.criteria.values import as_datetime
+
+        if as_datetime(value) is None:
+            return f"property {pd.name!r} is a {t.value}, got {value!r}"
+    if t == PropertyType.ENUMERATION and pd.options and str(value) not in pd.options:
+        return f"property {pd.name!r} has no option {value!r}"
+    return None
+
+
+class Ingestor:
+    def __init__(self, *, index: TriggerIndex, enroller: Enroller) -> None:
+        self.index = index
+        self.enroller = enroller
+        self._schemas: dict[tuple[str, str], dict[str, PropertyDefinition]] = {}
+
+    @property
+    def ledger(self):  # type: ignore[no-untyped-def]
+        return self.enroller.ledger
+
+    async def check_types(self, ev: ChangeEvent, path: str) -> None:
+        """Refuse values of the wrong type for their property definition (INVALID_ARGUMENT)."""
+        store = self.enroller.records
+        if store is None or not ev.changes:
+            return
+        key = (ev.tenant_id, ev.object_type)
+        schema = self._schemas.get(key)
+        if schema is None:
+            try:
+                defs = await store.list_properties(ev.tenant_id, ev.object_type)
+            except NotFound:
+                raise InvalidArgument.field(
+                    f"{path}.object_type", f"unknown object type {ev.object_type!r}"
+                ) from None
+            schema = self._schemas[key] = {d.name: d for d in defs}
+        if not schema:
+            return
+        for j, c in enumerate(ev.changes):
+            pd = schema.get(c.property)
+            if pd is None:
+                continue  # properties the CRM does not describe are not ours to refuse
+            why = check_value_type(c.new_value, pd)
+            if why:
+                raise InvalidArgument.field(f"{path}.changes[{j}].new_value", why)
+
+    async def _record(self, ev: ChangeEvent) -> dict[str, Any]:
+        """The record after the event: the event's snapshot, else the CRM's copy, else the
+        changes alone (criteria reading other properties then see them as unknown)."""
+        if ev.event_type in _SNAPSHOT_EVENTS and ev.properties:
+            return dict(ev.properties)
+        store = self.enroller.records
+        if store is not None and ev.event_type != ChangeEventType.RECORD_DELETED:
+            try:
+                rec = await store.get(ev.tenant_id, ev.object_type, ev.record_id)
+                return dict(rec.properties)
+            except NotFound:
+                return {}
+        return {}
+
+    async def ingest(self, ev: ChangeEvent) -> tuple[bool, list[Outcome]]:
+        """Process one validated event. Returns (duplicate, outcomes)."""
+        prior = await self.ledger.processed(ev.tenant_id, ev.event_id)
+        if prior is not None:
+            return True, [Outcome(**o) for o in prior]
+        now = self.enroller.clock()
+        record = await self._record(ev) if self.index.has_scope(ev) else {}
+        matches = self.index.match(ev, record, now)
+        new = {**record, **{c.property: c.new_value for c in ev.changes}}
+        outcomes: list[Outcome] = []
+        if ev.event_type == ChangeEventType.RECORD_DELETED:
+            for row in await self.ledger.active_for_record(
+                tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id
+            ):
+                outcomes.append(await self.enroller.unenroll_row(
+                    row, UnenrollReason.RECORD_DELETED, f"event {ev.event_id}"))
+        unenrolled: set[str] = set()
+        for m in matches:
+            reason = _UNENROLL_ROLES.get(m.role)
+            if reason is None or m.workflow.workflow_id in unenrolled:
+                continue
+            if m.role == "unenroll" and not await self._refined(m, ev):
+                continue
+            out = await self.enroller.unenroll(
+                ev.tenant_id, m.workflow.workflow_id, ev.object_type, ev.record_id, reason,
+                f"{m.trigger_label} (event {ev.event_id})",
+            )
+            if out.outcome == "unenrolled":
+                unenrolled.add(m.workflow.workflow_id)
+                outcomes.append(out)
+        done: set[str] = set()
+        for m in sorted(matches, key=lambda m: m.role != "enroll"):
+            wf = m.workflow.workflow_id
+            if m.role not in ("enroll", "reenroll") or wf in done:
+                continue
+            if ev.event_type == ChangeEventType.RECORD_DELETED:
+                continue
+            if not await self._refined(m, ev):
+                continue
+            done.add(wf)
+            cw = m.workflow
+            reenroll_ok = cw.may_reenroll(m.role, m.index) and cw.initial_triggers_match(
+                ev, new, now
+            )
+            outcomes.append(await self.enroller.enroll(
+                cw, ev.record_id, trigger=m.trigger_label, record=new, event=ev,
+                reenroll_ok=reenroll_ok,
+            ))
+        await self._signal_running(ev, {o.run_workflow_id for o in outcomes})
+        await self.ledger.mark_processed(
+            ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now
+        )
+        return False, outcomes
+
+    async def _refined(self, m: Match, ev: ChangeEvent) -> bool:
+        """'At least / at most N times (in a date range)': count this record's occurrences."""
+        if not m.kind.startswith("event:"):
+            return True
+        trig = m.workflow.events[(m.role, m.index)]
+        if not trig.counted and ev.event_type not in _COUNTED_ALWAYS:
+            return True
+        r = trig.trigger.refinement
+        n = await self.ledger.count_occurrence(
+            tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id,
+            event_key=trig.occurrence_key(), event_id=ev.event_id, occurred_at=ev.occurred_at,
+            window_start=r.window_start if r else None, window_end=r.window_end if r else None,
+        )
+        if r is None:
+            return True
+        return n >= max(r.min_count, 1) and (r.max_count == 0 or n <= r.max_count)
+
+    async def _signal_running(self, ev: ChangeEvent, skip: set[str]) -> None:
+        """Wake running enrollments of the record that wait for an event."""
+        if ev.event_type == ChangeEventType.RECORD_DELETED:
+            return
+        for row in await self.ledger.active_for_record(
+            tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id
+        ):
+            if row.status == "running" and row.run_workflow_id not in skip:
+                await self.enroller.starter.record_event(
+                    row.run_workflow_id, RecordEventSignal(event=ev)
+                )

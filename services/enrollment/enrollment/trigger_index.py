@@ -1,0 +1,172 @@
+"""The in-memory trigger index: tenant -> object type -> what one event could change.
+
+``match(event, record)`` is the hot path. It never scans the workflows of a tenant: criteria go
+through a ``TransitionIndex`` keyed by the properties (and values) they read, event triggers
+through a dict keyed by (kind, discriminator), suppression lists by list id. Every candidate is
+then confirmed with the compiled matchers on the old and new record, so the answer is exact.
+Pure and synchronous: the service applies the rules and side effects (ledger, Temporal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crmflow.criteria.index import TransitionIndex
+from crmflow.model.records import ChangeEvent, ChangeEventType
+from enrollment.compiled import (
+    EMPTY,
+    CompiledWorkflow,
+    TriggerRef,
+    event_keys,
+    event_trigger_keys,
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One thing an event did to one workflow."""
+
+    workflow: CompiledWorkflow
+    role: str  # enroll | reenroll | unenroll | goal | stay | suppressed | deleted
+    index: int = -1
+    kind: str = ""  # "criteria", "event:<EVENT_TYPE>", ...
+
+    @property
+    def trigger_label(self) -> str:
+        return self.kind if self.index < 0 else f"{self.kind}#{self.index}"
+
+
+@dataclass
+class _Scope:
+    rising: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
+    falling: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
+    events: dict[tuple[str, str], set[TriggerRef]] = field(default_factory=dict)
+    suppression: dict[str, set[str]] = field(default_factory=dict)
+    workflows: set[str] = field(default_factory=set)
+
+
+class TriggerIndex:
+    def __init__(self) -> None:
+        self._scopes: dict[tuple[str, str], _Scope] = {}
+        self._workflows: dict[tuple[str, str], CompiledWorkflow] = {}
+
+    def __len__(self) -> int:
+        return len(self._workflows)
+
+    def get(self, tenant_id: str, workflow_id: str) -> CompiledWorkflow | None:
+        return self._workflows.get((tenant_id, workflow_id))
+
+    def workflows(self, tenant_id: str | None = None) -> Iterator[CompiledWorkflow]:
+        for (t, _), cw in self._workflows.items():
+            if tenant_id is None or t == tenant_id:
+                yield cw
+
+    def put(self, cw: CompiledWorkflow) -> None:
+        """Index (or re-index) a workflow's active revision."""
+        self.remove(cw.tenant_id, cw.workflow_id)
+        self._workflows[(cw.tenant_id, cw.workflow_id)] = cw
+        if not cw.enabled:
+            return  # kept for lookups (explain, manual enroll refusal), fires nothing
+        scope = self._scopes.setdefault((cw.tenant_id, cw.object_type), _Scope())
+        wf = cw.workflow_id
+        scope.workflows.add(wf)
+        for (role, i), (group, matcher) in cw.criteria.items():
+            scope.rising.add(TriggerRef(wf, role, i), group, matches_empty=matcher({}, _epoch, EMPTY))
+        if cw.goal is not None and cw.definition.enrollment.goal is not None:
+            scope.rising.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
+        if cw.stay is not None:
+            scope.falling.add(TriggerRef(wf, "stay", 0), cw.stay)
+        for (role, i), et in cw.events.items():
+            for k in event_trigger_keys(et.trigger):
+                scope.events.setdefault(k, set()).add(TriggerRef(wf, role, i))
+        for list_id in cw.definition.enrollment.suppression_list_ids:
+            scope.suppression.setdefault(list_id, set()).add(wf)
+
+    def remove(self, tenant_id: str, workflow_id: str) -> CompiledWorkflow | None:
+        cw = self._workflows.pop((tenant_id, workflow_id), None)
+        if cw is None:
+            return None
+        scope = self._scopes.get((tenant_id, cw.object_type))
+        if scope is None or workflow_id not in scope.workflows:
+            return cw
+        scope.workflows.discard(workflow_id)
+        for key in [k for k in scope.rising.keys() if k.workflow_id == workflow_id]:
+            scope.rising.remove(key)
+        for key in [k for k in scope.falling.keys() if k.workflow_id == workflow_id]:
+            scope.falling.remove(key)
+        for refs in scope.events.values():
+            for r in [r for r in refs if r.workflow_id == workflow_id]:
+                refs.discard(r)
+        for wfs in scope.suppression.values():
+            wfs.discard(workflow_id)
+        return cw
+
+    def has_scope(self, ev: ChangeEvent) -> bool:
+        """Does any active workflow of the tenant enroll this object type?"""
+        scope = self._scopes.get((ev.tenant_id, ev.object_type))
+        return scope is not None and bool(scope.workflows)
+
+    def match(self, ev: ChangeEvent, record: Mapping[str, Any], now: datetime) -> list[Match]:
+        """Everything ``ev`` does to the tenant's workflows for this record.
+
+        ``record`` is the record after the event (the changes' new values win over it); the
+        previous state is the same record with the changes' old values.
+        """
+        scope = self._scopes.get((ev.tenant_id, ev.object_type))
+        if scope is None:
+            return []
+        key = ev.tenant_id
+        out: list[Match] = []
+        et = ev.event_type
+        if et == ChangeEventType.RECORD_DELETED:
+            # The service unenrolls the record everywhere (from the ledger); triggers on
+            # deletion may still fire below.
+            pass
+        changes = [(c.property, c.old_value, c.new_value) for c in ev.changes]
+        created = et == ChangeEventType.RECORD_CREATED
+        new = dict(record)
+        old: dict[str, Any] = {} if created else dict(record)
+        for p, o, n in changes:
+            new[p] = n
+            if not created:
+                old[p] = o
+        if ev.associated_object_type:
+            # association-scoped filters are indexed under "@assoc:<type>"
+            changes.append(("@assoc:" + ev.associated_object_type, None, ev.associated_record_id))
+        if changes or created:
+            for ref in scope.rising.rising(changes, now, created=created):
+                cw = self._workflows[(key, ref.workflow_id)]
+                if ref.role == "goal":
+                    assert cw.goal is not None
+                    if cw.goal(new, now, EMPTY) and (created or not cw.goal(old, now, EMPTY)):
+                        out.append(Match(cw, "goal", kind="goal"))
+                    continue
+                matcher = cw.criteria[(ref.role, ref.index)][1]
+                if matcher(new, now, EMPTY) and (created or not matcher(old, now, EMPTY)):
+                    out.append(Match(cw, ref.role, ref.index, "criteria"))
+            if not created:
+                for ref in scope.falling.falling(changes, now):
+                    cw = self._workflows[(key, ref.workflow_id)]
+                    assert cw.stay_matcher is not None
+                    if cw.stay_matcher(old, now, EMPTY) and not cw.stay_matcher(new, now, EMPTY):
+                        out.append(Match(cw, "stay", kind="criteria_not_met"))
+        seen: set[TriggerRef] = set()
+        for k in event_keys(ev):
+            for ref in scope.events.get(k, ()):
+                if ref in seen:
+                    continue
+                seen.add(ref)
+                cw = self._workflows[(key, ref.workflow_id)]
+                trig = cw.events[(ref.role, ref.index)]
+                if trig.matches(ev, new, now):
+                    out.append(Match(cw, ref.role, ref.index, f"event:{trig.trigger.event_type}"))
+        if et == ChangeEventType.LIST_MEMBERSHIP_ADDED and ev.list_id in scope.suppression:
+            for wf in scope.suppression[ev.list_id]:
+                out.append(Match(self._workflows[(key, wf)], "suppressed", kind="suppression"))
+        return out
+
+
+_epoch = datetime(2000, 1, 1).astimezone()

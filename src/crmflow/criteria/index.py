@@ -1,0 +1,325 @@
+"""A transition index: which criteria may have flipped because of one change?
+
+The enrollment service keeps thousands of criteria (one or more per active workflow) and must
+find, for one record change, the few whose result can have gone from "not matching" to
+"matching" (enroll, goal met) or back (unenroll when criteria are no longer met) — without
+evaluating them all.
+
+Each criteria group is rewritten into terms (disjunctive normal form, capped): a group flips from
+false to true only if one of its terms does, and a conjunctive term flips only if one of its
+filters flips (its property changed) or a property it reads loosely changed. So per property we
+keep structures that answer "which filters does the change old -> new turn true?":
+
+* ``eq`` / ``in`` by normalised value (a dict lookup on the new value),
+* ``neq`` / ``not_in`` by the old value,
+* ordered operators (gt, gte, lt, lte, before, after) as sorted thresholds (two bisects),
+* ``is_known`` / ``is_unknown`` as plain lists,
+* everything else (contains, between, within_last_days...) as a list of predicates.
+
+The result is a small superset; callers confirm each candidate with the compiled criteria on the
+old and new record (the index never decides alone, it only never misses).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from crmflow.criteria.operators import Predicate, get_operator
+from crmflow.criteria.values import as_datetime, as_number, as_set, as_text, is_unknown
+from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
+
+K = TypeVar("K", bound=Hashable)
+
+# More terms than this and a sub-group is indexed loosely (by the properties it reads).
+MAX_TERMS = 32
+ASSOCIATION_PREFIX = "@assoc:"
+
+
+def norm_eq(value: Any) -> Any:
+    """A dict key such that norm_eq(a) == norm_eq(b) iff values.equal(a, b)."""
+    n = as_number(value)
+    return n if n is not None else as_text(value)
+
+
+@dataclass
+class Term:
+    """A conjunction: every filter in ``required`` must hold; ``loose`` properties are read
+    somewhere we could not expand (association filters, huge OR groups)."""
+
+    required: list[PropertyFilter] = field(default_factory=list)
+    loose: set[str] = field(default_factory=set)
+
+
+def _loose_props(group: FilterGroup) -> set[str]:
+    out = set(group.properties())
+    stack = [group]
+    while stack:
+        g = stack.pop()
+        for f in g.filters:
+            if f.association is not None:
+                out.add(ASSOCIATION_PREFIX + f.association.object_type)
+        stack.extend(g.groups)
+    return out
+
+
+def terms_of(group: FilterGroup, max_terms: int = MAX_TERMS) -> list[Term]:
+    """The group as an OR of terms (DNF); over-large parts degrade to loose terms."""
+    children: list[list[Term]] = []
+    for f in group.filters:
+        if f.association is not None:
+            children.append([Term(loose={ASSOCIATION_PREFIX + f.association.object_type})])
+        else:
+            children.append([Term(required=[f])])
+    for g in group.groups:
+        children.append(terms_of(g, max_terms))
+    if not children:
+        return [Term()]
+    if group.conjunction == Conjunction.OR:
+        out = [t for c in children for t in c]
+        if len(out) > max_terms:
+            return [Term(loose=_loose_props(group))]
+        return out
+    product = [Term()]
+    for c in children:
+        if len(product) * len(c) > max_terms:
+            return [Term(loose=_loose_props(group))]
+        product = [
+            Term(required=[*a.required, *b.required], loose=a.loose | b.loose)
+            for a in product
+            for b in c
+        ]
+    return product
+
+
+def _num(value: Any) -> float | None:
+    return as_number(value)
+
+
+def _ts(value: Any) -> float | None:
+    dt = as_datetime(value)
+    return dt.timestamp() if dt is not None else None
+
+
+@dataclass
+class _Thresholds(Generic[K]):
+    """Sorted (threshold, key) pairs for one ordered operator; rebuilt lazily after edits."""
+
+    pairs: list[tuple[float, K]] = field(default_factory=list)
+    cs: list[float] = field(default_factory=list)
+    ks: list[K] = field(default_factory=list)
+    dirty: bool = False
+
+    def add(self, c: float, key: K) -> None:
+        self.pairs.append((c, key))
+        self.dirty = True
+
+    def remove(self, key: K) -> None:
+        self.pairs = [p for p in self.pairs if p[1] != key]
+        self.dirty = True
+
+    def slice(self, lo: int | None, hi: int | None) -> list[K]:
+        if self.dirty:
+            self.pairs.sort(key=lambda p: p[0])
+            self.cs = [p[0] for p in self.pairs]
+            self.ks = [p[1] for p in self.pairs]
+            self.dirty = False
+        return self.ks[lo:hi]
+
+
+class _PropIndex(Generic[K]):
+    """Everything indexed for one property."""
+
+    __slots__ = ("eq", "generic", "in_", "known", "loose", "neq", "not_in", "ordered", "unknown")
+
+    def __init__(self) -> None:
+        self.eq: dict[Any, set[K]] = {}
+        self.neq: dict[Any, set[K]] = {}
+        self.in_: dict[str, set[K]] = {}
+        self.not_in: dict[str, set[K]] = {}
+        # (operator, "num"|"ts") -> thresholds
+        self.ordered: dict[tuple[str, str], _Thresholds[K]] = {}
+        self.known: set[K] = set()
+        self.unknown: set[K] = set()
+        self.generic: list[tuple[Predicate, K]] = []
+        self.loose: set[K] = set()
+
+    def add_filter(self, f: PropertyFilter, key: K) -> None:
+        op = f.operator
+        if op == "eq" and not is_unknown(f.value):
+            self.eq.setdefault(norm_eq(f.value), set()).add(key)
+        elif op == "neq" and not is_unknown(f.value):
+            self.neq.setdefault(norm_eq(f.value), set()).add(key)
+        elif op == "in":
+            for v in f.values:
+                self.in_.setdefault(as_text(v), set()).add(key)
+        elif op == "not_in":
+            for v in f.values:
+                self.not_in.setdefault(as_text(v), set()).add(key)
+        elif op in ("gt", "gte", "lt", "lte", "before", "after"):
+            n = as_number(f.value)
+            if n is not None:
+                self.ordered.setdefault((op, "num"), _Thresholds()).add(n, key)
+                return
+            t = _ts(f.value)
+            if t is None:  # an operand that never compares: the filter is never true
+                return
+            self.ordered.setdefault((op, "ts"), _Thresholds()).add(t, key)
+        elif op == "is_known":
+            self.known.add(key)
+        elif op == "is_unknown":
+            self.unknown.add(key)
+        else:
+            self.generic.append((get_operator(op).make(f), key))
+
+    def remove(self, key: K) -> None:
+        for d in (self.eq, self.neq, self.in_, self.not_in):
+            for k in [k for k, s in d.items() if key in s]:
+                d[k].discard(key)
+                if not d[k]:
+                    del d[k]
+        for t in self.ordered.values():
+            t.remove(key)
+        self.known.discard(key)
+        self.unknown.discard(key)
+        self.loose.discard(key)
+        self.generic = [g for g in self.generic if g[1] != key]
+
+    def rising(self, old: Any, new: Any, now: datetime, out: set[K]) -> None:
+        """Add keys with a filter on this property that ``old -> new`` turns true."""
+        if self.loose:
+            out |= self.loose
+        o_unknown, n_unknown = is_unknown(old), is_unknown(new)
+        if self.eq and not n_unknown:
+            kn = norm_eq(new)
+            hit = self.eq.get(kn)
+            if hit and (o_unknown or norm_eq(old) != kn):
+                out |= hit
+        if self.neq and not o_unknown:
+            ko = norm_eq(old)
+            hit = self.neq.get(ko)
+            if hit and (n_unknown or norm_eq(new) != ko):
+                out |= hit
+        if self.in_ or self.not_in:
+            sn, so = as_set(new), as_set(old)
+            if self.in_:
+                for e in sn - so:
+                    hit = self.in_.get(e)
+                    if hit:
+                        out |= hit
+            if self.not_in:
+                for e in so - sn:
+                    hit = self.not_in.get(e)
+                    if hit:
+                        out |= hit
+        if self.ordered:
+            self._ordered(old, new, out)
+        if self.known and o_unknown and not n_unknown:
+            out |= self.known
+        if self.unknown and n_unknown and not o_unknown:
+            out |= self.unknown
+        for pred, key in self.generic:
+            if pred(new, now) and not pred(old, now):
+                out.add(key)
+
+    def _ordered(self, old: Any, new: Any, out: set[K]) -> None:
+        conv: dict[str, tuple[float | None, float | None]] = {}
+        for (op, kind), th in self.ordered.items():
+            if kind not in conv:
+                f = _num if kind == "num" else _ts
+                conv[kind] = (f(old), f(new))
+            xo, xn = conv[kind]
+            if xn is None:
+                continue
+            if th.dirty:
+                th.slice(0, 0)
+            cs = th.cs
+            if op in ("gt", "after"):  # xo <= c < xn
+                lo = bisect.bisect_left(cs, xo) if xo is not None else 0
+                out.update(th.ks[lo : bisect.bisect_left(cs, xn)])
+            elif op == "gte":  # xo < c <= xn
+                lo = bisect.bisect_right(cs, xo) if xo is not None else 0
+                out.update(th.ks[lo : bisect.bisect_right(cs, xn)])
+            elif op in ("lt", "before"):  # xn < c <= xo
+                hi = bisect.bisect_right(cs, xo) if xo is not None else len(cs)
+                out.update(th.ks[bisect.bisect_right(cs, xn) : hi])
+            else:  # lte: xn <= c < xo
+                hi = bisect.bisect_left(cs, xo) if xo is not None else len(cs)
+                out.update(th.ks[bisect.bisect_left(cs, xn) : hi])
+
+
+class TransitionIndex(Generic[K]):
+    """Criteria groups keyed by ``K``; finds the keys one change may have flipped."""
+
+    def __init__(self, max_terms: int = MAX_TERMS) -> None:
+        self._props: dict[str, _PropIndex[K]] = {}
+        self._touched: dict[K, set[str]] = {}
+        # Keys whose criteria an empty record already meets (checked on record creation).
+        self._match_empty: set[K] = set()
+        self._max_terms = max_terms
+
+    def __len__(self) -> int:
+        return len(self._touched)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._touched
+
+    def add(self, key: K, group: FilterGroup, *, matches_empty: bool = False) -> None:
+        if key in self._touched:
+            self.remove(key)
+        touched: set[str] = set()
+        for term in terms_of(group, self._max_terms):
+            for f in term.required:
+                self._props.setdefault(f.property, _PropIndex()).add_filter(f, key)
+                touched.add(f.property)
+            for p in term.loose:
+                self._props.setdefault(p, _PropIndex()).loose.add(key)
+                touched.add(p)
+        self._touched[key] = touched
+        if matches_empty:
+            self._match_empty.add(key)
+
+    def remove(self, key: K) -> None:
+        for p in self._touched.pop(key, ()):
+            pi = self._props.get(p)
+            if pi is not None:
+                pi.remove(key)
+        self._match_empty.discard(key)
+
+    def keys(self) -> Iterable[K]:
+        return self._touched.keys()
+
+    def rising(
+        self, changes: Iterable[tuple[str, Any, Any]], now: datetime, *, created: bool = False
+    ) -> set[K]:
+        """Keys whose criteria may have gone false -> true by ``(property, old, new)`` changes.
+
+        ``created``: the record is new (it matched nothing before), so keys an empty record
+        already satisfies are candidates too.
+        """
+        out: set[K] = set(self._match_empty) if created else set()
+        props = self._props
+        for prop, old, new in changes:
+            pi = props.get(prop)
+            if pi is not None and old is not new:
+                pi.rising(old, new, now, out)
+        return out
+
+    def falling(self, changes: Iterable[tuple[str, Any, Any]], now: datetime) -> set[K]:
+        """Keys whose criteria may have gone true -> false (the mirror image of rising)."""
+        return self.rising(((p, n, o) for p, o, n in changes), now)
+
+
+def changed(
+    changes: Iterable[tuple[str, Any, Any]], snapshot: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(old record, new record) from a post-change snapshot and the changes' old values."""
+    new = dict(snapshot)
+    old = dict(snapshot)
+    for p, o, n in changes:
+        new[p] = n  # the change is authoritative for the value at event time
+        old[p] = o
+    return old, new
