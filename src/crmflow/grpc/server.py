@@ -38,6 +38,8 @@ class RunningServer:
     health: health.aio.HealthServicer
     service_names: list[str]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The plaintext health-only server (settings.health_port), stopped with the main one.
+    health_server: grpc.aio.Server | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -51,6 +53,8 @@ class RunningServer:
     async def stop(self, grace: float) -> None:
         await self.set_serving(False)
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         for hook in reversed(self.on_stop):
             await hook()
 
@@ -112,9 +116,37 @@ async def start_server(
         raise ConfigurationError(f"crmflow: cannot listen on {address}: port in use")
     await server.start()
     running = RunningServer(server=server, port=bound, health=health_servicer, service_names=names)
+    if settings.health_port is not None:
+        try:
+            running.health_server = await _start_health_server(
+                health_servicer, f"{host or settings.bind_host}:{settings.health_port}"
+            )
+        except ConfigurationError:
+            await server.stop(0)
+            raise
     await running.set_serving(True)
     log.info("serving %s on %s:%d", ", ".join(names), host or settings.bind_host, bound)
     return running
+
+
+async def _start_health_server(
+    health_servicer: health.aio.HealthServicer, address: str
+) -> grpc.aio.Server:
+    """Serve only grpc.health.v1, in plaintext, sharing the main server's status.
+
+    With TLS on the main port, Kubernetes' native gRPC probes (which cannot do TLS) use this
+    port instead; it exposes nothing but the serving status.
+    """
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ConfigurationError(f"crmflow: cannot listen on {address}: {exc}") from None
+    if bound == 0:
+        raise ConfigurationError(f"crmflow: cannot listen on {address}: port in use")
+    await server.start()
+    return server
 
 
 async def wait_for_termination(running: RunningServer, grace: float) -> None:
