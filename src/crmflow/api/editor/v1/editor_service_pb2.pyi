@@ -4,9 +4,11 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from crmflow.api.workflow.v1 import triggers_pb2 as _triggers_pb2
 from crmflow.api.workflow.v1 import workflow_pb2 as _workflow_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -29,13 +31,36 @@ class Workflow(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     DRAFT_REVISION_FIELD_NUMBER: _builtins.int
     PUBLISHED_REVISION_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    HAS_UNPUBLISHED_CHANGES_FIELD_NUMBER: _builtins.int
+    HANDOFF_PENDING_FIELD_NUMBER: _builtins.int
+    HANDOFF_ERROR_FIELD_NUMBER: _builtins.int
+    UNDO_AVAILABLE_FIELD_NUMBER: _builtins.int
+    REDO_AVAILABLE_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
     status: _workflow_pb2.WorkflowStatus.ValueType
     draft_revision: _builtins.int
     """Increments on every edit; pass it back to detect conflicting edits."""
     published_revision: _builtins.int
     """0 until published."""
+    has_unpublished_changes: _builtins.bool
+    """The draft differs from the latest published revision."""
+    handoff_pending: _builtins.bool
+    """A publish / turn-off has been committed but enrollment has not acknowledged it yet
+    (the service retries in the background).
+    """
+    handoff_error: _builtins.str
+    undo_available: _builtins.int
+    """Changes that Undo / Redo can step through right now."""
+    redo_available: _builtins.int
+    created_by: _builtins.str
     @_builtins.property
     def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -43,14 +68,52 @@ class Workflow(_message.Message):
         status: _workflow_pb2.WorkflowStatus.ValueType = ...,
         draft_revision: _builtins.int = ...,
         published_revision: _builtins.int = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        has_unpublished_changes: _builtins.bool = ...,
+        handoff_pending: _builtins.bool = ...,
+        handoff_error: _builtins.str = ...,
+        undo_available: _builtins.int = ...,
+        redo_available: _builtins.int = ...,
+        created_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "definition", b"definition", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "draft_revision", b"draft_revision", "published_revision", b"published_revision", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "definition", b"definition", "draft_revision", b"draft_revision", "handoff_error", b"handoff_error", "handoff_pending", b"handoff_pending", "has_unpublished_changes", b"has_unpublished_changes", "published_revision", b"published_revision", "redo_available", b"redo_available", "status", b"status", "undo_available", b"undo_available", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Workflow: _TypeAlias = Workflow  # noqa: Y015
+
+@_typing.final
+class Position(_message.Message):
+    """Where an action goes in the graph. Empty = at the start of the workflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_ACTION_ID_FIELD_NUMBER: _builtins.int
+    PARENT_ACTION_ID_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    after_action_id: _builtins.str
+    """Insert after this (non-branching) action."""
+    parent_action_id: _builtins.str
+    """Insert first on a branch of this branch action ..."""
+    branch_id: _builtins.str
+    """... this branch ("default" = the default / timeout path)."""
+    def __init__(
+        self,
+        *,
+        after_action_id: _builtins.str = ...,
+        parent_action_id: _builtins.str = ...,
+        branch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_action_id", b"after_action_id", "branch_id", b"branch_id", "parent_action_id", b"parent_action_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Position: _TypeAlias = Position  # noqa: Y015
 
 @_typing.final
 class CreateWorkflowRequest(_message.Message):
@@ -60,18 +123,28 @@ class CreateWorkflowRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     DEFINITION_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    template_id: _builtins.str
+    actor: _builtins.str
     @_builtins.property
-    def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
+    def definition(self) -> _workflow_pb2.WorkflowDefinition:
+        """From scratch: at least object_type. With a template: optional overrides of name,
+        description, folder and object_type.
+        """
+
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         definition: _workflow_pb2.WorkflowDefinition | None = ...,
+        template_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "definition", b"definition", "template_id", b"template_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -158,13 +231,21 @@ class ListWorkflowsRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_ARCHIVED_FIELD_NUMBER: _builtins.int
+    SUMMARY_ONLY_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     object_type: _builtins.str
     status: _workflow_pb2.WorkflowStatus.ValueType
     folder: _builtins.str
     text: _builtins.str
+    """Case-insensitive substring of name or description."""
     page_size: _builtins.int
+    """Default 50, at most 500."""
     page_token: _builtins.str
+    include_archived: _builtins.bool
+    """List archived workflows too (they are hidden unless status asks for them)."""
+    summary_only: _builtins.bool
+    """Leave the action graph out of each definition (smaller listings)."""
     def __init__(
         self,
         *,
@@ -175,10 +256,12 @@ class ListWorkflowsRequest(_message.Message):
         text: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        include_archived: _builtins.bool = ...,
+        summary_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder", b"folder", "object_type", b"object_type", "page_size", b"page_size", "page_token", b"page_token", "status", b"status", "tenant_id", b"tenant_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder", b"folder", "include_archived", b"include_archived", "object_type", b"object_type", "page_size", b"page_size", "page_token", b"page_token", "status", b"status", "summary_only", b"summary_only", "tenant_id", b"tenant_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -218,8 +301,10 @@ class UpdateWorkflowRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     DEFINITION_FIELD_NUMBER: _builtins.int
     EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     expected_draft_revision: _builtins.int
+    actor: _builtins.str
     @_builtins.property
     def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
     def __init__(
@@ -228,10 +313,11 @@ class UpdateWorkflowRequest(_message.Message):
         tenant_id: _builtins.str = ...,
         definition: _workflow_pb2.WorkflowDefinition | None = ...,
         expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "definition", b"definition", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,6 +346,1589 @@ class UpdateWorkflowResponse(_message.Message):
 Global___UpdateWorkflowResponse: _TypeAlias = UpdateWorkflowResponse  # noqa: Y015
 
 @_typing.final
+class RenameWorkflowRequest(_message.Message):
+    """Request of RenameWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    FOLDER_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    name: _builtins.str
+    description: _builtins.str
+    folder: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str | None = ...,
+        folder: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_folder", b"_folder", "description", b"description", "folder", b"folder"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_description", b"_description", "_folder", b"_folder", "actor", b"actor", "description", b"description", "expected_draft_revision", b"expected_draft_revision", "folder", b"folder", "name", b"name", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__description: _TypeAlias = _typing.Literal["description"]  # noqa: Y015
+    _WhichOneofArgType__description: _TypeAlias = _typing.Literal["_description", b"_description"]  # noqa: Y015
+    _WhichOneofReturnType__folder: _TypeAlias = _typing.Literal["folder"]  # noqa: Y015
+    _WhichOneofArgType__folder: _TypeAlias = _typing.Literal["_folder", b"_folder"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__description) -> _WhichOneofReturnType__description | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__folder) -> _WhichOneofReturnType__folder | None: ...
+
+Global___RenameWorkflowRequest: _TypeAlias = RenameWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class RenameWorkflowResponse(_message.Message):
+    """Response of RenameWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenameWorkflowResponse: _TypeAlias = RenameWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class ArchiveWorkflowRequest(_message.Message):
+    """Request of ArchiveWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveWorkflowRequest: _TypeAlias = ArchiveWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class ArchiveWorkflowResponse(_message.Message):
+    """Response of ArchiveWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveWorkflowResponse: _TypeAlias = ArchiveWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class RestoreWorkflowRequest(_message.Message):
+    """Request of RestoreWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreWorkflowRequest: _TypeAlias = RestoreWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class RestoreWorkflowResponse(_message.Message):
+    """Response of RestoreWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreWorkflowResponse: _TypeAlias = RestoreWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowRequest(_message.Message):
+    """Request of DeleteWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowRequest: _TypeAlias = DeleteWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowResponse(_message.Message):
+    """Response of DeleteWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowResponse: _TypeAlias = DeleteWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class AddActionRequest(_message.Message):
+    """Request of AddAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    @_builtins.property
+    def action(self) -> _workflow_pb2.Action:
+        """The action; edges are set by the editor (leave them empty). Empty action_id = generated."""
+
+    @_builtins.property
+    def position(self) -> Global___Position: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action: _workflow_pb2.Action | None = ...,
+        position: Global___Position | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "position", b"position", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddActionRequest: _TypeAlias = AddActionRequest  # noqa: Y015
+
+@_typing.final
+class AddActionResponse(_message.Message):
+    """Response of AddAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+        action_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddActionResponse: _TypeAlias = AddActionResponse  # noqa: Y015
+
+@_typing.final
+class UpdateActionRequest(_message.Message):
+    """Request of UpdateAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    @_builtins.property
+    def action(self) -> _workflow_pb2.Action:
+        """Matched by action_id. Edges are kept; a removed branch takes its subtree with it."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action: _workflow_pb2.Action | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateActionRequest: _TypeAlias = UpdateActionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateActionResponse(_message.Message):
+    """Response of UpdateAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateActionResponse: _TypeAlias = UpdateActionResponse  # noqa: Y015
+
+@_typing.final
+class CloneActionRequest(_message.Message):
+    """Request of CloneAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    action_id: _builtins.str
+    @_builtins.property
+    def position(self) -> Global___Position:
+        """Unset = right after the cloned action (required for branch actions)."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        position: Global___Position | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "position", b"position", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloneActionRequest: _TypeAlias = CloneActionRequest  # noqa: Y015
+
+@_typing.final
+class CloneActionResponse(_message.Message):
+    """Response of CloneAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+        action_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloneActionResponse: _TypeAlias = CloneActionResponse  # noqa: Y015
+
+@_typing.final
+class MoveActionRequest(_message.Message):
+    """Request of MoveAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    action_id: _builtins.str
+    @_builtins.property
+    def position(self) -> Global___Position: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        position: Global___Position | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "position", b"position", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveActionRequest: _TypeAlias = MoveActionRequest  # noqa: Y015
+
+@_typing.final
+class MoveActionResponse(_message.Message):
+    """Response of MoveAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveActionResponse: _TypeAlias = MoveActionResponse  # noqa: Y015
+
+@_typing.final
+class DeleteActionRequest(_message.Message):
+    """Request of DeleteAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    DELETE_SUBTREE_FIELD_NUMBER: _builtins.int
+    KEEP_BRANCH_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    action_id: _builtins.str
+    delete_subtree: _builtins.bool
+    """Delete everything after the action (all its branches) too."""
+    keep_branch_id: _builtins.str
+    """Branch actions without delete_subtree: the branch ("default" = default path) whose
+    actions take the branch action's place; the other branches are deleted.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        delete_subtree: _builtins.bool = ...,
+        keep_branch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "actor", b"actor", "delete_subtree", b"delete_subtree", "expected_draft_revision", b"expected_draft_revision", "keep_branch_id", b"keep_branch_id", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteActionRequest: _TypeAlias = DeleteActionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteActionResponse(_message.Message):
+    """Response of DeleteAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    DELETED_ACTION_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    @_builtins.property
+    def deleted_action_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every action removed (the action and any subtree)."""
+
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+        deleted_action_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_action_ids", b"deleted_action_ids", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteActionResponse: _TypeAlias = DeleteActionResponse  # noqa: Y015
+
+@_typing.final
+class AddCommentRequest(_message.Message):
+    """Request of AddComment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    action_id: _builtins.str
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "text", b"text", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCommentRequest: _TypeAlias = AddCommentRequest  # noqa: Y015
+
+@_typing.final
+class AddCommentResponse(_message.Message):
+    """Response of AddComment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    comment_id: _builtins.str
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+        comment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCommentResponse: _TypeAlias = AddCommentResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCommentRequest(_message.Message):
+    """Request of UpdateComment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    action_id: _builtins.str
+    comment_id: _builtins.str
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "actor", b"actor", "comment_id", b"comment_id", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "text", b"text", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommentRequest: _TypeAlias = UpdateCommentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCommentResponse(_message.Message):
+    """Response of UpdateComment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommentResponse: _TypeAlias = UpdateCommentResponse  # noqa: Y015
+
+@_typing.final
+class DeleteCommentRequest(_message.Message):
+    """Request of DeleteComment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    action_id: _builtins.str
+    comment_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "actor", b"actor", "comment_id", b"comment_id", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCommentRequest: _TypeAlias = DeleteCommentRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCommentResponse(_message.Message):
+    """Response of DeleteComment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCommentResponse: _TypeAlias = DeleteCommentResponse  # noqa: Y015
+
+@_typing.final
+class AddDataSourceRequest(_message.Message):
+    """Request of AddDataSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    DATA_SOURCE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    @_builtins.property
+    def data_source(self) -> _workflow_pb2.DataSource:
+        """Empty source_id = generated."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        data_source: _workflow_pb2.DataSource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data_source", b"data_source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "data_source", b"data_source", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddDataSourceRequest: _TypeAlias = AddDataSourceRequest  # noqa: Y015
+
+@_typing.final
+class AddDataSourceResponse(_message.Message):
+    """Response of AddDataSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    source_id: _builtins.str
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+        source_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["source_id", b"source_id", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddDataSourceResponse: _TypeAlias = AddDataSourceResponse  # noqa: Y015
+
+@_typing.final
+class UpdateDataSourceRequest(_message.Message):
+    """Request of UpdateDataSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    DATA_SOURCE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    @_builtins.property
+    def data_source(self) -> _workflow_pb2.DataSource: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        data_source: _workflow_pb2.DataSource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data_source", b"data_source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "data_source", b"data_source", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDataSourceRequest: _TypeAlias = UpdateDataSourceRequest  # noqa: Y015
+
+@_typing.final
+class UpdateDataSourceResponse(_message.Message):
+    """Response of UpdateDataSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDataSourceResponse: _TypeAlias = UpdateDataSourceResponse  # noqa: Y015
+
+@_typing.final
+class DeleteDataSourceRequest(_message.Message):
+    """Request of DeleteDataSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    source_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        source_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "source_id", b"source_id", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDataSourceRequest: _TypeAlias = DeleteDataSourceRequest  # noqa: Y015
+
+@_typing.final
+class DeleteDataSourceResponse(_message.Message):
+    """Response of DeleteDataSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDataSourceResponse: _TypeAlias = DeleteDataSourceResponse  # noqa: Y015
+
+@_typing.final
+class UpdateTriggersRequest(_message.Message):
+    """Request of UpdateTriggers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ENROLLMENT_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    @_builtins.property
+    def enrollment(self) -> _triggers_pb2.EnrollmentSettings: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        enrollment: _triggers_pb2.EnrollmentSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enrollment", b"enrollment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "enrollment", b"enrollment", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTriggersRequest: _TypeAlias = UpdateTriggersRequest  # noqa: Y015
+
+@_typing.final
+class UpdateTriggersResponse(_message.Message):
+    """Response of UpdateTriggers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTriggersResponse: _TypeAlias = UpdateTriggersResponse  # noqa: Y015
+
+@_typing.final
+class UpdateSettingsRequest(_message.Message):
+    """Request of UpdateSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    @_builtins.property
+    def settings(self) -> _workflow_pb2.WorkflowSettings: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+        settings: _workflow_pb2.WorkflowSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "settings", b"settings", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSettingsRequest: _TypeAlias = UpdateSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateSettingsResponse(_message.Message):
+    """Response of UpdateSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSettingsResponse: _TypeAlias = UpdateSettingsResponse  # noqa: Y015
+
+@_typing.final
+class UndoRequest(_message.Message):
+    """Request of Undo."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndoRequest: _TypeAlias = UndoRequest  # noqa: Y015
+
+@_typing.final
+class UndoResponse(_message.Message):
+    """Response of Undo."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    UNDONE_OPERATION_FIELD_NUMBER: _builtins.int
+    undone_operation: _builtins.str
+    """What was undone ("AddAction", "UpdateTriggers", ...)."""
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+        undone_operation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["undone_operation", b"undone_operation", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndoResponse: _TypeAlias = UndoResponse  # noqa: Y015
+
+@_typing.final
+class RedoRequest(_message.Message):
+    """Request of Redo."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    expected_draft_revision: _builtins.int
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        expected_draft_revision: _builtins.int = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedoRequest: _TypeAlias = RedoRequest  # noqa: Y015
+
+@_typing.final
+class RedoResponse(_message.Message):
+    """Response of Redo."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    REDONE_OPERATION_FIELD_NUMBER: _builtins.int
+    redone_operation: _builtins.str
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+        redone_operation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["redone_operation", b"redone_operation", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedoResponse: _TypeAlias = RedoResponse  # noqa: Y015
+
+@_typing.final
+class ValidateWorkflowRequest(_message.Message):
+    """Request of ValidateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateWorkflowRequest: _TypeAlias = ValidateWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class MinimapNode(_message.Message):
+    """One action on the minimap."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    ACTION_TYPE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    X_FIELD_NUMBER: _builtins.int
+    Y_FIELD_NUMBER: _builtins.int
+    PLACEHOLDER_FIELD_NUMBER: _builtins.int
+    HAS_ISSUES_FIELD_NUMBER: _builtins.int
+    COMMENT_COUNT_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    action_type: _builtins.str
+    label: _builtins.str
+    summary: _builtins.str
+    """Human summary ("Delay 2 days")."""
+    x: _builtins.int
+    """Layout for drawing: column (x) and row (y, the depth from the start)."""
+    y: _builtins.int
+    placeholder: _builtins.bool
+    has_issues: _builtins.bool
+    """Highlighted: something must change before publishing."""
+    comment_count: _builtins.int
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        action_type: _builtins.str = ...,
+        label: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        x: _builtins.int = ...,
+        y: _builtins.int = ...,
+        placeholder: _builtins.bool = ...,
+        has_issues: _builtins.bool = ...,
+        comment_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_type", b"action_type", "comment_count", b"comment_count", "has_issues", b"has_issues", "label", b"label", "placeholder", b"placeholder", "summary", b"summary", "x", b"x", "y", b"y"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MinimapNode: _TypeAlias = MinimapNode  # noqa: Y015
+
+@_typing.final
+class MinimapEdge(_message.Message):
+    """One edge on the minimap."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_ACTION_ID_FIELD_NUMBER: _builtins.int
+    TO_ACTION_ID_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    BRANCH_ID_FIELD_NUMBER: _builtins.int
+    EDGE_TYPE_FIELD_NUMBER: _builtins.int
+    from_action_id: _builtins.str
+    to_action_id: _builtins.str
+    label: _builtins.str
+    """"next", "default", or the branch label."""
+    branch_id: _builtins.str
+    edge_type: _workflow_pb2.EdgeType.ValueType
+    def __init__(
+        self,
+        *,
+        from_action_id: _builtins.str = ...,
+        to_action_id: _builtins.str = ...,
+        label: _builtins.str = ...,
+        branch_id: _builtins.str = ...,
+        edge_type: _workflow_pb2.EdgeType.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch_id", b"branch_id", "edge_type", b"edge_type", "from_action_id", b"from_action_id", "label", b"label", "to_action_id", b"to_action_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MinimapEdge: _TypeAlias = MinimapEdge  # noqa: Y015
+
+@_typing.final
+class ValidationIssue(_message.Message):
+    """One thing that must change before publishing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """Empty for workflow-level issues (triggers, settings)."""
+    code: _builtins.str
+    """placeholder, missing_required_field, invalid_field, unknown_action_type,
+    deleted_data_source, deleted_action_output, unknown_property, unreachable_action,
+    goto_loop_without_delay, branch_limit, random_split_sum, empty_branches, locked_by_plan,
+    dangling_edge, no_start_action, trigger_locked_by_plan.
+    """
+    field: _builtins.str
+    """Path of the offending field ("fields.property", "branches", "enrollment.triggers[0]")."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        field: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "code", b"code", "field", b"field", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidationIssue: _TypeAlias = ValidationIssue  # noqa: Y015
+
+@_typing.final
+class ValidateWorkflowResponse(_message.Message):
+    """Response of ValidateWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    EDGES_FIELD_NUMBER: _builtins.int
+    ISSUES_FIELD_NUMBER: _builtins.int
+    PUBLISHABLE_FIELD_NUMBER: _builtins.int
+    DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    PROPERTIES_CHECKED_FIELD_NUMBER: _builtins.int
+    publishable: _builtins.bool
+    """No issues: PublishWorkflow would accept the draft."""
+    draft_revision: _builtins.int
+    properties_checked: _builtins.bool
+    """Whether unknown_property was checked (false when no CRM property source is configured)."""
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___MinimapNode]: ...
+    @_builtins.property
+    def edges(self) -> _containers.RepeatedCompositeFieldContainer[Global___MinimapEdge]: ...
+    @_builtins.property
+    def issues(self) -> _containers.RepeatedCompositeFieldContainer[Global___ValidationIssue]: ...
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Iterable[Global___MinimapNode] | None = ...,
+        edges: _abc.Iterable[Global___MinimapEdge] | None = ...,
+        issues: _abc.Iterable[Global___ValidationIssue] | None = ...,
+        publishable: _builtins.bool = ...,
+        draft_revision: _builtins.int = ...,
+        properties_checked: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft_revision", b"draft_revision", "edges", b"edges", "issues", b"issues", "nodes", b"nodes", "properties_checked", b"properties_checked", "publishable", b"publishable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateWorkflowResponse: _TypeAlias = ValidateWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class TemplateSummary(_message.Message):
+    """A template in the library."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    KEYWORDS_FIELD_NUMBER: _builtins.int
+    REQUIRED_FEATURES_FIELD_NUMBER: _builtins.int
+    template_id: _builtins.str
+    name: _builtins.str
+    category: _builtins.str
+    object_type: _builtins.str
+    description: _builtins.str
+    @_builtins.property
+    def keywords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def required_features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        template_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        category: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+        description: _builtins.str = ...,
+        keywords: _abc.Iterable[_builtins.str] | None = ...,
+        required_features: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "description", b"description", "keywords", b"keywords", "name", b"name", "object_type", b"object_type", "required_features", b"required_features", "template_id", b"template_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TemplateSummary: _TypeAlias = TemplateSummary  # noqa: Y015
+
+@_typing.final
+class TemplateAction(_message.Message):
+    """One action of a template, as shown on review."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    ACTION_TYPE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    PLACEHOLDER_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    action_type: _builtins.str
+    label: _builtins.str
+    placeholder: _builtins.bool
+    """Account-specific details to fill in after "use template"."""
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        action_type: _builtins.str = ...,
+        label: _builtins.str = ...,
+        placeholder: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "action_type", b"action_type", "label", b"label", "placeholder", b"placeholder"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TemplateAction: _TypeAlias = TemplateAction  # noqa: Y015
+
+@_typing.final
+class ListTemplatesRequest(_message.Message):
+    """Request of ListTemplates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    category: _builtins.str
+    object_type: _builtins.str
+    query: _builtins.str
+    """Keyword search over name, description, purpose and keywords."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        category: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+        query: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "object_type", b"object_type", "query", b"query", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTemplatesRequest: _TypeAlias = ListTemplatesRequest  # noqa: Y015
+
+@_typing.final
+class ListTemplatesResponse(_message.Message):
+    """Response of ListTemplates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEMPLATES_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def templates(self) -> _containers.RepeatedCompositeFieldContainer[Global___TemplateSummary]: ...
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every category in the library (for the side panel)."""
+
+    def __init__(
+        self,
+        *,
+        templates: _abc.Iterable[Global___TemplateSummary] | None = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "templates", b"templates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTemplatesResponse: _TypeAlias = ListTemplatesResponse  # noqa: Y015
+
+@_typing.final
+class GetTemplateRequest(_message.Message):
+    """Request of GetTemplate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    template_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["template_id", b"template_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTemplateRequest: _TypeAlias = GetTemplateRequest  # noqa: Y015
+
+@_typing.final
+class GetTemplateResponse(_message.Message):
+    """Response of GetTemplate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    COMPATIBLE_WITH_PLAN_FIELD_NUMBER: _builtins.int
+    MISSING_FEATURES_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    purpose: _builtins.str
+    compatible_with_plan: _builtins.bool
+    """Whether the tenant's plan has every required feature and action."""
+    @_builtins.property
+    def template(self) -> Global___TemplateSummary: ...
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___TemplateAction]: ...
+    @_builtins.property
+    def missing_features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def definition(self) -> _workflow_pb2.WorkflowDefinition: ...
+    def __init__(
+        self,
+        *,
+        template: Global___TemplateSummary | None = ...,
+        purpose: _builtins.str = ...,
+        actions: _abc.Iterable[Global___TemplateAction] | None = ...,
+        compatible_with_plan: _builtins.bool = ...,
+        missing_features: _abc.Iterable[_builtins.str] | None = ...,
+        definition: _workflow_pb2.WorkflowDefinition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "template", b"template"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "compatible_with_plan", b"compatible_with_plan", "definition", b"definition", "missing_features", b"missing_features", "purpose", b"purpose", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTemplateResponse: _TypeAlias = GetTemplateResponse  # noqa: Y015
+
+@_typing.final
+class PreviewEnrollmentRequest(_message.Message):
+    """Request of PreviewEnrollment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    SAMPLE_SIZE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    sample_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        sample_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sample_size", b"sample_size", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewEnrollmentRequest: _TypeAlias = PreviewEnrollmentRequest  # noqa: Y015
+
+@_typing.final
+class PreviewEnrollmentResponse(_message.Message):
+    """Response of PreviewEnrollment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESTIMATED_COUNT_FIELD_NUMBER: _builtins.int
+    SAMPLE_RECORD_IDS_FIELD_NUMBER: _builtins.int
+    estimated_count: _builtins.int
+    """An estimate of the existing records that meet the triggers now."""
+    @_builtins.property
+    def sample_record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        estimated_count: _builtins.int = ...,
+        sample_record_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated_count", b"estimated_count", "sample_record_ids", b"sample_record_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewEnrollmentResponse: _TypeAlias = PreviewEnrollmentResponse  # noqa: Y015
+
+@_typing.final
+class SaveEnrollmentPreviewAsListRequest(_message.Message):
+    """Request of SaveEnrollmentPreviewAsList."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    LIST_NAME_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    list_name: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        list_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["list_name", b"list_name", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveEnrollmentPreviewAsListRequest: _TypeAlias = SaveEnrollmentPreviewAsListRequest  # noqa: Y015
+
+@_typing.final
+class SaveEnrollmentPreviewAsListResponse(_message.Message):
+    """Response of SaveEnrollmentPreviewAsList."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_ID_FIELD_NUMBER: _builtins.int
+    list_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        list_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["list_id", b"list_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveEnrollmentPreviewAsListResponse: _TypeAlias = SaveEnrollmentPreviewAsListResponse  # noqa: Y015
+
+@_typing.final
 class PublishWorkflowRequest(_message.Message):
     """Request of PublishWorkflow."""
 
@@ -269,11 +1938,13 @@ class PublishWorkflowRequest(_message.Message):
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_DRAFT_REVISION_FIELD_NUMBER: _builtins.int
     ENROLL_EXISTING_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     workflow_id: _builtins.str
     expected_draft_revision: _builtins.int
     enroll_existing: _builtins.bool
     """Enroll existing records that meet the triggers now."""
+    actor: _builtins.str
     def __init__(
         self,
         *,
@@ -281,10 +1952,11 @@ class PublishWorkflowRequest(_message.Message):
         workflow_id: _builtins.str = ...,
         expected_draft_revision: _builtins.int = ...,
         enroll_existing: _builtins.bool = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enroll_existing", b"enroll_existing", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "enroll_existing", b"enroll_existing", "expected_draft_revision", b"expected_draft_revision", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -315,3 +1987,385 @@ class PublishWorkflowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PublishWorkflowResponse: _TypeAlias = PublishWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class TurnOffWorkflowRequest(_message.Message):
+    """Request of TurnOffWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnOffWorkflowRequest: _TypeAlias = TurnOffWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class TurnOffWorkflowResponse(_message.Message):
+    """Response of TurnOffWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnOffWorkflowResponse: _TypeAlias = TurnOffWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class TurnOnWorkflowRequest(_message.Message):
+    """Request of TurnOnWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ENROLL_EXISTING_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    actor: _builtins.str
+    enroll_existing: _builtins.bool
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        enroll_existing: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "enroll_existing", b"enroll_existing", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnOnWorkflowRequest: _TypeAlias = TurnOnWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class TurnOnWorkflowResponse(_message.Message):
+    """Response of TurnOnWorkflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___Workflow: ...
+    def __init__(
+        self,
+        *,
+        workflow: Global___Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnOnWorkflowResponse: _TypeAlias = TurnOnWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class ListRevisionsRequest(_message.Message):
+    """Request of ListRevisions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevisionsRequest: _TypeAlias = ListRevisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRevisionsResponse(_message.Message):
+    """Response of ListRevisions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.PublishedRevision]: ...
+    def __init__(
+        self,
+        *,
+        revisions: _abc.Iterable[_workflow_pb2.PublishedRevision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revisions", b"revisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevisionsResponse: _TypeAlias = ListRevisionsResponse  # noqa: Y015
+
+@_typing.final
+class AuditEntry(_message.Message):
+    """One audited change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    DRAFT_REVISION_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    workflow_id: _builtins.str
+    actor: _builtins.str
+    operation: _builtins.str
+    """The rpc ("AddAction", "PublishWorkflow", ...)."""
+    summary: _builtins.str
+    """What changed, in words."""
+    draft_revision: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        workflow_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        operation: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        draft_revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "draft_revision", b"draft_revision", "operation", b"operation", "sequence", b"sequence", "summary", b"summary", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
+
+@_typing.final
+class ListAuditEntriesRequest(_message.Message):
+    """Request of ListAuditEntries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    workflow_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEntriesRequest: _TypeAlias = ListAuditEntriesRequest  # noqa: Y015
+
+@_typing.final
+class ListAuditEntriesResponse(_message.Message):
+    """Response of ListAuditEntries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AuditEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditEntriesResponse: _TypeAlias = ListAuditEntriesResponse  # noqa: Y015
+
+@_typing.final
+class TenantPlan(_message.Message):
+    """What a tenant's plan allows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PLAN_NAME_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    LOCKED_ACTION_TYPES_FIELD_NUMBER: _builtins.int
+    LOCKED_TRIGGER_KINDS_FIELD_NUMBER: _builtins.int
+    MAX_WORKFLOWS_FIELD_NUMBER: _builtins.int
+    UNRESTRICTED_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    plan_name: _builtins.str
+    max_workflows: _builtins.int
+    """0 = unlimited."""
+    unrestricted: _builtins.bool
+    """True when the tenant has no plan row: everything is allowed."""
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Plan features (an action spec's plan_feature must be among them)."""
+
+    @_builtins.property
+    def locked_action_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def locked_trigger_kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"manual", "schedule", "event", "criteria"."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        plan_name: _builtins.str = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+        locked_action_types: _abc.Iterable[_builtins.str] | None = ...,
+        locked_trigger_kinds: _abc.Iterable[_builtins.str] | None = ...,
+        max_workflows: _builtins.int = ...,
+        unrestricted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "locked_action_types", b"locked_action_types", "locked_trigger_kinds", b"locked_trigger_kinds", "max_workflows", b"max_workflows", "plan_name", b"plan_name", "tenant_id", b"tenant_id", "unrestricted", b"unrestricted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TenantPlan: _TypeAlias = TenantPlan  # noqa: Y015
+
+@_typing.final
+class GetTenantPlanRequest(_message.Message):
+    """Request of GetTenantPlan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTenantPlanRequest: _TypeAlias = GetTenantPlanRequest  # noqa: Y015
+
+@_typing.final
+class GetTenantPlanResponse(_message.Message):
+    """Response of GetTenantPlan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___TenantPlan: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___TenantPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTenantPlanResponse: _TypeAlias = GetTenantPlanResponse  # noqa: Y015
+
+@_typing.final
+class SetTenantPlanRequest(_message.Message):
+    """Request of SetTenantPlan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    @_builtins.property
+    def plan(self) -> Global___TenantPlan: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        plan: Global___TenantPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantPlanRequest: _TypeAlias = SetTenantPlanRequest  # noqa: Y015
+
+@_typing.final
+class SetTenantPlanResponse(_message.Message):
+    """Response of SetTenantPlan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___TenantPlan: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___TenantPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantPlanResponse: _TypeAlias = SetTenantPlanResponse  # noqa: Y015

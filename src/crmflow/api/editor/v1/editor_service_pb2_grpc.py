@@ -27,6 +27,11 @@ if _version_not_supported:
 
 class EditorServiceStub:
     """EditorService creates, edits, validates and publishes workflow definitions.
+
+    Every edit names the draft revision it was based on (`expected_draft_revision`; 0 = take the
+    current one) and returns the new draft with its new revision. An edit based on a stale
+    revision is refused with ABORTED and writes nothing. `actor` (who made the change) feeds the
+    audit log.
     """
 
     def __init__(self, channel):
@@ -55,19 +60,174 @@ class EditorServiceStub:
                 request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateWorkflowRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateWorkflowResponse.FromString,
                 _registered_method=True)
+        self.RenameWorkflow = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/RenameWorkflow',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RenameWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RenameWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ArchiveWorkflow = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/ArchiveWorkflow',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ArchiveWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ArchiveWorkflowResponse.FromString,
+                _registered_method=True)
+        self.RestoreWorkflow = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/RestoreWorkflow',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RestoreWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RestoreWorkflowResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkflow = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/DeleteWorkflow',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteWorkflowResponse.FromString,
+                _registered_method=True)
+        self.AddAction = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/AddAction',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddActionRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddActionResponse.FromString,
+                _registered_method=True)
+        self.UpdateAction = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/UpdateAction',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateActionRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateActionResponse.FromString,
+                _registered_method=True)
+        self.CloneAction = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/CloneAction',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.CloneActionRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.CloneActionResponse.FromString,
+                _registered_method=True)
+        self.MoveAction = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/MoveAction',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.MoveActionRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.MoveActionResponse.FromString,
+                _registered_method=True)
+        self.DeleteAction = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/DeleteAction',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteActionRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteActionResponse.FromString,
+                _registered_method=True)
+        self.AddComment = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/AddComment',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddCommentRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddCommentResponse.FromString,
+                _registered_method=True)
+        self.UpdateComment = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/UpdateComment',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateCommentRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateCommentResponse.FromString,
+                _registered_method=True)
+        self.DeleteComment = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/DeleteComment',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteCommentRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteCommentResponse.FromString,
+                _registered_method=True)
+        self.AddDataSource = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/AddDataSource',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddDataSourceRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddDataSourceResponse.FromString,
+                _registered_method=True)
+        self.UpdateDataSource = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/UpdateDataSource',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateDataSourceRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateDataSourceResponse.FromString,
+                _registered_method=True)
+        self.DeleteDataSource = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/DeleteDataSource',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteDataSourceRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteDataSourceResponse.FromString,
+                _registered_method=True)
+        self.UpdateTriggers = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/UpdateTriggers',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateTriggersRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateTriggersResponse.FromString,
+                _registered_method=True)
+        self.UpdateSettings = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/UpdateSettings',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateSettingsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateSettingsResponse.FromString,
+                _registered_method=True)
+        self.Undo = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/Undo',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UndoRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UndoResponse.FromString,
+                _registered_method=True)
+        self.Redo = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/Redo',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RedoRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RedoResponse.FromString,
+                _registered_method=True)
+        self.ValidateWorkflow = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/ValidateWorkflow',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListTemplates = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/ListTemplates',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListTemplatesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListTemplatesResponse.FromString,
+                _registered_method=True)
+        self.GetTemplate = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/GetTemplate',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTemplateRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTemplateResponse.FromString,
+                _registered_method=True)
+        self.PreviewEnrollment = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/PreviewEnrollment',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PreviewEnrollmentRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PreviewEnrollmentResponse.FromString,
+                _registered_method=True)
+        self.SaveEnrollmentPreviewAsList = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/SaveEnrollmentPreviewAsList',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SaveEnrollmentPreviewAsListRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SaveEnrollmentPreviewAsListResponse.FromString,
+                _registered_method=True)
         self.PublishWorkflow = channel.unary_unary(
                 '/crmflow.api.editor.v1.EditorService/PublishWorkflow',
                 request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PublishWorkflowRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PublishWorkflowResponse.FromString,
                 _registered_method=True)
+        self.TurnOffWorkflow = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/TurnOffWorkflow',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOffWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOffWorkflowResponse.FromString,
+                _registered_method=True)
+        self.TurnOnWorkflow = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/TurnOnWorkflow',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOnWorkflowRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOnWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListRevisions = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/ListRevisions',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListRevisionsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListRevisionsResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/ListAuditEntries',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
+        self.GetTenantPlan = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/GetTenantPlan',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTenantPlanRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTenantPlanResponse.FromString,
+                _registered_method=True)
+        self.SetTenantPlan = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/SetTenantPlan',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SetTenantPlanRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SetTenantPlanResponse.FromString,
+                _registered_method=True)
 
 
 class EditorServiceServicer:
     """EditorService creates, edits, validates and publishes workflow definitions.
+
+    Every edit names the draft revision it was based on (`expected_draft_revision`; 0 = take the
+    current one) and returns the new draft with its new revision. An edit based on a stale
+    revision is refused with ABORTED and writes nothing. `actor` (who made the change) feeds the
+    audit log.
     """
 
     def CreateWorkflow(self, request, context):
-        """Create a workflow from scratch (object type and optionally a first trigger).
+        """Create a workflow from scratch (object type and optionally triggers) or from a template.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,8 +254,218 @@ class EditorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenameWorkflow(self, request, context):
+        """Rename a workflow, and optionally change its description and folder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveWorkflow(self, request, context):
+        """Archive a workflow (turning it off first when it is on).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreWorkflow(self, request, context):
+        """Bring an archived workflow back (as off, or draft if never published).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkflow(self, request, context):
+        """Delete a workflow that is not on. Published revisions stay (running enrollments pin them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAction(self, request, context):
+        """Add an action at a position (start, after an action, or first on a branch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAction(self, request, context):
+        """Update an action's type, label, fields, placeholder flag and branch definitions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloneAction(self, request, context):
+        """Clone an action (without its subtree) to a position (default: right after it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveAction(self, request, context):
+        """Move an action (a branch action with its branches) to another position or branch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAction(self, request, context):
+        """Delete an action, with its subtree or reconnecting the path around it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddComment(self, request, context):
+        """Add a comment to an action.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateComment(self, request, context):
+        """Edit a comment's text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteComment(self, request, context):
+        """Delete a comment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddDataSource(self, request, context):
+        """Add a data source (at most 50 per workflow).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDataSource(self, request, context):
+        """Replace a data source (matched by source_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataSource(self, request, context):
+        """Delete a data source. References to it show up as validation issues.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTriggers(self, request, context):
+        """Replace the enrollment triggers and enrollment settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSettings(self, request, context):
+        """Replace the workflow settings (time zone, execution window, notifications, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Undo(self, request, context):
+        """Undo the latest change of the last 30 days (not possible for custom-code actions).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Redo(self, request, context):
+        """Redo the latest undone change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ValidateWorkflow(self, request, context):
+        """Minimap and validation: the graph for drawing plus what must change before publishing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTemplates(self, request, context):
+        """List templates, filtered by category / object type and searched by keyword.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTemplate(self, request, context):
+        """Review one template: purpose, object type, required plan features, actions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewEnrollment(self, request, context):
+        """Estimate how many existing records meet the triggers now (asks enrollment).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveEnrollmentPreviewAsList(self, request, context):
+        """Save the records that meet the triggers now as a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PublishWorkflow(self, request, context):
         """Validate and freeze the draft as a published revision, and hand it to enrollment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TurnOffWorkflow(self, request, context):
+        """Turn a workflow off (enrollment stops enrolling; running enrollments keep their revision).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TurnOnWorkflow(self, request, context):
+        """Turn a workflow that was off on again with its latest published revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevisions(self, request, context):
+        """List a workflow's published revisions (newest first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEntries(self, request, context):
+        """The audit log of a workflow's definition changes (newest first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTenantPlan(self, request, context):
+        """The tenant's plan entitlements.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTenantPlan(self, request, context):
+        """Set the tenant's plan entitlements (administrative).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,10 +494,160 @@ def add_EditorServiceServicer_to_server(servicer, server):
                     request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateWorkflowRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateWorkflowResponse.SerializeToString,
             ),
+            'RenameWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RenameWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RenameWorkflowResponse.SerializeToString,
+            ),
+            'ArchiveWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ArchiveWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ArchiveWorkflowResponse.SerializeToString,
+            ),
+            'RestoreWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RestoreWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RestoreWorkflowResponse.SerializeToString,
+            ),
+            'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteWorkflowResponse.SerializeToString,
+            ),
+            'AddAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAction,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddActionRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddActionResponse.SerializeToString,
+            ),
+            'UpdateAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAction,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateActionRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateActionResponse.SerializeToString,
+            ),
+            'CloneAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloneAction,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.CloneActionRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.CloneActionResponse.SerializeToString,
+            ),
+            'MoveAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveAction,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.MoveActionRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.MoveActionResponse.SerializeToString,
+            ),
+            'DeleteAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAction,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteActionRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteActionResponse.SerializeToString,
+            ),
+            'AddComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddComment,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddCommentRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddCommentResponse.SerializeToString,
+            ),
+            'UpdateComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateComment,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateCommentRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateCommentResponse.SerializeToString,
+            ),
+            'DeleteComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteComment,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteCommentRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteCommentResponse.SerializeToString,
+            ),
+            'AddDataSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDataSource,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddDataSourceRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddDataSourceResponse.SerializeToString,
+            ),
+            'UpdateDataSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDataSource,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateDataSourceRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateDataSourceResponse.SerializeToString,
+            ),
+            'DeleteDataSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataSource,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteDataSourceRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteDataSourceResponse.SerializeToString,
+            ),
+            'UpdateTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTriggers,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateTriggersRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateTriggersResponse.SerializeToString,
+            ),
+            'UpdateSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSettings,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateSettingsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateSettingsResponse.SerializeToString,
+            ),
+            'Undo': grpc.unary_unary_rpc_method_handler(
+                    servicer.Undo,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UndoRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UndoResponse.SerializeToString,
+            ),
+            'Redo': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redo,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RedoRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RedoResponse.SerializeToString,
+            ),
+            'ValidateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowResponse.SerializeToString,
+            ),
+            'ListTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTemplates,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListTemplatesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListTemplatesResponse.SerializeToString,
+            ),
+            'GetTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTemplate,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTemplateRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTemplateResponse.SerializeToString,
+            ),
+            'PreviewEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewEnrollment,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PreviewEnrollmentRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PreviewEnrollmentResponse.SerializeToString,
+            ),
+            'SaveEnrollmentPreviewAsList': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveEnrollmentPreviewAsList,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SaveEnrollmentPreviewAsListRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SaveEnrollmentPreviewAsListResponse.SerializeToString,
+            ),
             'PublishWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishWorkflow,
                     request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PublishWorkflowRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PublishWorkflowResponse.SerializeToString,
+            ),
+            'TurnOffWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.TurnOffWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOffWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOffWorkflowResponse.SerializeToString,
+            ),
+            'TurnOnWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.TurnOnWorkflow,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOnWorkflowRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOnWorkflowResponse.SerializeToString,
+            ),
+            'ListRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevisions,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListRevisionsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListRevisionsResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'GetTenantPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantPlan,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTenantPlanRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTenantPlanResponse.SerializeToString,
+            ),
+            'SetTenantPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantPlan,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SetTenantPlanRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SetTenantPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -139,6 +659,11 @@ def add_EditorServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class EditorService:
     """EditorService creates, edits, validates and publishes workflow definitions.
+
+    Every edit names the draft revision it was based on (`expected_draft_revision`; 0 = take the
+    current one) and returns the new draft with its new revision. An edit based on a stale
+    revision is refused with ABORTED and writes nothing. `actor` (who made the change) feeds the
+    audit log.
     """
 
     @staticmethod
@@ -250,6 +775,654 @@ class EditorService:
             _registered_method=True)
 
     @staticmethod
+    def RenameWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/RenameWorkflow',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RenameWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RenameWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/ArchiveWorkflow',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ArchiveWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ArchiveWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/RestoreWorkflow',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RestoreWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RestoreWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/DeleteWorkflow',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/AddAction',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddActionRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/UpdateAction',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateActionRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloneAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/CloneAction',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.CloneActionRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.CloneActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/MoveAction',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.MoveActionRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.MoveActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/DeleteAction',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteActionRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/AddComment',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddCommentRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/UpdateComment',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateCommentRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/DeleteComment',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteCommentRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDataSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/AddDataSource',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddDataSourceRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.AddDataSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDataSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/UpdateDataSource',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateDataSourceRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateDataSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/DeleteDataSource',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteDataSourceRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.DeleteDataSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/UpdateTriggers',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateTriggersRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/UpdateSettings',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateSettingsRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UpdateSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Undo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/Undo',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UndoRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.UndoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/Redo',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RedoRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.RedoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/ValidateWorkflow',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/ListTemplates',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListTemplatesRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListTemplatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/GetTemplate',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTemplateRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewEnrollment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/PreviewEnrollment',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PreviewEnrollmentRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PreviewEnrollmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveEnrollmentPreviewAsList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/SaveEnrollmentPreviewAsList',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SaveEnrollmentPreviewAsListRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SaveEnrollmentPreviewAsListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def PublishWorkflow(request,
             target,
             options=(),
@@ -266,6 +1439,168 @@ class EditorService:
             '/crmflow.api.editor.v1.EditorService/PublishWorkflow',
             crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PublishWorkflowRequest.SerializeToString,
             crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.PublishWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TurnOffWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/TurnOffWorkflow',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOffWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOffWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TurnOnWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/TurnOnWorkflow',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOnWorkflowRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.TurnOnWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/ListRevisions',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListRevisionsRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/ListAuditEntries',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListAuditEntriesRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/GetTenantPlan',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTenantPlanRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.GetTenantPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/SetTenantPlan',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SetTenantPlanRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.SetTenantPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,41 +27,179 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class EditorServiceStub:
-    """EditorService creates, edits, validates and publishes workflow definitions."""
+    """EditorService creates, edits, validates and publishes workflow definitions.
+
+    Every edit names the draft revision it was based on (`expected_draft_revision`; 0 = take the
+    current one) and returns the new draft with its new revision. An edit based on a stale
+    revision is refused with ABORTED and writes nothing. `actor` (who made the change) feeds the
+    audit log.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EditorServiceAsyncStub: ...
     CreateWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.CreateWorkflowRequest, _editor_service_pb2.CreateWorkflowResponse]
-    """Create a workflow from scratch (object type and optionally a first trigger)."""
+    """Create a workflow from scratch (object type and optionally triggers) or from a template."""
     GetWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.GetWorkflowRequest, _editor_service_pb2.GetWorkflowResponse]
     """Get a workflow's current draft and status."""
     ListWorkflows: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ListWorkflowsRequest, _editor_service_pb2.ListWorkflowsResponse]
     """List workflows with filters and paging."""
     UpdateWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateWorkflowRequest, _editor_service_pb2.UpdateWorkflowResponse]
     """Replace the draft definition (optimistic concurrency on draft_revision)."""
+    RenameWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.RenameWorkflowRequest, _editor_service_pb2.RenameWorkflowResponse]
+    """Rename a workflow, and optionally change its description and folder."""
+    ArchiveWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ArchiveWorkflowRequest, _editor_service_pb2.ArchiveWorkflowResponse]
+    """Archive a workflow (turning it off first when it is on)."""
+    RestoreWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.RestoreWorkflowRequest, _editor_service_pb2.RestoreWorkflowResponse]
+    """Bring an archived workflow back (as off, or draft if never published)."""
+    DeleteWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteWorkflowRequest, _editor_service_pb2.DeleteWorkflowResponse]
+    """Delete a workflow that is not on. Published revisions stay (running enrollments pin them)."""
+    AddAction: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.AddActionRequest, _editor_service_pb2.AddActionResponse]
+    """Add an action at a position (start, after an action, or first on a branch)."""
+    UpdateAction: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateActionRequest, _editor_service_pb2.UpdateActionResponse]
+    """Update an action's type, label, fields, placeholder flag and branch definitions."""
+    CloneAction: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.CloneActionRequest, _editor_service_pb2.CloneActionResponse]
+    """Clone an action (without its subtree) to a position (default: right after it)."""
+    MoveAction: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.MoveActionRequest, _editor_service_pb2.MoveActionResponse]
+    """Move an action (a branch action with its branches) to another position or branch."""
+    DeleteAction: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteActionRequest, _editor_service_pb2.DeleteActionResponse]
+    """Delete an action, with its subtree or reconnecting the path around it."""
+    AddComment: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.AddCommentRequest, _editor_service_pb2.AddCommentResponse]
+    """Add a comment to an action."""
+    UpdateComment: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateCommentRequest, _editor_service_pb2.UpdateCommentResponse]
+    """Edit a comment's text."""
+    DeleteComment: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteCommentRequest, _editor_service_pb2.DeleteCommentResponse]
+    """Delete a comment."""
+    AddDataSource: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.AddDataSourceRequest, _editor_service_pb2.AddDataSourceResponse]
+    """Add a data source (at most 50 per workflow)."""
+    UpdateDataSource: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateDataSourceRequest, _editor_service_pb2.UpdateDataSourceResponse]
+    """Replace a data source (matched by source_id)."""
+    DeleteDataSource: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteDataSourceRequest, _editor_service_pb2.DeleteDataSourceResponse]
+    """Delete a data source. References to it show up as validation issues."""
+    UpdateTriggers: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateTriggersRequest, _editor_service_pb2.UpdateTriggersResponse]
+    """Replace the enrollment triggers and enrollment settings."""
+    UpdateSettings: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateSettingsRequest, _editor_service_pb2.UpdateSettingsResponse]
+    """Replace the workflow settings (time zone, execution window, notifications, ...)."""
+    Undo: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.UndoRequest, _editor_service_pb2.UndoResponse]
+    """Undo the latest change of the last 30 days (not possible for custom-code actions)."""
+    Redo: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.RedoRequest, _editor_service_pb2.RedoResponse]
+    """Redo the latest undone change."""
+    ValidateWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ValidateWorkflowRequest, _editor_service_pb2.ValidateWorkflowResponse]
+    """Minimap and validation: the graph for drawing plus what must change before publishing."""
+    ListTemplates: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ListTemplatesRequest, _editor_service_pb2.ListTemplatesResponse]
+    """List templates, filtered by category / object type and searched by keyword."""
+    GetTemplate: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.GetTemplateRequest, _editor_service_pb2.GetTemplateResponse]
+    """Review one template: purpose, object type, required plan features, actions."""
+    PreviewEnrollment: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.PreviewEnrollmentRequest, _editor_service_pb2.PreviewEnrollmentResponse]
+    """Estimate how many existing records meet the triggers now (asks enrollment)."""
+    SaveEnrollmentPreviewAsList: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.SaveEnrollmentPreviewAsListRequest, _editor_service_pb2.SaveEnrollmentPreviewAsListResponse]
+    """Save the records that meet the triggers now as a static list."""
     PublishWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.PublishWorkflowRequest, _editor_service_pb2.PublishWorkflowResponse]
     """Validate and freeze the draft as a published revision, and hand it to enrollment."""
+    TurnOffWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.TurnOffWorkflowRequest, _editor_service_pb2.TurnOffWorkflowResponse]
+    """Turn a workflow off (enrollment stops enrolling; running enrollments keep their revision)."""
+    TurnOnWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.TurnOnWorkflowRequest, _editor_service_pb2.TurnOnWorkflowResponse]
+    """Turn a workflow that was off on again with its latest published revision."""
+    ListRevisions: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ListRevisionsRequest, _editor_service_pb2.ListRevisionsResponse]
+    """List a workflow's published revisions (newest first)."""
+    ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ListAuditEntriesRequest, _editor_service_pb2.ListAuditEntriesResponse]
+    """The audit log of a workflow's definition changes (newest first)."""
+    GetTenantPlan: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.GetTenantPlanRequest, _editor_service_pb2.GetTenantPlanResponse]
+    """The tenant's plan entitlements."""
+    SetTenantPlan: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.SetTenantPlanRequest, _editor_service_pb2.SetTenantPlanResponse]
+    """Set the tenant's plan entitlements (administrative)."""
 
 @_typing.type_check_only
 class EditorServiceAsyncStub(EditorServiceStub):
-    """EditorService creates, edits, validates and publishes workflow definitions."""
+    """EditorService creates, edits, validates and publishes workflow definitions.
+
+    Every edit names the draft revision it was based on (`expected_draft_revision`; 0 = take the
+    current one) and returns the new draft with its new revision. An edit based on a stale
+    revision is refused with ABORTED and writes nothing. `actor` (who made the change) feeds the
+    audit log.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.CreateWorkflowRequest, _editor_service_pb2.CreateWorkflowResponse]  # type: ignore[assignment]
-    """Create a workflow from scratch (object type and optionally a first trigger)."""
+    """Create a workflow from scratch (object type and optionally triggers) or from a template."""
     GetWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.GetWorkflowRequest, _editor_service_pb2.GetWorkflowResponse]  # type: ignore[assignment]
     """Get a workflow's current draft and status."""
     ListWorkflows: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ListWorkflowsRequest, _editor_service_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
     """List workflows with filters and paging."""
     UpdateWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateWorkflowRequest, _editor_service_pb2.UpdateWorkflowResponse]  # type: ignore[assignment]
     """Replace the draft definition (optimistic concurrency on draft_revision)."""
+    RenameWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.RenameWorkflowRequest, _editor_service_pb2.RenameWorkflowResponse]  # type: ignore[assignment]
+    """Rename a workflow, and optionally change its description and folder."""
+    ArchiveWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ArchiveWorkflowRequest, _editor_service_pb2.ArchiveWorkflowResponse]  # type: ignore[assignment]
+    """Archive a workflow (turning it off first when it is on)."""
+    RestoreWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.RestoreWorkflowRequest, _editor_service_pb2.RestoreWorkflowResponse]  # type: ignore[assignment]
+    """Bring an archived workflow back (as off, or draft if never published)."""
+    DeleteWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteWorkflowRequest, _editor_service_pb2.DeleteWorkflowResponse]  # type: ignore[assignment]
+    """Delete a workflow that is not on. Published revisions stay (running enrollments pin them)."""
+    AddAction: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.AddActionRequest, _editor_service_pb2.AddActionResponse]  # type: ignore[assignment]
+    """Add an action at a position (start, after an action, or first on a branch)."""
+    UpdateAction: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateActionRequest, _editor_service_pb2.UpdateActionResponse]  # type: ignore[assignment]
+    """Update an action's type, label, fields, placeholder flag and branch definitions."""
+    CloneAction: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.CloneActionRequest, _editor_service_pb2.CloneActionResponse]  # type: ignore[assignment]
+    """Clone an action (without its subtree) to a position (default: right after it)."""
+    MoveAction: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.MoveActionRequest, _editor_service_pb2.MoveActionResponse]  # type: ignore[assignment]
+    """Move an action (a branch action with its branches) to another position or branch."""
+    DeleteAction: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteActionRequest, _editor_service_pb2.DeleteActionResponse]  # type: ignore[assignment]
+    """Delete an action, with its subtree or reconnecting the path around it."""
+    AddComment: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.AddCommentRequest, _editor_service_pb2.AddCommentResponse]  # type: ignore[assignment]
+    """Add a comment to an action."""
+    UpdateComment: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateCommentRequest, _editor_service_pb2.UpdateCommentResponse]  # type: ignore[assignment]
+    """Edit a comment's text."""
+    DeleteComment: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteCommentRequest, _editor_service_pb2.DeleteCommentResponse]  # type: ignore[assignment]
+    """Delete a comment."""
+    AddDataSource: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.AddDataSourceRequest, _editor_service_pb2.AddDataSourceResponse]  # type: ignore[assignment]
+    """Add a data source (at most 50 per workflow)."""
+    UpdateDataSource: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateDataSourceRequest, _editor_service_pb2.UpdateDataSourceResponse]  # type: ignore[assignment]
+    """Replace a data source (matched by source_id)."""
+    DeleteDataSource: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.DeleteDataSourceRequest, _editor_service_pb2.DeleteDataSourceResponse]  # type: ignore[assignment]
+    """Delete a data source. References to it show up as validation issues."""
+    UpdateTriggers: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateTriggersRequest, _editor_service_pb2.UpdateTriggersResponse]  # type: ignore[assignment]
+    """Replace the enrollment triggers and enrollment settings."""
+    UpdateSettings: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.UpdateSettingsRequest, _editor_service_pb2.UpdateSettingsResponse]  # type: ignore[assignment]
+    """Replace the workflow settings (time zone, execution window, notifications, ...)."""
+    Undo: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.UndoRequest, _editor_service_pb2.UndoResponse]  # type: ignore[assignment]
+    """Undo the latest change of the last 30 days (not possible for custom-code actions)."""
+    Redo: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.RedoRequest, _editor_service_pb2.RedoResponse]  # type: ignore[assignment]
+    """Redo the latest undone change."""
+    ValidateWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ValidateWorkflowRequest, _editor_service_pb2.ValidateWorkflowResponse]  # type: ignore[assignment]
+    """Minimap and validation: the graph for drawing plus what must change before publishing."""
+    ListTemplates: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ListTemplatesRequest, _editor_service_pb2.ListTemplatesResponse]  # type: ignore[assignment]
+    """List templates, filtered by category / object type and searched by keyword."""
+    GetTemplate: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.GetTemplateRequest, _editor_service_pb2.GetTemplateResponse]  # type: ignore[assignment]
+    """Review one template: purpose, object type, required plan features, actions."""
+    PreviewEnrollment: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.PreviewEnrollmentRequest, _editor_service_pb2.PreviewEnrollmentResponse]  # type: ignore[assignment]
+    """Estimate how many existing records meet the triggers now (asks enrollment)."""
+    SaveEnrollmentPreviewAsList: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.SaveEnrollmentPreviewAsListRequest, _editor_service_pb2.SaveEnrollmentPreviewAsListResponse]  # type: ignore[assignment]
+    """Save the records that meet the triggers now as a static list."""
     PublishWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.PublishWorkflowRequest, _editor_service_pb2.PublishWorkflowResponse]  # type: ignore[assignment]
     """Validate and freeze the draft as a published revision, and hand it to enrollment."""
+    TurnOffWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.TurnOffWorkflowRequest, _editor_service_pb2.TurnOffWorkflowResponse]  # type: ignore[assignment]
+    """Turn a workflow off (enrollment stops enrolling; running enrollments keep their revision)."""
+    TurnOnWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.TurnOnWorkflowRequest, _editor_service_pb2.TurnOnWorkflowResponse]  # type: ignore[assignment]
+    """Turn a workflow that was off on again with its latest published revision."""
+    ListRevisions: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ListRevisionsRequest, _editor_service_pb2.ListRevisionsResponse]  # type: ignore[assignment]
+    """List a workflow's published revisions (newest first)."""
+    ListAuditEntries: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ListAuditEntriesRequest, _editor_service_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
+    """The audit log of a workflow's definition changes (newest first)."""
+    GetTenantPlan: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.GetTenantPlanRequest, _editor_service_pb2.GetTenantPlanResponse]  # type: ignore[assignment]
+    """The tenant's plan entitlements."""
+    SetTenantPlan: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.SetTenantPlanRequest, _editor_service_pb2.SetTenantPlanResponse]  # type: ignore[assignment]
+    """Set the tenant's plan entitlements (administrative)."""
 
 class EditorServiceServicer(metaclass=_abc_1.ABCMeta):
-    """EditorService creates, edits, validates and publishes workflow definitions."""
+    """EditorService creates, edits, validates and publishes workflow definitions.
+
+    Every edit names the draft revision it was based on (`expected_draft_revision`; 0 = take the
+    current one) and returns the new draft with its new revision. An edit based on a stale
+    revision is refused with ABORTED and writes nothing. `actor` (who made the change) feeds the
+    audit log.
+    """
 
     @_abc_1.abstractmethod
     def CreateWorkflow(
@@ -69,7 +207,7 @@ class EditorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _editor_service_pb2.CreateWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_editor_service_pb2.CreateWorkflowResponse, _abc.Awaitable[_editor_service_pb2.CreateWorkflowResponse]]:
-        """Create a workflow from scratch (object type and optionally a first trigger)."""
+        """Create a workflow from scratch (object type and optionally triggers) or from a template."""
 
     @_abc_1.abstractmethod
     def GetWorkflow(
@@ -96,11 +234,251 @@ class EditorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Replace the draft definition (optimistic concurrency on draft_revision)."""
 
     @_abc_1.abstractmethod
+    def RenameWorkflow(
+        self,
+        request: _editor_service_pb2.RenameWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.RenameWorkflowResponse, _abc.Awaitable[_editor_service_pb2.RenameWorkflowResponse]]:
+        """Rename a workflow, and optionally change its description and folder."""
+
+    @_abc_1.abstractmethod
+    def ArchiveWorkflow(
+        self,
+        request: _editor_service_pb2.ArchiveWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.ArchiveWorkflowResponse, _abc.Awaitable[_editor_service_pb2.ArchiveWorkflowResponse]]:
+        """Archive a workflow (turning it off first when it is on)."""
+
+    @_abc_1.abstractmethod
+    def RestoreWorkflow(
+        self,
+        request: _editor_service_pb2.RestoreWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.RestoreWorkflowResponse, _abc.Awaitable[_editor_service_pb2.RestoreWorkflowResponse]]:
+        """Bring an archived workflow back (as off, or draft if never published)."""
+
+    @_abc_1.abstractmethod
+    def DeleteWorkflow(
+        self,
+        request: _editor_service_pb2.DeleteWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.DeleteWorkflowResponse, _abc.Awaitable[_editor_service_pb2.DeleteWorkflowResponse]]:
+        """Delete a workflow that is not on. Published revisions stay (running enrollments pin them)."""
+
+    @_abc_1.abstractmethod
+    def AddAction(
+        self,
+        request: _editor_service_pb2.AddActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.AddActionResponse, _abc.Awaitable[_editor_service_pb2.AddActionResponse]]:
+        """Add an action at a position (start, after an action, or first on a branch)."""
+
+    @_abc_1.abstractmethod
+    def UpdateAction(
+        self,
+        request: _editor_service_pb2.UpdateActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.UpdateActionResponse, _abc.Awaitable[_editor_service_pb2.UpdateActionResponse]]:
+        """Update an action's type, label, fields, placeholder flag and branch definitions."""
+
+    @_abc_1.abstractmethod
+    def CloneAction(
+        self,
+        request: _editor_service_pb2.CloneActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.CloneActionResponse, _abc.Awaitable[_editor_service_pb2.CloneActionResponse]]:
+        """Clone an action (without its subtree) to a position (default: right after it)."""
+
+    @_abc_1.abstractmethod
+    def MoveAction(
+        self,
+        request: _editor_service_pb2.MoveActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.MoveActionResponse, _abc.Awaitable[_editor_service_pb2.MoveActionResponse]]:
+        """Move an action (a branch action with its branches) to another position or branch."""
+
+    @_abc_1.abstractmethod
+    def DeleteAction(
+        self,
+        request: _editor_service_pb2.DeleteActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.DeleteActionResponse, _abc.Awaitable[_editor_service_pb2.DeleteActionResponse]]:
+        """Delete an action, with its subtree or reconnecting the path around it."""
+
+    @_abc_1.abstractmethod
+    def AddComment(
+        self,
+        request: _editor_service_pb2.AddCommentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.AddCommentResponse, _abc.Awaitable[_editor_service_pb2.AddCommentResponse]]:
+        """Add a comment to an action."""
+
+    @_abc_1.abstractmethod
+    def UpdateComment(
+        self,
+        request: _editor_service_pb2.UpdateCommentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.UpdateCommentResponse, _abc.Awaitable[_editor_service_pb2.UpdateCommentResponse]]:
+        """Edit a comment's text."""
+
+    @_abc_1.abstractmethod
+    def DeleteComment(
+        self,
+        request: _editor_service_pb2.DeleteCommentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.DeleteCommentResponse, _abc.Awaitable[_editor_service_pb2.DeleteCommentResponse]]:
+        """Delete a comment."""
+
+    @_abc_1.abstractmethod
+    def AddDataSource(
+        self,
+        request: _editor_service_pb2.AddDataSourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.AddDataSourceResponse, _abc.Awaitable[_editor_service_pb2.AddDataSourceResponse]]:
+        """Add a data source (at most 50 per workflow)."""
+
+    @_abc_1.abstractmethod
+    def UpdateDataSource(
+        self,
+        request: _editor_service_pb2.UpdateDataSourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.UpdateDataSourceResponse, _abc.Awaitable[_editor_service_pb2.UpdateDataSourceResponse]]:
+        """Replace a data source (matched by source_id)."""
+
+    @_abc_1.abstractmethod
+    def DeleteDataSource(
+        self,
+        request: _editor_service_pb2.DeleteDataSourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.DeleteDataSourceResponse, _abc.Awaitable[_editor_service_pb2.DeleteDataSourceResponse]]:
+        """Delete a data source. References to it show up as validation issues."""
+
+    @_abc_1.abstractmethod
+    def UpdateTriggers(
+        self,
+        request: _editor_service_pb2.UpdateTriggersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.UpdateTriggersResponse, _abc.Awaitable[_editor_service_pb2.UpdateTriggersResponse]]:
+        """Replace the enrollment triggers and enrollment settings."""
+
+    @_abc_1.abstractmethod
+    def UpdateSettings(
+        self,
+        request: _editor_service_pb2.UpdateSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.UpdateSettingsResponse, _abc.Awaitable[_editor_service_pb2.UpdateSettingsResponse]]:
+        """Replace the workflow settings (time zone, execution window, notifications, ...)."""
+
+    @_abc_1.abstractmethod
+    def Undo(
+        self,
+        request: _editor_service_pb2.UndoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.UndoResponse, _abc.Awaitable[_editor_service_pb2.UndoResponse]]:
+        """Undo the latest change of the last 30 days (not possible for custom-code actions)."""
+
+    @_abc_1.abstractmethod
+    def Redo(
+        self,
+        request: _editor_service_pb2.RedoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.RedoResponse, _abc.Awaitable[_editor_service_pb2.RedoResponse]]:
+        """Redo the latest undone change."""
+
+    @_abc_1.abstractmethod
+    def ValidateWorkflow(
+        self,
+        request: _editor_service_pb2.ValidateWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.ValidateWorkflowResponse, _abc.Awaitable[_editor_service_pb2.ValidateWorkflowResponse]]:
+        """Minimap and validation: the graph for drawing plus what must change before publishing."""
+
+    @_abc_1.abstractmethod
+    def ListTemplates(
+        self,
+        request: _editor_service_pb2.ListTemplatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.ListTemplatesResponse, _abc.Awaitable[_editor_service_pb2.ListTemplatesResponse]]:
+        """List templates, filtered by category / object type and searched by keyword."""
+
+    @_abc_1.abstractmethod
+    def GetTemplate(
+        self,
+        request: _editor_service_pb2.GetTemplateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.GetTemplateResponse, _abc.Awaitable[_editor_service_pb2.GetTemplateResponse]]:
+        """Review one template: purpose, object type, required plan features, actions."""
+
+    @_abc_1.abstractmethod
+    def PreviewEnrollment(
+        self,
+        request: _editor_service_pb2.PreviewEnrollmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.PreviewEnrollmentResponse, _abc.Awaitable[_editor_service_pb2.PreviewEnrollmentResponse]]:
+        """Estimate how many existing records meet the triggers now (asks enrollment)."""
+
+    @_abc_1.abstractmethod
+    def SaveEnrollmentPreviewAsList(
+        self,
+        request: _editor_service_pb2.SaveEnrollmentPreviewAsListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.SaveEnrollmentPreviewAsListResponse, _abc.Awaitable[_editor_service_pb2.SaveEnrollmentPreviewAsListResponse]]:
+        """Save the records that meet the triggers now as a static list."""
+
+    @_abc_1.abstractmethod
     def PublishWorkflow(
         self,
         request: _editor_service_pb2.PublishWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_editor_service_pb2.PublishWorkflowResponse, _abc.Awaitable[_editor_service_pb2.PublishWorkflowResponse]]:
         """Validate and freeze the draft as a published revision, and hand it to enrollment."""
+
+    @_abc_1.abstractmethod
+    def TurnOffWorkflow(
+        self,
+        request: _editor_service_pb2.TurnOffWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.TurnOffWorkflowResponse, _abc.Awaitable[_editor_service_pb2.TurnOffWorkflowResponse]]:
+        """Turn a workflow off (enrollment stops enrolling; running enrollments keep their revision)."""
+
+    @_abc_1.abstractmethod
+    def TurnOnWorkflow(
+        self,
+        request: _editor_service_pb2.TurnOnWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.TurnOnWorkflowResponse, _abc.Awaitable[_editor_service_pb2.TurnOnWorkflowResponse]]:
+        """Turn a workflow that was off on again with its latest published revision."""
+
+    @_abc_1.abstractmethod
+    def ListRevisions(
+        self,
+        request: _editor_service_pb2.ListRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.ListRevisionsResponse, _abc.Awaitable[_editor_service_pb2.ListRevisionsResponse]]:
+        """List a workflow's published revisions (newest first)."""
+
+    @_abc_1.abstractmethod
+    def ListAuditEntries(
+        self,
+        request: _editor_service_pb2.ListAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.ListAuditEntriesResponse, _abc.Awaitable[_editor_service_pb2.ListAuditEntriesResponse]]:
+        """The audit log of a workflow's definition changes (newest first)."""
+
+    @_abc_1.abstractmethod
+    def GetTenantPlan(
+        self,
+        request: _editor_service_pb2.GetTenantPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.GetTenantPlanResponse, _abc.Awaitable[_editor_service_pb2.GetTenantPlanResponse]]:
+        """The tenant's plan entitlements."""
+
+    @_abc_1.abstractmethod
+    def SetTenantPlan(
+        self,
+        request: _editor_service_pb2.SetTenantPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.SetTenantPlanResponse, _abc.Awaitable[_editor_service_pb2.SetTenantPlanResponse]]:
+        """Set the tenant's plan entitlements (administrative)."""
 
 def add_EditorServiceServicer_to_server(servicer: EditorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""editor-api: workflow definitions, the editor operations, templates and publishing."""

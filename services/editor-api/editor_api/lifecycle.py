@@ -1,0 +1,274 @@
+"""Review, publish, on/off, archive, delete -- and the hand-off of revisions to enrollment.
+
+Publish never half-happens. In one transaction it freezes the immutable revision, flips the
+status and writes an outbox row (``editor_handoffs``); only then does it call enrollment. If
+enrollment answers, the outbox row is deleted; if it cannot be reached, the publish still
+stands (the revision exists and is what the workflow runs once delivered), the workflow reports
+``handoff_pending`` with the error, and a background task retries with backoff until enrollment
+acknowledges. ActivateRevision / DeactivateWorkflow are idempotent on enrollment's side, so a
+retry after a lost acknowledgement is harmless. A newer intent (turn off after publish) replaces
+an undelivered older one, so the last word always wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from crmflow.errors import Aborted, FailedPrecondition, InvalidArgument, PreconditionViolation
+from crmflow.model.workflow import PublishedRevision, WorkflowDefinition, WorkflowStatus
+from editor_api import naming, repository as repo
+from editor_api.db import PublishedRevisionRow, WorkflowRow
+from editor_api.enrollment_client import EnrollmentGateway, EnrollmentUnavailable
+from editor_api.service import EditorCore, WorkflowView, dump, parse, require
+from editor_api.validation import load_properties, validate
+
+log = logging.getLogger("editor_api.lifecycle")
+MAX_BACKOFF = 300.0
+
+
+def revision_model(r: PublishedRevisionRow) -> PublishedRevision:
+    return PublishedRevision(
+        tenant_id=r.tenant_id, workflow_id=r.workflow_id, revision=r.revision,
+        published_at=r.published_at, definition=parse(r.definition),
+    )
+
+
+class Lifecycle:
+    def __init__(self, core: EditorCore, enrollment: EnrollmentGateway) -> None:
+        self.core = core
+        self.enrollment = enrollment
+
+    async def publish(
+        self, tenant_id: str, workflow_id: str, *, expected: int, enroll_existing: bool, actor: str
+    ) -> tuple[WorkflowView, PublishedRevision]:
+        core = self.core
+        require("tenant_id", tenant_id)
+        require("workflow_id", workflow_id)
+        async with core.sessions() as s, s.begin():
+            row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
+            core.editable(row)
+            core.expect(row, expected)
+            if (row.status == WorkflowStatus.ON and row.published_draft_revision == row.draft_revision):
+                # Nothing new: a retried publish returns the live revision instead of a copy.
+                current = await repo.get_revision(s, tenant_id=tenant_id, workflow_id=workflow_id,
+                                                  revision=row.published_revision)
+                return await core.view(s, row), revision_model(current)
+            defn = parse(row.draft)
+            plan = await core.plan(s, tenant_id)
+        # The CRM is asked outside the transaction; the revision check below guards the gap.
+        props = await load_properties(core.properties, tenant_id, defn)
+        issues = validate(defn, registry=core.registry, plan=plan, properties=props)
+        if issues:
+            shown = "; ".join(f"{i.action_id or 'workflow'}: {i.message}" for i in issues[:5])
+            raise FailedPrecondition(
+                f"cannot publish: {len(issues)} issue(s) must be fixed first: {shown}",
+                [PreconditionViolation(i.code, i.action_id or "workflow", i.message) for i in issues],
+            )
+        async with core.sessions() as s, s.begin():
+            fresh = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
+            if fresh.draft_revision != row.draft_revision or fresh.status != row.status:
+                raise Aborted(f"workflow {workflow_id} changed while publishing; try again")
+            row = fresh
+            if not defn.name or not defn.description:
+                name, description = naming.generate(defn, core.registry)
+                defn.name = defn.name or name
+                defn.description = defn.description or description
+                await core.write_draft(s, row, defn, operation="PublishWorkflow", actor=actor,
+                                       summary="generated name and description")
+            now = core.clock()
+            revision = row.published_revision + 1
+            frozen = PublishedRevisionRow(
+                tenant_id=tenant_id, workflow_id=workflow_id, revision=revision, published_at=now,
+                published_by=actor, enroll_existing=enroll_existing, definition=dump(defn),
+            )
+            await repo.add_revision(s, row=frozen)
+            await repo.set_status(s, row=row, now=now, values={
+                "status": WorkflowStatus.ON, "published_revision": revision,
+                "published_draft_revision": row.draft_revision,
+            })
+            await repo.put_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id, kind="activate",
+                                   revision=revision, enroll_existing=enroll_existing, now=now)
+            await repo.audit(
+                s, tenant_id=tenant_id, workflow_id=workflow_id, actor=actor,
+                operation="PublishWorkflow",
+                summary=f"published revision {revision} (enroll existing: "
+                f"{'yes' if enroll_existing else 'no'})",
+                draft_revision=row.draft_revision, now=now,
+            )
+        await self.deliver(tenant_id, workflow_id)
+        return await core.get(tenant_id, workflow_id), revision_model(frozen)
+
+    async def _status_change(
+        self, tenant_id: str, workflow_id: str, *, actor: str, operation: str
+    ) -> WorkflowView:
+        core = self.core
+        require("tenant_id", tenant_id)
+        require("workflow_id", workflow_id)
+        async with core.sessions() as s, s.begin():
+            row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
+            now = core.clock()
+            values, handoff, summary = self._transition(row, operation)
+            await repo.set_status(s, row=row, values=values, now=now)
+            if handoff:
+                await repo.put_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id,
+                                       kind=handoff[0], revision=handoff[1], now=now)
+            await repo.audit(s, tenant_id=tenant_id, workflow_id=workflow_id, actor=actor,
+                             operation=operation, summary=summary,
+                             draft_revision=row.draft_revision, now=now)
+        await self.deliver(tenant_id, workflow_id)
+        return await core.get(tenant_id, workflow_id)
+
+    @staticmethod
+    def _transition(
+        row: WorkflowRow, operation: str
+    ) -> tuple[dict[str, object], tuple[str, int] | None, str]:
+        st = row.status
+
+        def refuse(why: str) -> FailedPrecondition:
+            return FailedPrecondition(
+                f"cannot {operation} workflow {row.workflow_id}: {why}",
+                [PreconditionViolation("STATUS", row.workflow_id, f"status is {st}")],
+            )
+
+        if operation == "TurnOffWorkflow":
+            if st != WorkflowStatus.ON:
+                raise refuse("it is not on")
+            return {"status": WorkflowStatus.OFF}, ("deactivate", 0), "turned off"
+        if operation == "TurnOnWorkflow":
+            if st != WorkflowStatus.OFF:
+                raise refuse("only a workflow that is off can be turned on (publish a draft)")
+            rev = row.published_revision
+            return {"status": WorkflowStatus.ON}, ("activate", rev), f"turned on (revision {rev})"
+        if operation == "ArchiveWorkflow":
+            if st == WorkflowStatus.ARCHIVED:
+                raise refuse("it is already archived")
+            handoff = ("deactivate", 0) if st == WorkflowStatus.ON else None
+            return {"status": WorkflowStatus.ARCHIVED}, handoff, "archived"
+        if operation == "RestoreWorkflow":
+            if st != WorkflowStatus.ARCHIVED:
+                raise refuse("it is not archived")
+            back = WorkflowStatus.OFF if row.published_revision else WorkflowStatus.DRAFT
+            return {"status": back}, None, f"restored as {back}"
+        raise InvalidArgument.field("operation", operation)
+
+    async def turn_off(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
+        return await self._status_change(tenant_id, workflow_id, actor=actor,
+                                         operation="TurnOffWorkflow")
+
+    async def turn_on(
+        self, tenant_id: str, workflow_id: str, *, actor: str, enroll_existing: bool
+    ) -> WorkflowView:
+        view = await self._status_change(tenant_id, workflow_id, actor=actor,
+                                         operation="TurnOnWorkflow")
+        if enroll_existing:
+            async with self.core.sessions() as s, s.begin():
+                h = await repo.get_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id)
+                if h is not None:
+                    h.enroll_existing = True
+                    s.add(h)
+            await self.deliver(tenant_id, workflow_id)
+            view = await self.core.get(tenant_id, workflow_id)
+        return view
+
+    async def archive(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
+        return await self._status_change(tenant_id, workflow_id, actor=actor,
+                                         operation="ArchiveWorkflow")
+
+    async def restore(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
+        return await self._status_change(tenant_id, workflow_id, actor=actor,
+                                         operation="RestoreWorkflow")
+
+    async def delete(self, tenant_id: str, workflow_id: str, *, actor: str) -> None:
+        core = self.core
+        require("tenant_id", tenant_id)
+        require("workflow_id", workflow_id)
+        async with core.sessions() as s, s.begin():
+            row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
+            if row.status == WorkflowStatus.ON:
+                raise FailedPrecondition(
+                    f"workflow {workflow_id} is on; turn it off before deleting it",
+                    [PreconditionViolation("STATUS", workflow_id, "on")],
+                )
+            if await repo.get_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id):
+                raise FailedPrecondition(
+                    f"workflow {workflow_id} has a hand-off to enrollment pending; retry shortly",
+                    [PreconditionViolation("HANDOFF", workflow_id, "pending")],
+                )
+            await repo.delete_workflow(s, row=row)
+            await repo.audit(s, tenant_id=tenant_id, workflow_id=workflow_id, actor=actor,
+                             operation="DeleteWorkflow", summary=f"deleted {row.name!r}",
+                             draft_revision=row.draft_revision, now=core.clock())
+
+    async def _draft(self, tenant_id: str, workflow_id: str) -> WorkflowDefinition:
+        view = await self.core.get(tenant_id, workflow_id)
+        return parse(view.row.draft)
+
+    async def preview(self, tenant_id: str, workflow_id: str, sample_size: int) -> tuple[int, list[str]]:
+        if sample_size < 0 or sample_size > 100:
+            raise InvalidArgument.field("sample_size", "between 0 and 100")
+        defn = await self._draft(tenant_id, workflow_id)
+        try:
+            return await self.enrollment.estimate(tenant_id, defn, sample_size)
+        except EnrollmentUnavailable as exc:
+            raise FailedPrecondition(f"enrollment is unavailable; try again: {exc}") from None
+
+    async def save_as_list(self, tenant_id: str, workflow_id: str, list_name: str) -> str:
+        if not list_name.strip():
+            raise InvalidArgument.field("list_name", "required")
+        defn = await self._draft(tenant_id, workflow_id)
+        try:
+            return await self.enrollment.save_as_list(tenant_id, defn, list_name)
+        except EnrollmentUnavailable as exc:
+            raise FailedPrecondition(f"enrollment is unavailable; try again: {exc}") from None
+
+    async def revisions(self, tenant_id: str, workflow_id: str) -> list[PublishedRevision]:
+        await self.core.get(tenant_id, workflow_id)
+        async with self.core.sessions() as s:
+            rows = await repo.list_revisions(s, tenant_id=tenant_id, workflow_id=workflow_id)
+        return [revision_model(r) for r in rows]
+
+    # -- hand-off delivery ---------------------------------------------------------------
+    async def deliver(self, tenant_id: str, workflow_id: str) -> bool:
+        """Deliver the workflow's pending hand-off, if any; True when nothing is left."""
+        async with self.core.sessions() as s:
+            h = await repo.get_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id)
+            if h is None:
+                return True
+            rev = None
+            if h.kind == "activate":
+                rev = revision_model(await repo.get_revision(
+                    s, tenant_id=tenant_id, workflow_id=workflow_id, revision=h.revision))
+        try:
+            if rev is not None:
+                await self.enrollment.activate(rev, enroll_existing=h.enroll_existing)
+            else:
+                await self.enrollment.deactivate(tenant_id, workflow_id)
+        except Exception as exc:  # any failure: keep the outbox row, retry later
+            delay = min(MAX_BACKOFF, 2.0 ** min(h.attempts, 10))
+            log.warning("hand-off %s of %s failed (attempt %d): %s", h.kind, workflow_id,
+                        h.attempts + 1, exc)
+            async with self.core.sessions() as s, s.begin():
+                await repo.fail_handoff(s, handoff=h, error=str(exc),
+                                        retry_at=self.core.clock() + timedelta(seconds=delay))
+            return False
+        async with self.core.sessions() as s, s.begin():
+            await repo.finish_handoff(s, handoff=h)
+        return True
+
+    async def deliver_due(self) -> int:
+        async with self.core.sessions() as s:
+            due = await repo.due_handoffs(s, now=self.core.clock())
+        delivered = 0
+        for h in due:
+            delivered += await self.deliver(h.tenant_id, h.workflow_id)
+        return delivered
+
+    async def retry_loop(self, interval: float = 2.0) -> None:
+        while True:
+            try:
+                await self.deliver_due()
+            except Exception:
+                log.exception("hand-off retry pass failed")
+            await asyncio.sleep(interval)

@@ -1,0 +1,343 @@
+"""What must change before a draft can be published, per action and for the workflow.
+
+Pure: ``validate(defn, registry=, plan=, properties=)`` takes the CRM property names already
+fetched (``load_properties``), so the same function serves the minimap, publish, and the bench.
+Action field schemas come from the registry only -- new action types are validated without
+touching this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from crmflow.actions.control import (
+    DELAY,
+    IF_THEN,
+    MAX_IF_THEN_BRANCHES,
+    MAX_VALUE_EQUALS_BRANCHES,
+    RANDOM_SPLIT,
+    VALUE_EQUALS,
+)
+from crmflow.actions.registry import ActionRegistry, ActionSpec
+from crmflow.errors import NotFound
+from crmflow.model.actions import Action, EdgeType
+from crmflow.model.criteria import FilterGroup
+from crmflow.model.workflow import WorkflowDefinition
+from editor_api.plans import Plan, trigger_locks
+
+log = logging.getLogger("editor_api.validation")
+
+# {{ sources.<id>.<prop> }} and {{ actions.<id>.outputs.<name> }} (filters after a pipe ignored)
+TOKEN_RE = re.compile(r"\{\{\s*(sources|actions)\.([A-Za-z0-9_\-]+)((?:\.[A-Za-z0-9_\-]+)*)")
+
+
+@dataclass(frozen=True)
+class Issue:
+    action_id: str
+    code: str
+    field: str
+    message: str
+
+
+class PropertySource(Protocol):
+    """The part of the CRM port validation needs (``RecordStore`` satisfies it)."""
+
+    async def list_properties(self, tenant_id: str, object_type: str) -> list[Any]: ...
+
+
+async def load_properties(
+    source: PropertySource | None, tenant_id: str, defn: WorkflowDefinition
+) -> dict[str, set[str] | None] | None:
+    """Property names per object type the draft touches; None when no CRM is configured or it
+    cannot be reached (the check is then skipped, not failed). ``None`` for a type = unknown
+    object type."""
+    if source is None:
+        return None
+    types = {defn.object_type, *(s.object_type for s in defn.data_sources)}
+    for f in _filters_with_association(defn):
+        types.add(f)
+    out: dict[str, set[str] | None] = {}
+    for t in sorted(types):
+        try:
+            out[t] = {p.name for p in await source.list_properties(tenant_id, t)}
+        except NotFound:
+            out[t] = None
+        except Exception as exc:  # the CRM being down must not block editing
+            log.warning("property check skipped: %s", exc)
+            return None
+    return out
+
+
+def _filters_with_association(defn: WorkflowDefinition) -> set[str]:
+    out: set[str] = set()
+    for a in defn.actions.values():
+        for b in a.branches:
+            if b.criteria:
+                out |= {f.association.object_type for f in _filters(b.criteria) if f.association}
+    return out
+
+
+def _filters(group: FilterGroup) -> Iterator[Any]:
+    yield from group.filters
+    for g in group.groups:
+        yield from _filters(g)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+class _Checker:
+    def __init__(
+        self,
+        defn: WorkflowDefinition,
+        registry: ActionRegistry,
+        plan: Plan,
+        properties: dict[str, set[str] | None] | None,
+    ) -> None:
+        self.defn = defn
+        self.registry = registry
+        self.plan = plan
+        self.properties = properties
+        self.sources = {s.source_id: s for s in defn.data_sources}
+        self.issues: list[Issue] = []
+
+    def add(self, action_id: str, code: str, field: str, message: str) -> None:
+        self.issues.append(Issue(action_id, code, field, message))
+
+    def check_property(self, action_id: str, field: str, object_type: str, prop: str) -> None:
+        if self.properties is None or not prop:
+            return
+        known = self.properties.get(object_type)
+        if known is None:
+            if object_type in self.properties:
+                self.add(action_id, "unknown_property", field,
+                         f"object type {object_type!r} does not exist in the CRM")
+            return
+        if prop not in known:
+            self.add(action_id, "unknown_property", field,
+                     f"{object_type} has no property {prop!r}")
+
+    def check_group(self, action_id: str, field: str, group: FilterGroup) -> None:
+        for i, f in enumerate(_filters(group)):
+            ot = f.association.object_type if f.association else self.defn.object_type
+            self.check_property(action_id, f"{field}.filters[{i}].property", ot, f.property)
+
+    # -- per action -------------------------------------------------------------------
+    def action(self, a: Action) -> None:
+        aid = a.action_id
+        spec: ActionSpec | None = None
+        if (a.action_type, a.type_version) in self.registry:
+            spec = self.registry.get(a.action_type, a.type_version)
+        else:
+            self.add(aid, "unknown_action_type", "action_type",
+                     f"unknown action type {a.action_type!r} v{a.type_version}")
+        lock = self.plan.action_lock(a.action_type, self.registry, a.type_version)
+        if lock:
+            self.add(aid, "locked_by_plan", "action_type", lock + "; upgrade or replace it")
+        if a.placeholder:
+            self.add(aid, "placeholder", "placeholder",
+                     "placeholder action: fill in its details before publishing")
+        elif spec is not None:
+            self.fields(aid, spec, a.fields)
+        self.tokens(aid, a.fields)
+        self.field_properties(aid, a.fields)
+        self.branches(a)
+
+    def fields(self, aid: str, spec: ActionSpec, fields: dict[str, Any]) -> BaseModel | None:
+        try:
+            return spec.fields_model.model_validate(fields)
+        except ValidationError as exc:
+            for err in exc.errors():
+                path = ".".join(["fields", *(str(p) for p in err["loc"])])
+                code = "missing_required_field" if err["type"] == "missing" else "invalid_field"
+                self.add(aid, code, path, err["msg"])
+        return None
+
+    def tokens(self, aid: str, fields: dict[str, Any]) -> None:
+        for text in _strings(fields):
+            for kind, ref, rest in TOKEN_RE.findall(text):
+                parts = [p for p in rest.split(".") if p]
+                if kind == "sources":
+                    src = self.sources.get(ref)
+                    if src is None:
+                        self.add(aid, "deleted_data_source", "fields",
+                                 f"uses data source {ref!r}, which no longer exists")
+                    elif parts:
+                        self.check_property(aid, "fields", src.object_type, parts[0])
+                elif ref not in self.defn.actions:
+                    self.add(aid, "deleted_action_output", "fields",
+                             f"uses an output of action {ref!r}, which no longer exists")
+                elif ref == aid:
+                    self.add(aid, "deleted_action_output", "fields",
+                             "uses its own output, which does not exist before it runs")
+
+    def field_properties(self, aid: str, fields: dict[str, Any]) -> None:
+        """Fields named ``property`` / ``*_property`` name CRM properties (registry convention);
+        ``target_source`` moves them to a data source's object type."""
+        target = fields.get("target_source")
+        obj = self.defn.object_type
+        if isinstance(target, str) and target:
+            if target not in self.sources:
+                self.add(aid, "deleted_data_source", "fields.target_source",
+                         f"updates data source {target!r}, which no longer exists")
+                return
+            obj = self.sources[target].object_type
+        for key, value in fields.items():
+            if isinstance(value, str) and (key == "property" or key.endswith("_property")):
+                ot = self.defn.object_type if key != "property" else obj
+                self.check_property(aid, f"fields.{key}", ot, value)
+
+    def branches(self, a: Action) -> None:
+        aid, n = a.action_id, len(a.branches)
+        if a.action_type == IF_THEN:
+            if n == 0:
+                self.add(aid, "empty_branches", "branches", "an if/then branch needs a branch")
+            if n > MAX_IF_THEN_BRANCHES:
+                self.add(aid, "branch_limit", "branches",
+                         f"{n} branches; if/then allows at most {MAX_IF_THEN_BRANCHES}")
+            for i, b in enumerate(a.branches):
+                if b.criteria is None or b.criteria.is_empty():
+                    self.add(aid, "invalid_field", f"branches[{i}].criteria", "branch needs criteria")
+                else:
+                    self.check_group(aid, f"branches[{i}].criteria", b.criteria)
+        elif a.action_type == VALUE_EQUALS:
+            if n == 0:
+                self.add(aid, "empty_branches", "branches", "a value-equals branch needs a branch")
+            if n > MAX_VALUE_EQUALS_BRANCHES:
+                self.add(aid, "branch_limit", "branches",
+                         f"{n} branches; value equals allows at most {MAX_VALUE_EQUALS_BRANCHES}")
+            for i, b in enumerate(a.branches):
+                if not b.values:
+                    self.add(aid, "invalid_field", f"branches[{i}].values", "branch needs values")
+        elif a.action_type == RANDOM_SPLIT:
+            total = sum(b.percentage for b in a.branches)
+            if n < 2 or total != 100:
+                self.add(aid, "random_split_sum", "branches",
+                         f"a random split needs 2+ paths summing to 100% (has {n}, {total}%)")
+
+    # -- whole graph -----------------------------------------------------------------
+    def graph(self) -> None:
+        d = self.defn
+        if not d.actions:
+            self.add("", "no_actions", "actions", "add at least one action")
+            return
+        seen: set[str] = set()
+        stack = [d.start_action_id]
+        while stack:
+            aid = stack.pop()
+            if aid in seen or aid not in d.actions:
+                continue
+            seen.add(aid)
+            stack.extend(c.next_action_id for _, c in d.actions[aid].edges())
+        for aid in sorted(set(d.actions) - seen):
+            self.add(aid, "unreachable_action", "", "no path from the start reaches this action")
+        for aid in self.loops_without_delay():
+            self.add(aid, "goto_loop_without_delay", "connection",
+                     "this go-to closes a loop with no delay in it; add a delay to the loop")
+
+    def loops_without_delay(self) -> list[str]:
+        """Sources of GOTO edges on a cycle made only of non-delay actions (iterative Tarjan)."""
+        d = self.defn
+        nodes = [a for a in d.actions if d.actions[a].action_type != DELAY]
+        allowed = set(nodes)
+        succ = {a: [c.next_action_id for _, c in d.actions[a].edges()
+                    if c.next_action_id in allowed] for a in nodes}
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        on: set[str] = set()
+        st: list[str] = []
+        comp_of: dict[str, int] = {}
+        counter = 0
+        ncomp = 0
+        for root in nodes:
+            if root in index:
+                continue
+            work = [(root, 0)]
+            while work:
+                v, i = work.pop()
+                if i == 0:
+                    index[v] = low[v] = counter
+                    counter += 1
+                    st.append(v)
+                    on.add(v)
+                if i < len(succ[v]):
+                    work.append((v, i + 1))
+                    w = succ[v][i]
+                    if w not in index:
+                        work.append((w, 0))
+                    elif w in on:
+                        low[v] = min(low[v], index[w])
+                    continue
+                if low[v] == index[v]:
+                    while True:
+                        w = st.pop()
+                        on.discard(w)
+                        comp_of[w] = ncomp
+                        if w == v:
+                            break
+                    ncomp += 1
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[v])
+        out = []
+        for v in nodes:
+            for _, c in d.actions[v].edges():
+                w = c.next_action_id
+                if w in allowed and comp_of.get(w) == comp_of[v] and c.edge_type == EdgeType.GOTO:
+                    out.append(v)
+                    break
+        return sorted(out)
+
+    def workflow(self) -> None:
+        d = self.defn
+        for path, why in trigger_locks(self.plan, d.enrollment):
+            self.add("", "trigger_locked_by_plan", path, why)
+        for i, t in enumerate(d.enrollment.triggers):
+            base = f"enrollment.triggers[{i}]"
+            if t.criteria:
+                self.check_group("", f"{base}.criteria.filter", t.criteria.filter)
+            if t.event and t.event.property:
+                self.check_property("", f"{base}.event.property", d.object_type, t.event.property)
+            if t.event and t.event.filter:
+                self.check_group("", f"{base}.event.filter", t.event.filter)
+            if t.schedule and t.schedule.date_property:
+                self.check_property("", f"{base}.schedule.date_property", d.object_type,
+                                    t.schedule.date_property)
+            if t.schedule and t.schedule.filter:
+                self.check_group("", f"{base}.schedule.filter", t.schedule.filter)
+        if d.enrollment.goal:
+            self.check_group("", "enrollment.goal", d.enrollment.goal)
+        for i, s in enumerate(d.data_sources):
+            for key in ("property",):
+                self.check_property("", f"data_sources[{i}].{key}", s.object_type, getattr(s, key))
+            self.check_property("", f"data_sources[{i}].enrolled_property", d.object_type,
+                                s.enrolled_property)
+
+
+def validate(
+    defn: WorkflowDefinition,
+    *,
+    registry: ActionRegistry,
+    plan: Plan,
+    properties: dict[str, set[str] | None] | None = None,
+) -> list[Issue]:
+    c = _Checker(defn, registry, plan, properties)
+    c.workflow()
+    for a in defn.actions.values():
+        c.action(a)
+    c.graph()
+    return c.issues
