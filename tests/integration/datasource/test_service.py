@@ -1,0 +1,253 @@
+"""The datasource-resolver process through a real gRPC server (composition root ``start``).
+
+In embedded mode it also hosts the CRM: CrmService (used here through the gRPC adapter to seed
+data) and the outbox dispatcher (delivering to a stand-in EnrollmentService on a real server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from datasource_resolver.defaults import default_data_sources
+from datasource_resolver.main import start
+from google.protobuf.struct_pb2 import Struct
+from google.rpc import error_details_pb2
+
+from crmflow.api.datasource.v1 import datasource_service_pb2 as pb
+from crmflow.api.datasource.v1 import datasource_service_pb2_grpc as pb_grpc
+from crmflow.api.enrollment.v1 import enrollment_service_pb2 as en_pb
+from crmflow.api.enrollment.v1 import enrollment_service_pb2_grpc as en_grpc
+from crmflow.api.workflow.v1 import workflow_pb2
+from crmflow.grpc.errors import bad_request_fields, status_from_rpc_error
+from crmflow.grpc.server import RunningServer, ServiceBinding, start_server
+from crmflow.model.actions import Action, Connection
+from crmflow.model.convert import dict_to_struct, struct_to_dict, to_proto
+from crmflow.model.workflow import WorkflowDefinition
+from crmflow.records.grpc_adapter import GrpcRecordStore
+from crmflow.records.port import Association
+from crmflow.settings import Settings
+from tests.helpers import eventually
+
+
+class FakeEnrollment(en_grpc.EnrollmentServiceServicer):
+    """Stands in for the enrollment service: records what the outbox delivers."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    async def IngestEvents(self, request: Any, context: Any) -> Any:
+        self.events.extend(request.events)
+        return en_pb.IngestEventsResponse()
+
+
+@pytest.fixture
+async def enrollment() -> AsyncIterator[tuple[FakeEnrollment, RunningServer]]:
+    fake = FakeEnrollment()
+    running = await start_server(
+        [
+            ServiceBinding(
+                "crmflow.api.enrollment.v1.EnrollmentService",
+                lambda s: en_grpc.add_EnrollmentServiceServicer_to_server(fake, s),
+            )
+        ],
+        settings=Settings(),
+        port=0,
+    )
+    yield fake, running
+    await running.stop(0)
+
+
+@pytest.fixture
+async def service(
+    tmp_path: Path, enrollment: tuple[FakeEnrollment, RunningServer]
+) -> AsyncIterator[tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore]]:
+    settings = Settings(
+        data_dir=tmp_path,
+        crm_mode="embedded",
+        enrollment_address=f"127.0.0.1:{enrollment[1].port}",
+    )
+    running = await start(settings, port=0)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    crm = GrpcRecordStore.connect(f"127.0.0.1:{running.port}", settings)
+    try:
+        yield pb_grpc.DatasourceServiceStub(channel), crm
+    finally:
+        await crm.close()
+        await channel.close()
+        await running.stop(1)
+
+
+def _definition() -> WorkflowDefinition:
+    return WorkflowDefinition(
+        workflow_id="wf1",
+        object_type="contact",
+        start_action_id="a1",
+        actions={
+            "a1": Action(
+                action_id="a1",
+                action_type="custom_code",
+                fields={"outputs": [{"name": "score", "type": "number"}]},
+                connection=Connection(next_action_id="a2"),
+            ),
+            "a2": Action(
+                action_id="a2",
+                action_type="send_email",
+                fields={
+                    "subject": "Hi {{ contact.firstname | default: 'there' }}",
+                    "body": "<p>{{ sources.company.name }} scored "
+                    "{{ actions.a1.outputs.score }}</p>",
+                },
+            ),
+        },
+        data_sources=default_data_sources("contact"),
+    )
+
+
+async def test_resolve_inputs_over_grpc_with_the_hosted_crm(
+    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore],
+    enrollment: tuple[FakeEnrollment, RunningServer],
+    tenant_id: str,
+) -> None:
+    stub, crm = service
+    contact = await crm.create(tenant_id, "contact", {"firstname": "ann", "email": "a@acme.io"})
+    company = await crm.create(tenant_id, "company", {"name": "Acme & Co", "domain": "acme.io"})
+    await crm.associate(
+        tenant_id,
+        Association(
+            from_object_type="contact",
+            from_record_id=contact.record_id,
+            to_object_type="company",
+            to_record_id=company.record_id,
+        ),
+    )
+    definition = _definition()
+    req = pb.ResolveInputsRequest(
+        tenant_id=tenant_id,
+        workflow_id="wf1",
+        revision=1,
+        object_type="contact",
+        record_id=contact.record_id,
+        action_id="a2",
+        fields=dict_to_struct(definition.actions["a2"].fields, Struct),
+        action_outputs=dict_to_struct({"a1": {"score": 7}}, Struct),
+        definition=to_proto(definition, workflow_pb2.WorkflowDefinition),
+    )
+    resp = await stub.ResolveInputs(req)
+    assert struct_to_dict(resp.values) == {
+        "subject": "Hi ann",
+        "body": "<p>Acme &amp; Co scored 7</p>",  # send_email body: HTML-escaped
+    }
+    assert {s.source_id: s.record_id for s in resp.sources}["company"] == company.record_id
+
+    # A change through CrmService is seen by the next resolution of the same step.
+    await crm.update(tenant_id, "company", company.record_id, {"name": "Acme 2"})
+    resp = await stub.ResolveInputs(req)
+    assert struct_to_dict(resp.values)["body"] == "<p>Acme 2 scored 7</p>"
+
+    # The hosted outbox delivered the CRM's change events to the enrollment service.
+    fake = enrollment[0]
+    await eventually(lambda: _has(fake, company.record_id), timeout=10)
+
+
+async def _has(fake: FakeEnrollment, record_id: str) -> bool:
+    await asyncio.sleep(0)
+    return any(e.record_id == record_id for e in fake.events)
+
+
+async def test_data_panel_lists_typed_fields(
+    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore], tenant_id: str
+) -> None:
+    stub, _ = service
+    definition = to_proto(_definition(), workflow_pb2.WorkflowDefinition)
+    resp = await stub.ListInsertableFields(
+        pb.ListInsertableFieldsRequest(tenant_id=tenant_id, definition=definition, action_id="a2")
+    )
+    by_path = {f.path: f for f in resp.fields}
+    assert by_path["contact.firstname"].type == "string"
+    assert by_path["contact.firstname"].group == pb.FIELD_GROUP_ENROLLED_RECORD
+    assert by_path["contact.lifecyclestage"].type == "enumeration"
+    assert "customer" in by_path["contact.lifecyclestage"].options
+    assert by_path["sources.company.domain"].group == pb.FIELD_GROUP_DATA_SOURCE
+    assert by_path["sources.deal.amount"].type == "number"
+    out = by_path["actions.a1.outputs.score"]
+    assert (out.type, out.group, out.action_id) == ("number", pb.FIELD_GROUP_ACTION_OUTPUT, "a1")
+    assert out.token == "{{ actions.a1.outputs.score }}"
+    # The first action has no earlier outputs.
+    resp = await stub.ListInsertableFields(
+        pb.ListInsertableFieldsRequest(tenant_id=tenant_id, definition=definition, action_id="a1")
+    )
+    assert not [f for f in resp.fields if f.group == pb.FIELD_GROUP_ACTION_OUTPUT]
+
+
+async def test_validate_references_names_each_unknown(
+    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore], tenant_id: str
+) -> None:
+    stub, _ = service
+    ok = await stub.ValidateReferences(
+        pb.ValidateReferencesRequest(
+            tenant_id=tenant_id, definition=to_proto(_definition(), workflow_pb2.WorkflowDefinition)
+        )
+    )
+    assert ok.checked == 3
+    bad = _definition()
+    bad.actions["a2"].fields["subject"] = "{{ sources.compny.name }} {{ contact.shoesize }}"
+    bad.actions["a2"].fields["body"] = "{{ actions.a1.outputs.grade }}"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ValidateReferences(
+            pb.ValidateReferencesRequest(
+                tenant_id=tenant_id, definition=to_proto(bad, workflow_pb2.WorkflowDefinition)
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = _violations(err.value)
+    assert ("actions.a2.fields.subject", "unknown property 'shoesize' of contact") in violations
+    assert any(
+        f == "actions.a2.fields.subject" and d.startswith("unknown data source 'compny'")
+        for f, d in violations
+    )
+    assert any(
+        f == "actions.a2.fields.body" and d.startswith("unknown output 'grade' of action 'a1'")
+        for f, d in violations
+    )
+
+
+def _violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    status = status_from_rpc_error(err)
+    assert status is not None
+    out = []
+    for d in status.details:
+        br = error_details_pb2.BadRequest()
+        if d.Unpack(br):
+            out.extend((v.field, v.description) for v in br.field_violations)
+    return out
+
+
+async def test_bad_requests_are_invalid_argument(
+    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore], tenant_id: str
+) -> None:
+    stub, _ = service
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ResolveInputs(
+            pb.ResolveInputsRequest(
+                tenant_id=tenant_id,
+                object_type="contact",
+                record_id="1",
+                action_id="a",
+                fields=dict_to_struct({"x": "{{ ''.__class__ }}"}, Struct),
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "starts with a name" in (err.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ResolveInputs(pb.ResolveInputsRequest(tenant_id=tenant_id))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "object_type" in bad_request_fields(err.value)
+    defaults = await stub.ListDefaultDataSources(
+        pb.ListDefaultDataSourcesRequest(tenant_id=tenant_id, object_type="deal")
+    )
+    assert [s.source_id for s in defaults.data_sources] == ["company", "contact"]
