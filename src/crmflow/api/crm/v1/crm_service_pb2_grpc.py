@@ -42,15 +42,145 @@ class CrmServiceStub:
                 request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetRecordRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetRecordResponse.FromString,
                 _registered_method=True)
+        self.BatchGetRecords = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/BatchGetRecords',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsResponse.FromString,
+                _registered_method=True)
+        self.SearchRecords = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/SearchRecords',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsResponse.FromString,
+                _registered_method=True)
+        self.CountRecords = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/CountRecords',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CountRecordsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CountRecordsResponse.FromString,
+                _registered_method=True)
         self.CreateRecord = channel.unary_unary(
                 '/crmflow.api.crm.v1.CrmService/CreateRecord',
                 request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateRecordRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateRecordResponse.FromString,
                 _registered_method=True)
+        self.BatchCreateRecords = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/BatchCreateRecords',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchCreateRecordsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchCreateRecordsResponse.FromString,
+                _registered_method=True)
         self.UpdateRecord = channel.unary_unary(
                 '/crmflow.api.crm.v1.CrmService/UpdateRecord',
                 request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpdateRecordRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpdateRecordResponse.FromString,
+                _registered_method=True)
+        self.BatchUpdateRecords = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/BatchUpdateRecords',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchUpdateRecordsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchUpdateRecordsResponse.FromString,
+                _registered_method=True)
+        self.DeleteRecord = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/DeleteRecord',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteRecordRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteRecordResponse.FromString,
+                _registered_method=True)
+        self.GetPropertyHistory = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/GetPropertyHistory',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetPropertyHistoryRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetPropertyHistoryResponse.FromString,
+                _registered_method=True)
+        self.ListAssociations = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ListAssociations',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListAssociationsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListAssociationsResponse.FromString,
+                _registered_method=True)
+        self.CreateAssociation = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/CreateAssociation',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateAssociationRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateAssociationResponse.FromString,
+                _registered_method=True)
+        self.DeleteAssociation = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/DeleteAssociation',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteAssociationRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteAssociationResponse.FromString,
+                _registered_method=True)
+        self.CreateList = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/CreateList',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateListRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateListResponse.FromString,
+                _registered_method=True)
+        self.GetList = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/GetList',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetListRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetListResponse.FromString,
+                _registered_method=True)
+        self.ListLists = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ListLists',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListsResponse.FromString,
+                _registered_method=True)
+        self.AddToList = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/AddToList',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.AddToListRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.AddToListResponse.FromString,
+                _registered_method=True)
+        self.RemoveFromList = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/RemoveFromList',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RemoveFromListRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RemoveFromListResponse.FromString,
+                _registered_method=True)
+        self.ListListMembers = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ListListMembers',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListMembersRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListMembersResponse.FromString,
+                _registered_method=True)
+        self.CheckListMembership = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/CheckListMembership',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CheckListMembershipRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CheckListMembershipResponse.FromString,
+                _registered_method=True)
+        self.ListOwners = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ListOwners',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListOwnersRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListOwnersResponse.FromString,
+                _registered_method=True)
+        self.UpsertOwner = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/UpsertOwner',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertOwnerRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertOwnerResponse.FromString,
+                _registered_method=True)
+        self.GetSubscriptionStatus = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/GetSubscriptionStatus',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetSubscriptionStatusRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetSubscriptionStatusResponse.FromString,
+                _registered_method=True)
+        self.SetSubscriptionStatus = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/SetSubscriptionStatus',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SetSubscriptionStatusRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SetSubscriptionStatusResponse.FromString,
+                _registered_method=True)
+        self.ListObjectTypes = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ListObjectTypes',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListObjectTypesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListObjectTypesResponse.FromString,
+                _registered_method=True)
+        self.CreateObjectType = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/CreateObjectType',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateObjectTypeRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateObjectTypeResponse.FromString,
+                _registered_method=True)
+        self.ListProperties = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ListProperties',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListPropertiesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListPropertiesResponse.FromString,
+                _registered_method=True)
+        self.UpsertProperty = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/UpsertProperty',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyResponse.FromString,
+                _registered_method=True)
+        self.RecordEvent = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/RecordEvent',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RecordEventRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RecordEventResponse.FromString,
                 _registered_method=True)
 
 
@@ -61,7 +191,28 @@ class CrmServiceServicer:
     """
 
     def GetRecord(self, request, context):
-        """Get one record by id.
+        """Get one record by id (NOT_FOUND when missing or another tenant's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetRecords(self, request, context):
+        """Get several records; ids that don't exist are left out, the rest keep the order asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchRecords(self, request, context):
+        """Search records of one object type by filter criteria, with paging and the total count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountRecords(self, request, context):
+        """Count the records matching criteria.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -74,8 +225,169 @@ class CrmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCreateRecords(self, request, context):
+        """Create up to 1000 records, all or nothing (violations name `records[i].properties.<name>`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpdateRecord(self, request, context):
         """Update some properties of a record; a null value clears the property.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchUpdateRecords(self, request, context):
+        """Update up to 1000 records, all or nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRecord(self, request, context):
+        """Delete a record with its associations and list memberships.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPropertyHistory(self, request, context):
+        """Previous values of one property of a record, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAssociations(self, request, context):
+        """Associations of a record to records of another object type (optionally of one label).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAssociation(self, request, context):
+        """Associate two records (idempotent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAssociation(self, request, context):
+        """Remove an association (idempotent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateList(self, request, context):
+        """Create a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetList(self, request, context):
+        """Get a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLists(self, request, context):
+        """The tenant's static lists (optionally of one object type).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddToList(self, request, context):
+        """Add records to a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveFromList(self, request, context):
+        """Remove records from a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListListMembers(self, request, context):
+        """The record ids in a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckListMembership(self, request, context):
+        """Whether a record is in a static list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOwners(self, request, context):
+        """The tenant's users and teams.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertOwner(self, request, context):
+        """Create or replace a user or team.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscriptionStatus(self, request, context):
+        """A contact's marketing email subscription status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSubscriptionStatus(self, request, context):
+        """Set a contact's marketing email subscription status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObjectTypes(self, request, context):
+        """Standard and custom object types of the tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateObjectType(self, request, context):
+        """Define a custom object type with its properties.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProperties(self, request, context):
+        """Property definitions of an object type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertProperty(self, request, context):
+        """Create or change a custom property (a type never changes once defined).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordEvent(self, request, context):
+        """Record a custom event or a form submission on a record (delivered to enrollment).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,15 +401,145 @@ def add_CrmServiceServicer_to_server(servicer, server):
                     request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetRecordRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetRecordResponse.SerializeToString,
             ),
+            'BatchGetRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetRecords,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsResponse.SerializeToString,
+            ),
+            'SearchRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchRecords,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsResponse.SerializeToString,
+            ),
+            'CountRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountRecords,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CountRecordsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CountRecordsResponse.SerializeToString,
+            ),
             'CreateRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRecord,
                     request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateRecordRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateRecordResponse.SerializeToString,
             ),
+            'BatchCreateRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateRecords,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchCreateRecordsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchCreateRecordsResponse.SerializeToString,
+            ),
             'UpdateRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateRecord,
                     request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpdateRecordRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpdateRecordResponse.SerializeToString,
+            ),
+            'BatchUpdateRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchUpdateRecords,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchUpdateRecordsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchUpdateRecordsResponse.SerializeToString,
+            ),
+            'DeleteRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRecord,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteRecordRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteRecordResponse.SerializeToString,
+            ),
+            'GetPropertyHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPropertyHistory,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetPropertyHistoryRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetPropertyHistoryResponse.SerializeToString,
+            ),
+            'ListAssociations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssociations,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListAssociationsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListAssociationsResponse.SerializeToString,
+            ),
+            'CreateAssociation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAssociation,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateAssociationRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateAssociationResponse.SerializeToString,
+            ),
+            'DeleteAssociation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAssociation,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteAssociationRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteAssociationResponse.SerializeToString,
+            ),
+            'CreateList': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateList,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateListRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateListResponse.SerializeToString,
+            ),
+            'GetList': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetList,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetListRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetListResponse.SerializeToString,
+            ),
+            'ListLists': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLists,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListsResponse.SerializeToString,
+            ),
+            'AddToList': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddToList,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.AddToListRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.AddToListResponse.SerializeToString,
+            ),
+            'RemoveFromList': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveFromList,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RemoveFromListRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RemoveFromListResponse.SerializeToString,
+            ),
+            'ListListMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListListMembers,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListMembersRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListMembersResponse.SerializeToString,
+            ),
+            'CheckListMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckListMembership,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CheckListMembershipRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CheckListMembershipResponse.SerializeToString,
+            ),
+            'ListOwners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOwners,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListOwnersRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListOwnersResponse.SerializeToString,
+            ),
+            'UpsertOwner': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertOwner,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertOwnerRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertOwnerResponse.SerializeToString,
+            ),
+            'GetSubscriptionStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscriptionStatus,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetSubscriptionStatusRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetSubscriptionStatusResponse.SerializeToString,
+            ),
+            'SetSubscriptionStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSubscriptionStatus,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SetSubscriptionStatusRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SetSubscriptionStatusResponse.SerializeToString,
+            ),
+            'ListObjectTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjectTypes,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListObjectTypesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListObjectTypesResponse.SerializeToString,
+            ),
+            'CreateObjectType': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateObjectType,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateObjectTypeRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateObjectTypeResponse.SerializeToString,
+            ),
+            'ListProperties': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProperties,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListPropertiesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListPropertiesResponse.SerializeToString,
+            ),
+            'UpsertProperty': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertProperty,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyResponse.SerializeToString,
+            ),
+            'RecordEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvent,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RecordEventRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RecordEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -141,6 +583,87 @@ class CrmService:
             _registered_method=True)
 
     @staticmethod
+    def BatchGetRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/BatchGetRecords',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/SearchRecords',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/CountRecords',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CountRecordsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CountRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateRecord(request,
             target,
             options=(),
@@ -168,6 +691,33 @@ class CrmService:
             _registered_method=True)
 
     @staticmethod
+    def BatchCreateRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/BatchCreateRecords',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchCreateRecordsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchCreateRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def UpdateRecord(request,
             target,
             options=(),
@@ -184,6 +734,600 @@ class CrmService:
             '/crmflow.api.crm.v1.CrmService/UpdateRecord',
             crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpdateRecordRequest.SerializeToString,
             crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpdateRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchUpdateRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/BatchUpdateRecords',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchUpdateRecordsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchUpdateRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/DeleteRecord',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteRecordRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPropertyHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/GetPropertyHistory',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetPropertyHistoryRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetPropertyHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssociations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ListAssociations',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListAssociationsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListAssociationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAssociation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/CreateAssociation',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateAssociationRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateAssociationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAssociation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/DeleteAssociation',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteAssociationRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.DeleteAssociationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/CreateList',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateListRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/GetList',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetListRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLists(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ListLists',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddToList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/AddToList',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.AddToListRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.AddToListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveFromList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/RemoveFromList',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RemoveFromListRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RemoveFromListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ListListMembers',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListMembersRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckListMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/CheckListMembership',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CheckListMembershipRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CheckListMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOwners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ListOwners',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListOwnersRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListOwnersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertOwner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/UpsertOwner',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertOwnerRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertOwnerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscriptionStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/GetSubscriptionStatus',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetSubscriptionStatusRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetSubscriptionStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSubscriptionStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/SetSubscriptionStatus',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SetSubscriptionStatusRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SetSubscriptionStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjectTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ListObjectTypes',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListObjectTypesRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListObjectTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateObjectType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/CreateObjectType',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateObjectTypeRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.CreateObjectTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProperties(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ListProperties',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListPropertiesRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListPropertiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertProperty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/UpsertProperty',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/RecordEvent',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RecordEventRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RecordEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,11 +37,63 @@ class CrmServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> CrmServiceAsyncStub: ...
     GetRecord: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.GetRecordRequest, _crm_service_pb2.GetRecordResponse]
-    """Get one record by id."""
+    """Get one record by id (NOT_FOUND when missing or another tenant's)."""
+    BatchGetRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.BatchGetRecordsRequest, _crm_service_pb2.BatchGetRecordsResponse]
+    """Get several records; ids that don't exist are left out, the rest keep the order asked."""
+    SearchRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.SearchRecordsRequest, _crm_service_pb2.SearchRecordsResponse]
+    """Search records of one object type by filter criteria, with paging and the total count."""
+    CountRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.CountRecordsRequest, _crm_service_pb2.CountRecordsResponse]
+    """Count the records matching criteria."""
     CreateRecord: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.CreateRecordRequest, _crm_service_pb2.CreateRecordResponse]
     """Create a record; its properties are validated against the property definitions."""
+    BatchCreateRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.BatchCreateRecordsRequest, _crm_service_pb2.BatchCreateRecordsResponse]
+    """Create up to 1000 records, all or nothing (violations name `records[i].properties.<name>`)."""
     UpdateRecord: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.UpdateRecordRequest, _crm_service_pb2.UpdateRecordResponse]
     """Update some properties of a record; a null value clears the property."""
+    BatchUpdateRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.BatchUpdateRecordsRequest, _crm_service_pb2.BatchUpdateRecordsResponse]
+    """Update up to 1000 records, all or nothing."""
+    DeleteRecord: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.DeleteRecordRequest, _crm_service_pb2.DeleteRecordResponse]
+    """Delete a record with its associations and list memberships."""
+    GetPropertyHistory: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.GetPropertyHistoryRequest, _crm_service_pb2.GetPropertyHistoryResponse]
+    """Previous values of one property of a record, newest first."""
+    ListAssociations: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ListAssociationsRequest, _crm_service_pb2.ListAssociationsResponse]
+    """Associations of a record to records of another object type (optionally of one label)."""
+    CreateAssociation: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.CreateAssociationRequest, _crm_service_pb2.CreateAssociationResponse]
+    """Associate two records (idempotent)."""
+    DeleteAssociation: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.DeleteAssociationRequest, _crm_service_pb2.DeleteAssociationResponse]
+    """Remove an association (idempotent)."""
+    CreateList: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.CreateListRequest, _crm_service_pb2.CreateListResponse]
+    """Create a static list."""
+    GetList: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.GetListRequest, _crm_service_pb2.GetListResponse]
+    """Get a static list."""
+    ListLists: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ListListsRequest, _crm_service_pb2.ListListsResponse]
+    """The tenant's static lists (optionally of one object type)."""
+    AddToList: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.AddToListRequest, _crm_service_pb2.AddToListResponse]
+    """Add records to a static list."""
+    RemoveFromList: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.RemoveFromListRequest, _crm_service_pb2.RemoveFromListResponse]
+    """Remove records from a static list."""
+    ListListMembers: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ListListMembersRequest, _crm_service_pb2.ListListMembersResponse]
+    """The record ids in a static list."""
+    CheckListMembership: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.CheckListMembershipRequest, _crm_service_pb2.CheckListMembershipResponse]
+    """Whether a record is in a static list."""
+    ListOwners: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ListOwnersRequest, _crm_service_pb2.ListOwnersResponse]
+    """The tenant's users and teams."""
+    UpsertOwner: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertOwnerRequest, _crm_service_pb2.UpsertOwnerResponse]
+    """Create or replace a user or team."""
+    GetSubscriptionStatus: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.GetSubscriptionStatusRequest, _crm_service_pb2.GetSubscriptionStatusResponse]
+    """A contact's marketing email subscription status."""
+    SetSubscriptionStatus: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.SetSubscriptionStatusRequest, _crm_service_pb2.SetSubscriptionStatusResponse]
+    """Set a contact's marketing email subscription status."""
+    ListObjectTypes: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ListObjectTypesRequest, _crm_service_pb2.ListObjectTypesResponse]
+    """Standard and custom object types of the tenant."""
+    CreateObjectType: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.CreateObjectTypeRequest, _crm_service_pb2.CreateObjectTypeResponse]
+    """Define a custom object type with its properties."""
+    ListProperties: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ListPropertiesRequest, _crm_service_pb2.ListPropertiesResponse]
+    """Property definitions of an object type."""
+    UpsertProperty: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertPropertyRequest, _crm_service_pb2.UpsertPropertyResponse]
+    """Create or change a custom property (a type never changes once defined)."""
+    RecordEvent: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.RecordEventRequest, _crm_service_pb2.RecordEventResponse]
+    """Record a custom event or a form submission on a record (delivered to enrollment)."""
 
 @_typing.type_check_only
 class CrmServiceAsyncStub(CrmServiceStub):
@@ -52,11 +104,63 @@ class CrmServiceAsyncStub(CrmServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetRecord: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.GetRecordRequest, _crm_service_pb2.GetRecordResponse]  # type: ignore[assignment]
-    """Get one record by id."""
+    """Get one record by id (NOT_FOUND when missing or another tenant's)."""
+    BatchGetRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.BatchGetRecordsRequest, _crm_service_pb2.BatchGetRecordsResponse]  # type: ignore[assignment]
+    """Get several records; ids that don't exist are left out, the rest keep the order asked."""
+    SearchRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.SearchRecordsRequest, _crm_service_pb2.SearchRecordsResponse]  # type: ignore[assignment]
+    """Search records of one object type by filter criteria, with paging and the total count."""
+    CountRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.CountRecordsRequest, _crm_service_pb2.CountRecordsResponse]  # type: ignore[assignment]
+    """Count the records matching criteria."""
     CreateRecord: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.CreateRecordRequest, _crm_service_pb2.CreateRecordResponse]  # type: ignore[assignment]
     """Create a record; its properties are validated against the property definitions."""
+    BatchCreateRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.BatchCreateRecordsRequest, _crm_service_pb2.BatchCreateRecordsResponse]  # type: ignore[assignment]
+    """Create up to 1000 records, all or nothing (violations name `records[i].properties.<name>`)."""
     UpdateRecord: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.UpdateRecordRequest, _crm_service_pb2.UpdateRecordResponse]  # type: ignore[assignment]
     """Update some properties of a record; a null value clears the property."""
+    BatchUpdateRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.BatchUpdateRecordsRequest, _crm_service_pb2.BatchUpdateRecordsResponse]  # type: ignore[assignment]
+    """Update up to 1000 records, all or nothing."""
+    DeleteRecord: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.DeleteRecordRequest, _crm_service_pb2.DeleteRecordResponse]  # type: ignore[assignment]
+    """Delete a record with its associations and list memberships."""
+    GetPropertyHistory: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.GetPropertyHistoryRequest, _crm_service_pb2.GetPropertyHistoryResponse]  # type: ignore[assignment]
+    """Previous values of one property of a record, newest first."""
+    ListAssociations: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ListAssociationsRequest, _crm_service_pb2.ListAssociationsResponse]  # type: ignore[assignment]
+    """Associations of a record to records of another object type (optionally of one label)."""
+    CreateAssociation: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.CreateAssociationRequest, _crm_service_pb2.CreateAssociationResponse]  # type: ignore[assignment]
+    """Associate two records (idempotent)."""
+    DeleteAssociation: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.DeleteAssociationRequest, _crm_service_pb2.DeleteAssociationResponse]  # type: ignore[assignment]
+    """Remove an association (idempotent)."""
+    CreateList: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.CreateListRequest, _crm_service_pb2.CreateListResponse]  # type: ignore[assignment]
+    """Create a static list."""
+    GetList: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.GetListRequest, _crm_service_pb2.GetListResponse]  # type: ignore[assignment]
+    """Get a static list."""
+    ListLists: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ListListsRequest, _crm_service_pb2.ListListsResponse]  # type: ignore[assignment]
+    """The tenant's static lists (optionally of one object type)."""
+    AddToList: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.AddToListRequest, _crm_service_pb2.AddToListResponse]  # type: ignore[assignment]
+    """Add records to a static list."""
+    RemoveFromList: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.RemoveFromListRequest, _crm_service_pb2.RemoveFromListResponse]  # type: ignore[assignment]
+    """Remove records from a static list."""
+    ListListMembers: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ListListMembersRequest, _crm_service_pb2.ListListMembersResponse]  # type: ignore[assignment]
+    """The record ids in a static list."""
+    CheckListMembership: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.CheckListMembershipRequest, _crm_service_pb2.CheckListMembershipResponse]  # type: ignore[assignment]
+    """Whether a record is in a static list."""
+    ListOwners: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ListOwnersRequest, _crm_service_pb2.ListOwnersResponse]  # type: ignore[assignment]
+    """The tenant's users and teams."""
+    UpsertOwner: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertOwnerRequest, _crm_service_pb2.UpsertOwnerResponse]  # type: ignore[assignment]
+    """Create or replace a user or team."""
+    GetSubscriptionStatus: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.GetSubscriptionStatusRequest, _crm_service_pb2.GetSubscriptionStatusResponse]  # type: ignore[assignment]
+    """A contact's marketing email subscription status."""
+    SetSubscriptionStatus: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.SetSubscriptionStatusRequest, _crm_service_pb2.SetSubscriptionStatusResponse]  # type: ignore[assignment]
+    """Set a contact's marketing email subscription status."""
+    ListObjectTypes: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ListObjectTypesRequest, _crm_service_pb2.ListObjectTypesResponse]  # type: ignore[assignment]
+    """Standard and custom object types of the tenant."""
+    CreateObjectType: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.CreateObjectTypeRequest, _crm_service_pb2.CreateObjectTypeResponse]  # type: ignore[assignment]
+    """Define a custom object type with its properties."""
+    ListProperties: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ListPropertiesRequest, _crm_service_pb2.ListPropertiesResponse]  # type: ignore[assignment]
+    """Property definitions of an object type."""
+    UpsertProperty: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertPropertyRequest, _crm_service_pb2.UpsertPropertyResponse]  # type: ignore[assignment]
+    """Create or change a custom property (a type never changes once defined)."""
+    RecordEvent: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.RecordEventRequest, _crm_service_pb2.RecordEventResponse]  # type: ignore[assignment]
+    """Record a custom event or a form submission on a record (delivered to enrollment)."""
 
 class CrmServiceServicer(metaclass=_abc_1.ABCMeta):
     """CrmService is the CRM port over gRPC. crmflow serves it from the embedded store (in the
@@ -70,7 +174,31 @@ class CrmServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _crm_service_pb2.GetRecordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_crm_service_pb2.GetRecordResponse, _abc.Awaitable[_crm_service_pb2.GetRecordResponse]]:
-        """Get one record by id."""
+        """Get one record by id (NOT_FOUND when missing or another tenant's)."""
+
+    @_abc_1.abstractmethod
+    def BatchGetRecords(
+        self,
+        request: _crm_service_pb2.BatchGetRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.BatchGetRecordsResponse, _abc.Awaitable[_crm_service_pb2.BatchGetRecordsResponse]]:
+        """Get several records; ids that don't exist are left out, the rest keep the order asked."""
+
+    @_abc_1.abstractmethod
+    def SearchRecords(
+        self,
+        request: _crm_service_pb2.SearchRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.SearchRecordsResponse, _abc.Awaitable[_crm_service_pb2.SearchRecordsResponse]]:
+        """Search records of one object type by filter criteria, with paging and the total count."""
+
+    @_abc_1.abstractmethod
+    def CountRecords(
+        self,
+        request: _crm_service_pb2.CountRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.CountRecordsResponse, _abc.Awaitable[_crm_service_pb2.CountRecordsResponse]]:
+        """Count the records matching criteria."""
 
     @_abc_1.abstractmethod
     def CreateRecord(
@@ -81,11 +209,195 @@ class CrmServiceServicer(metaclass=_abc_1.ABCMeta):
         """Create a record; its properties are validated against the property definitions."""
 
     @_abc_1.abstractmethod
+    def BatchCreateRecords(
+        self,
+        request: _crm_service_pb2.BatchCreateRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.BatchCreateRecordsResponse, _abc.Awaitable[_crm_service_pb2.BatchCreateRecordsResponse]]:
+        """Create up to 1000 records, all or nothing (violations name `records[i].properties.<name>`)."""
+
+    @_abc_1.abstractmethod
     def UpdateRecord(
         self,
         request: _crm_service_pb2.UpdateRecordRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_crm_service_pb2.UpdateRecordResponse, _abc.Awaitable[_crm_service_pb2.UpdateRecordResponse]]:
         """Update some properties of a record; a null value clears the property."""
+
+    @_abc_1.abstractmethod
+    def BatchUpdateRecords(
+        self,
+        request: _crm_service_pb2.BatchUpdateRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.BatchUpdateRecordsResponse, _abc.Awaitable[_crm_service_pb2.BatchUpdateRecordsResponse]]:
+        """Update up to 1000 records, all or nothing."""
+
+    @_abc_1.abstractmethod
+    def DeleteRecord(
+        self,
+        request: _crm_service_pb2.DeleteRecordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.DeleteRecordResponse, _abc.Awaitable[_crm_service_pb2.DeleteRecordResponse]]:
+        """Delete a record with its associations and list memberships."""
+
+    @_abc_1.abstractmethod
+    def GetPropertyHistory(
+        self,
+        request: _crm_service_pb2.GetPropertyHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.GetPropertyHistoryResponse, _abc.Awaitable[_crm_service_pb2.GetPropertyHistoryResponse]]:
+        """Previous values of one property of a record, newest first."""
+
+    @_abc_1.abstractmethod
+    def ListAssociations(
+        self,
+        request: _crm_service_pb2.ListAssociationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ListAssociationsResponse, _abc.Awaitable[_crm_service_pb2.ListAssociationsResponse]]:
+        """Associations of a record to records of another object type (optionally of one label)."""
+
+    @_abc_1.abstractmethod
+    def CreateAssociation(
+        self,
+        request: _crm_service_pb2.CreateAssociationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.CreateAssociationResponse, _abc.Awaitable[_crm_service_pb2.CreateAssociationResponse]]:
+        """Associate two records (idempotent)."""
+
+    @_abc_1.abstractmethod
+    def DeleteAssociation(
+        self,
+        request: _crm_service_pb2.DeleteAssociationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.DeleteAssociationResponse, _abc.Awaitable[_crm_service_pb2.DeleteAssociationResponse]]:
+        """Remove an association (idempotent)."""
+
+    @_abc_1.abstractmethod
+    def CreateList(
+        self,
+        request: _crm_service_pb2.CreateListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.CreateListResponse, _abc.Awaitable[_crm_service_pb2.CreateListResponse]]:
+        """Create a static list."""
+
+    @_abc_1.abstractmethod
+    def GetList(
+        self,
+        request: _crm_service_pb2.GetListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.GetListResponse, _abc.Awaitable[_crm_service_pb2.GetListResponse]]:
+        """Get a static list."""
+
+    @_abc_1.abstractmethod
+    def ListLists(
+        self,
+        request: _crm_service_pb2.ListListsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ListListsResponse, _abc.Awaitable[_crm_service_pb2.ListListsResponse]]:
+        """The tenant's static lists (optionally of one object type)."""
+
+    @_abc_1.abstractmethod
+    def AddToList(
+        self,
+        request: _crm_service_pb2.AddToListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.AddToListResponse, _abc.Awaitable[_crm_service_pb2.AddToListResponse]]:
+        """Add records to a static list."""
+
+    @_abc_1.abstractmethod
+    def RemoveFromList(
+        self,
+        request: _crm_service_pb2.RemoveFromListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.RemoveFromListResponse, _abc.Awaitable[_crm_service_pb2.RemoveFromListResponse]]:
+        """Remove records from a static list."""
+
+    @_abc_1.abstractmethod
+    def ListListMembers(
+        self,
+        request: _crm_service_pb2.ListListMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ListListMembersResponse, _abc.Awaitable[_crm_service_pb2.ListListMembersResponse]]:
+        """The record ids in a static list."""
+
+    @_abc_1.abstractmethod
+    def CheckListMembership(
+        self,
+        request: _crm_service_pb2.CheckListMembershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.CheckListMembershipResponse, _abc.Awaitable[_crm_service_pb2.CheckListMembershipResponse]]:
+        """Whether a record is in a static list."""
+
+    @_abc_1.abstractmethod
+    def ListOwners(
+        self,
+        request: _crm_service_pb2.ListOwnersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ListOwnersResponse, _abc.Awaitable[_crm_service_pb2.ListOwnersResponse]]:
+        """The tenant's users and teams."""
+
+    @_abc_1.abstractmethod
+    def UpsertOwner(
+        self,
+        request: _crm_service_pb2.UpsertOwnerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.UpsertOwnerResponse, _abc.Awaitable[_crm_service_pb2.UpsertOwnerResponse]]:
+        """Create or replace a user or team."""
+
+    @_abc_1.abstractmethod
+    def GetSubscriptionStatus(
+        self,
+        request: _crm_service_pb2.GetSubscriptionStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.GetSubscriptionStatusResponse, _abc.Awaitable[_crm_service_pb2.GetSubscriptionStatusResponse]]:
+        """A contact's marketing email subscription status."""
+
+    @_abc_1.abstractmethod
+    def SetSubscriptionStatus(
+        self,
+        request: _crm_service_pb2.SetSubscriptionStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.SetSubscriptionStatusResponse, _abc.Awaitable[_crm_service_pb2.SetSubscriptionStatusResponse]]:
+        """Set a contact's marketing email subscription status."""
+
+    @_abc_1.abstractmethod
+    def ListObjectTypes(
+        self,
+        request: _crm_service_pb2.ListObjectTypesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ListObjectTypesResponse, _abc.Awaitable[_crm_service_pb2.ListObjectTypesResponse]]:
+        """Standard and custom object types of the tenant."""
+
+    @_abc_1.abstractmethod
+    def CreateObjectType(
+        self,
+        request: _crm_service_pb2.CreateObjectTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.CreateObjectTypeResponse, _abc.Awaitable[_crm_service_pb2.CreateObjectTypeResponse]]:
+        """Define a custom object type with its properties."""
+
+    @_abc_1.abstractmethod
+    def ListProperties(
+        self,
+        request: _crm_service_pb2.ListPropertiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ListPropertiesResponse, _abc.Awaitable[_crm_service_pb2.ListPropertiesResponse]]:
+        """Property definitions of an object type."""
+
+    @_abc_1.abstractmethod
+    def UpsertProperty(
+        self,
+        request: _crm_service_pb2.UpsertPropertyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.UpsertPropertyResponse, _abc.Awaitable[_crm_service_pb2.UpsertPropertyResponse]]:
+        """Create or change a custom property (a type never changes once defined)."""
+
+    @_abc_1.abstractmethod
+    def RecordEvent(
+        self,
+        request: _crm_service_pb2.RecordEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.RecordEventResponse, _abc.Awaitable[_crm_service_pb2.RecordEventResponse]]:
+        """Record a custom event or a form submission on a record (delivered to enrollment)."""
 
 def add_CrmServiceServicer_to_server(servicer: CrmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -183,3 +183,234 @@ class ChangeEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChangeEvent: _TypeAlias = ChangeEvent  # noqa: Y015
+
+@_typing.final
+class PropertyDefinition(_message.Message):
+    """A property of an object type. `type` is one of "string", "number", "bool", "date", "datetime",
+    "enumeration", "multi_select", "owner" (kept a string so platforms can read it without a
+    mapping table; the set is closed and validated).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    object_type: _builtins.str
+    name: _builtins.str
+    label: _builtins.str
+    type: _builtins.str
+    required: _builtins.bool
+    read_only: _builtins.bool
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Allowed values of an enumeration / multi_select property."""
+
+    def __init__(
+        self,
+        *,
+        object_type: _builtins.str = ...,
+        name: _builtins.str = ...,
+        label: _builtins.str = ...,
+        type: _builtins.str = ...,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+        required: _builtins.bool = ...,
+        read_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "name", b"name", "object_type", b"object_type", "options", b"options", "read_only", b"read_only", "required", b"required", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PropertyDefinition: _TypeAlias = PropertyDefinition  # noqa: Y015
+
+@_typing.final
+class ObjectTypeDefinition(_message.Message):
+    """An object type: a standard one (contact, company, deal, ...) or a tenant's custom object."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    CUSTOM_FIELD_NUMBER: _builtins.int
+    PRIMARY_PROPERTY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    label: _builtins.str
+    custom: _builtins.bool
+    primary_property: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        label: _builtins.str = ...,
+        custom: _builtins.bool = ...,
+        primary_property: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom", b"custom", "label", b"label", "name", b"name", "primary_property", b"primary_property"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObjectTypeDefinition: _TypeAlias = ObjectTypeDefinition  # noqa: Y015
+
+@_typing.final
+class Association(_message.Message):
+    """An association between two records, optionally labelled ("primary", "billing contact", ...).
+    Associations are symmetric: creating a->b also makes b->a visible.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    FROM_RECORD_ID_FIELD_NUMBER: _builtins.int
+    TO_OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    TO_RECORD_ID_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    from_object_type: _builtins.str
+    from_record_id: _builtins.str
+    to_object_type: _builtins.str
+    to_record_id: _builtins.str
+    label: _builtins.str
+    def __init__(
+        self,
+        *,
+        from_object_type: _builtins.str = ...,
+        from_record_id: _builtins.str = ...,
+        to_object_type: _builtins.str = ...,
+        to_record_id: _builtins.str = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_object_type", b"from_object_type", "from_record_id", b"from_record_id", "label", b"label", "to_object_type", b"to_object_type", "to_record_id", b"to_record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Association: _TypeAlias = Association  # noqa: Y015
+
+@_typing.final
+class Owner(_message.Message):
+    """A user or a team records can be assigned to. `kind` is "user" or "team"."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    MEMBER_IDS_FIELD_NUMBER: _builtins.int
+    owner_id: _builtins.str
+    kind: _builtins.str
+    email: _builtins.str
+    name: _builtins.str
+    @_builtins.property
+    def member_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Users in a team."""
+
+    def __init__(
+        self,
+        *,
+        owner_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        email: _builtins.str = ...,
+        name: _builtins.str = ...,
+        member_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "kind", b"kind", "member_ids", b"member_ids", "name", b"name", "owner_id", b"owner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Owner: _TypeAlias = Owner  # noqa: Y015
+
+@_typing.final
+class StaticList(_message.Message):
+    """A static list of records of one object type."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    list_id: _builtins.str
+    name: _builtins.str
+    object_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        list_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["list_id", b"list_id", "name", b"name", "object_type", b"object_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StaticList: _TypeAlias = StaticList  # noqa: Y015
+
+@_typing.final
+class PropertyHistoryEntry(_message.Message):
+    """One past value of a property (newest first in responses)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPERTY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    property: _builtins.str
+    source: _builtins.str
+    """"create", "update", "import", ..."""
+    @_builtins.property
+    def value(self) -> _struct_pb2.Value: ...
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        property: _builtins.str = ...,
+        value: _struct_pb2.Value | None = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "property", b"property", "source", b"source", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PropertyHistoryEntry: _TypeAlias = PropertyHistoryEntry  # noqa: Y015
+
+@_typing.final
+class RecordUpdate(_message.Message):
+    """One item of a batch update."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    PROPERTIES_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    @_builtins.property
+    def properties(self) -> _struct_pb2.Struct: ...
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        properties: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["properties", b"properties"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["properties", b"properties", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordUpdate: _TypeAlias = RecordUpdate  # noqa: Y015
