@@ -60,9 +60,7 @@ async def open_store(settings: Settings, *, owner: bool) -> tuple[RecordStore, l
 
         sql = await SqlRecordStore.open(settings.crm_url(), migrate=owner)
         return sql, [sql]
-    store = open_record_store(settings, owner=owner)
-    if inspect.isawaitable(store):
-        store = await store
+    store: RecordStore = await open_record_store(settings, owner=owner)
     return store, [store]
 
 

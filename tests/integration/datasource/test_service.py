@@ -47,7 +47,7 @@ class FakeEnrollment(en_grpc.EnrollmentServiceServicer):
 
 @pytest.fixture
 async def enrollment() -> AsyncIterator[tuple[FakeEnrollment, RunningServer]]:
-    fake = FakeEnrollment()
+    fake = FakeEnrollment()  # type: ignore[abstract]
     running = await start_server(
         [
             ServiceBinding(
@@ -219,7 +219,7 @@ async def test_validate_references_names_each_unknown(
 def _violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     status = status_from_rpc_error(err)
     assert status is not None
-    out = []
+    out: list[tuple[str, str]] = []
     for d in status.details:
         br = error_details_pb2.BadRequest()
         if d.Unpack(br):
