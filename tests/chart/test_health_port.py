@@ -28,10 +28,26 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("tls")
     key, cert = d / "tls.key", d / "tls.crt"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -50,9 +66,7 @@ async def _health(address: str, creds: grpc.ChannelCredentials | None = None) ->
 async def test_health_port_is_plaintext_and_follows_the_main_status(tls_files):
     cert, key = tls_files
     health_port = free_port()
-    settings = Settings(
-        grpc_tls_cert_path=cert, grpc_tls_key_path=key, health_port=health_port
-    )
+    settings = Settings(grpc_tls_cert_path=cert, grpc_tls_key_path=key, health_port=health_port)
     running = await start_server([], settings=settings, port=0)
     try:
         # The main port is TLS-only: a plaintext probe there fails, as the kubelet's would.
