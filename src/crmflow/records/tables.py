@@ -209,3 +209,8 @@ ALL_TABLES = [
         CrmOutbox,
     )
 ]
+
+# Only the CRM's tables (SQLModel.metadata holds every service's): what Alembic compares against.
+CRM_METADATA = sa.MetaData()
+for _t in ALL_TABLES:
+    _t.to_metadata(CRM_METADATA)

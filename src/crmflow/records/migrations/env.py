@@ -11,17 +11,14 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from crmflow.db import create_engine
-from crmflow.records.tables import ALL_TABLES
+from crmflow.records.tables import CRM_METADATA
 
 VERSION_TABLE = "crm_alembic_version"
 
-target_metadata = MetaData()
-for _t in ALL_TABLES:
-    _t.to_metadata(target_metadata)
+target_metadata = CRM_METADATA
 
 
 def _run(connection: Connection) -> None:

@@ -1,0 +1,113 @@
+"""Embedded-store specifics the contract suite can't see: migrations, the Python fallback for
+operators without a SQL form, concurrent writers on SQLite, the adapter factory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from crmflow.criteria import OPERATORS, Operator
+from crmflow.criteria.values import as_number
+from crmflow.db import create_engine
+from crmflow.model.criteria import FilterGroup
+from crmflow.records.factory import open_record_store
+from crmflow.records.grpc_adapter import GrpcRecordStore
+from crmflow.records.migrations import migrate
+from crmflow.records.sql import SqlRecordStore
+from crmflow.records.sql_filters import needs_python
+from crmflow.records.tables import CRM_METADATA
+from crmflow.settings import ConfigurationError, Settings
+
+
+async def test_migrations_match_the_tables_and_rerun_cleanly(db_url: str) -> None:
+    await migrate(db_url)
+    await migrate(db_url)  # already at head: a no-op
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"version_table": "crm_alembic_version"}),
+                    CRM_METADATA,
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert [d for d in diff if "crm_alembic_version" not in str(d)] == []
+
+
+@pytest.fixture
+def is_even(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A newer operator without a SQL translation."""
+    op = Operator("is_even", "is even", "none", ("number",),
+                  lambda f: lambda v, now: (n := as_number(v)) is not None and n % 2 == 0)  # fmt: skip
+    monkeypatch.setitem(OPERATORS, "is_even", op)
+    return "is_even"
+
+
+async def test_operators_without_sql_fall_back_to_the_evaluator(
+    sql_store: SqlRecordStore, is_even: str
+) -> None:
+    made = await sql_store.batch_create(
+        "t1", "contact", [{"num_employees": n} for n in (1, 2, 3, 4, 6)] + [{}]
+    )
+    co = await sql_store.create("t1", "company", {"name": "Even", "numberofemployees": 10})
+    group = FilterGroup.model_validate({"filters": [{"property": "num_employees",
+                                                     "operator": is_even}]})  # fmt: skip
+    assert needs_python(group)
+    page = await sql_store.search("t1", "contact", group, limit=2)
+    assert page.total == 3 and page.next_cursor
+    rest = await sql_store.search("t1", "contact", group, limit=2, cursor=page.next_cursor)
+    assert [r.properties["num_employees"] for r in page.records + rest.records] == [2, 4, 6]
+    from crmflow.records.port import Association  # noqa: PLC0415
+
+    await sql_store.associate("t1", Association(
+        from_object_type="contact", from_record_id=made[0].record_id,
+        to_object_type="company", to_record_id=co.record_id))  # fmt: skip
+    scoped = FilterGroup.model_validate({"filters": [{
+        "property": "numberofemployees", "operator": is_even,
+        "association": {"object_type": "company"}}]})  # fmt: skip
+    assert [r.record_id for r in (await sql_store.search("t1", "contact", scoped)).records] == [
+        made[0].record_id
+    ]
+
+
+async def test_concurrent_writers_on_sqlite_all_commit(sql_store: SqlRecordStore) -> None:
+    c = await sql_store.create("t1", "deal", {"dealname": "race", "amount": 0})
+
+    async def bump(i: int) -> Any:
+        return await sql_store.update("t1", "deal", c.record_id, {"amount": i})
+
+    await asyncio.gather(*(bump(i) for i in range(1, 21)),
+                         *(sql_store.create("t1", "deal", {"dealname": f"d{i}"})
+                           for i in range(20)))  # fmt: skip
+    hist = await sql_store.property_history("t1", "deal", c.record_id, "amount")
+    assert len(hist) == 21  # the create + 20 distinct updates, none lost
+    assert await sql_store.count("t1", "deal") == 21
+
+
+async def test_factory_picks_the_adapter_from_settings(tmp_path: Path) -> None:
+    owner = await open_record_store(Settings(data_dir=tmp_path), owner=True)
+    try:
+        assert isinstance(owner, SqlRecordStore)
+        assert (tmp_path / "crm.db").exists() or any(tmp_path.iterdir())
+        await owner.create("t1", "contact", {"email": "f@x.test"})  # migrated: tables exist
+    finally:
+        await owner.close()  # type: ignore[attr-defined]
+    client = await open_record_store(
+        Settings(data_dir=tmp_path, datasource_resolver_address="127.0.0.1:1"), owner=False
+    )
+    assert isinstance(client, GrpcRecordStore)
+    await client.close()
+    remote = await open_record_store(
+        Settings(crm_mode="grpc", crm_address="crm.example:443"), owner=True
+    )
+    assert isinstance(remote, GrpcRecordStore)
+    await remote.close()
+    with pytest.raises(ConfigurationError):
+        await open_record_store(Settings(crm_mode="grpc"), owner=False)
