@@ -2,7 +2,8 @@
 
 Builds the database (migrated to head), the action registry, the CRM property source, the
 enrollment client and the hand-off retrier, then serves EditorService. Tests and embedders may
-inject ``properties`` (any object with ``list_properties``, e.g. a ``SqlRecordStore``) and
+inject ``properties`` (any object with ``list_properties``, e.g. a ``SqlRecordStore``; None turns
+the unknown-property check off) and
 ``enrollment`` (an ``EnrollmentGateway``); by default they come from the settings.
 """
 
@@ -45,6 +46,13 @@ class _BoundedProperties:
         ))
 
 
+class _FromSettings:
+    """Marker: build the property source from the settings (the CRM port)."""
+
+
+FROM_SETTINGS = _FromSettings()
+
+
 async def _default_properties(settings: Settings) -> Any:
     try:
         from crmflow.records.factory import open_record_store
@@ -59,7 +67,7 @@ async def start(
     settings: Settings,
     *,
     port: int | None = None,
-    properties: PropertySource | None = None,
+    properties: PropertySource | None | _FromSettings = FROM_SETTINGS,
     enrollment: EnrollmentGateway | None = None,
     retry_interval: float = 2.0,
 ) -> RunningServer:
@@ -67,7 +75,7 @@ async def start(
     await migrate(url)
     engine = create_engine(url)
     owned_store = None
-    if properties is None:
+    if isinstance(properties, _FromSettings):
         owned_store = await _default_properties(settings)
         properties = owned_store
     gateway = enrollment or GrpcEnrollmentGateway(settings.enrollment_address, settings)

@@ -25,6 +25,7 @@ from crmflow.actions.control import (
     VALUE_EQUALS,
 )
 from crmflow.actions.registry import ActionRegistry, ActionSpec
+from crmflow.criteria import OPERATORS
 from crmflow.errors import NotFound
 from crmflow.model.actions import Action, EdgeType
 from crmflow.model.criteria import FilterGroup
@@ -133,6 +134,9 @@ class _Checker:
 
     def check_group(self, action_id: str, field: str, group: FilterGroup) -> None:
         for i, f in enumerate(_filters(group)):
+            if f.operator not in OPERATORS:
+                self.add(action_id, "invalid_field", f"{field}.filters[{i}].operator",
+                         f"unknown operator {f.operator!r}")
             ot = f.association.object_type if f.association else self.defn.object_type
             self.check_property(action_id, f"{field}.filters[{i}].property", ot, f.property)
 
