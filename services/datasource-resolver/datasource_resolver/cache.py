@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from crmflow.model.records import ChangeEvent, Record
 from crmflow.records.port import Association, RecordStore
 from datasource_resolver.invalidating_store import InvalidatingStore
+from datasource_resolver.record_cache import RecordCache
 
 StepKey = tuple[str, str, int, str, str, str]  # tenant, workflow, revision, type, record, action
 Dep = tuple[str, str, str]  # tenant, object_type, record_id ("*" = any record of the type)
@@ -36,8 +37,16 @@ class StepData:
 
 
 class StepCache:
-    def __init__(self, *, ttl: float = 60.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: float = 60.0,
+        max_entries: int = 10_000,
+        records: RecordCache | None = None,
+    ) -> None:
         self.ttl = ttl
+        # The cross-step record cache (embedded mode only), invalidated together with this one.
+        self.records = records
         self.max_entries = max_entries
         self._entries: OrderedDict[StepKey, tuple[float, StepData]] = OrderedDict()
         self._by_dep: dict[Dep, set[StepKey]] = {}
@@ -80,8 +89,11 @@ class StepCache:
 
     def invalidate(self, tenant_id: str, object_type: str, record_ids: Iterable[str]) -> int:
         """Drop entries that read these records, or searched their object type."""
+        ids = list(record_ids)
+        if self.records is not None:
+            self.records.invalidate(tenant_id, object_type, ids)
         keys: set[StepKey] = set(self._by_dep.get((tenant_id, object_type, ANY), ()))
-        for rid in record_ids:
+        for rid in ids:
             keys |= self._by_dep.get((tenant_id, object_type, rid), set())
         for k in keys:
             self._drop(k)
@@ -94,6 +106,8 @@ class StepCache:
     def clear(self) -> None:
         self._entries.clear()
         self._by_dep.clear()
+        if self.records is not None:
+            self.records.clear()
 
     def on_change_events(self, events: Sequence[ChangeEvent]) -> None:
         for ev in events:

@@ -10,16 +10,21 @@ from crmflow.grpc.server import RunningServer, start_server, wait_for_terminatio
 from crmflow.settings import Settings
 from datasource_resolver.cache import StepCache
 from datasource_resolver.crm_host import host_crm
+from datasource_resolver.record_cache import CachedReads, RecordCache
 from datasource_resolver.servicer import binding as datasource_binding
 
 SERVICE_NAME = "datasource-resolver"
 
 
 async def start(settings: Settings, *, port: int | None = None) -> RunningServer:
-    cache = StepCache()
+    # Records stay cached across steps only where this process sees every write (it owns the
+    # embedded store); against a platform's CRM only the short-lived step cache is used.
+    records = RecordCache() if settings.crm_mode == "embedded" else None
+    cache = StepCache(records=records)
     host = await host_crm(settings, wrap=cache.invalidating, listeners=[cache.on_change_events])
     try:
-        bindings = [datasource_binding(host.store, cache), *host.bindings]
+        reads = CachedReads(host.store, records) if records is not None else host.store
+        bindings = [datasource_binding(reads, cache), *host.bindings]
         running = await start_server(
             bindings,
             settings=settings,
