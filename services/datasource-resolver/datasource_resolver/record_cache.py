@@ -199,4 +199,5 @@ class CachedReads(DelegatingStore):
             tenant_id, object_type, criteria, limit=limit, cursor=cursor, sort=sort
         )
         self.cache.put_search(key, page, gen)
+        self.cache.put_records(tenant_id, page.records, {object_type: gen})
         return page
