@@ -36,6 +36,15 @@ for set in "${VALUE_SETS[@]}"; do
   echo "${set}: $(grep -c '^kind:' "${OUT}/${set}.yaml") resources"
 done
 
+step "helm package and kubeVersion"
+"${HELM}" package "${CHART}" --destination "${OUT}" > /dev/null
+echo "packaged: $(cd "${OUT}" && ls ./*.tgz)"
+"${HELM}" template crmflow "${CHART}" --kube-version "${KUBE_VERSIONS[0]}" > /dev/null
+if "${HELM}" template crmflow "${CHART}" --kube-version 1.26.0 > /dev/null 2>&1; then
+  echo "FAIL: Chart.yaml kubeVersion should refuse Kubernetes 1.26 (no GA gRPC probes)"; exit 1
+fi
+echo "kubeVersion: ${KUBE_VERSIONS[0]} accepted, 1.26.0 refused"
+
 step "kubernetes-validate (strict)"
 for version in "${KUBE_VERSIONS[@]}"; do
   for set in "${VALUE_SETS[@]}"; do
