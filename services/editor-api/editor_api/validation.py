@@ -123,10 +123,7 @@ class _Checker:
         if self.properties is None or not prop:
             return
         known = self.properties.get(object_type)
-        if known is None:
-            if object_type in self.properties:
-                self.add(action_id, "unknown_property", field,
-                         f"object type {object_type!r} does not exist in the CRM")
+        if known is None:  # an unknown object type is reported once, by workflow()
             return
         if prop not in known:
             self.add(action_id, "unknown_property", field,
@@ -308,6 +305,14 @@ class _Checker:
 
     def workflow(self) -> None:
         d = self.defn
+        if self.properties is not None:
+            if self.properties.get(d.object_type) is None:
+                self.add("", "unknown_object_type", "object_type",
+                         f"object type {d.object_type!r} does not exist in the CRM")
+            for i, s in enumerate(d.data_sources):
+                if self.properties.get(s.object_type) is None:
+                    self.add("", "unknown_object_type", f"data_sources[{i}].object_type",
+                             f"object type {s.object_type!r} does not exist in the CRM")
         for path, why in trigger_locks(self.plan, d.enrollment):
             self.add("", "trigger_locked_by_plan", path, why)
         for i, t in enumerate(d.enrollment.triggers):

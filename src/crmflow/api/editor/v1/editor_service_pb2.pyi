@@ -1569,7 +1569,7 @@ class ValidationIssue(_message.Message):
     """placeholder, missing_required_field, invalid_field, unknown_action_type,
     deleted_data_source, deleted_action_output, unknown_property, unreachable_action,
     goto_loop_without_delay, branch_limit, random_split_sum, empty_branches, locked_by_plan,
-    dangling_edge, no_start_action, trigger_locked_by_plan.
+    no_actions, unknown_object_type, trigger_locked_by_plan.
     """
     field: _builtins.str
     """Path of the offending field ("fields.property", "branches", "enrollment.triggers[0]")."""
