@@ -2,7 +2,7 @@
 
 SQLite: write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the busy
 timeout instead of one failing with "database is locked" when it upgrades a read lock (the
-classic WAL deadlock); reads use a plain ``BEGIN``. PostgreSQL: rows being changed are read
+classic WAL deadlock); reads run statement by statement (autocommit), see ``_begin``. PostgreSQL: rows being changed are read
 ``FOR UPDATE``, so concurrent updates of one record see each other's old values correctly.
 """
 
@@ -77,8 +77,11 @@ def _install_sqlite_begin(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        read = conn.get_execution_options().get("crm_read", False)
-        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+        if not conn.get_execution_options().get("crm_read", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads run in the driver's autocommit mode: each statement is its own snapshot, which
+        # saves two thread hops per read (aiosqlite); a search's page and count may then see
+        # different snapshots under concurrent writes (documented, harmless).
 
 
 class SqlBase:
@@ -218,27 +221,12 @@ class SqlBase:
             raise record_not_found(object_type, record_id)
         return row
 
-    async def write_values(
-        self,
-        conn: AsyncConnection,
-        tenant_id: str,
-        schema: Schema,
-        record_id: str,
-        values: dict[str, Any],
-        *,
-        replace: bool,
-    ) -> None:
+    @staticmethod
+    def value_rows_for(
+        tenant_id: str, schema: Schema, record_id: str, values: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         ot = schema.object_type.name
-        if replace and values:
-            await conn.execute(
-                VAL.delete().where(
-                    VAL.c.tenant_id == tenant_id,
-                    VAL.c.object_type == ot,
-                    VAL.c.record_id == record_id,
-                    VAL.c.property.in_(list(values)),
-                )
-            )
-        rows = [
+        return [
             {
                 "tenant_id": tenant_id,
                 "object_type": ot,
@@ -251,6 +239,49 @@ class SqlBase:
             if name in schema.properties
             for text, num in value_rows(schema.properties[name], value)
         ]
+
+    @staticmethod
+    def history_rows_for(
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        values: dict[str, Any],
+        at: datetime,
+        source: str,
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "tenant_id": tenant_id,
+                "object_type": object_type,
+                "record_id": record_id,
+                "property": k,
+                "value": v,
+                "changed_at": at,
+                "source": source,
+            }
+            for k, v in values.items()
+        ]
+
+    async def write_values(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        schema: Schema,
+        record_id: str,
+        values: dict[str, Any],
+        *,
+        replace: bool,
+    ) -> None:
+        if replace and values:
+            await conn.execute(
+                VAL.delete().where(
+                    VAL.c.tenant_id == tenant_id,
+                    VAL.c.object_type == schema.object_type.name,
+                    VAL.c.record_id == record_id,
+                    VAL.c.property.in_(list(values)),
+                )
+            )
+        rows = self.value_rows_for(tenant_id, schema, record_id, values)
         if rows:
             await conn.execute(VAL.insert(), rows)
 
@@ -264,18 +295,7 @@ class SqlBase:
         at: datetime,
         source: str,
     ) -> None:
-        rows = [
-            {
-                "tenant_id": tenant_id,
-                "object_type": object_type,
-                "record_id": record_id,
-                "property": k,
-                "value": v,
-                "changed_at": at,
-                "source": source,
-            }
-            for k, v in values.items()
-        ]
+        rows = self.history_rows_for(tenant_id, object_type, record_id, values, at, source)
         if rows:
             await conn.execute(HIST.insert(), rows)
 

@@ -4,13 +4,14 @@ Every property name is looked up in the object type's definitions before it reac
 unknown one is INVALID_ARGUMENT naming ``<field>.filters[i].property``), and all operands are
 bound parameters; no SQL text is ever built from a user string.
 
-Each filter becomes ``EXISTS``/``NOT EXISTS`` over the typed value rows of the record, so the
+Each filter becomes ``record_id [NOT] IN (ids with a matching typed value row)`` - a
+non-correlated sub-query each database turns into one index range scan + a hash/semi-join - so the
 semantics follow ``crmflow.criteria`` (negative operators - neq, not_in, not_contains - match
 records with no value, as the evaluator does). Text compares case-folded; numbers, dates and
 datetimes compare on ``value_num`` (epoch seconds for dates), with the operand read according
 to the *property's* type (an epoch-millisecond operand on a date property is a date).
-Association-scoped filters (ANY / ALL / NONE of the associated records) are correlated
-sub-queries over ``crm_association``.
+Association-scoped filters (ANY / ALL / NONE of the associated records) are the same shape
+over ``crm_association`` (ids linked to an id set).
 
 Operators registered in ``crmflow.criteria.OPERATORS`` but missing from ``SQL_OPERATORS`` (a
 newer operator) cannot be translated: ``needs_python`` reports it and the store then evaluates
@@ -128,36 +129,43 @@ class Translator:
             )
         if scope is None:
             return self._predicate(f, prop, object_type, rid, path)
-        a = A.alias()
-        link = sa.and_(
-            a.c.tenant_id == self.tenant_id,
-            a.c.from_type == object_type,
-            a.c.from_id == rid,
-            a.c.to_type == scope.object_type,
-            *([a.c.label == scope.label] if scope.label else []),
-        )
-        hit = self._predicate(f, prop, scope.object_type, a.c.to_id, path)
+
+        # Record ids linked to the associated type, as a non-correlated sub-query: the
+        # database builds each id set once (index scans) instead of probing per record.
+        def linked(hits: bool | None = None) -> Any:  # None: any link; True/False: (not) hit
+            a = A.alias()
+            where = [
+                a.c.tenant_id == self.tenant_id,
+                a.c.from_type == object_type,
+                a.c.to_type == scope.object_type,
+                *([a.c.label == scope.label] if scope.label else []),
+            ]
+            hit = self._predicate(f, prop, scope.object_type, a.c.to_id, path)
+            if hits is not None:
+                where.append(hit if hits else ~hit)
+            return sa.select(a.c.from_id).where(*where)
+
         if scope.quantifier == AssociationQuantifier.ANY:
-            return sa.exists().where(link, hit)
+            return rid.in_(linked(True))
         if scope.quantifier == AssociationQuantifier.NONE:
-            return ~sa.exists().where(link, hit)
-        return sa.and_(sa.exists().where(link), ~sa.exists().where(link, ~hit))
+            return ~rid.in_(linked(True))
+        return sa.and_(rid.in_(linked()), ~rid.in_(linked(False)))
 
     # -- one filter on one record --------------------------------------------------------
     def _predicate(
         self, f: PropertyFilter, prop: PropertyDefinition, object_type: str, rid: Any, path: str
     ) -> ColumnElement[bool]:
         def has(cond: Cond | None = None) -> ColumnElement[bool]:
+            """``rid IN (ids with a matching value row)``: a non-correlated sub-query."""
             v = V.alias()
             where = [
                 v.c.tenant_id == self.tenant_id,
                 v.c.object_type == object_type,
                 v.c.property == prop.name,
-                v.c.record_id == rid,
             ]
             if cond is not None:
                 where.append(cond(v))
-            return sa.exists().where(*where)
+            return rid.in_(sa.select(v.c.record_id).where(*where))
 
         key = f.operator
         if key == "is_known":
