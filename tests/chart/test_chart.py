@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 
 from tests.chart.conftest import (
+    CHART,
+    ROOT,
     HelmError,
     Render,
     by_kind,
@@ -476,3 +481,29 @@ def test_network_policies_when_enabled(render: Render):
     assert pols["crmflow-executor-custom-code"]["spec"]["ingress"] == []
     # The gateway peers are for the API services, not for the executor.
     assert len(pols["crmflow-executor"]["spec"]["ingress"][0]["from"]) == 1
+
+
+def test_pre_stop_sleep_covers_endpoint_removal(render: Render):
+    docs = render({"enrollment": {"preStopSleepSeconds": 0}})
+    for name in COMPONENTS:
+        c = container(deployment(docs, name))
+        if name == "enrollment":
+            assert "lifecycle" not in c
+            continue
+        assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+        grace = deployment(docs, name)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert 5 + 20 < grace  # preStop + CRMFLOW_GRACE_SECONDS fit in the pod's grace period
+
+
+def test_committed_schema_is_the_generators_output():
+    generated = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "tools" / "gen_values_schema.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    committed = (CHART / "values.schema.json").read_text()
+    assert json.loads(generated) == json.loads(committed), (
+        "values.schema.json is stale: python deploy/tools/gen_values_schema.py > "
+        "deploy/helm/crmflow/values.schema.json"
+    )
