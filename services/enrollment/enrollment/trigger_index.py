@@ -137,7 +137,7 @@ class TriggerIndex:
             # association-scoped filters are indexed under "@assoc:<type>"
             changes.append(("@assoc:" + ev.associated_object_type, None, ev.associated_record_id))
         if changes or created:
-            for ref in scope.rising.rising(changes, now, created=created):
+            for ref in scope.rising.rising(changes, now, created=created, new=new):
                 cw = self._workflows[(key, ref.workflow_id)]
                 if ref.role == "goal":
                     assert cw.goal is not None
@@ -148,7 +148,7 @@ class TriggerIndex:
                 if matcher(new, now, EMPTY) and (created or not matcher(old, now, EMPTY)):
                     out.append(Match(cw, ref.role, ref.index, "criteria"))
             if not created:
-                for ref in scope.falling.falling(changes, now):
+                for ref in scope.falling.falling(changes, now, old=old):
                     cw = self._workflows[(key, ref.workflow_id)]
                     assert cw.stay_matcher is not None
                     if cw.stay_matcher(old, now, EMPTY) and not cw.stay_matcher(new, now, EMPTY):

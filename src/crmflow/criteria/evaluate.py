@@ -65,9 +65,26 @@ def compile_group(group: FilterGroup, path: str = "filter") -> Matcher:
     ] + [compile_group(g, f"{path}.groups[{i}]") for i, g in enumerate(group.groups)]
     if not parts:
         return lambda rec, now, assoc: True
+    if len(parts) == 1:
+        return parts[0]
+    # Plain loops: measurably faster than any()/all() over a generator on the hot path.
     if group.conjunction == Conjunction.OR:
-        return lambda rec, now, assoc: any(p(rec, now, assoc) for p in parts)
-    return lambda rec, now, assoc: all(p(rec, now, assoc) for p in parts)
+
+        def any_of(rec: Mapping[str, Any], now: datetime, assoc: Associated) -> bool:
+            for p in parts:
+                if p(rec, now, assoc):
+                    return True
+            return False
+
+        return any_of
+
+    def all_of(rec: Mapping[str, Any], now: datetime, assoc: Associated) -> bool:
+        for p in parts:
+            if not p(rec, now, assoc):
+                return False
+        return True
+
+    return all_of
 
 
 def evaluate(

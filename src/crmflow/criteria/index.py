@@ -29,10 +29,12 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from crmflow.criteria.operators import Predicate, get_operator
-from crmflow.criteria.values import as_datetime, as_number, as_set, as_text, is_unknown
+from crmflow.criteria.values import as_number, as_set, as_text, as_timestamp, is_unknown
 from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
 
 K = TypeVar("K", bound=Hashable)
+
+_UNSET = object()
 
 # More terms than this and a sub-group is indexed loosely (by the properties it reads).
 MAX_TERMS = 32
@@ -99,9 +101,7 @@ def _num(value: Any) -> float | None:
     return as_number(value)
 
 
-def _ts(value: Any) -> float | None:
-    dt = as_datetime(value)
-    return dt.timestamp() if dt is not None else None
+_ts = as_timestamp
 
 
 @dataclass
@@ -168,6 +168,9 @@ class _PropIndex(Generic[K]):
             if t is None:  # an operand that never compares: the filter is never true
                 return
             self.ordered.setdefault((op, "ts"), _Thresholds()).add(t, key)
+        elif op in ("within_last_days", "within_next_days"):
+            span = (as_number(f.value) or 0) * 86400.0
+            self.ordered.setdefault((op, "span"), _Thresholds()).add(span, key)
         elif op == "is_known":
             self.known.add(key)
         elif op == "is_unknown":
@@ -216,7 +219,7 @@ class _PropIndex(Generic[K]):
                     if hit:
                         out |= hit
         if self.ordered:
-            self._ordered(old, new, out)
+            self._ordered(old, new, now, out)
         if self.known and o_unknown and not n_unknown:
             out |= self.known
         if self.unknown and n_unknown and not o_unknown:
@@ -225,7 +228,7 @@ class _PropIndex(Generic[K]):
             if pred(new, now) and not pred(old, now):
                 out.add(key)
 
-    def _ordered(self, old: Any, new: Any, out: set[K]) -> None:
+    def _ordered(self, old: Any, new: Any, now: datetime, out: set[K]) -> None:
         conv: dict[str, tuple[float | None, float | None]] = {}
         for (op, kind), th in self.ordered.items():
             if kind not in conv:
@@ -237,7 +240,18 @@ class _PropIndex(Generic[K]):
             if th.dirty:
                 th.slice(0, 0)
             cs = th.cs
-            if op in ("gt", "after"):  # xo <= c < xn
+            if kind == "span":  # within the last/next N days: thresholds are spans (seconds)
+                t = now.timestamp()
+                if op == "within_last_days":
+                    dn, do = t - xn, (t - xo if xo is not None and xo <= t else None)
+                else:
+                    dn, do = xn - t, (xo - t if xo is not None and xo >= t else None)
+                if dn < 0:
+                    continue
+                # flipped: dn <= span < do (or every span >= dn when old was outside)
+                hi = bisect.bisect_left(cs, do) if do is not None else len(cs)
+                out.update(th.ks[bisect.bisect_left(cs, dn) : hi])
+            elif op in ("gt", "after"):  # xo <= c < xn
                 lo = bisect.bisect_left(cs, xo) if xo is not None else 0
                 out.update(th.ks[lo : bisect.bisect_left(cs, xn)])
             elif op == "gte":  # xo < c <= xn
@@ -252,65 +266,147 @@ class _PropIndex(Generic[K]):
 
 
 class TransitionIndex(Generic[K]):
-    """Criteria groups keyed by ``K``; finds the keys one change may have flipped."""
+    """Criteria groups keyed by ``K``; finds the keys one change may have flipped.
+
+    Internally every DNF term gets an id; the per-property structures hold term ids. When a
+    term's filter flips and the new record is known, the term's other required filters are
+    checked on it (most selective first) before the key is reported: most flips stop there.
+    """
 
     def __init__(self, max_terms: int = MAX_TERMS) -> None:
-        self._props: dict[str, _PropIndex[K]] = {}
-        self._touched: dict[K, set[str]] = {}
+        self._props: dict[str, _PropIndex[int]] = {}
+        self._term_key: dict[int, K] = {}
+        self._term_checks: dict[int, tuple[tuple[str, Predicate], ...]] = {}
+        # A term's equality filters as (property, normalised value): checked against the new
+        # record's values normalised once per event — a dict lookup instead of a call each.
+        self._term_eqs: dict[int, tuple[tuple[str, Any], ...]] = {}
+        self._terms_of: dict[K, list[tuple[int, set[str]]]] = {}
+        self._next = 0
         # Keys whose criteria an empty record already meets (checked on record creation).
         self._match_empty: set[K] = set()
         self._max_terms = max_terms
 
     def __len__(self) -> int:
-        return len(self._touched)
+        return len(self._terms_of)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._touched
+        return key in self._terms_of
 
     def add(self, key: K, group: FilterGroup, *, matches_empty: bool = False) -> None:
-        if key in self._touched:
+        if key in self._terms_of:
             self.remove(key)
-        touched: set[str] = set()
+        terms: list[tuple[int, set[str]]] = []
         for term in terms_of(group, self._max_terms):
+            tid = self._next
+            self._next += 1
+            touched: set[str] = set()
             for f in term.required:
-                self._props.setdefault(f.property, _PropIndex()).add_filter(f, key)
+                self._props.setdefault(f.property, _PropIndex()).add_filter(f, tid)
                 touched.add(f.property)
             for p in term.loose:
-                self._props.setdefault(p, _PropIndex()).loose.add(key)
+                self._props.setdefault(p, _PropIndex()).loose.add(tid)
                 touched.add(p)
-        self._touched[key] = touched
+            self._term_key[tid] = key
+            eqs = tuple(
+                (f.property, norm_eq(f.value))
+                for f in term.required
+                if f.operator == "eq" and not is_unknown(f.value)
+            )
+            self._term_eqs[tid] = eqs
+            self._term_checks[tid] = tuple(
+                (f.property, get_operator(f.operator).make(f))
+                for f in sorted(term.required, key=_selectivity)
+                if not (f.operator == "eq" and not is_unknown(f.value))
+            )
+            terms.append((tid, touched))
+        self._terms_of[key] = terms
         if matches_empty:
             self._match_empty.add(key)
 
     def remove(self, key: K) -> None:
-        for p in self._touched.pop(key, ()):
-            pi = self._props.get(p)
-            if pi is not None:
-                pi.remove(key)
+        for tid, touched in self._terms_of.pop(key, ()):
+            for p in touched:
+                pi = self._props.get(p)
+                if pi is not None:
+                    pi.remove(tid)
+            del self._term_key[tid]
+            del self._term_checks[tid]
+            del self._term_eqs[tid]
         self._match_empty.discard(key)
 
     def keys(self) -> Iterable[K]:
-        return self._touched.keys()
+        return self._terms_of.keys()
 
     def rising(
-        self, changes: Iterable[tuple[str, Any, Any]], now: datetime, *, created: bool = False
+        self,
+        changes: Iterable[tuple[str, Any, Any]],
+        now: datetime,
+        *,
+        created: bool = False,
+        new: Mapping[str, Any] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone false -> true by ``(property, old, new)`` changes.
 
         ``created``: the record is new (it matched nothing before), so keys an empty record
-        already satisfies are candidates too.
+        already satisfies are candidates too. ``new``: the record after the change; when
+        given, terms whose other required filters fail on it are dropped.
         """
-        out: set[K] = set(self._match_empty) if created else set()
+        tids: set[int] = set()
         props = self._props
-        for prop, old, new in changes:
+        for prop, o, n in changes:
             pi = props.get(prop)
-            if pi is not None and old is not new:
-                pi.rising(old, new, now, out)
+            if pi is not None and o is not n:
+                pi.rising(o, n, now, tids)
+        out: set[K] = set(self._match_empty) if created else set()
+        keys = self._term_key
+        if new is None:
+            out.update(keys[t] for t in tids)
+            return out
+        checks = self._term_checks
+        term_eqs = self._term_eqs
+        get = new.get
+        normed: dict[str, Any] = {}
+        for t in tids:
+            key = keys[t]
+            if key in out:
+                continue
+            ok = True
+            for p, k in term_eqs[t]:
+                v = normed.get(p, _UNSET)
+                if v is _UNSET:
+                    raw = get(p)
+                    v = normed[p] = None if is_unknown(raw) else norm_eq(raw)
+                if v != k:
+                    ok = False
+                    break
+            if not ok:
+                continue
+            for p, pred in checks[t]:
+                if not pred(get(p), now):
+                    break
+            else:
+                out.add(key)
         return out
 
-    def falling(self, changes: Iterable[tuple[str, Any, Any]], now: datetime) -> set[K]:
-        """Keys whose criteria may have gone true -> false (the mirror image of rising)."""
-        return self.rising(((p, n, o) for p, o, n in changes), now)
+    def falling(
+        self,
+        changes: Iterable[tuple[str, Any, Any]],
+        now: datetime,
+        *,
+        old: Mapping[str, Any] | None = None,
+    ) -> set[K]:
+        """Keys whose criteria may have gone true -> false (the mirror image of rising);
+        ``old`` is the record before the change (the mirror of ``new``)."""
+        return self.rising(((p, n, o) for p, o, n in changes), now, new=old)
+
+
+_SELECTIVE = {"eq": 0, "in": 1, "between": 2, "gt": 3, "gte": 3, "lt": 3, "lte": 3,
+              "before": 3, "after": 3, "starts_with": 4, "contains": 4}
+
+
+def _selectivity(f: PropertyFilter) -> int:
+    """Check order of a term's filters: the ones most likely to fail first."""
+    return _SELECTIVE.get(f.operator, 9)
 
 
 def changed(

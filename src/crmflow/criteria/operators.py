@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from crmflow.criteria.values import as_datetime, as_number, as_set, as_text, equal, is_unknown
+from crmflow.criteria.values import (
+    as_number,
+    as_set,
+    as_text,
+    as_timestamp,
+    is_unknown,
+)
 from crmflow.errors import FieldViolation, InvalidArgument
 from crmflow.model.criteria import PropertyFilter
 
@@ -53,9 +59,10 @@ def _ordered(cmp: Callable[[Any, Any], bool]) -> Callable[[PropertyFilter], Pred
         num = as_number(f.value)
         if num is not None:
             return lambda v, now: (x := as_number(v)) is not None and cmp(x, num)
-        when = as_datetime(f.value)
+        when = as_timestamp(f.value)
+        # dates compare as POSIX seconds (same order as datetimes, no object per call)
         return lambda v, now: (
-            when is not None and (x := as_datetime(v)) is not None and cmp(x, when)
+            when is not None and (x := as_timestamp(v)) is not None and cmp(x, when)
         )
 
     return make
@@ -66,24 +73,25 @@ def _between(f: PropertyFilter) -> Predicate:
     nlo, nhi = as_number(lo), as_number(hi)
     if nlo is not None and nhi is not None:
         return lambda v, now: (x := as_number(v)) is not None and nlo <= x <= nhi
-    dlo, dhi = as_datetime(lo), as_datetime(hi)
+    dlo, dhi = as_timestamp(lo), as_timestamp(hi)
     return lambda v, now: (
         dlo is not None
         and dhi is not None
-        and (x := as_datetime(v)) is not None
+        and (x := as_timestamp(v)) is not None
         and dlo <= x <= dhi
     )
 
 
 def _within(direction: int) -> Callable[[PropertyFilter], Predicate]:
     def make(f: PropertyFilter) -> Predicate:
-        days = timedelta(days=as_number(f.value) or 0)
+        span = timedelta(days=as_number(f.value) or 0).total_seconds()
 
         def pred(v: Any, now: datetime) -> bool:
-            x = as_datetime(v)
+            x = as_timestamp(v)
             if x is None:
                 return False
-            return now - days <= x <= now if direction < 0 else now <= x <= now + days
+            t = now.timestamp()
+            return t - span <= x <= t if direction < 0 else t <= x <= t + span
 
         return pred
 
@@ -91,8 +99,14 @@ def _within(direction: int) -> Callable[[PropertyFilter], Predicate]:
 
 
 def _in(f: PropertyFilter) -> Predicate:
-    wanted = {as_text(x) for x in f.values}
-    return lambda v, now: not is_unknown(v) and bool(as_set(v) & wanted)
+    wanted = frozenset(as_text(x) for x in f.values)
+
+    def pred(v: Any, now: datetime) -> bool:
+        if isinstance(v, str) and ";" not in v:  # the common single value: no set needed
+            return v != "" and v.casefold() in wanted
+        return not is_unknown(v) and not wanted.isdisjoint(as_set(v))
+
+    return pred
 
 
 def _text(test: Callable[[str, str], bool]) -> Callable[[PropertyFilter], Predicate]:
@@ -104,8 +118,21 @@ def _text(test: Callable[[str, str], bool]) -> Callable[[PropertyFilter], Predic
 
 
 def _eq(f: PropertyFilter) -> Predicate:
+    """values.equal(v, operand) with the operand coerced once (the hot path of the index)."""
     operand = f.value
-    return lambda v, now: not is_unknown(v) and equal(v, operand)
+    num = as_number(operand)
+    text = as_text(operand)
+
+    def pred(v: Any, now: datetime) -> bool:
+        if is_unknown(v):
+            return False
+        if num is not None:
+            x = as_number(v)
+            if x is not None:
+                return x == num
+        return as_text(v) == text
+
+    return pred
 
 
 _LIST: list[Operator] = [

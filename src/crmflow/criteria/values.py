@@ -43,6 +43,14 @@ def as_datetime(value: Any) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def as_timestamp(value: Any) -> float | None:
+    """as_datetime(value) as POSIX seconds; epoch milliseconds take a fast path (hot)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value / 1000
+    dt = as_datetime(value)
+    return dt.timestamp() if dt is not None else None
+
+
 def as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -1,0 +1,135 @@
+"""The transition index never misses a criteria flip (checked against brute force)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from crmflow.criteria import compile_group
+from crmflow.criteria.index import TransitionIndex, norm_eq, terms_of
+from crmflow.criteria.values import equal
+from crmflow.model.criteria import FilterGroup, PropertyFilter
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+PROPS = ["stage", "score", "city", "tags", "created", "owner"]
+VALUES: dict[str, list[Any]] = {
+    "stage": ["lead", "customer", "mql", None, ""],
+    "score": [0, 5, 10, 50, "7", None, 99.5],
+    "city": ["Aarhus", "Odense", "aalborg", None, "København"],
+    "tags": [["a", "b"], "a;c", [], None, "b"],
+    "created": ["2026-05-30", "2026-01-01T10:00:00Z", None, "2025-12-31"],
+    "owner": ["u1", "u2", None],
+}
+
+
+def random_filter(rng: random.Random) -> PropertyFilter:
+    prop = rng.choice(PROPS)
+    vals = [v for v in VALUES[prop] if v not in (None, "", [])]
+    op = rng.choice([
+        "eq", "neq", "in", "not_in", "is_known", "is_unknown", "contains", "starts_with",
+        "gt", "gte", "lt", "lte", "between", "after", "before", "within_last_days", "has_all",
+    ])
+    if op in ("gt", "gte", "lt", "lte", "between"):
+        prop = "score"
+        if op == "between":
+            return PropertyFilter(property=prop, operator=op, values=sorted(rng.sample([0, 5, 10, 50], 2)))
+        return PropertyFilter(property=prop, operator=op, value=rng.choice([0, 5, 10, 50]))
+    if op in ("after", "before", "within_last_days"):
+        prop = "created"
+        return PropertyFilter(property=prop, operator=op,
+                              value=7 if op == "within_last_days" else "2026-01-01")
+    if op in ("in", "not_in", "has_all"):
+        flat = [x for v in vals for x in (v if isinstance(v, list) else [v])]
+        return PropertyFilter(property=prop, operator=op,
+                              values=rng.sample(flat, min(2, len(flat))) or ["a"])
+    if op in ("is_known", "is_unknown"):
+        return PropertyFilter(property=prop, operator=op)
+    v = rng.choice(vals)
+    if op in ("contains", "starts_with"):
+        v = str(v if not isinstance(v, list) else "a")[:2]
+    return PropertyFilter(property=prop, operator=op, value=v)
+
+
+def random_group(rng: random.Random, depth: int = 0) -> FilterGroup:
+    conj = rng.choice(["CONJUNCTION_AND", "CONJUNCTION_OR"])
+    filters = [random_filter(rng) for _ in range(rng.randint(0 if depth else 1, 3))]
+    groups = [random_group(rng, depth + 1) for _ in range(rng.randint(0, 2 if depth < 2 else 0))]
+    return FilterGroup.model_validate({"conjunction": conj, "filters": filters, "groups": groups})
+
+
+def random_record(rng: random.Random) -> dict[str, Any]:
+    return {p: rng.choice(VALUES[p]) for p in PROPS if rng.random() < 0.8}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rising_and_falling_never_miss(seed: int) -> None:
+    rng = random.Random(seed)
+    groups = {i: random_group(rng) for i in range(150)}
+    matchers = {i: compile_group(g) for i, g in groups.items()}
+    idx: TransitionIndex[int] = TransitionIndex(max_terms=8)
+    for i, g in groups.items():
+        idx.add(i, g, matches_empty=matchers[i]({}, NOW, {}))
+    flips = 0
+    for _ in range(300):
+        old = random_record(rng)
+        new = dict(old)
+        changes = []
+        for p in rng.sample(PROPS, rng.randint(1, 3)):
+            n = rng.choice(VALUES[p])
+            changes.append((p, old.get(p), n))
+            new[p] = n
+        want_up = {i for i, m in matchers.items() if m(new, NOW, {}) and not m(old, NOW, {})}
+        want_down = {i for i, m in matchers.items() if m(old, NOW, {}) and not m(new, NOW, {})}
+        got_up = idx.rising(changes, NOW)
+        got_down = idx.falling(changes, NOW)
+        assert want_up <= got_up, (changes, want_up - got_up)
+        assert want_down <= got_down, (changes, want_down - got_down)
+        flips += len(want_up) + len(want_down)
+        created = {i for i, m in matchers.items() if m(new, NOW, {})}
+        got_created = idx.rising([(p, None, v) for p, v in new.items()], NOW, created=True)
+        assert created <= got_created
+    assert flips > 0  # the random workload does exercise flips
+
+
+def test_index_is_selective() -> None:
+    idx: TransitionIndex[int] = TransitionIndex()
+    for i in range(1000):
+        idx.add(i, FilterGroup(filters=[
+            PropertyFilter(property="stage", operator="eq", value=f"s{i % 100}"),
+            PropertyFilter(property="score", operator="gt", value=i),
+        ]))
+    got = idx.rising([("stage", "s1", "s2")], NOW)
+    assert got == {i for i in range(1000) if i % 100 == 2}
+    got = idx.rising([("score", 10, 12)], NOW)
+    assert got == {10, 11}
+
+
+def test_remove_and_replace() -> None:
+    idx: TransitionIndex[str] = TransitionIndex()
+    g = FilterGroup(filters=[PropertyFilter(property="stage", operator="eq", value="lead")])
+    idx.add("a", g)
+    idx.add("b", g)
+    idx.remove("a")
+    assert idx.rising([("stage", None, "lead")], NOW) == {"b"}
+    assert len(idx) == 1
+
+
+def test_dnf_expansion_and_cap() -> None:
+    g = FilterGroup.model_validate({"filters": [{"property": "a", "operator": "is_known"}],
+        "groups": [{"conjunction": "CONJUNCTION_OR", "filters": [
+            {"property": "b", "operator": "is_known"}, {"property": "c", "operator": "is_known"}]}]})
+    terms = terms_of(g)
+    assert [[f.property for f in t.required] for t in terms] == [["a", "b"], ["a", "c"]]
+    capped = terms_of(g, max_terms=1)
+    # the OR group degrades to a loose term; "a" stays required
+    assert [f.property for f in capped[0].required] == ["a"]
+    assert capped[0].loose == {"b", "c"}
+
+
+@pytest.mark.parametrize("a,b", [(5, "5"), ("5.0", 5), (True, "true"), ("Lead", "lead"),
+                                 ("x", "y"), (1, 2), ([1], "[1]")])
+def test_norm_eq_agrees_with_equal(a: Any, b: Any) -> None:
+    assert (norm_eq(a) == norm_eq(b)) == equal(a, b)
