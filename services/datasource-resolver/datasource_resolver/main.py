@@ -24,7 +24,10 @@ async def start(settings: Settings, *, port: int | None = None) -> RunningServer
     host = await host_crm(settings, wrap=cache.invalidating, listeners=[cache.on_change_events])
     try:
         reads = CachedReads(host.store, records) if records is not None else host.store
-        bindings = [datasource_binding(reads, cache), *host.bindings]
+        bindings = [
+            datasource_binding(reads, cache, concurrent_sources=records is None),
+            *host.bindings,
+        ]
         running = await start_server(
             bindings,
             settings=settings,

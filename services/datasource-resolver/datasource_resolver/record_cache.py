@@ -13,7 +13,6 @@ Every key starts with the tenant id. A read that raced with a write is not store
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
@@ -187,7 +186,7 @@ class CachedReads(DelegatingStore):
             return await self.inner.search(
                 tenant_id, object_type, criteria, limit=limit, cursor=cursor, sort=sort
             )
-        crit = json.dumps(criteria.model_dump(mode="json"), sort_keys=True) if criteria else ""
+        crit = criteria.model_dump_json() if criteria else ""
         key = (tenant_id, object_type, crit, limit, cursor, sort)
         hit = self.cache.searches.get(key)
         if hit is not None:

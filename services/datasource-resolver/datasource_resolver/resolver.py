@@ -70,7 +70,12 @@ class Resolver:
         store: RecordStore,
         cache: StepCache | None = None,
         registry: ActionRegistry | None = None,
+        *,
+        concurrent_sources: bool = True,
     ) -> None:
+        # Look up a step's sources concurrently: worth it against a remote CRM; against the
+        # in-process store (reads serialised, mostly cached) plain awaits are cheaper.
+        self._concurrent = concurrent_sources
         self._store = store
         self._cache = cache if cache is not None else StepCache()
         self._registry = registry or default_registry()
@@ -132,7 +137,10 @@ class Resolver:
         data = cached or StepData(record=None)
         if need_record and data.record is None:
             data.record = await self._enrolled(req)
-        found = await asyncio.gather(*(self._source(req, s, data.record) for s in todo))
+        if self._concurrent and len(todo) > 1:
+            found = list(await asyncio.gather(*(self._source(req, s, data.record) for s in todo)))
+        else:
+            found = [await self._source(req, s, data.record) for s in todo]
         data.sources.update({s.source_id: r for s, r in zip(todo, found, strict=True)})
         data.deps = (
             deps_of(req.tenant_id, [data.record, *data.sources.values()], searched_types(wanted))

@@ -55,11 +55,18 @@ def _definition(request: Any) -> WorkflowDefinition:
 
 class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
     def __init__(
-        self, store: RecordStore, cache: StepCache, registry: ActionRegistry | None = None
+        self,
+        store: RecordStore,
+        cache: StepCache,
+        registry: ActionRegistry | None = None,
+        *,
+        concurrent_sources: bool = True,
     ) -> None:
         self._store = store
         self._registry = registry or default_registry()
-        self._resolver = Resolver(store, cache, self._registry)
+        self._resolver = Resolver(
+            store, cache, self._registry, concurrent_sources=concurrent_sources
+        )
 
     def _request(self, request: pb.ResolveInputsRequest) -> ResolveRequest:
         for name in ("tenant_id", "object_type", "record_id", "action_id"):
@@ -164,9 +171,13 @@ class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
 
 
 def binding(
-    store: RecordStore, cache: StepCache, registry: ActionRegistry | None = None
+    store: RecordStore,
+    cache: StepCache,
+    registry: ActionRegistry | None = None,
+    *,
+    concurrent_sources: bool = True,
 ) -> ServiceBinding:
-    servicer = DatasourceServicer(store, cache, registry)
+    servicer = DatasourceServicer(store, cache, registry, concurrent_sources=concurrent_sources)
 
     def add(server: grpc.aio.Server) -> None:
         pb_grpc.add_DatasourceServiceServicer_to_server(servicer, server)

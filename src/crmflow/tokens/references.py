@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from crmflow.tokens.syntax import Token, parse
 
@@ -72,15 +73,21 @@ def references(text: str) -> References:
     return refs
 
 
+@lru_cache(maxsize=4096)
+def _cached(text: str) -> References:
+    # Shared: only ever merged from, never handed out.
+    return references(text)
+
+
 def references_in(values: Iterable[object]) -> References:
-    """References of every string found in (nested) field values."""
+    """References of every string found in (nested) field values (a new object each call)."""
     refs = References()
     stack = list(values)
     while stack:
         v = stack.pop()
         if isinstance(v, str):
             if "{{" in v:
-                refs.merge(references(v))
+                refs.merge(_cached(v))
         elif isinstance(v, dict):
             stack.extend(v.values())
         elif isinstance(v, list | tuple):

@@ -13,6 +13,7 @@ text (nothing here ever calls ``str.format``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -77,21 +78,17 @@ Segment = str | Token
 @dataclass(frozen=True, slots=True)
 class Template:
     segments: tuple[Segment, ...]
+    tokens: tuple[Token, ...] = ()
+    # The token when the text is exactly one token (surrounding blanks allowed): such a field
+    # resolves to a typed value (number, bool, list...) instead of a string.
+    single_token: Token | None = None
 
-    @property
-    def tokens(self) -> tuple[Token, ...]:
-        return tuple(s for s in self.segments if isinstance(s, Token))
-
-    @property
-    def single_token(self) -> Token | None:
-        """The token when the text is exactly one token (surrounding blanks allowed).
-
-        Such a field resolves to a typed value (number, bool, list...) instead of a string.
-        """
-        parts = [s for s in self.segments if not (isinstance(s, str) and not s.strip())]
-        if len(parts) == 1 and isinstance(parts[0], Token):
-            return parts[0]
-        return None
+    @classmethod
+    def of(cls, segments: Sequence[Segment]) -> Template:
+        tokens = tuple(s for s in segments if isinstance(s, Token))
+        parts = [s for s in segments if not (isinstance(s, str) and not s.strip())]
+        single = parts[0] if len(parts) == 1 and isinstance(parts[0], Token) else None
+        return cls(tuple(segments), tokens, single)
 
 
 _LEX = re.compile(
@@ -241,7 +238,7 @@ def parse(text: str) -> Template:
     lit = "".join(buf)
     if lit:
         segments.append(lit)
-    return Template(tuple(segments))
+    return Template.of(segments)
 
 
 def has_tokens(text: str) -> bool:
