@@ -13,12 +13,23 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.worker import Worker
 
 from crmflow.records.port import RecordStore
 from crmflow.settings import Settings
+from crmflow.temporal.ids import BACKFILL_WORKFLOW_TYPE, backfill_workflow_id
+from enrollment.activities import EnrollmentActivities
+from enrollment.compiled import CompiledWorkflow
+from enrollment.config import EnrollmentConfig
 from enrollment.enroller import Enroller
 from enrollment.ingest import Ingestor
 from enrollment.ledger import Ledger
+from enrollment.payloads import BackfillInput
+from enrollment.review import Review
+from enrollment.schedules import Schedules
+from enrollment.temporal_workflows import WORKFLOWS, backfill_search_attributes
 from enrollment.trigger_index import TriggerIndex
 from enrollment.workflows import ActiveWorkflows
 
@@ -56,13 +67,53 @@ class Runtime:
     ingestor: Ingestor
     records: RecordStore | None
     task_queue: str
-    review: Any = None
+    config: EnrollmentConfig = field(default_factory=EnrollmentConfig)
+    review: Review | None = None
+    schedules: Schedules | None = None
+    worker: Worker | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def wire(self) -> None:
         """Connect hooks (schedules, backfill) before the revisions are loaded."""
+        self.schedules = Schedules(self.client, self.task_queue)
+        self.workflows.sync_schedules = self.schedules.sync
+        self.workflows.start_backfill = self.start_backfill
+        self.review = Review(workflows=self.workflows, enroller=self.enroller,
+                             records=self.records, client=self.client)
+
+    async def start_backfill(self, cw: CompiledWorkflow) -> str:
+        """Start (idempotently) the EnrollExistingRecords run of this revision."""
+        inp = BackfillInput(
+            tenant_id=cw.tenant_id, workflow_id=cw.workflow_id, revision=cw.revision.revision,
+            page_size=self.config.backfill_page_size,
+            pages_per_run=self.config.backfill_pages_per_run,
+        )
+        wid = backfill_workflow_id(cw.tenant_id, cw.workflow_id, cw.revision.revision)
+        try:
+            await self.client.start_workflow(
+                BACKFILL_WORKFLOW_TYPE, inp, id=wid, task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                search_attributes=backfill_search_attributes(inp),
+                static_summary=f"enroll existing {cw.object_type} records in {cw.workflow_id}",
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # this revision's backfill already completed
+        return wid
 
     async def start_background(self) -> None:
+        assert self.schedules is not None
+        for cw in self.index.workflows():
+            self.schedules.remember(cw)
+        acts = EnrollmentActivities(index=self.index, enroller=self.enroller,
+                                    records=self.records, config=self.config)
+        self.worker = Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
+                             activities=acts.all())
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="enrollment-worker"))
+        try:
+            await self.schedules.ensure_maintenance(self.config.maintenance_hour)
+        except Exception:  # e.g. a server without schedules: the sweep loop still runs
+            log.exception("cannot create the maintenance schedule")
         self._tasks.append(asyncio.create_task(self._recovery_loop(), name="enrollment-recovery"))
 
     async def _recovery_loop(self) -> None:
@@ -76,6 +127,9 @@ class Runtime:
             await asyncio.sleep(RECOVERY_EVERY)
 
     async def stop(self) -> None:
+        if self.worker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.worker.shutdown(), 10)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

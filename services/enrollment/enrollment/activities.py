@@ -1,0 +1,161 @@
+"""Activities of the enrollment worker: they run inside the service, next to the index.
+
+Each page is idempotent: enrolling goes through the ledger (an enrolled record is
+"already_enrolled" the second time), so a page retried after a crash enrolls nobody twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from temporalio import activity
+
+from crmflow.criteria.values import as_datetime
+from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
+from crmflow.model.triggers import ScheduleFrequency, ScheduleTrigger
+from crmflow.records.port import RecordStore
+from enrollment.compiled import EMPTY, CompiledWorkflow
+from enrollment.config import EnrollmentConfig
+from enrollment.enroller import Enroller
+from enrollment.payloads import PageInput, PageResult
+from enrollment.trigger_index import TriggerIndex
+
+log = logging.getLogger("crmflow.enrollment.activities")
+
+
+def backfill_criteria(cw: CompiledWorkflow) -> FilterGroup | None:
+    """Records the criteria triggers enroll (None: the workflow has none to backfill)."""
+    groups = [t.criteria.filter for t in cw.definition.enrollment.triggers if t.criteria]
+    if not groups:
+        return None
+    return groups[0] if len(groups) == 1 else FilterGroup(conjunction=Conjunction.OR, groups=groups)
+
+
+def record_date(value: Any, tz: ZoneInfo) -> date | None:
+    """The calendar date of a date/datetime property value in the workflow's time zone."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    dt = as_datetime(value)
+    return dt.astimezone(tz).date() if dt else None
+
+
+def schedule_search(trig: ScheduleTrigger, day: date) -> FilterGroup | None:
+    """What to ask the CRM for at a tick (date-property: a window around the record's day)."""
+    base = trig.filter
+    if trig.frequency != ScheduleFrequency.DATE_PROPERTY:
+        return base
+    lo = (day - timedelta(days=1)).isoformat()
+    hi = (day + timedelta(days=2)).isoformat()
+    window = PropertyFilter(property=trig.date_property, operator="between", values=[lo, hi])
+    if base is None:
+        return FilterGroup(filters=[window])
+    return FilterGroup(filters=[window], groups=[base])
+
+
+class EnrollmentActivities:
+    def __init__(
+        self, *, index: TriggerIndex, enroller: Enroller, records: RecordStore | None,
+        config: EnrollmentConfig,
+    ) -> None:
+        self.index = index
+        self.enroller = enroller
+        self.records = records
+        self.config = config
+
+    def _active(self, inp: PageInput) -> CompiledWorkflow | None:
+        cw = self.index.get(inp.tenant_id, inp.workflow_id)
+        if cw is None or not cw.enabled or cw.revision.revision != inp.revision:
+            return None
+        return cw
+
+    @activity.defn(name="enrollment.backfill_page")
+    async def backfill_page(self, inp: PageInput) -> PageResult:
+        cw = self._active(inp)
+        group = backfill_criteria(cw) if cw else None
+        if cw is None or group is None or self.records is None:
+            return PageResult(stale=True)
+        page = await self.records.search(
+            inp.tenant_id, cw.object_type, group, limit=inp.page_size, cursor=inp.cursor
+        )
+        res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
+        now = self.enroller.clock()
+        for rec in page.records:
+            activity.heartbeat(rec.record_id)
+            if not any(m(rec.properties, now, EMPTY) for (role, _), (_, m) in cw.criteria.items()
+                       if role == "enroll"):
+                res.skipped += 1
+                continue
+            out = await self.enroller.enroll(
+                cw, rec.record_id, trigger="backfill", record=rec.properties, reenroll_ok=False
+            )
+            if out.outcome == "enrolled":
+                res.enrolled += 1
+            else:
+                res.skipped += 1
+        return res
+
+    @activity.defn(name="enrollment.schedule_page")
+    async def schedule_page(self, inp: PageInput) -> PageResult:
+        cw = self._active(inp)
+        if cw is None or self.records is None:
+            return PageResult(stale=True)
+        triggers = cw.definition.enrollment.triggers
+        if not 0 <= inp.trigger_index < len(triggers) or triggers[inp.trigger_index].schedule is None:
+            return PageResult(stale=True)
+        trig = triggers[inp.trigger_index].schedule
+        assert trig is not None
+        tz = ZoneInfo(cw.definition.settings.time_zone)
+        fired = (inp.fired_at or datetime.now(tz)).astimezone(tz)
+        # date-property: a record whose date + offset is today enrolls today
+        target = fired.date() - timedelta(days=trig.offset_days)
+        page = await self.records.search(
+            inp.tenant_id, cw.object_type, schedule_search(trig, target),
+            limit=inp.page_size or 200, cursor=inp.cursor,
+        )
+        res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
+        reenroll = cw.definition.enrollment.reenrollment.enabled
+        from crmflow.criteria import compile_group
+
+        check = compile_group(trig.filter) if trig.filter else None
+        for rec in page.records:
+            activity.heartbeat(rec.record_id)
+            props = rec.properties
+            if check is not None and not check(props, fired, EMPTY):
+                res.skipped += 1
+                continue
+            if trig.frequency == ScheduleFrequency.DATE_PROPERTY and (
+                record_date(props.get(trig.date_property), tz) != target
+            ):
+                res.skipped += 1
+                continue
+            out = await self.enroller.enroll(
+                cw, rec.record_id, trigger=f"schedule#{inp.trigger_index}", record=props,
+                reenroll_ok=reenroll,
+            )
+            res.enrolled += out.outcome == "enrolled"
+            res.skipped += out.outcome != "enrolled"
+        return res
+
+    @activity.defn(name="enrollment.prune")
+    async def prune(self) -> dict[str, int]:
+        now = self.enroller.clock()
+        c = self.config.cutoffs()
+        return await self.enroller.ledger.prune(
+            history_before=now - c["history"], facts_before=now - c["facts"],
+            events_before=now - c["events"],
+        )
+
+    @activity.defn(name="enrollment.recover")
+    async def recover(self) -> int:
+        from enrollment.runtime import RECOVERY_AGE, recover_pending
+
+        return await recover_pending(self.enroller, self.index, age=RECOVERY_AGE)
+
+    def all(self) -> list[Any]:
+        return [self.backfill_page, self.schedule_page, self.prune, self.recover]
