@@ -7,7 +7,8 @@ data) and the outbox dispatcher (delivering to a stand-in EnrollmentService on a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,20 @@ async def enrollment() -> AsyncIterator[tuple[FakeEnrollment, RunningServer]]:
     await running.stop(0)
 
 
+@dataclass
+class Service:
+    stub: pb_grpc.DatasourceServiceStub
+    crm: GrpcRecordStore  # the hosted CrmService, through the gRPC adapter
+    address: str
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.stub, self.crm))
+
+
 @pytest.fixture
 async def service(
     tmp_path: Path, enrollment: tuple[FakeEnrollment, RunningServer]
-) -> AsyncIterator[tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore]]:
+) -> AsyncIterator[Service]:
     settings = Settings(
         data_dir=tmp_path,
         crm_mode="embedded",
@@ -73,9 +84,10 @@ async def service(
     )
     running = await start(settings, port=0)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-    crm = GrpcRecordStore.connect(f"127.0.0.1:{running.port}", settings)
+    address = f"127.0.0.1:{running.port}"
+    crm = GrpcRecordStore.connect(address, settings)
     try:
-        yield pb_grpc.DatasourceServiceStub(channel), crm
+        yield Service(pb_grpc.DatasourceServiceStub(channel), crm, address)
     finally:
         await crm.close()
         await channel.close()
@@ -109,7 +121,7 @@ def _definition() -> WorkflowDefinition:
 
 
 async def test_resolve_inputs_over_grpc_with_the_hosted_crm(
-    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore],
+    service: Service,
     enrollment: tuple[FakeEnrollment, RunningServer],
     tenant_id: str,
 ) -> None:
@@ -159,9 +171,7 @@ async def _has(fake: FakeEnrollment, record_id: str) -> bool:
     return any(e.record_id == record_id for e in fake.events)
 
 
-async def test_data_panel_lists_typed_fields(
-    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore], tenant_id: str
-) -> None:
+async def test_data_panel_lists_typed_fields(service: Service, tenant_id: str) -> None:
     stub, _ = service
     definition = to_proto(_definition(), workflow_pb2.WorkflowDefinition)
     resp = await stub.ListInsertableFields(
@@ -184,9 +194,7 @@ async def test_data_panel_lists_typed_fields(
     assert not [f for f in resp.fields if f.group == pb.FIELD_GROUP_ACTION_OUTPUT]
 
 
-async def test_validate_references_names_each_unknown(
-    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore], tenant_id: str
-) -> None:
+async def test_validate_references_names_each_unknown(service: Service, tenant_id: str) -> None:
     stub, _ = service
     ok = await stub.ValidateReferences(
         pb.ValidateReferencesRequest(
@@ -227,9 +235,7 @@ def _violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     return out
 
 
-async def test_bad_requests_are_invalid_argument(
-    service: tuple[pb_grpc.DatasourceServiceStub, GrpcRecordStore], tenant_id: str
-) -> None:
+async def test_bad_requests_are_invalid_argument(service: Service, tenant_id: str) -> None:
     stub, _ = service
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ResolveInputs(
@@ -251,3 +257,32 @@ async def test_bad_requests_are_invalid_argument(
         pb.ListDefaultDataSourcesRequest(tenant_id=tenant_id, object_type="deal")
     )
     assert [s.source_id for s in defaults.data_sources] == ["company", "contact"]
+
+
+async def test_grpc_crm_mode_resolves_against_a_remote_crm(
+    tmp_path: Path,
+    service: Service,
+    tenant_id: str,
+) -> None:
+    """crm_mode=grpc: no CRM hosted here; records come from a CrmService elsewhere."""
+    # The embedded instance plays the platform's CRM.
+    contact = await service.crm.create(tenant_id, "contact", {"firstname": "ann"})
+    settings = Settings(data_dir=tmp_path / "remote", crm_mode="grpc", crm_address=service.address)
+    running = await start(settings, port=0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.DatasourceServiceStub(channel)
+            resp = await stub.ResolveInputs(
+                pb.ResolveInputsRequest(
+                    tenant_id=tenant_id,
+                    object_type="contact",
+                    record_id=contact.record_id,
+                    action_id="a",
+                    fields=dict_to_struct({"x": "Hi {{ contact.firstname }}"}, Struct),
+                )
+            )
+            assert struct_to_dict(resp.values) == {"x": "Hi ann"}
+            # This instance does not serve CrmService itself.
+            assert "crmflow.api.crm.v1.CrmService" not in running.service_names
+    finally:
+        await running.stop(1)
