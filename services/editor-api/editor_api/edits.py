@@ -32,8 +32,12 @@ class PositionArg:
 def _slot(defn: WorkflowDefinition, pos: PositionArg | None) -> graph.Slot | None:
     if pos is None:
         return None
-    return graph.slot_for(defn, after_action_id=pos.after_action_id,
-                          parent_action_id=pos.parent_action_id, branch_id=pos.branch_id)
+    return graph.slot_for(
+        defn,
+        after_action_id=pos.after_action_id,
+        parent_action_id=pos.parent_action_id,
+        branch_id=pos.branch_id,
+    )
 
 
 def check_action(action: Action, registry: ActionRegistry, plan: Plan, *, field: str) -> None:
@@ -46,7 +50,9 @@ def check_action(action: Action, registry: ActionRegistry, plan: Plan, *, field:
     enforce_action(plan, registry, action.action_type, action.type_version)
     ids = [b.branch_id for b in action.branches]
     if graph.DEFAULT in ids or len(set(ids)) != len(ids) or "" in ids:
-        raise InvalidArgument.field(f"{field}.branches", "branch ids must be unique, non-empty and not 'default'")
+        raise InvalidArgument.field(
+            f"{field}.branches", "branch ids must be unique, non-empty and not 'default'"
+        )
     if not action.placeholder:
         registry.get(action.action_type, action.type_version).parse_fields(
             action.fields, path=f"{field}.fields"
@@ -57,12 +63,19 @@ def add_action(registry: ActionRegistry, action: Action, pos: PositionArg | None
     def run(defn: WorkflowDefinition, plan: Plan) -> tuple[Any, str]:
         if action.action_id in defn.actions:
             raise InvalidArgument.field("action.action_id", "an action with this id exists")
-        if action.connection or action.default_connection or any(b.connection for b in action.branches):
-            raise InvalidArgument.field("action.connection", "edges are set by the editor; leave them empty")
+        if (
+            action.connection
+            or action.default_connection
+            or any(b.connection for b in action.branches)
+        ):
+            raise InvalidArgument.field(
+                "action.connection", "edges are set by the editor; leave them empty"
+            )
         check_action(action, registry, plan, field="action")
         slot = _slot(defn, pos) or graph.Slot("", graph.START)
         graph.insert(defn, action, slot)
         return action.action_id, f"added {action.action_type} action {action.action_id}"
+
     return run
 
 
@@ -75,8 +88,11 @@ def update_action(registry: ActionRegistry, action: Action) -> Edit:
         old_branches = {b.branch_id: b.connection for b in old.branches}
         for b in new.branches:
             b.connection = old_branches.get(b.branch_id)
-        dropped = [c for bid, c in old_branches.items()
-                   if c and bid not in {b.branch_id for b in new.branches}]
+        dropped = [
+            c
+            for bid, c in old_branches.items()
+            if c and bid not in {b.branch_id for b in new.branches}
+        ]
         if graph.is_branching(new):
             new.connection = None
             new.default_connection = old.default_connection or old.connection
@@ -94,6 +110,7 @@ def update_action(registry: ActionRegistry, action: Action) -> Edit:
         graph._retarget_gotos(defn, set(removed))
         note = f" (removed {len(removed)} actions of dropped branches)" if removed else ""
         return None, f"updated action {action.action_id}{note}"
+
     return run
 
 
@@ -103,6 +120,7 @@ def clone_action(action_id: str, pos: PositionArg | None, registry: ActionRegist
         enforce_action(plan, registry, src.action_type, src.type_version)
         new_id = graph.clone(defn, action_id, _slot(defn, pos))
         return new_id, f"cloned action {action_id} as {new_id}"
+
     return run
 
 
@@ -111,15 +129,18 @@ def move_action(action_id: str, pos: PositionArg) -> Edit:
         graph.get_action(defn, action_id)
         graph.move(defn, action_id, _slot(defn, pos) or graph.Slot("", graph.START))
         return None, f"moved action {action_id}"
+
     return run
 
 
 def delete_action(action_id: str, with_subtree: bool, keep_branch_id: str) -> Edit:
     def run(defn: WorkflowDefinition, plan: Plan) -> tuple[Any, str]:
-        removed = graph.delete(defn, action_id, with_subtree=with_subtree,
-                               keep_branch_id=keep_branch_id)
+        removed = graph.delete(
+            defn, action_id, with_subtree=with_subtree, keep_branch_id=keep_branch_id
+        )
         how = "with its subtree" if with_subtree else "reconnecting the path"
         return removed, f"deleted action {action_id} {how} ({len(removed)} removed)"
+
     return run
 
 
@@ -131,6 +152,7 @@ def add_comment(action_id: str, text: str, author: str, now: datetime) -> Edit:
         cid = graph.new_id("c_", {c.comment_id for c in a.comments})
         a.comments.append(Comment(comment_id=cid, author=author, text=text, created_at=now))
         return cid, f"commented on action {action_id}"
+
     return run
 
 
@@ -149,6 +171,7 @@ def update_comment(action_id: str, comment_id: str, text: str) -> Edit:
         a, i = _comment(defn, action_id, comment_id)
         a.comments[i] = a.comments[i].model_copy(update={"text": text})
         return None, f"edited comment {comment_id} on action {action_id}"
+
     return run
 
 
@@ -157,6 +180,7 @@ def delete_comment(action_id: str, comment_id: str) -> Edit:
         a, i = _comment(defn, action_id, comment_id)
         del a.comments[i]
         return None, f"deleted comment {comment_id} on action {action_id}"
+
     return run
 
 
@@ -167,9 +191,12 @@ def add_data_source(source: DataSource) -> Edit:
                 "data_source", f"a workflow has at most {MAX_DATA_SOURCES} data sources"
             )
         if any(s.source_id == source.source_id for s in defn.data_sources):
-            raise InvalidArgument.field("data_source.source_id", "a data source with this id exists")
+            raise InvalidArgument.field(
+                "data_source.source_id", "a data source with this id exists"
+            )
         defn.data_sources.append(source)
         return source.source_id, f"added data source {source.source_id} ({source.object_type})"
+
     return run
 
 
@@ -180,6 +207,7 @@ def update_data_source(source: DataSource) -> Edit:
                 defn.data_sources[i] = source
                 return None, f"updated data source {source.source_id}"
         raise NotFound("data source", source.source_id)
+
     return run
 
 
@@ -190,6 +218,7 @@ def delete_data_source(source_id: str) -> Edit:
         if len(defn.data_sources) == before:
             raise NotFound("data source", source_id)
         return None, f"deleted data source {source_id}"
+
     return run
 
 
@@ -199,6 +228,7 @@ def update_triggers(enrollment: EnrollmentSettings) -> Edit:
         defn.enrollment = enrollment
         kinds = ", ".join(t.kind for t in enrollment.triggers) or "manual only"
         return None, f"updated enrollment triggers ({kinds})"
+
     return run
 
 
@@ -206,6 +236,7 @@ def update_settings(settings: WorkflowSettings) -> Edit:
     def run(defn: WorkflowDefinition, plan: Plan) -> tuple[Any, str]:
         defn.settings = settings
         return None, "updated settings"
+
     return run
 
 
@@ -222,4 +253,5 @@ def rename(name: str, description: str | None, folder: str | None) -> Edit:
         if folder is not None:
             defn.folder = folder
         return None, f"renamed {old!r} to {name!r}"
+
     return run

@@ -109,7 +109,7 @@ class GrpcEnrollmentGateway:
         if count is None:
             count = getattr(resp, "estimated_count", 0)
         ids = list(getattr(resp, "sample_record_ids", None) or getattr(resp, "record_ids", []))
-        return int(count), ids
+        return int(count or 0), ids
 
     async def save_as_list(
         self, tenant_id: str, definition: WorkflowDefinition, list_name: str

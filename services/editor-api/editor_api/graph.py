@@ -10,6 +10,7 @@ Functions mutate the definition in place; the caller works on a fresh copy per r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
 
 from crmflow.actions.control import IF_THEN, RANDOM_SPLIT, VALUE_EQUALS
@@ -34,7 +35,7 @@ def is_branching(action: Action) -> bool:
     return action.action_type in BRANCH_TYPES
 
 
-def new_id(prefix: str, taken: set[str] | dict[str, object]) -> str:
+def new_id(prefix: str, taken: Container[str]) -> str:
     while True:
         candidate = f"{prefix}{uuid.uuid4().hex[:8]}"
         if candidate not in taken:
@@ -75,10 +76,14 @@ def slot_for(
             raise InvalidArgument.field(f"{field}.parent_action_id", "no such action")
         if branch_id == DEFAULT:
             if not is_branching(p):
-                raise InvalidArgument.field(f"{field}.branch_id", "only branch actions have a default path")
+                raise InvalidArgument.field(
+                    f"{field}.branch_id", "only branch actions have a default path"
+                )
             return Slot(parent_action_id, DEFAULT)
         if not any(b.branch_id == branch_id for b in p.branches):
-            raise InvalidArgument.field(f"{field}.branch_id", f"{parent_action_id} has no branch {branch_id!r}")
+            raise InvalidArgument.field(
+                f"{field}.branch_id", f"{parent_action_id} has no branch {branch_id!r}"
+            )
         return Slot(parent_action_id, branch_id)
     if branch_id:
         raise InvalidArgument.field(f"{field}.parent_action_id", "required with branch_id")
@@ -206,7 +211,9 @@ def delete(
             )
         kept = {e: c for e, c in slots_of(a) if e != NEXT}
         if keep_branch_id not in kept:
-            raise InvalidArgument.field("keep_branch_id", f"{action_id} has no branch {keep_branch_id!r}")
+            raise InvalidArgument.field(
+                "keep_branch_id", f"{action_id} has no branch {keep_branch_id!r}"
+            )
         keep = kept[keep_branch_id]
         removed = [action_id]
         for edge, conn in kept.items():
@@ -227,7 +234,9 @@ def delete(
 def move(defn: WorkflowDefinition, action_id: str, slot: Slot) -> None:
     a = get_action(defn, action_id)
     if slot.parent == action_id or (is_branching(a) and slot.parent in subtree(defn, action_id)):
-        raise InvalidArgument.field("position", "cannot move an action into itself or its own branches")
+        raise InvalidArgument.field(
+            "position", "cannot move an action into itself or its own branches"
+        )
     if is_branching(a):
         ps = parent_slot(defn, action_id)
         if ps is not None:
@@ -269,9 +278,14 @@ def check_structure(defn: WorkflowDefinition, *, field: str = "definition") -> N
     for a in defn.actions.values():
         branch_ids = [b.branch_id for b in a.branches]
         if DEFAULT in branch_ids or len(set(branch_ids)) != len(branch_ids):
-            errs.add(f"{field}.actions.{a.action_id}.branches", "branch ids must be unique and not 'default'")
+            errs.add(
+                f"{field}.actions.{a.action_id}.branches",
+                "branch ids must be unique and not 'default'",
+            )
         if is_branching(a) and a.connection is not None:
-            errs.add(f"{field}.actions.{a.action_id}.connection", "branch actions continue on branches")
+            errs.add(
+                f"{field}.actions.{a.action_id}.connection", "branch actions continue on branches"
+            )
         for edge, conn in slots_of(a):
             if conn is None:
                 continue

@@ -18,7 +18,8 @@ from datetime import timedelta
 
 from crmflow.errors import Aborted, FailedPrecondition, InvalidArgument, PreconditionViolation
 from crmflow.model.workflow import PublishedRevision, WorkflowDefinition, WorkflowStatus
-from editor_api import naming, repository as repo
+from editor_api import naming
+from editor_api import repository as repo
 from editor_api.db import PublishedRevisionRow, WorkflowRow
 from editor_api.enrollment_client import EnrollmentGateway, EnrollmentUnavailable
 from editor_api.service import EditorCore, WorkflowView, dump, parse, require
@@ -30,8 +31,11 @@ MAX_BACKOFF = 300.0
 
 def revision_model(r: PublishedRevisionRow) -> PublishedRevision:
     return PublishedRevision(
-        tenant_id=r.tenant_id, workflow_id=r.workflow_id, revision=r.revision,
-        published_at=r.published_at, definition=parse(r.definition),
+        tenant_id=r.tenant_id,
+        workflow_id=r.workflow_id,
+        revision=r.revision,
+        published_at=r.published_at,
+        definition=parse(r.definition),
     )
 
 
@@ -50,10 +54,14 @@ class Lifecycle:
             row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
             core.editable(row)
             core.expect(row, expected)
-            if (row.status == WorkflowStatus.ON and row.published_draft_revision == row.draft_revision):
+            if (
+                row.status == WorkflowStatus.ON
+                and row.published_draft_revision == row.draft_revision
+            ):
                 # Nothing new: a retried publish returns the live revision instead of a copy.
-                current = await repo.get_revision(s, tenant_id=tenant_id, workflow_id=workflow_id,
-                                                  revision=row.published_revision)
+                current = await repo.get_revision(
+                    s, tenant_id=tenant_id, workflow_id=workflow_id, revision=row.published_revision
+                )
                 return await core.view(s, row), revision_model(current)
             defn = parse(row.draft)
             plan = await core.plan(s, tenant_id)
@@ -64,7 +72,10 @@ class Lifecycle:
             shown = "; ".join(f"{i.action_id or 'workflow'}: {i.message}" for i in issues[:5])
             raise FailedPrecondition(
                 f"cannot publish: {len(issues)} issue(s) must be fixed first: {shown}",
-                [PreconditionViolation(i.code, i.action_id or "workflow", i.message) for i in issues],
+                [
+                    PreconditionViolation(i.code, i.action_id or "workflow", i.message)
+                    for i in issues
+                ],
             )
         async with core.sessions() as s, s.begin():
             fresh = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
@@ -75,27 +86,55 @@ class Lifecycle:
                 name, description = naming.generate(defn, core.registry)
                 defn.name = defn.name or name
                 defn.description = defn.description or description
-                await core.write_draft(s, row, defn, operation="PublishWorkflow", actor=actor,
-                                       summary="generated name and description")
+                await core.write_draft(
+                    s,
+                    row,
+                    defn,
+                    operation="PublishWorkflow",
+                    actor=actor,
+                    summary="generated name and description",
+                )
             now = core.clock()
             revision = row.published_revision + 1
             frozen = PublishedRevisionRow(
-                tenant_id=tenant_id, workflow_id=workflow_id, revision=revision, published_at=now,
-                published_by=actor, enroll_existing=enroll_existing, definition=dump(defn),
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                revision=revision,
+                published_at=now,
+                published_by=actor,
+                enroll_existing=enroll_existing,
+                definition=dump(defn),
             )
             await repo.add_revision(s, row=frozen)
-            await repo.set_status(s, row=row, now=now, values={
-                "status": WorkflowStatus.ON, "published_revision": revision,
-                "published_draft_revision": row.draft_revision,
-            })
-            await repo.put_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id, kind="activate",
-                                   revision=revision, enroll_existing=enroll_existing, now=now)
+            await repo.set_status(
+                s,
+                row=row,
+                now=now,
+                values={
+                    "status": WorkflowStatus.ON,
+                    "published_revision": revision,
+                    "published_draft_revision": row.draft_revision,
+                },
+            )
+            await repo.put_handoff(
+                s,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                kind="activate",
+                revision=revision,
+                enroll_existing=enroll_existing,
+                now=now,
+            )
             await repo.audit(
-                s, tenant_id=tenant_id, workflow_id=workflow_id, actor=actor,
+                s,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                actor=actor,
                 operation="PublishWorkflow",
                 summary=f"published revision {revision} (enroll existing: "
                 f"{'yes' if enroll_existing else 'no'})",
-                draft_revision=row.draft_revision, now=now,
+                draft_revision=row.draft_revision,
+                now=now,
             )
         await self.deliver(tenant_id, workflow_id)
         return await core.get(tenant_id, workflow_id), revision_model(frozen)
@@ -112,11 +151,24 @@ class Lifecycle:
             values, handoff, summary = self._transition(row, operation)
             await repo.set_status(s, row=row, values=values, now=now)
             if handoff:
-                await repo.put_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id,
-                                       kind=handoff[0], revision=handoff[1], now=now)
-            await repo.audit(s, tenant_id=tenant_id, workflow_id=workflow_id, actor=actor,
-                             operation=operation, summary=summary,
-                             draft_revision=row.draft_revision, now=now)
+                await repo.put_handoff(
+                    s,
+                    tenant_id=tenant_id,
+                    workflow_id=workflow_id,
+                    kind=handoff[0],
+                    revision=handoff[1],
+                    now=now,
+                )
+            await repo.audit(
+                s,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                actor=actor,
+                operation=operation,
+                summary=summary,
+                draft_revision=row.draft_revision,
+                now=now,
+            )
         await self.deliver(tenant_id, workflow_id)
         return await core.get(tenant_id, workflow_id)
 
@@ -154,14 +206,16 @@ class Lifecycle:
         raise InvalidArgument.field("operation", operation)
 
     async def turn_off(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
-        return await self._status_change(tenant_id, workflow_id, actor=actor,
-                                         operation="TurnOffWorkflow")
+        return await self._status_change(
+            tenant_id, workflow_id, actor=actor, operation="TurnOffWorkflow"
+        )
 
     async def turn_on(
         self, tenant_id: str, workflow_id: str, *, actor: str, enroll_existing: bool
     ) -> WorkflowView:
-        view = await self._status_change(tenant_id, workflow_id, actor=actor,
-                                         operation="TurnOnWorkflow")
+        view = await self._status_change(
+            tenant_id, workflow_id, actor=actor, operation="TurnOnWorkflow"
+        )
         if enroll_existing:
             async with self.core.sessions() as s, s.begin():
                 h = await repo.get_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id)
@@ -173,12 +227,14 @@ class Lifecycle:
         return view
 
     async def archive(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
-        return await self._status_change(tenant_id, workflow_id, actor=actor,
-                                         operation="ArchiveWorkflow")
+        return await self._status_change(
+            tenant_id, workflow_id, actor=actor, operation="ArchiveWorkflow"
+        )
 
     async def restore(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
-        return await self._status_change(tenant_id, workflow_id, actor=actor,
-                                         operation="RestoreWorkflow")
+        return await self._status_change(
+            tenant_id, workflow_id, actor=actor, operation="RestoreWorkflow"
+        )
 
     async def delete(self, tenant_id: str, workflow_id: str, *, actor: str) -> None:
         core = self.core
@@ -197,15 +253,24 @@ class Lifecycle:
                     [PreconditionViolation("HANDOFF", workflow_id, "pending")],
                 )
             await repo.delete_workflow(s, row=row)
-            await repo.audit(s, tenant_id=tenant_id, workflow_id=workflow_id, actor=actor,
-                             operation="DeleteWorkflow", summary=f"deleted {row.name!r}",
-                             draft_revision=row.draft_revision, now=core.clock())
+            await repo.audit(
+                s,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                actor=actor,
+                operation="DeleteWorkflow",
+                summary=f"deleted {row.name!r}",
+                draft_revision=row.draft_revision,
+                now=core.clock(),
+            )
 
     async def _draft(self, tenant_id: str, workflow_id: str) -> WorkflowDefinition:
         view = await self.core.get(tenant_id, workflow_id)
         return parse(view.row.draft)
 
-    async def preview(self, tenant_id: str, workflow_id: str, sample_size: int) -> tuple[int, list[str]]:
+    async def preview(
+        self, tenant_id: str, workflow_id: str, sample_size: int
+    ) -> tuple[int, list[str]]:
         if sample_size < 0 or sample_size > 100:
             raise InvalidArgument.field("sample_size", "between 0 and 100")
         defn = await self._draft(tenant_id, workflow_id)
@@ -238,8 +303,11 @@ class Lifecycle:
                 return True
             rev = None
             if h.kind == "activate":
-                rev = revision_model(await repo.get_revision(
-                    s, tenant_id=tenant_id, workflow_id=workflow_id, revision=h.revision))
+                rev = revision_model(
+                    await repo.get_revision(
+                        s, tenant_id=tenant_id, workflow_id=workflow_id, revision=h.revision
+                    )
+                )
         try:
             if rev is not None:
                 await self.enrollment.activate(rev, enroll_existing=h.enroll_existing)
@@ -247,11 +315,20 @@ class Lifecycle:
                 await self.enrollment.deactivate(tenant_id, workflow_id)
         except Exception as exc:  # any failure: keep the outbox row, retry later
             delay = min(MAX_BACKOFF, 2.0 ** min(h.attempts, 10))
-            log.warning("hand-off %s of %s failed (attempt %d): %s", h.kind, workflow_id,
-                        h.attempts + 1, exc)
+            log.warning(
+                "hand-off %s of %s failed (attempt %d): %s",
+                h.kind,
+                workflow_id,
+                h.attempts + 1,
+                exc,
+            )
             async with self.core.sessions() as s, s.begin():
-                await repo.fail_handoff(s, handoff=h, error=str(exc),
-                                        retry_at=self.core.clock() + timedelta(seconds=delay))
+                await repo.fail_handoff(
+                    s,
+                    handoff=h,
+                    error=str(exc),
+                    retry_at=self.core.clock() + timedelta(seconds=delay),
+                )
             return False
         async with self.core.sessions() as s, s.begin():
             await repo.finish_handoff(s, handoff=h)

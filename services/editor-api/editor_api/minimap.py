@@ -57,8 +57,15 @@ def edges(defn: WorkflowDefinition) -> list[Edge]:
             if conn is None:
                 continue
             label = {NEXT: "next", DEFAULT: "default"}.get(edge) or labels.get(edge, edge)
-            out.append(Edge(a.action_id, conn.next_action_id, label,
-                            "" if edge == NEXT else edge, conn.edge_type))
+            out.append(
+                Edge(
+                    a.action_id,
+                    conn.next_action_id,
+                    label,
+                    "" if edge == NEXT else edge,
+                    conn.edge_type,
+                )
+            )
     return out
 
 
@@ -84,8 +91,16 @@ def layout(defn: WorkflowDefinition, registry: ActionRegistry) -> list[Node]:
             x = parent_x if first else max_col + 1
             max_col = max(max_col, x)
             a = defn.actions[aid]
-            nodes[aid] = Node(aid, a.action_type, a.label, summary(a, registry), x, depth,
-                              a.placeholder, len(a.comments))
+            nodes[aid] = Node(
+                aid,
+                a.action_type,
+                a.label,
+                summary(a, registry),
+                x,
+                depth,
+                a.placeholder,
+                len(a.comments),
+            )
             kids = children[aid]
             for i in range(len(kids) - 1, -1, -1):
                 stack.append((kids[i], depth + 1, i == 0, x))

@@ -64,8 +64,7 @@ def generate(defn: WorkflowDefinition, registry: ActionRegistry) -> tuple[str, s
     first = labels[0] if labels else "no actions"
     name = f"{obj.capitalize()} workflow: {first} {triggers[0]}"[:200]
     steps = ", then ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
-    description = (
-        f"Enrolls {obj} records {' or '.join(triggers)}. "
-        + (f"Actions: {steps}." if labels else "It has no actions yet.")
+    description = f"Enrolls {obj} records {' or '.join(triggers)}. " + (
+        f"Actions: {steps}." if labels else "It has no actions yet."
     )
     return name, description

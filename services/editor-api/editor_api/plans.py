@@ -43,7 +43,9 @@ class Plan:
         if self.unrestricted:
             return ""
         if action_type in self.locked_action_types:
-            return f"action {action_type!r} is not included in the {self.plan_name or 'current'} plan"
+            return (
+                f"action {action_type!r} is not included in the {self.plan_name or 'current'} plan"
+            )
         if (action_type, version) in registry:
             feature = registry.get(action_type, version).plan_feature
             if feature and feature not in self.features:
@@ -77,7 +79,9 @@ def enforce_triggers(plan: Plan, enrollment: EnrollmentSettings) -> None:
         raise PermissionDenied(f"{locks[0][0]}: {locks[0][1]} (upgrade the plan to use it)")
 
 
-def enforce_action(plan: Plan, registry: ActionRegistry, action_type: str, version: int = 1) -> None:
+def enforce_action(
+    plan: Plan, registry: ActionRegistry, action_type: str, version: int = 1
+) -> None:
     why = plan.action_lock(action_type, registry, version)
     if why:
         raise PermissionDenied(f"{why} (upgrade the plan to use it)")

@@ -44,8 +44,10 @@ async def get_workflow(
 
 
 async def count_workflows(session: AsyncSession, *, tenant_id: str, exclude_status: str) -> int:
-    stmt = select(func.count()).select_from(WorkflowRow).where(
-        WorkflowRow.tenant_id == tenant_id, WorkflowRow.status != exclude_status
+    stmt = (
+        select(func.count())
+        .select_from(WorkflowRow)
+        .where(WorkflowRow.tenant_id == tenant_id, WorkflowRow.status != exclude_status)
     )
     return int((await session.exec(stmt)).one())
 
@@ -87,7 +89,10 @@ async def list_workflows(
     if text:
         like = f"%{text.lower()}%"
         stmt = stmt.where(
-            or_(func.lower(WorkflowRow.name).like(like), func.lower(WorkflowRow.description).like(like))
+            or_(
+                func.lower(WorkflowRow.name).like(like),
+                func.lower(WorkflowRow.description).like(like),
+            )
         )
     if page_token:
         stmt = stmt.where(col(WorkflowRow.pk) > _untoken(page_token))
@@ -170,8 +175,14 @@ async def record_change(
     )
     session.add(
         ChangeRow(
-            tenant_id=tenant_id, workflow_id=workflow_id, operation=operation, actor=actor,
-            before=before, after=after, irreversible_reason=irreversible_reason, created_at=now,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            operation=operation,
+            actor=actor,
+            before=before,
+            after=after,
+            irreversible_reason=irreversible_reason,
+            created_at=now,
         )
     )
 
@@ -219,8 +230,13 @@ async def audit(
 ) -> None:
     session.add(
         AuditRow(
-            tenant_id=tenant_id, workflow_id=workflow_id, actor=actor, operation=operation,
-            summary=summary, draft_revision=draft_revision, at=now,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            actor=actor,
+            operation=operation,
+            summary=summary,
+            draft_revision=draft_revision,
+            at=now,
         )
     )
 
@@ -302,9 +318,15 @@ async def put_handoff(
     """The newest intent replaces an undelivered older one (turning off wins over activating)."""
     await session.merge(
         HandoffRow(
-            tenant_id=tenant_id, workflow_id=workflow_id, kind=kind, revision=revision,
-            enroll_existing=enroll_existing, attempts=0, last_error="",
-            created_at=now, next_attempt_at=now,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            kind=kind,
+            revision=revision,
+            enroll_existing=enroll_existing,
+            attempts=0,
+            last_error="",
+            created_at=now,
+            next_attempt_at=now,
         )
     )
 
@@ -315,7 +337,9 @@ async def get_handoff(
     return await session.get(HandoffRow, (tenant_id, workflow_id))
 
 
-async def due_handoffs(session: AsyncSession, *, now: datetime, limit: int = 50) -> list[HandoffRow]:
+async def due_handoffs(
+    session: AsyncSession, *, now: datetime, limit: int = 50
+) -> list[HandoffRow]:
     stmt = (
         select(HandoffRow)
         .where(col(HandoffRow.next_attempt_at) <= now)

@@ -29,7 +29,8 @@ from crmflow.errors import (
     PreconditionViolation,
 )
 from crmflow.model.workflow import WorkflowDefinition, WorkflowStatus
-from editor_api import graph, repository as repo
+from editor_api import graph
+from editor_api import repository as repo
 from editor_api.db import AuditRow, HandoffRow, WorkflowRow, utcnow
 from editor_api.edits import Edit
 from editor_api.plans import Plan, enforce_definition, enforce_workflow_count
@@ -47,7 +48,8 @@ class WorkflowView:
 
 
 def dump(defn: WorkflowDefinition) -> str:
-    return json.dumps(defn.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+    """Canonical JSON of a draft (pydantic-core, compact): equal drafts give equal strings."""
+    return defn.model_dump_json(exclude_none=True)
 
 
 def parse(draft: str) -> WorkflowDefinition:
@@ -74,13 +76,12 @@ class EditorCore:
         self.clock = clock
         # Undoability per type; a type the registry does not know falls back to its name.
         self._irreversible_types = {s.action_type for s in registry.all() if not s.undoable}
+        self.irreversible_types = self._irreversible_types | {CUSTOM_CODE}
 
     # -- helpers ------------------------------------------------------------------------
     def irreversible(self, action_type: str) -> bool:
         known = any(s.action_type == action_type for s in self.registry.all())
-        return action_type in self._irreversible_types or (
-            not known and action_type == CUSTOM_CODE
-        )
+        return action_type in self._irreversible_types or (not known and action_type == CUSTOM_CODE)
 
     def irreversible_reason(self, before: dict[str, Any], after: dict[str, Any]) -> str:
         ba, aa = before.get("actions", {}), after.get("actions", {})
@@ -122,13 +123,19 @@ class EditorCore:
         undo, redo = await repo.change_counts(
             session, tenant_id=row.tenant_id, workflow_id=row.workflow_id, now=self.clock()
         )
-        handoff = await repo.get_handoff(session, tenant_id=row.tenant_id, workflow_id=row.workflow_id)
+        handoff = await repo.get_handoff(
+            session, tenant_id=row.tenant_id, workflow_id=row.workflow_id
+        )
         return WorkflowView(row, undo, redo, handoff)
 
     @staticmethod
     def row_values(defn: WorkflowDefinition) -> dict[str, object]:
-        return {"name": defn.name, "description": defn.description, "folder": defn.folder,
-                "object_type": defn.object_type}
+        return {
+            "name": defn.name,
+            "description": defn.description,
+            "folder": defn.folder,
+            "object_type": defn.object_type,
+        }
 
     async def write_draft(
         self,
@@ -146,15 +153,37 @@ class EditorCore:
         if after == before:
             return False
         now = self.clock()
-        reason = self.irreversible_reason(json.loads(before), json.loads(after))
-        rev = await repo.save_draft(session, row=row, draft=after, values=self.row_values(defn), now=now)
+        reason = ""
+        # Only drafts holding an irreversible action type need the per-action diff.
+        if any(
+            f'"action_type":"{t}"' in doc
+            for t in self.irreversible_types
+            for doc in (before, after)
+        ):
+            reason = self.irreversible_reason(json.loads(before), json.loads(after))
+        rev = await repo.save_draft(
+            session, row=row, draft=after, values=self.row_values(defn), now=now
+        )
         await repo.record_change(
-            session, tenant_id=row.tenant_id, workflow_id=row.workflow_id, operation=operation,
-            actor=actor, before=before, after=after, irreversible_reason=reason, now=now,
+            session,
+            tenant_id=row.tenant_id,
+            workflow_id=row.workflow_id,
+            operation=operation,
+            actor=actor,
+            before=before,
+            after=after,
+            irreversible_reason=reason,
+            now=now,
         )
         await repo.audit(
-            session, tenant_id=row.tenant_id, workflow_id=row.workflow_id, actor=actor,
-            operation=operation, summary=summary, draft_revision=rev, now=now,
+            session,
+            tenant_id=row.tenant_id,
+            workflow_id=row.workflow_id,
+            actor=actor,
+            operation=operation,
+            summary=summary,
+            draft_revision=rev,
+            now=now,
         )
         return True
 
@@ -173,8 +202,9 @@ class EditorCore:
             plan = await self.plan(s, tenant_id)
             self.check_actions(defn, plan)
             enforce_definition(plan, self.registry, defn)
-            count = await repo.count_workflows(s, tenant_id=tenant_id,
-                                               exclude_status=WorkflowStatus.ARCHIVED)
+            count = await repo.count_workflows(
+                s, tenant_id=tenant_id, exclude_status=WorkflowStatus.ARCHIVED
+            )
             enforce_workflow_count(plan, count)
             try:
                 await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=defn.workflow_id)
@@ -183,14 +213,26 @@ class EditorCore:
             else:
                 raise AlreadyExists(f"workflow {defn.workflow_id!r} already exists")
             row = WorkflowRow(
-                tenant_id=tenant_id, workflow_id=defn.workflow_id, status=WorkflowStatus.DRAFT,
-                draft=dump(defn), draft_revision=1, created_by=actor, created_at=now,
-                updated_at=now, **self.row_values(defn),  # type: ignore[arg-type]
+                tenant_id=tenant_id,
+                workflow_id=defn.workflow_id,
+                status=WorkflowStatus.DRAFT,
+                draft=dump(defn),
+                draft_revision=1,
+                created_by=actor,
+                created_at=now,
+                updated_at=now,
+                **self.row_values(defn),  # type: ignore[arg-type]
             )
             s.add(row)
             await repo.audit(
-                s, tenant_id=tenant_id, workflow_id=defn.workflow_id, actor=actor,
-                operation="CreateWorkflow", summary=f"created {source}", draft_revision=1, now=now,
+                s,
+                tenant_id=tenant_id,
+                workflow_id=defn.workflow_id,
+                actor=actor,
+                operation="CreateWorkflow",
+                summary=f"created {source}",
+                draft_revision=1,
+                now=now,
             )
             await s.flush()
             return await self.view(s, row)
@@ -254,12 +296,19 @@ class EditorCore:
                 setattr(defn, field, getattr(new, field))
             return None, "replaced the draft"
 
-        view, _ = await self.edit(tenant_id, new.workflow_id, expected=expected, actor=actor,
-                                  operation="UpdateWorkflow", fn=run)
+        view, _ = await self.edit(
+            tenant_id,
+            new.workflow_id,
+            expected=expected,
+            actor=actor,
+            operation="UpdateWorkflow",
+            fn=run,
+        )
         return view
 
-    async def step(self, tenant_id: str, workflow_id: str, *, expected: int, actor: str,
-                   redo: bool) -> tuple[WorkflowView, str]:
+    async def step(
+        self, tenant_id: str, workflow_id: str, *, expected: int, actor: str, redo: bool
+    ) -> tuple[WorkflowView, str]:
         """Undo (redo=False) or redo one change of the last 30 days."""
         require("tenant_id", tenant_id)
         require("workflow_id", workflow_id)
@@ -269,8 +318,9 @@ class EditorCore:
             self.editable(row)
             self.expect(row, expected)
             now = self.clock()
-            ch = await repo.last_change(s, tenant_id=tenant_id, workflow_id=workflow_id,
-                                        undone=redo, now=now)
+            ch = await repo.last_change(
+                s, tenant_id=tenant_id, workflow_id=workflow_id, undone=redo, now=now
+            )
             if ch is None:
                 raise FailedPrecondition(
                     f"nothing to {word} in the last 30 days",
@@ -285,13 +335,20 @@ class EditorCore:
             if row.draft != src:
                 raise FailedPrecondition(f"the draft no longer matches the change to {word}")
             defn = parse(dst)
-            rev = await repo.save_draft(s, row=row, draft=dst, values=self.row_values(defn), now=now)
+            rev = await repo.save_draft(
+                s, row=row, draft=dst, values=self.row_values(defn), now=now
+            )
             ch.undone = not redo
             s.add(ch)
             await repo.audit(
-                s, tenant_id=tenant_id, workflow_id=workflow_id, actor=actor,
-                operation="Redo" if redo else "Undo", summary=f"{word}: {ch.operation}",
-                draft_revision=rev, now=now,
+                s,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                actor=actor,
+                operation="Redo" if redo else "Undo",
+                summary=f"{word}: {ch.operation}",
+                draft_revision=rev,
+                now=now,
             )
             await s.flush()
             return await self.view(s, row), ch.operation
@@ -318,5 +375,10 @@ class EditorCore:
         if page_size < 0 or page_size > 500:
             raise InvalidArgument.field("page_size", "between 0 and 500")
         async with self.sessions() as s:
-            return await repo.list_audit(s, tenant_id=tenant_id, workflow_id=workflow_id,
-                                         page_size=page_size or 50, page_token=page_token)
+            return await repo.list_audit(
+                s,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                page_size=page_size or 50,
+                page_token=page_token,
+            )

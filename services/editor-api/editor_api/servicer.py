@@ -3,11 +3,9 @@ mapping; domain errors propagate to the server interceptor, which maps them to s
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf import json_format
 
 from crmflow.api.editor.v1 import editor_service_pb2 as pb
 from crmflow.api.editor.v1 import editor_service_pb2_grpc as pb_grpc
@@ -18,27 +16,22 @@ from crmflow.model.convert import from_proto, to_proto
 from crmflow.model.data_sources import DataSource
 from crmflow.model.settings import WorkflowSettings
 from crmflow.model.triggers import EnrollmentSettings
-from crmflow.model.workflow import WorkflowDefinition, WorkflowStatus
+from crmflow.model.workflow import PublishedRevision, WorkflowDefinition, WorkflowStatus
 from editor_api import edits, graph, templates
 from editor_api import repository as repo
 from editor_api.lifecycle import Lifecycle
 from editor_api.minimap import edges, layout
 from editor_api.plans import Plan
-from editor_api.service import EditorCore, WorkflowView
+from editor_api.proto_cache import definition_proto
+from editor_api.service import EditorCore, WorkflowView, dump
 from editor_api.tenant_plans import TenantPlans
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 def workflow_proto(view: WorkflowView, *, summary_only: bool = False) -> pb.Workflow:
     row = view.row
-    defn = wf_pb.WorkflowDefinition()
-    if summary_only:
-        data = json.loads(row.draft)
-        data.pop("actions", None)
-        json_format.ParseDict(data, defn)
-    else:
-        json_format.Parse(row.draft, defn)
+    defn = definition_proto(row.draft, with_actions=not summary_only)
     out = pb.Workflow(
         definition=defn,
         status=wf_pb.WorkflowStatus.Value(str(row.status)),
@@ -53,6 +46,17 @@ def workflow_proto(view: WorkflowView, *, summary_only: bool = False) -> pb.Work
     )
     out.created_at.FromDatetime(row.created_at)
     out.updated_at.FromDatetime(row.updated_at)
+    return out
+
+
+def revision_proto(rev: PublishedRevision) -> wf_pb.PublishedRevision:
+    out = wf_pb.PublishedRevision(
+        tenant_id=rev.tenant_id,
+        workflow_id=rev.workflow_id,
+        revision=rev.revision,
+        definition=definition_proto(dump(rev.definition)),
+    )
+    out.published_at.FromDatetime(rev.published_at)
     return out
 
 
@@ -78,8 +82,12 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
 
     async def _edit(self, req: Any, operation: str, fn: edits.Edit) -> tuple[pb.Workflow, Any]:
         view, result = await self.core.edit(
-            req.tenant_id, req.workflow_id, expected=req.expected_draft_revision,
-            actor=req.actor, operation=operation, fn=fn,
+            req.tenant_id,
+            req.workflow_id,
+            expected=req.expected_draft_revision,
+            actor=req.actor,
+            operation=operation,
+            fn=fn,
         )
         return workflow_proto(view), result
 
@@ -89,9 +97,13 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
             d = req.definition
             if d.object_type and d.object_type != templates.get(req.template_id).object_type:
                 raise InvalidArgument.field("definition.object_type", "differs from the template's")
-            over = WorkflowDefinition(object_type=d.object_type or "x", name=d.name,
-                                      description=d.description, folder=d.folder,
-                                      workflow_id=d.workflow_id)
+            over = WorkflowDefinition(
+                object_type=d.object_type or "x",
+                name=d.name,
+                description=d.description,
+                folder=d.folder,
+                workflow_id=d.workflow_id,
+            )
             defn = templates.instantiate(req.template_id, over)
             source = f"from template {req.template_id}"
         else:
@@ -103,7 +115,9 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         return pb.CreateWorkflowResponse(workflow=workflow_proto(view))
 
     async def GetWorkflow(self, req: pb.GetWorkflowRequest, ctx: Ctx) -> Any:
-        return pb.GetWorkflowResponse(workflow=workflow_proto(await self.core.get(req.tenant_id, req.workflow_id)))
+        return pb.GetWorkflowResponse(
+            workflow=workflow_proto(await self.core.get(req.tenant_id, req.workflow_id))
+        )
 
     async def ListWorkflows(self, req: pb.ListWorkflowsRequest, ctx: Ctx) -> Any:
         if not req.tenant_id:
@@ -113,25 +127,36 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         status = "" if req.status == 0 else wf_pb.WorkflowStatus.Name(req.status)
         async with self.core.sessions() as s:
             rows, nxt = await repo.list_workflows(
-                s, tenant_id=req.tenant_id, object_type=req.object_type, status=status,
-                folder=req.folder, text=req.text, page_size=req.page_size or 50,
+                s,
+                tenant_id=req.tenant_id,
+                object_type=req.object_type,
+                status=status,
+                folder=req.folder,
+                text=req.text,
+                page_size=req.page_size or 50,
                 page_token=req.page_token,
                 exclude_status="" if req.include_archived else WorkflowStatus.ARCHIVED,
             )
         return pb.ListWorkflowsResponse(
-            workflows=[workflow_proto(WorkflowView(r), summary_only=req.summary_only) for r in rows],
+            workflows=[
+                workflow_proto(WorkflowView(r), summary_only=req.summary_only) for r in rows
+            ],
             next_page_token=nxt,
         )
 
     async def UpdateWorkflow(self, req: pb.UpdateWorkflowRequest, ctx: Ctx) -> Any:
         defn = from_proto(req.definition, WorkflowDefinition, field="definition")
-        view = await self.core.replace(req.tenant_id, defn, expected=req.expected_draft_revision,
-                                       actor=req.actor)
+        view = await self.core.replace(
+            req.tenant_id, defn, expected=req.expected_draft_revision, actor=req.actor
+        )
         return pb.UpdateWorkflowResponse(workflow=workflow_proto(view))
 
     async def RenameWorkflow(self, req: pb.RenameWorkflowRequest, ctx: Ctx) -> Any:
-        fn = edits.rename(req.name, req.description if req.HasField("description") else None,
-                          req.folder if req.HasField("folder") else None)
+        fn = edits.rename(
+            req.name,
+            req.description if req.HasField("description") else None,
+            req.folder if req.HasField("folder") else None,
+        )
         wf, _ = await self._edit(req, "RenameWorkflow", fn)
         return pb.RenameWorkflowResponse(workflow=wf)
 
@@ -150,12 +175,16 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
     # -- granular edits --------------------------------------------------------------------
     async def AddAction(self, req: pb.AddActionRequest, ctx: Ctx) -> Any:
         action = _action(req.action, generate_id=True)
-        wf, aid = await self._edit(req, "AddAction", edits.add_action(self.core.registry, action, _position(req)))
+        wf, aid = await self._edit(
+            req, "AddAction", edits.add_action(self.core.registry, action, _position(req))
+        )
         return pb.AddActionResponse(workflow=wf, action_id=aid)
 
     async def UpdateAction(self, req: pb.UpdateActionRequest, ctx: Ctx) -> Any:
         action = _action(req.action, generate_id=False)
-        wf, _ = await self._edit(req, "UpdateAction", edits.update_action(self.core.registry, action))
+        wf, _ = await self._edit(
+            req, "UpdateAction", edits.update_action(self.core.registry, action)
+        )
         return pb.UpdateActionResponse(workflow=wf)
 
     async def CloneAction(self, req: pb.CloneActionRequest, ctx: Ctx) -> Any:
@@ -185,13 +214,15 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         return pb.AddCommentResponse(workflow=wf, comment_id=cid)
 
     async def UpdateComment(self, req: pb.UpdateCommentRequest, ctx: Ctx) -> Any:
-        wf, _ = await self._edit(req, "UpdateComment",
-                                 edits.update_comment(req.action_id, req.comment_id, req.text))
+        wf, _ = await self._edit(
+            req, "UpdateComment", edits.update_comment(req.action_id, req.comment_id, req.text)
+        )
         return pb.UpdateCommentResponse(workflow=wf)
 
     async def DeleteComment(self, req: pb.DeleteCommentRequest, ctx: Ctx) -> Any:
-        wf, _ = await self._edit(req, "DeleteComment",
-                                 edits.delete_comment(req.action_id, req.comment_id))
+        wf, _ = await self._edit(
+            req, "DeleteComment", edits.delete_comment(req.action_id, req.comment_id)
+        )
         return pb.DeleteCommentResponse(workflow=wf)
 
     async def AddDataSource(self, req: pb.AddDataSourceRequest, ctx: Ctx) -> Any:
@@ -225,13 +256,23 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         return pb.UpdateSettingsResponse(workflow=wf)
 
     async def Undo(self, req: pb.UndoRequest, ctx: Ctx) -> Any:
-        view, op = await self.core.step(req.tenant_id, req.workflow_id,
-                                        expected=req.expected_draft_revision, actor=req.actor, redo=False)
+        view, op = await self.core.step(
+            req.tenant_id,
+            req.workflow_id,
+            expected=req.expected_draft_revision,
+            actor=req.actor,
+            redo=False,
+        )
         return pb.UndoResponse(workflow=workflow_proto(view), undone_operation=op)
 
     async def Redo(self, req: pb.RedoRequest, ctx: Ctx) -> Any:
-        view, op = await self.core.step(req.tenant_id, req.workflow_id,
-                                        expected=req.expected_draft_revision, actor=req.actor, redo=True)
+        view, op = await self.core.step(
+            req.tenant_id,
+            req.workflow_id,
+            expected=req.expected_draft_revision,
+            actor=req.actor,
+            redo=True,
+        )
         return pb.RedoResponse(workflow=workflow_proto(view), redone_operation=op)
 
     # -- minimap / validation -----------------------------------------------------------
@@ -240,17 +281,36 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         flagged = {i.action_id for i in issues}
         nodes = layout(defn, self.core.registry)
         return pb.ValidateWorkflowResponse(
-            nodes=[pb.MinimapNode(
-                action_id=n.action_id, action_type=n.action_type, label=n.label,
-                summary=n.summary, x=n.x, y=n.y, placeholder=n.placeholder,
-                has_issues=n.action_id in flagged, comment_count=n.comment_count,
-            ) for n in nodes],
-            edges=[pb.MinimapEdge(
-                from_action_id=e.from_action_id, to_action_id=e.to_action_id, label=e.label,
-                branch_id=e.branch_id, edge_type=wf_pb.EdgeType.Value(str(e.edge_type)),
-            ) for e in edges(defn)],
-            issues=[pb.ValidationIssue(action_id=i.action_id, code=i.code, field=i.field,
-                                       message=i.message) for i in issues],
+            nodes=[
+                pb.MinimapNode(
+                    action_id=n.action_id,
+                    action_type=n.action_type,
+                    label=n.label,
+                    summary=n.summary,
+                    x=n.x,
+                    y=n.y,
+                    placeholder=n.placeholder,
+                    has_issues=n.action_id in flagged,
+                    comment_count=n.comment_count,
+                )
+                for n in nodes
+            ],
+            edges=[
+                pb.MinimapEdge(
+                    from_action_id=e.from_action_id,
+                    to_action_id=e.to_action_id,
+                    label=e.label,
+                    branch_id=e.branch_id,
+                    edge_type=wf_pb.EdgeType.Value(str(e.edge_type)),
+                )
+                for e in edges(defn)
+            ],
+            issues=[
+                pb.ValidationIssue(
+                    action_id=i.action_id, code=i.code, field=i.field, message=i.message
+                )
+                for i in issues
+            ],
             publishable=not issues,
             draft_revision=row.draft_revision,
             properties_checked=checked,
@@ -260,15 +320,22 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
     @staticmethod
     def _summary(t: templates.Template) -> pb.TemplateSummary:
         return pb.TemplateSummary(
-            template_id=t.template_id, name=t.name, category=t.category,
-            object_type=t.object_type, description=t.description, keywords=t.keywords,
+            template_id=t.template_id,
+            name=t.name,
+            category=t.category,
+            object_type=t.object_type,
+            description=t.description,
+            keywords=t.keywords,
             required_features=t.required_features,
         )
 
     async def ListTemplates(self, req: pb.ListTemplatesRequest, ctx: Ctx) -> Any:
-        found = templates.search(category=req.category, object_type=req.object_type, query=req.query)
-        return pb.ListTemplatesResponse(templates=[self._summary(t) for t in found],
-                                        categories=templates.categories())
+        found = templates.search(
+            category=req.category, object_type=req.object_type, query=req.query
+        )
+        return pb.ListTemplatesResponse(
+            templates=[self._summary(t) for t in found], categories=templates.categories()
+        )
 
     async def GetTemplate(self, req: pb.GetTemplateRequest, ctx: Ctx) -> Any:
         if not req.template_id:
@@ -277,11 +344,19 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         plan = await self.plans.get(req.tenant_id) if req.tenant_id else Plan(tenant_id="")
         missing = t.missing_features(plan, self.core.registry)
         return pb.GetTemplateResponse(
-            template=self._summary(t), purpose=t.purpose,
-            actions=[pb.TemplateAction(action_id=a.action_id, action_type=a.action_type,
-                                       label=a.label, placeholder=a.placeholder)
-                     for a in t.definition.actions.values()],
-            compatible_with_plan=not missing, missing_features=missing,
+            template=self._summary(t),
+            purpose=t.purpose,
+            actions=[
+                pb.TemplateAction(
+                    action_id=a.action_id,
+                    action_type=a.action_type,
+                    label=a.label,
+                    placeholder=a.placeholder,
+                )
+                for a in t.definition.actions.values()
+            ],
+            compatible_with_plan=not missing,
+            missing_features=missing,
             definition=to_proto(t.definition, wf_pb.WorkflowDefinition),
         )
 
@@ -290,46 +365,61 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         count, ids = await self.life.preview(req.tenant_id, req.workflow_id, req.sample_size or 10)
         return pb.PreviewEnrollmentResponse(estimated_count=count, sample_record_ids=ids)
 
-    async def SaveEnrollmentPreviewAsList(self, req: pb.SaveEnrollmentPreviewAsListRequest, ctx: Ctx) -> Any:
+    async def SaveEnrollmentPreviewAsList(
+        self, req: pb.SaveEnrollmentPreviewAsListRequest, ctx: Ctx
+    ) -> Any:
         list_id = await self.life.save_as_list(req.tenant_id, req.workflow_id, req.list_name)
         return pb.SaveEnrollmentPreviewAsListResponse(list_id=list_id)
 
     async def PublishWorkflow(self, req: pb.PublishWorkflowRequest, ctx: Ctx) -> Any:
         view, rev = await self.life.publish(
-            req.tenant_id, req.workflow_id, expected=req.expected_draft_revision,
-            enroll_existing=req.enroll_existing, actor=req.actor,
+            req.tenant_id,
+            req.workflow_id,
+            expected=req.expected_draft_revision,
+            enroll_existing=req.enroll_existing,
+            actor=req.actor,
         )
-        return pb.PublishWorkflowResponse(workflow=workflow_proto(view),
-                                          revision=to_proto(rev, wf_pb.PublishedRevision))
+        return pb.PublishWorkflowResponse(
+            workflow=workflow_proto(view), revision=revision_proto(rev)
+        )
 
     async def TurnOffWorkflow(self, req: pb.TurnOffWorkflowRequest, ctx: Ctx) -> Any:
         view = await self.life.turn_off(req.tenant_id, req.workflow_id, actor=req.actor)
         return pb.TurnOffWorkflowResponse(workflow=workflow_proto(view))
 
     async def TurnOnWorkflow(self, req: pb.TurnOnWorkflowRequest, ctx: Ctx) -> Any:
-        view = await self.life.turn_on(req.tenant_id, req.workflow_id, actor=req.actor,
-                                       enroll_existing=req.enroll_existing)
+        view = await self.life.turn_on(
+            req.tenant_id, req.workflow_id, actor=req.actor, enroll_existing=req.enroll_existing
+        )
         return pb.TurnOnWorkflowResponse(workflow=workflow_proto(view))
 
     async def ListRevisions(self, req: pb.ListRevisionsRequest, ctx: Ctx) -> Any:
         revs = await self.life.revisions(req.tenant_id, req.workflow_id)
-        return pb.ListRevisionsResponse(revisions=[to_proto(r, wf_pb.PublishedRevision) for r in revs])
+        return pb.ListRevisionsResponse(revisions=[revision_proto(r) for r in revs])
 
     # -- audit and plans -------------------------------------------------------------------
     async def ListAuditEntries(self, req: pb.ListAuditEntriesRequest, ctx: Ctx) -> Any:
-        entries, nxt = await self.core.audit_entries(req.tenant_id, req.workflow_id,
-                                                     req.page_size, req.page_token)
+        entries, nxt = await self.core.audit_entries(
+            req.tenant_id, req.workflow_id, req.page_size, req.page_token
+        )
         out = []
         for e in entries:
-            m = pb.AuditEntry(sequence=e.pk or 0, workflow_id=e.workflow_id, actor=e.actor,
-                              operation=e.operation, summary=e.summary,
-                              draft_revision=e.draft_revision)
+            m = pb.AuditEntry(
+                sequence=e.pk or 0,
+                workflow_id=e.workflow_id,
+                actor=e.actor,
+                operation=e.operation,
+                summary=e.summary,
+                draft_revision=e.draft_revision,
+            )
             m.at.FromDatetime(e.at)
             out.append(m)
         return pb.ListAuditEntriesResponse(entries=out, next_page_token=nxt)
 
     async def GetTenantPlan(self, req: pb.GetTenantPlanRequest, ctx: Ctx) -> Any:
-        return pb.GetTenantPlanResponse(plan=self.plans.to_proto(await self.plans.get(req.tenant_id)))
+        return pb.GetTenantPlanResponse(
+            plan=self.plans.to_proto(await self.plans.get(req.tenant_id))
+        )
 
     async def SetTenantPlan(self, req: pb.SetTenantPlanRequest, ctx: Ctx) -> Any:
         plan = await self.plans.set(req.tenant_id, req.plan)

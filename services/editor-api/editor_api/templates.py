@@ -35,8 +35,9 @@ class Template(Model):
 
     def matches(self, query: str) -> bool:
         words = query.lower().split()
-        hay = " ".join([self.name, self.description, self.purpose, self.category,
-                        " ".join(self.keywords)]).lower()
+        hay = " ".join(
+            [self.name, self.description, self.purpose, self.category, " ".join(self.keywords)]
+        ).lower()
         return all(w in hay for w in words)
 
     def missing_features(self, plan: Plan, registry: ActionRegistry) -> list[str]:
@@ -73,7 +74,8 @@ def get(template_id: str) -> Template:
 
 def search(*, category: str = "", object_type: str = "", query: str = "") -> list[Template]:
     return [
-        t for t in library().values()
+        t
+        for t in library().values()
         if (not category or t.category == category)
         and (not object_type or t.object_type == object_type)
         and (not query or t.matches(query))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,10 +34,12 @@ class TenantPlans:
         bad = set(msg.locked_trigger_kinds) - TRIGGER_KINDS
         if bad:
             raise InvalidArgument.field(
-                "plan.locked_trigger_kinds", f"unknown kinds {sorted(bad)}; use {sorted(TRIGGER_KINDS)}"
+                "plan.locked_trigger_kinds",
+                f"unknown kinds {sorted(bad)}; use {sorted(TRIGGER_KINDS)}",
             )
         row = TenantPlanRow(
-            tenant_id=tenant_id, plan_name=msg.plan_name,
+            tenant_id=tenant_id,
+            plan_name=msg.plan_name,
             features=repo.dumps_list(list(msg.features)),
             locked_action_types=repo.dumps_list(list(msg.locked_action_types)),
             locked_trigger_kinds=repo.dumps_list(list(msg.locked_trigger_kinds)),
@@ -52,8 +52,11 @@ class TenantPlans:
     @staticmethod
     def to_proto(plan: Plan) -> pb.TenantPlan:
         return pb.TenantPlan(
-            tenant_id=plan.tenant_id, plan_name=plan.plan_name, features=sorted(plan.features),
+            tenant_id=plan.tenant_id,
+            plan_name=plan.plan_name,
+            features=sorted(plan.features),
             locked_action_types=sorted(plan.locked_action_types),
             locked_trigger_kinds=sorted(plan.locked_trigger_kinds),
-            max_workflows=plan.max_workflows, unrestricted=plan.unrestricted,
+            max_workflows=plan.max_workflows,
+            unrestricted=plan.unrestricted,
         )

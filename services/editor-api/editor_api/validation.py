@@ -126,14 +126,19 @@ class _Checker:
         if known is None:  # an unknown object type is reported once, by workflow()
             return
         if prop not in known:
-            self.add(action_id, "unknown_property", field,
-                     f"{object_type} has no property {prop!r}")
+            self.add(
+                action_id, "unknown_property", field, f"{object_type} has no property {prop!r}"
+            )
 
     def check_group(self, action_id: str, field: str, group: FilterGroup) -> None:
         for i, f in enumerate(_filters(group)):
             if f.operator not in OPERATORS:
-                self.add(action_id, "invalid_field", f"{field}.filters[{i}].operator",
-                         f"unknown operator {f.operator!r}")
+                self.add(
+                    action_id,
+                    "invalid_field",
+                    f"{field}.filters[{i}].operator",
+                    f"unknown operator {f.operator!r}",
+                )
             ot = f.association.object_type if f.association else self.defn.object_type
             self.check_property(action_id, f"{field}.filters[{i}].property", ot, f.property)
 
@@ -144,14 +149,22 @@ class _Checker:
         if (a.action_type, a.type_version) in self.registry:
             spec = self.registry.get(a.action_type, a.type_version)
         else:
-            self.add(aid, "unknown_action_type", "action_type",
-                     f"unknown action type {a.action_type!r} v{a.type_version}")
+            self.add(
+                aid,
+                "unknown_action_type",
+                "action_type",
+                f"unknown action type {a.action_type!r} v{a.type_version}",
+            )
         lock = self.plan.action_lock(a.action_type, self.registry, a.type_version)
         if lock:
             self.add(aid, "locked_by_plan", "action_type", lock + "; upgrade or replace it")
         if a.placeholder:
-            self.add(aid, "placeholder", "placeholder",
-                     "placeholder action: fill in its details before publishing")
+            self.add(
+                aid,
+                "placeholder",
+                "placeholder",
+                "placeholder action: fill in its details before publishing",
+            )
         elif spec is not None:
             self.fields(aid, spec, a.fields)
         self.tokens(aid, a.fields)
@@ -175,16 +188,28 @@ class _Checker:
                 if kind == "sources":
                     src = self.sources.get(ref)
                     if src is None:
-                        self.add(aid, "deleted_data_source", "fields",
-                                 f"uses data source {ref!r}, which no longer exists")
+                        self.add(
+                            aid,
+                            "deleted_data_source",
+                            "fields",
+                            f"uses data source {ref!r}, which no longer exists",
+                        )
                     elif parts:
                         self.check_property(aid, "fields", src.object_type, parts[0])
                 elif ref not in self.defn.actions:
-                    self.add(aid, "deleted_action_output", "fields",
-                             f"uses an output of action {ref!r}, which no longer exists")
+                    self.add(
+                        aid,
+                        "deleted_action_output",
+                        "fields",
+                        f"uses an output of action {ref!r}, which no longer exists",
+                    )
                 elif ref == aid:
-                    self.add(aid, "deleted_action_output", "fields",
-                             "uses its own output, which does not exist before it runs")
+                    self.add(
+                        aid,
+                        "deleted_action_output",
+                        "fields",
+                        "uses its own output, which does not exist before it runs",
+                    )
 
     def field_properties(self, aid: str, fields: dict[str, Any]) -> None:
         """Fields named ``property`` / ``*_property`` name CRM properties (registry convention);
@@ -193,8 +218,12 @@ class _Checker:
         obj = self.defn.object_type
         if isinstance(target, str) and target:
             if target not in self.sources:
-                self.add(aid, "deleted_data_source", "fields.target_source",
-                         f"updates data source {target!r}, which no longer exists")
+                self.add(
+                    aid,
+                    "deleted_data_source",
+                    "fields.target_source",
+                    f"updates data source {target!r}, which no longer exists",
+                )
                 return
             obj = self.sources[target].object_type
         for key, value in fields.items():
@@ -208,27 +237,41 @@ class _Checker:
             if n == 0:
                 self.add(aid, "empty_branches", "branches", "an if/then branch needs a branch")
             if n > MAX_IF_THEN_BRANCHES:
-                self.add(aid, "branch_limit", "branches",
-                         f"{n} branches; if/then allows at most {MAX_IF_THEN_BRANCHES}")
+                self.add(
+                    aid,
+                    "branch_limit",
+                    "branches",
+                    f"{n} branches; if/then allows at most {MAX_IF_THEN_BRANCHES}",
+                )
             for i, b in enumerate(a.branches):
                 if b.criteria is None or b.criteria.is_empty():
-                    self.add(aid, "invalid_field", f"branches[{i}].criteria", "branch needs criteria")
+                    self.add(
+                        aid, "invalid_field", f"branches[{i}].criteria", "branch needs criteria"
+                    )
                 else:
                     self.check_group(aid, f"branches[{i}].criteria", b.criteria)
         elif a.action_type == VALUE_EQUALS:
             if n == 0:
                 self.add(aid, "empty_branches", "branches", "a value-equals branch needs a branch")
             if n > MAX_VALUE_EQUALS_BRANCHES:
-                self.add(aid, "branch_limit", "branches",
-                         f"{n} branches; value equals allows at most {MAX_VALUE_EQUALS_BRANCHES}")
+                self.add(
+                    aid,
+                    "branch_limit",
+                    "branches",
+                    f"{n} branches; value equals allows at most {MAX_VALUE_EQUALS_BRANCHES}",
+                )
             for i, b in enumerate(a.branches):
                 if not b.values:
                     self.add(aid, "invalid_field", f"branches[{i}].values", "branch needs values")
         elif a.action_type == RANDOM_SPLIT:
             total = sum(b.percentage for b in a.branches)
             if n < 2 or total != 100:
-                self.add(aid, "random_split_sum", "branches",
-                         f"a random split needs 2+ paths summing to 100% (has {n}, {total}%)")
+                self.add(
+                    aid,
+                    "random_split_sum",
+                    "branches",
+                    f"a random split needs 2+ paths summing to 100% (has {n}, {total}%)",
+                )
 
     # -- whole graph -----------------------------------------------------------------
     def graph(self) -> None:
@@ -247,16 +290,22 @@ class _Checker:
         for aid in sorted(set(d.actions) - seen):
             self.add(aid, "unreachable_action", "", "no path from the start reaches this action")
         for aid in self.loops_without_delay():
-            self.add(aid, "goto_loop_without_delay", "connection",
-                     "this go-to closes a loop with no delay in it; add a delay to the loop")
+            self.add(
+                aid,
+                "goto_loop_without_delay",
+                "connection",
+                "this go-to closes a loop with no delay in it; add a delay to the loop",
+            )
 
     def loops_without_delay(self) -> list[str]:
         """Sources of GOTO edges on a cycle made only of non-delay actions (iterative Tarjan)."""
         d = self.defn
         nodes = [a for a in d.actions if d.actions[a].action_type != DELAY]
         allowed = set(nodes)
-        succ = {a: [c.next_action_id for _, c in d.actions[a].edges()
-                    if c.next_action_id in allowed] for a in nodes}
+        succ = {
+            a: [c.next_action_id for _, c in d.actions[a].edges() if c.next_action_id in allowed]
+            for a in nodes
+        }
         index: dict[str, int] = {}
         low: dict[str, int] = {}
         on: set[str] = set()
@@ -307,12 +356,20 @@ class _Checker:
         d = self.defn
         if self.properties is not None:
             if self.properties.get(d.object_type) is None:
-                self.add("", "unknown_object_type", "object_type",
-                         f"object type {d.object_type!r} does not exist in the CRM")
+                self.add(
+                    "",
+                    "unknown_object_type",
+                    "object_type",
+                    f"object type {d.object_type!r} does not exist in the CRM",
+                )
             for i, s in enumerate(d.data_sources):
                 if self.properties.get(s.object_type) is None:
-                    self.add("", "unknown_object_type", f"data_sources[{i}].object_type",
-                             f"object type {s.object_type!r} does not exist in the CRM")
+                    self.add(
+                        "",
+                        "unknown_object_type",
+                        f"data_sources[{i}].object_type",
+                        f"object type {s.object_type!r} does not exist in the CRM",
+                    )
         for path, why in trigger_locks(self.plan, d.enrollment):
             self.add("", "trigger_locked_by_plan", path, why)
         for i, t in enumerate(d.enrollment.triggers):
@@ -324,8 +381,9 @@ class _Checker:
             if t.event and t.event.filter:
                 self.check_group("", f"{base}.event.filter", t.event.filter)
             if t.schedule and t.schedule.date_property:
-                self.check_property("", f"{base}.schedule.date_property", d.object_type,
-                                    t.schedule.date_property)
+                self.check_property(
+                    "", f"{base}.schedule.date_property", d.object_type, t.schedule.date_property
+                )
             if t.schedule and t.schedule.filter:
                 self.check_group("", f"{base}.schedule.filter", t.schedule.filter)
         if d.enrollment.goal:
@@ -333,8 +391,9 @@ class _Checker:
         for i, s in enumerate(d.data_sources):
             for key in ("property",):
                 self.check_property("", f"data_sources[{i}].{key}", s.object_type, getattr(s, key))
-            self.check_property("", f"data_sources[{i}].enrolled_property", d.object_type,
-                                s.enrolled_property)
+            self.check_property(
+                "", f"data_sources[{i}].enrolled_property", d.object_type, s.enrolled_property
+            )
 
 
 def validate(

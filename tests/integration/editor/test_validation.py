@@ -7,13 +7,13 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from crmflow.api.editor.v1 import editor_service_pb2 as pb
 from crmflow.api.workflow.v1 import workflow_pb2 as wf
 from crmflow.grpc.errors import bad_request_fields
-from google.rpc import error_details_pb2
-from tests.integration.editor.conftest import Editor
+from tests.integration.editor.conftest import Editor, struct
 
 
 async def rpc_error(coro: object) -> grpc.aio.AioRpcError:
@@ -33,22 +33,42 @@ def precondition_types(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     return out
 
 
-def definition(tenant: str, actions: dict[str, Any], start: str, **extra: Any) -> wf.WorkflowDefinition:
-    return json_format.ParseDict({"object_type": "contact", "tenant_id": tenant, "actions": actions,
-                                  "start_action_id": start, **extra}, wf.WorkflowDefinition())
+def definition(
+    tenant: str, actions: dict[str, Any], start: str, **extra: Any
+) -> wf.WorkflowDefinition:
+    return json_format.ParseDict(
+        {
+            "object_type": "contact",
+            "tenant_id": tenant,
+            "actions": actions,
+            "start_action_id": start,
+            **extra,
+        },
+        wf.WorkflowDefinition(),
+    )
 
 
-def act(aid: str, t: str, fields: dict[str, Any] | None = None, nxt: str = "", goto: bool = False,
-        **kw: Any) -> dict[str, Any]:
+def act(
+    aid: str,
+    t: str,
+    fields: dict[str, Any] | None = None,
+    nxt: str = "",
+    goto: bool = False,
+    **kw: Any,
+) -> dict[str, Any]:
     a: dict[str, Any] = {"action_id": aid, "action_type": t, "fields": fields or {}, **kw}
     if nxt:
-        a["connection"] = {"next_action_id": nxt,
-                           "edge_type": "EDGE_TYPE_GOTO" if goto else "EDGE_TYPE_STANDARD"}
+        a["connection"] = {
+            "next_action_id": nxt,
+            "edge_type": "EDGE_TYPE_GOTO" if goto else "EDGE_TYPE_STANDARD",
+        }
     return a
 
 
 async def put(editor: Editor, d: wf.WorkflowDefinition) -> str:
-    w = await editor.stub.CreateWorkflow(pb.CreateWorkflowRequest(tenant_id=editor.tenant, definition=d))
+    w = await editor.stub.CreateWorkflow(
+        pb.CreateWorkflowRequest(tenant_id=editor.tenant, definition=d)
+    )
     return w.workflow.definition.workflow_id
 
 
@@ -57,14 +77,31 @@ async def test_minimap_and_every_issue_kind(editor: Editor) -> None:
     actions = {
         "a1": act("a1", sp, {"property": "firstname", "value": "{{ sources.gone.name }}"}, "a2"),
         "a2": act("a2", sp, {"value": "x"}, "a3"),  # missing required "property"
-        "a3": act("a3", sp, {"property": "no_such_prop", "value": "{{ actions.zz.outputs.x }}"}, "a4"),
+        "a3": act(
+            "a3", sp, {"property": "no_such_prop", "value": "{{ actions.zz.outputs.x }}"}, "a4"
+        ),
         "a4": act("a4", "delay", {}, "b1", placeholder=True),
-        "b1": act("b1", "if_then", branches=[{"branch_id": f"b{i}", "label": f"L{i}", "criteria": {
-            "filters": [{"property": "firstname", "operator": "is_known"}]}} for i in range(21)],
-            default_connection={"next_action_id": "r1"}),
-        "r1": act("r1", "random_split", branches=[
-            {"branch_id": "x", "percentage": 30, "connection": {"next_action_id": "l1"}},
-            {"branch_id": "y", "percentage": 30}]),
+        "b1": act(
+            "b1",
+            "if_then",
+            branches=[
+                {
+                    "branch_id": f"b{i}",
+                    "label": f"L{i}",
+                    "criteria": {"filters": [{"property": "firstname", "operator": "is_known"}]},
+                }
+                for i in range(21)
+            ],
+            default_connection={"next_action_id": "r1"},
+        ),
+        "r1": act(
+            "r1",
+            "random_split",
+            branches=[
+                {"branch_id": "x", "percentage": 30, "connection": {"next_action_id": "l1"}},
+                {"branch_id": "y", "percentage": 30},
+            ],
+        ),
         "l1": act("l1", sp, {"property": "firstname", "value": "v"}, "l2"),
         "l2": act("l2", sp, {"property": "lastname", "value": "v"}, "l1", goto=True),
         "orphan": act("orphan", "delay", {"seconds": 5}),
@@ -74,9 +111,14 @@ async def test_minimap_and_every_issue_kind(editor: Editor) -> None:
     assert v.properties_checked and not v.publishable and v.draft_revision == 1
     got = {(i.action_id, i.code) for i in v.issues}
     expected = {
-        ("a1", "deleted_data_source"), ("a2", "missing_required_field"),
-        ("a3", "unknown_property"), ("a3", "deleted_action_output"), ("a4", "placeholder"),
-        ("b1", "branch_limit"), ("r1", "random_split_sum"), ("orphan", "unreachable_action"),
+        ("a1", "deleted_data_source"),
+        ("a2", "missing_required_field"),
+        ("a3", "unknown_property"),
+        ("a3", "deleted_action_output"),
+        ("a4", "placeholder"),
+        ("b1", "branch_limit"),
+        ("r1", "random_split_sum"),
+        ("orphan", "unreachable_action"),
         ("l2", "goto_loop_without_delay"),
     }
     assert expected <= got, expected - got
@@ -90,13 +132,18 @@ async def test_minimap_and_every_issue_kind(editor: Editor) -> None:
     assert any(e.edge_type == wf.EDGE_TYPE_GOTO for e in v.edges)
 
     # Publishing refuses with every issue listed, and writes nothing.
-    err = await rpc_error(editor.stub.PublishWorkflow(pb.PublishWorkflowRequest(
-        tenant_id=editor.tenant, workflow_id=wid)))
+    err = await rpc_error(
+        editor.stub.PublishWorkflow(
+            pb.PublishWorkflowRequest(tenant_id=editor.tenant, workflow_id=wid)
+        )
+    )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert ("placeholder", "a4") in precondition_types(err)
     assert len(precondition_types(err)) == len(v.issues)
     w = await editor.get(wid)
-    assert w.status == wf.WORKFLOW_STATUS_DRAFT and w.draft_revision == 1 and w.published_revision == 0
+    assert (
+        w.status == wf.WORKFLOW_STATUS_DRAFT and w.draft_revision == 1 and w.published_revision == 0
+    )
     assert not editor.enrollment.activated
 
 
@@ -108,7 +155,9 @@ async def test_loop_with_delay_is_fine_and_fixed_draft_publishes(editor: Editor)
     wid = await put(editor, definition(editor.tenant, actions, "a1"))
     v = await editor.validate(wid)
     assert v.publishable, list(v.issues)
-    pub = await editor.stub.PublishWorkflow(pb.PublishWorkflowRequest(tenant_id=editor.tenant, workflow_id=wid))
+    pub = await editor.stub.PublishWorkflow(
+        pb.PublishWorkflowRequest(tenant_id=editor.tenant, workflow_id=wid)
+    )
     # Name and description were generated deterministically from triggers and actions.
     assert pub.workflow.definition.name.startswith("Contact workflow")
     assert "Set property value" in pub.workflow.definition.description
@@ -116,13 +165,23 @@ async def test_loop_with_delay_is_fine_and_fixed_draft_publishes(editor: Editor)
 
 async def test_bad_input_names_fields(editor: Editor) -> None:
     t = editor.tenant
-    err = await rpc_error(editor.stub.CreateWorkflow(pb.CreateWorkflowRequest(definition=wf.WorkflowDefinition(object_type="contact"))))
+    err = await rpc_error(
+        editor.stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(definition=wf.WorkflowDefinition(object_type="contact"))
+        )
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "tenant_id" in bad_request_fields(err)
-    err = await rpc_error(editor.stub.CreateWorkflow(pb.CreateWorkflowRequest(tenant_id=t, definition=wf.WorkflowDefinition())))
+    err = await rpc_error(
+        editor.stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(tenant_id=t, definition=wf.WorkflowDefinition())
+        )
+    )
     assert "definition.object_type" in bad_request_fields(err)
     err = await rpc_error(put(editor, definition(t, {"a": act("a", "teleport")}, "a")))
     assert "definition.actions.a.action_type" in bad_request_fields(err)
-    err = await rpc_error(put(editor, definition(t, {"a": act("a", "delay", {"seconds": 1}, "nope")}, "a")))
+    err = await rpc_error(
+        put(editor, definition(t, {"a": act("a", "delay", {"seconds": 1}, "nope")}, "a"))
+    )
     assert "definition.actions.a.next" in bad_request_fields(err)
 
     w = await editor.create()
@@ -132,14 +191,27 @@ async def test_bad_input_names_fields(editor: Editor) -> None:
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "action.fields.property" in fields
     err = await rpc_error(editor.add(wid, 0, "teleport"))
     assert "action.action_type" in bad_request_fields(err)
-    err = await rpc_error(editor.add(wid, 0, "delay", {"seconds": 1}, position=pb.Position(after_action_id="ghost")))
+    err = await rpc_error(
+        editor.add(wid, 0, "delay", {"seconds": 1}, position=pb.Position(after_action_id="ghost"))
+    )
     assert "position.after_action_id" in bad_request_fields(err)
-    err = await rpc_error(editor.stub.UpdateAction(pb.UpdateActionRequest(
-        tenant_id=t, workflow_id=wid, action=wf.Action(action_id="ghost", action_type="delay", fields={"seconds": 1}))))
+    err = await rpc_error(
+        editor.stub.UpdateAction(
+            pb.UpdateActionRequest(
+                tenant_id=t,
+                workflow_id=wid,
+                action=wf.Action(
+                    action_id="ghost", action_type="delay", fields=struct({"seconds": 1})
+                ),
+            )
+        )
+    )
     assert err.code() == grpc.StatusCode.NOT_FOUND
     err = await rpc_error(editor.get("wf_missing"))
     assert err.code() == grpc.StatusCode.NOT_FOUND
-    err = await rpc_error(editor.stub.DeleteAction(pb.DeleteActionRequest(tenant_id=t, workflow_id=wid)))
+    err = await rpc_error(
+        editor.stub.DeleteAction(pb.DeleteActionRequest(tenant_id=t, workflow_id=wid))
+    )
     assert "action_id" in bad_request_fields(err)
     # A placeholder may be incomplete.
     ok = await editor.add(wid, 0, "set_property", {}, placeholder=True)
@@ -151,24 +223,53 @@ async def test_plan_entitlements(editor: Editor) -> None:
     t = editor.tenant
     w = await editor.create()
     wid = w.definition.workflow_id
-    plan = await editor.stub.SetTenantPlan(pb.SetTenantPlanRequest(tenant_id=t, plan=pb.TenantPlan(
-        plan_name="starter", locked_action_types=["random_split"], locked_trigger_kinds=["schedule"],
-        max_workflows=2)))
+    plan = await editor.stub.SetTenantPlan(
+        pb.SetTenantPlanRequest(
+            tenant_id=t,
+            plan=pb.TenantPlan(
+                plan_name="starter",
+                locked_action_types=["random_split"],
+                locked_trigger_kinds=["schedule"],
+                max_workflows=2,
+            ),
+        )
+    )
     assert not plan.plan.unrestricted
-    assert (await editor.stub.GetTenantPlan(pb.GetTenantPlanRequest(tenant_id=t))).plan.max_workflows == 2
+    assert (
+        await editor.stub.GetTenantPlan(pb.GetTenantPlanRequest(tenant_id=t))
+    ).plan.max_workflows == 2
     err = await rpc_error(editor.add(wid, 0, "random_split", {}))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "starter" in (err.details() or "")
     from crmflow.api.workflow.v1 import triggers_pb2 as tr
 
-    err = await rpc_error(editor.stub.UpdateTriggers(pb.UpdateTriggersRequest(
-        tenant_id=t, workflow_id=wid, enrollment=tr.EnrollmentSettings(triggers=[tr.Trigger(
-            schedule=tr.ScheduleTrigger(frequency=tr.SCHEDULE_FREQUENCY_DAILY))]))))
+    err = await rpc_error(
+        editor.stub.UpdateTriggers(
+            pb.UpdateTriggersRequest(
+                tenant_id=t,
+                workflow_id=wid,
+                enrollment=tr.EnrollmentSettings(
+                    triggers=[
+                        tr.Trigger(
+                            schedule=tr.ScheduleTrigger(frequency=tr.SCHEDULE_FREQUENCY_DAILY)
+                        )
+                    ]
+                ),
+            )
+        )
+    )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     await editor.create()
     err = await rpc_error(editor.create())
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "allows 2 workflows" in (err.details() or "")
-    err = await rpc_error(editor.stub.SetTenantPlan(pb.SetTenantPlanRequest(
-        tenant_id=t, plan=pb.TenantPlan(locked_trigger_kinds=["telepathy"]))))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "allows 2 workflows" in (
+        err.details() or ""
+    )
+    err = await rpc_error(
+        editor.stub.SetTenantPlan(
+            pb.SetTenantPlanRequest(
+                tenant_id=t, plan=pb.TenantPlan(locked_trigger_kinds=["telepathy"])
+            )
+        )
+    )
     assert "plan.locked_trigger_kinds" in bad_request_fields(err)
 
 
@@ -183,19 +284,29 @@ async def test_template_library_review_and_use(editor: Editor) -> None:
     found = await editor.stub.ListTemplates(pb.ListTemplatesRequest(query="country"))
     assert [x.template_id for x in found.templates] == ["hygiene-normalise-country"]
 
-    review = await editor.stub.GetTemplate(pb.GetTemplateRequest(tenant_id=t, template_id="hygiene-webhook-sync"))
+    review = await editor.stub.GetTemplate(
+        pb.GetTemplateRequest(tenant_id=t, template_id="hygiene-webhook-sync")
+    )
     assert review.purpose and review.template.object_type == "company"
     assert list(review.template.required_features) == ["operations_hub"]
     assert any(a.placeholder for a in review.actions) and review.compatible_with_plan
-    await editor.stub.SetTenantPlan(pb.SetTenantPlanRequest(tenant_id=t, plan=pb.TenantPlan(plan_name="free")))
-    review = await editor.stub.GetTemplate(pb.GetTemplateRequest(tenant_id=t, template_id="hygiene-webhook-sync"))
+    await editor.stub.SetTenantPlan(
+        pb.SetTenantPlanRequest(tenant_id=t, plan=pb.TenantPlan(plan_name="free"))
+    )
+    review = await editor.stub.GetTemplate(
+        pb.GetTemplateRequest(tenant_id=t, template_id="hygiene-webhook-sync")
+    )
     assert not review.compatible_with_plan and "operations_hub" in review.missing_features
     err = await rpc_error(editor.stub.GetTemplate(pb.GetTemplateRequest(template_id="nope")))
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
-    made = await editor.stub.CreateWorkflow(pb.CreateWorkflowRequest(
-        tenant_id=t, template_id="hygiene-normalise-country",
-        definition=wf.WorkflowDefinition(name="My country fixer")))
+    made = await editor.stub.CreateWorkflow(
+        pb.CreateWorkflowRequest(
+            tenant_id=t,
+            template_id="hygiene-normalise-country",
+            definition=wf.WorkflowDefinition(name="My country fixer"),
+        )
+    )
     d = made.workflow.definition
     assert d.name == "My country fixer" and len(d.actions) == 3 and d.object_type == "contact"
     v = await editor.validate(d.workflow_id)
@@ -204,14 +315,24 @@ async def test_template_library_review_and_use(editor: Editor) -> None:
 
 async def test_five_hundred_actions(editor: Editor) -> None:
     n = 500
-    actions = {f"a{i}": act(f"a{i}", "set_property" if i % 2 else "delay",
-                            {"property": "firstname", "value": f"v{i}"} if i % 2 else {"seconds": 60},
-                            f"a{i + 1}" if i + 1 < n else "") for i in range(n)}
+    actions = {
+        f"a{i}": act(
+            f"a{i}",
+            "set_property" if i % 2 else "delay",
+            {"property": "firstname", "value": f"v{i}"} if i % 2 else {"seconds": 60},
+            f"a{i + 1}" if i + 1 < n else "",
+        )
+        for i in range(n)
+    }
     wid = await put(editor, definition(editor.tenant, actions, "a0"))
-    added = await editor.add(wid, 1, "delay", {"seconds": 30}, position=pb.Position(after_action_id="a250"))
+    added = await editor.add(
+        wid, 1, "delay", {"seconds": 30}, position=pb.Position(after_action_id="a250")
+    )
     assert len(added.workflow.definition.actions) == n + 1
     v = await editor.validate(wid)
     assert v.publishable and len(v.nodes) == n + 1 and max(x.y for x in v.nodes) == n
-    pub = await editor.stub.PublishWorkflow(pb.PublishWorkflowRequest(tenant_id=editor.tenant, workflow_id=wid))
+    pub = await editor.stub.PublishWorkflow(
+        pb.PublishWorkflowRequest(tenant_id=editor.tenant, workflow_id=wid)
+    )
     assert pub.revision.revision == 1 and len(pub.revision.definition.actions) == n + 1
     assert len(editor.enrollment.activated[0].revision.definition.actions) == n + 1

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from editor_api import graph
 
 from crmflow.errors import InvalidArgument
 from crmflow.model.actions import Action, Branch, Connection, EdgeType
 from crmflow.model.workflow import WorkflowDefinition
-from editor_api import graph
 
 
 def delay(aid: str) -> Action:
@@ -48,7 +48,9 @@ def test_insert_at_start_after_and_on_branches() -> None:
 
 def test_inserting_a_branch_before_actions_hangs_them_on_the_default_path() -> None:
     d = chain("a", "b")
-    graph.insert(d, Action(action_id="s", action_type="random_split"), graph.slot_for(d, after_action_id="a"))
+    graph.insert(
+        d, Action(action_id="s", action_type="random_split"), graph.slot_for(d, after_action_id="a")
+    )
     assert d.actions["s"].default_connection == Connection(next_action_id="b")
     graph.check_structure(d)
 

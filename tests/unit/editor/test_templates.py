@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
-from crmflow.actions.catalogue import default_registry
-from crmflow.criteria import OPERATORS
 from editor_api import graph, templates
 from editor_api.plans import Plan
 from editor_api.validation import validate
+
+from crmflow.actions.catalogue import default_registry
+from crmflow.criteria import OPERATORS
 
 
 def test_library_has_twenty_structurally_valid_templates_across_categories() -> None:
@@ -40,8 +40,14 @@ def test_every_filter_operator_exists() -> None:
 
 def test_template_action_types_are_registered() -> None:
     reg = default_registry()
-    missing = sorted({(t.template_id, a.action_type) for t in templates.library().values()
-                      for a in t.definition.actions.values() if (a.action_type, 1) not in reg})
+    missing = sorted(
+        {
+            (t.template_id, a.action_type)
+            for t in templates.library().values()
+            for a in t.definition.actions.values()
+            if (a.action_type, 1) not in reg
+        }
+    )
     if missing:
         # The executor registers the communication/task action types (issue 6); until their
         # keys exist, creating those templates answers INVALID_ARGUMENT naming the type.
@@ -50,5 +56,7 @@ def test_template_action_types_are_registered() -> None:
 
 def test_search_filters() -> None:
     assert all(t.object_type == "ticket" for t in templates.search(object_type="ticket"))
-    assert [t.template_id for t in templates.search(query="annual review")] == ["renewal-annual-review"]
+    assert [t.template_id for t in templates.search(query="annual review")] == [
+        "renewal-annual-review"
+    ]
     assert not templates.search(query="zzzz")

@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from editor_api import edits
+from editor_api.db import migrate
+from editor_api.service import EditorCore
 
 from crmflow.actions import control, record
 from crmflow.actions.registry import ActionRegistry, ActionSpec
@@ -15,9 +18,6 @@ from crmflow.errors import FailedPrecondition
 from crmflow.model.actions import Action
 from crmflow.model.base import Model
 from crmflow.model.workflow import WorkflowDefinition
-from editor_api import edits
-from editor_api.db import migrate
-from editor_api.service import EditorCore
 
 
 class CodeFields(Model):
@@ -48,21 +48,46 @@ async def core(tmp_path: Path) -> AsyncIterator[tuple[EditorCore, Clock]]:
 
 
 def add(core: EditorCore, aid: str, t: str, fields: dict) -> edits.Edit:
-    return edits.add_action(core.registry, Action(action_id=aid, action_type=t, fields=fields), None)
+    return edits.add_action(
+        core.registry, Action(action_id=aid, action_type=t, fields=fields), None
+    )
 
 
-async def test_custom_code_changes_cannot_be_undone_or_redone(core: tuple[EditorCore, Clock]) -> None:
+async def test_custom_code_changes_cannot_be_undone_or_redone(
+    core: tuple[EditorCore, Clock],
+) -> None:
     c, _ = core
     v = await c.create("t", WorkflowDefinition(object_type="contact"), actor="a", source="test")
     wid = v.row.workflow_id
-    await c.edit("t", wid, expected=0, actor="a", operation="AddAction", fn=add(c, "d", "delay", {"seconds": 1}))
-    await c.edit("t", wid, expected=0, actor="a", operation="AddAction", fn=add(c, "cc", "custom_code", {"source": "x"}))
+    await c.edit(
+        "t",
+        wid,
+        expected=0,
+        actor="a",
+        operation="AddAction",
+        fn=add(c, "d", "delay", {"seconds": 1}),
+    )
+    await c.edit(
+        "t",
+        wid,
+        expected=0,
+        actor="a",
+        operation="AddAction",
+        fn=add(c, "cc", "custom_code", {"source": "x"}),
+    )
     with pytest.raises(FailedPrecondition) as info:
         await c.step("t", wid, expected=0, actor="a", redo=False)
     assert "custom-code" in info.value.message and "cannot be undone" in info.value.message
     assert (await c.get("t", wid)).row.draft_revision == 3  # nothing written
     # Updating the custom code action is just as irreversible; other edits stay undoable.
-    await c.edit("t", wid, expected=0, actor="a", operation="RenameWorkflow", fn=edits.rename("n", None, None))
+    await c.edit(
+        "t",
+        wid,
+        expected=0,
+        actor="a",
+        operation="RenameWorkflow",
+        fn=edits.rename("n", None, None),
+    )
     view, op = await c.step("t", wid, expected=0, actor="a", redo=False)
     assert op == "RenameWorkflow" and view.redo_available == 1
     with pytest.raises(FailedPrecondition):
@@ -73,9 +98,23 @@ async def test_undo_only_reaches_thirty_days_back(core: tuple[EditorCore, Clock]
     c, clock = core
     v = await c.create("t", WorkflowDefinition(object_type="contact"), actor="a", source="test")
     wid = v.row.workflow_id
-    await c.edit("t", wid, expected=0, actor="a", operation="AddAction", fn=add(c, "d1", "delay", {"seconds": 1}))
+    await c.edit(
+        "t",
+        wid,
+        expected=0,
+        actor="a",
+        operation="AddAction",
+        fn=add(c, "d1", "delay", {"seconds": 1}),
+    )
     clock.now += timedelta(days=20)
-    await c.edit("t", wid, expected=0, actor="a", operation="AddAction", fn=add(c, "d2", "delay", {"seconds": 1}))
+    await c.edit(
+        "t",
+        wid,
+        expected=0,
+        actor="a",
+        operation="AddAction",
+        fn=add(c, "d2", "delay", {"seconds": 1}),
+    )
     clock.now += timedelta(days=15)  # d1 is now 35 days old, d2 15
     assert (await c.get("t", wid)).undo_available == 1
     view, _ = await c.step("t", wid, expected=0, actor="a", redo=False)

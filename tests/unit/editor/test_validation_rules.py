@@ -2,44 +2,69 @@
 
 from __future__ import annotations
 
-from crmflow.actions.catalogue import default_registry
-from crmflow.model.actions import Action, Branch, Connection, EdgeType
-from crmflow.model.data_sources import DataSource, DataSourceKind
-from crmflow.model.workflow import WorkflowDefinition
 from editor_api import naming
 from editor_api.plans import Plan
 from editor_api.validation import validate
 
+from crmflow.actions.catalogue import default_registry
+from crmflow.model.actions import Action, Branch, Connection, EdgeType
+from crmflow.model.data_sources import DataSource, DataSourceKind
+from crmflow.model.workflow import WorkflowDefinition
+
 REG = default_registry()
 
 
-def codes(d: WorkflowDefinition, plan: Plan | None = None, props: dict | None = None) -> set[tuple[str, str]]:
-    return {(i.action_id, i.code) for i in validate(d, registry=REG, plan=plan or Plan("t"), properties=props)}
+def codes(
+    d: WorkflowDefinition, plan: Plan | None = None, props: dict | None = None
+) -> set[tuple[str, str]]:
+    return {
+        (i.action_id, i.code)
+        for i in validate(d, registry=REG, plan=plan or Plan("t"), properties=props)
+    }
 
 
 def sp(aid: str, nxt: str = "", goto: bool = False, **fields: object) -> Action:
-    conn = Connection(next_action_id=nxt, edge_type=EdgeType.GOTO if goto else EdgeType.STANDARD) if nxt else None
-    return Action(action_id=aid, action_type="set_property",
-                  fields={"property": "firstname", "value": "v", **fields}, connection=conn)
+    conn = (
+        Connection(next_action_id=nxt, edge_type=EdgeType.GOTO if goto else EdgeType.STANDARD)
+        if nxt
+        else None
+    )
+    return Action(
+        action_id=aid,
+        action_type="set_property",
+        fields={"property": "firstname", "value": "v", **fields},
+        connection=conn,
+    )
 
 
 def defn(*actions: Action, **kw: object) -> WorkflowDefinition:
-    return WorkflowDefinition(object_type="contact", start_action_id=actions[0].action_id,
-                              actions={a.action_id: a for a in actions}, **kw)
+    return WorkflowDefinition(
+        object_type="contact",
+        start_action_id=actions[0].action_id,
+        actions={a.action_id: a for a in actions},
+        **kw,
+    )
 
 
 def test_goto_loop_without_delay_and_self_loop() -> None:
     assert ("b", "goto_loop_without_delay") in codes(defn(sp("a", "b"), sp("b", "a", goto=True)))
     assert ("a", "goto_loop_without_delay") in codes(defn(sp("a", "a", goto=True)))
-    delay = Action(action_id="d", action_type="delay", fields={"seconds": 5},
-                   connection=Connection(next_action_id="a", edge_type=EdgeType.GOTO))
+    delay = Action(
+        action_id="d",
+        action_type="delay",
+        fields={"seconds": 5},
+        connection=Connection(next_action_id="a", edge_type=EdgeType.GOTO),
+    )
     assert not codes(defn(sp("a", "d"), delay))
 
 
 def test_tokens_need_existing_sources_and_actions() -> None:
     src = DataSource(source_id="co", kind=DataSourceKind.ASSOCIATED, object_type="company")
-    ok = defn(sp("a", "b", value="{{ sources.co.name }}"), sp("b", value="{{ actions.a.outputs.x }}"),
-              data_sources=[src])
+    ok = defn(
+        sp("a", "b", value="{{ sources.co.name }}"),
+        sp("b", value="{{ actions.a.outputs.x }}"),
+        data_sources=[src],
+    )
     assert not codes(ok)
     bad = defn(sp("a", value="{{sources.old.name}} and {{ actions.gone.outputs.y }}"))
     assert codes(bad) == {("a", "deleted_data_source"), ("a", "deleted_action_output")}
@@ -50,21 +75,38 @@ def test_tokens_need_existing_sources_and_actions() -> None:
 
 def test_branch_limits_and_random_split_sum() -> None:
     crit = {"filters": [{"property": "firstname", "operator": "is_known"}]}
-    many = Action(action_id="v", action_type="value_equals", fields={"property": "firstname"},
-                  branches=[Branch(branch_id=f"b{i}", values=[str(i)]) for i in range(251)])
+    many = Action(
+        action_id="v",
+        action_type="value_equals",
+        fields={"property": "firstname"},
+        branches=[Branch(branch_id=f"b{i}", values=[str(i)]) for i in range(251)],
+    )
     assert ("v", "branch_limit") in codes(defn(many))
-    ok = Action(action_id="i", action_type="if_then",
-                branches=[Branch.model_validate({"branch_id": f"b{i}", "criteria": crit}) for i in range(20)])
+    ok = Action(
+        action_id="i",
+        action_type="if_then",
+        branches=[
+            Branch.model_validate({"branch_id": f"b{i}", "criteria": crit}) for i in range(20)
+        ],
+    )
     assert not codes(defn(ok))
-    split = Action(action_id="r", action_type="random_split",
-                   branches=[Branch(branch_id="x", percentage=50), Branch(branch_id="y", percentage=50)])
+    split = Action(
+        action_id="r",
+        action_type="random_split",
+        branches=[Branch(branch_id="x", percentage=50), Branch(branch_id="y", percentage=50)],
+    )
     assert not codes(defn(split))
     split.branches[1].percentage = 40
     assert ("r", "random_split_sum") in codes(defn(split))
 
 
 def test_locked_by_plan_and_unknown_object_type() -> None:
-    plan = Plan("t", plan_name="starter", locked_action_types=frozenset({"set_property"}), unrestricted=False)
+    plan = Plan(
+        "t",
+        plan_name="starter",
+        locked_action_types=frozenset({"set_property"}),
+        unrestricted=False,
+    )
     assert ("a", "locked_by_plan") in codes(defn(sp("a")), plan=plan)
     assert codes(defn(sp("a")), props={"contact": None}) == {("", "unknown_object_type")}
 

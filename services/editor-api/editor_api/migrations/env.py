@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from editor_api import db  # noqa: F401  (registers the tables on SQLModel.metadata)
+from editor_api import db
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -17,7 +17,7 @@ context.configure(
     connection=connection,
     target_metadata=SQLModel.metadata,
     version_table=db.VERSION_TABLE,
-    include_name=lambda name, type_, parent: type_ != "table" or name.startswith("editor_"),
+    include_name=lambda name, type_, parent: type_ != "table" or (name or "").startswith("editor_"),
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():
