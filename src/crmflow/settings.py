@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     grpc_tls_ca_path: Path | None = None
     # Plaintext port serving only grpc.health.v1 (kubelet gRPC probes cannot speak TLS).
     health_port: int | None = Field(default=None, ge=1, le=65535)
+    # Where people open the Temporal Web UI (printed by `crmflow demo`).
+    temporal_ui_url: str = "http://127.0.0.1:8233"
     otlp_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "CRMFLOW_OTLP_ENDPOINT"),

@@ -77,6 +77,7 @@ class Stack:
                 "CRMFLOW_DATA_DIR": str(self.data_dir),
                 "TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
                 **address_env("127.0.0.1", self.ports),
+                "CRMFLOW_TEMPORAL_UI_URL": f"http://127.0.0.1:{self.ui_port}",
             }
         )
         return env

@@ -230,8 +230,15 @@ def test_demo_produces_runs(stack: Stack) -> None:
         env=stack.env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"http://127.0.0.1:{stack.ui_port}" in proc.stdout or "8233" in proc.stdout
+    assert f"http://127.0.0.1:{stack.ui_port}/namespaces/default/workflows" in proc.stdout
     assert "enrolled" in proc.stdout
+    # Running it again loads nothing twice and publishes no second workflow.
+    again = subprocess.run(
+        [sys.executable, "-m", "crmflow.cli.main", "demo"],
+        capture_output=True, text=True, timeout=180, env=stack.env(),
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "reusing workflow" in again.stdout
 
 
 def test_ctrl_c_stops_everything_and_leaves_no_process(stack: Stack) -> None:

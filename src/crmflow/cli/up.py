@@ -79,6 +79,7 @@ class Stack:
                 "CRMFLOW_DATA_DIR": str(self.data_dir),
                 "TEMPORAL_ADDRESS": f"{host}:{self.args.temporal_port}",
                 **address_env(host, self.ports),
+                "CRMFLOW_TEMPORAL_UI_URL": f"http://{host}:{self.args.ui_port}",
                 "CRMFLOW_BIND_HOST": host,
                 "PYTHONUNBUFFERED": "1",
             }
