@@ -63,15 +63,28 @@ def event_triggers(definition: WorkflowDefinition) -> list[Trigger]:
 
 
 def event_property_names(definition: WorkflowDefinition) -> dict[str, str]:
-    """Event properties known from the triggers (the names their filters read)."""
+    """Event properties known from the triggers (the names their filters read), with the type
+    their operand suggests (events carry no schema of their own)."""
     names: dict[str, str] = {}
     for t in event_triggers(definition):
         assert t.event is not None
         for f in t.event.event_filters:
-            names.setdefault(f.property, "any")
-        if t.event.event_type == EventType.PROPERTY_CHANGED:
-            names.setdefault("property", "string")
+            names.setdefault(
+                f.property, _operand_type(f.value if f.value is not None else f.values)
+            )
     return names
+
+
+def _operand_type(value: object) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "any"
 
 
 def has_event_properties(definition: WorkflowDefinition) -> bool:

@@ -13,7 +13,13 @@ from crmflow.model.workflow import WorkflowDefinition
 from crmflow.tokens import TemplateError, references_in
 from crmflow.tokens.references import References
 from datasource_resolver.outputs import output_schema, predecessors
-from datasource_resolver.schema_view import Properties, TypeView, has_event_properties, view
+from datasource_resolver.schema_view import (
+    Properties,
+    TypeView,
+    event_property_names,
+    has_event_properties,
+    view,
+)
 from datasource_resolver.sources import TRANSFORMS
 
 
@@ -100,8 +106,9 @@ def _check_refs(
                 errors.add(field, f"action {aid!r} has no outputs (asked for {n!r})")
             elif n not in schema:
                 errors.add(field, f"unknown output {n!r} of action {aid!r}{_known(schema)}")
-    if refs.event and not has_event_properties(definition):
-        listed = ", ".join(sorted(refs.event))
+    unknown_event = refs.event - set(event_property_names(definition))
+    if unknown_event and not has_event_properties(definition):
+        listed = ", ".join(sorted(unknown_event))
         errors.add(
             field,
             f"event properties ({listed}) need a custom-event or form-submission trigger",

@@ -78,7 +78,7 @@ def test_fields_by_group_with_types() -> None:
         "actions.hook.outputs.status_code": ("number", "action_output"),
         "actions.hook.outputs.body": ("any", "action_output"),
         "actions.hook.outputs.headers": ("object", "action_output"),
-        "event.page": ("any", "event"),
+        "event.page": ("string", "event"),
     }  # "ticket" source: no ticket properties given, so nothing listed for it
 
 
