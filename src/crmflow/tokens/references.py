@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from crmflow.tokens.syntax import Token, parse
+from crmflow.tokens.syntax import CACHED_TEMPLATE_CHARS, Token, parse
 
 
 @dataclass
@@ -87,7 +87,7 @@ def references_in(values: Iterable[object]) -> References:
         v = stack.pop()
         if isinstance(v, str):
             if "{{" in v:
-                refs.merge(_cached(v))
+                refs.merge(_cached(v) if len(v) <= CACHED_TEMPLATE_CHARS else references(v))
         elif isinstance(v, dict):
             stack.extend(v.values())
         elif isinstance(v, list | tuple):

@@ -205,9 +205,23 @@ def _find_close(text: str, start: int) -> int:
     raise TemplateError("'{{' is never closed with '}}'", position=start - 2)
 
 
-@lru_cache(maxsize=4096)
+# Templates up to this size are cached (bounding the cache's memory to ~4096 x 8 KB).
+CACHED_TEMPLATE_CHARS = 8_192
+
+
 def parse(text: str) -> Template:
-    """Parse (and cache) a template; raises ``TemplateError`` (an InvalidArgument)."""
+    """Parse a template (small ones are cached); raises ``TemplateError`` (an InvalidArgument)."""
+    if len(text) <= CACHED_TEMPLATE_CHARS:
+        return _parse_cached(text)
+    return _parse(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Template:
+    return _parse(text)
+
+
+def _parse(text: str) -> Template:
     if len(text) > MAX_TEMPLATE_CHARS:
         raise TemplateError(f"text longer than {MAX_TEMPLATE_CHARS} characters")
     segments: list[Segment] = []
