@@ -2,8 +2,9 @@
 
 SQLite: write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the busy
 timeout instead of one failing with "database is locked" when it upgrades a read lock (the
-classic WAL deadlock); reads run statement by statement (autocommit), see ``_begin``. PostgreSQL: rows being changed are read
-``FOR UPDATE``, so concurrent updates of one record see each other's old values correctly.
+classic WAL deadlock); reads run statement by statement (autocommit), see ``_begin``.
+PostgreSQL: rows being changed are read ``FOR UPDATE``, so concurrent updates of one record see
+each other's old values correctly.
 """
 
 from __future__ import annotations

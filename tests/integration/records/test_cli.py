@@ -85,7 +85,7 @@ async def test_import_jsonl_then_get_and_search(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    address, sql = served
+    address, _ = served
     f = tmp_path / "deals.jsonl"
     f.write_text(
         "\n".join(

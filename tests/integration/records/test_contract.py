@@ -35,9 +35,12 @@ def fields(exc: InvalidArgument) -> set[str]:
 
 def assoc(a: Any, b: Any, label: str = "") -> Association:
     return Association(
-        from_object_type=a.object_type, from_record_id=a.record_id,
-        to_object_type=b.object_type, to_record_id=b.record_id, label=label,
-    )  # fmt: skip
+        from_object_type=a.object_type,
+        from_record_id=a.record_id,
+        to_object_type=b.object_type,
+        to_record_id=b.record_id,
+        label=label,
+    )
 
 
 async def test_object_types_and_default_properties(store: RecordStore, tenant_id: str) -> None:
@@ -56,11 +59,19 @@ async def test_object_types_and_default_properties(store: RecordStore, tenant_id
 
 
 async def test_create_get_and_batch_get(store: RecordStore, tenant_id: str) -> None:
-    a = await store.create(tenant_id, "contact", {
-        "email": "ada@example.com", "firstname": "Ada", "lifecyclestage": "Lead",
-        "num_employees": "12", "hs_email_optout": "false", "date_of_birth": "1990-05-01",
-        "interests": "pricing;events",
-    })  # fmt: skip
+    a = await store.create(
+        tenant_id,
+        "contact",
+        {
+            "email": "ada@example.com",
+            "firstname": "Ada",
+            "lifecyclestage": "Lead",
+            "num_employees": "12",
+            "hs_email_optout": "false",
+            "date_of_birth": "1990-05-01",
+            "interests": "pricing;events",
+        },
+    )
     assert a.record_id and a.created_at and a.updated_at
     p = a.properties
     assert p["lifecyclestage"] == "lead"  # canonical option spelling
@@ -84,14 +95,24 @@ async def test_bad_properties_are_refused_and_nothing_is_written(
 ) -> None:
     store = backend.store
     with pytest.raises(InvalidArgument) as bad:
-        await store.create(tenant_id, "contact", {
-            "lifecyclestage": "astronaut", "num_employees": "many", "shoe_size": 42,
-            "hs_email_optout": "perhaps", "date_of_birth": "yesterday",
-        })  # fmt: skip
+        await store.create(
+            tenant_id,
+            "contact",
+            {
+                "lifecyclestage": "astronaut",
+                "num_employees": "many",
+                "shoe_size": 42,
+                "hs_email_optout": "perhaps",
+                "date_of_birth": "yesterday",
+            },
+        )
     assert fields(bad.value) == {
-        "properties.lifecyclestage", "properties.num_employees", "properties.shoe_size",
-        "properties.hs_email_optout", "properties.date_of_birth",
-    }  # fmt: skip
+        "properties.lifecyclestage",
+        "properties.num_employees",
+        "properties.shoe_size",
+        "properties.hs_email_optout",
+        "properties.date_of_birth",
+    }
     with pytest.raises(InvalidArgument) as missing:
         await store.create(tenant_id, "company", {"domain": "acme.test"})
     assert fields(missing.value) == {"properties.name"}
@@ -115,8 +136,12 @@ async def test_update_emits_old_and_new_values_and_keeps_history(
 ) -> None:
     store = backend.store
     c = await store.create(tenant_id, "contact", {"email": "a@x.test", "lifecyclestage": "lead"})
-    u = await store.update(tenant_id, "contact", c.record_id,
-                           {"lifecyclestage": "customer", "firstname": "Ann", "email": None})  # fmt: skip
+    u = await store.update(
+        tenant_id,
+        "contact",
+        c.record_id,
+        {"lifecyclestage": "customer", "firstname": "Ann", "email": None},
+    )
     assert u.properties["lifecyclestage"] == "customer" and "email" not in u.properties
     assert u.updated_at and c.updated_at and u.updated_at >= c.updated_at
     assert (await store.get(tenant_id, "contact", c.record_id)).properties == u.properties
@@ -124,13 +149,15 @@ async def test_update_emits_old_and_new_values_and_keeps_history(
     await store.update(tenant_id, "contact", c.record_id, {"firstname": "Ann"})
     events = await backend.events(tenant_id)
     assert [e.event_type for e in events] == [
-        ChangeEventType.RECORD_CREATED, ChangeEventType.RECORD_UPDATED
+        ChangeEventType.RECORD_CREATED,
+        ChangeEventType.RECORD_UPDATED,
     ]
     changes = {ch.property: (ch.old_value, ch.new_value) for ch in events[1].changes}
     assert changes == {
-        "lifecyclestage": ("lead", "customer"), "firstname": (None, "Ann"),
+        "lifecyclestage": ("lead", "customer"),
+        "firstname": (None, "Ann"),
         "email": ("a@x.test", None),
-    }  # fmt: skip
+    }
     assert len({e.event_id for e in events}) == 2 and events[1].record_id == c.record_id
     hist = await store.property_history(tenant_id, "contact", c.record_id, "lifecyclestage")
     assert [h.value for h in hist] == ["customer", "lead"]
@@ -158,11 +185,13 @@ async def test_idempotency_keys(backend: Backend, tenant_id: str) -> None:
     with pytest.raises(InvalidArgument) as reused:
         await store.create(tenant_id, "deal", {"dealname": "Other"}, idempotency_key="k1")
     assert fields(reused.value) == {"idempotency_key"}
-    u1 = await store.update(tenant_id, "deal", first.record_id, {"amount": 10},
-                            idempotency_key="k2")  # fmt: skip
+    u1 = await store.update(
+        tenant_id, "deal", first.record_id, {"amount": 10}, idempotency_key="k2"
+    )
     await store.update(tenant_id, "deal", first.record_id, {"amount": 20})
-    u2 = await store.update(tenant_id, "deal", first.record_id, {"amount": 10},
-                            idempotency_key="k2")  # fmt: skip
+    u2 = await store.update(
+        tenant_id, "deal", first.record_id, {"amount": 10}, idempotency_key="k2"
+    )
     assert u1.properties["amount"] == 10 and u2.properties["amount"] == 20  # not re-applied
     kinds = [e.event_type for e in await backend.events(tenant_id)]
     assert kinds.count(ChangeEventType.RECORD_CREATED) == 1
@@ -172,25 +201,39 @@ async def test_idempotency_keys(backend: Backend, tenant_id: str) -> None:
 async def test_batches_are_all_or_nothing(backend: Backend, tenant_id: str) -> None:
     store = backend.store
     with pytest.raises(InvalidArgument) as bad:
-        await store.batch_create(tenant_id, "ticket", [
-            {"subject": "ok"}, {"subject": "bad", "priority": "WHENEVER"}, {"content": "x"},
-        ])  # fmt: skip
+        await store.batch_create(
+            tenant_id,
+            "ticket",
+            [
+                {"subject": "ok"},
+                {"subject": "bad", "priority": "WHENEVER"},
+                {"content": "x"},
+            ],
+        )
     assert fields(bad.value) == {"records[1].properties.priority", "records[2].properties.subject"}
     assert await store.count(tenant_id, "ticket") == 0 and await backend.events(tenant_id) == []
-    made = await store.batch_create(tenant_id, "ticket", [
-        {"subject": f"t{i}", "hs_pipeline_stage": "new", "priority": "LOW"} for i in range(5)
-    ])  # fmt: skip
+    made = await store.batch_create(
+        tenant_id,
+        "ticket",
+        [{"subject": f"t{i}", "hs_pipeline_stage": "new", "priority": "LOW"} for i in range(5)],
+    )
     assert [r.properties["subject"] for r in made] == [f"t{i}" for i in range(5)]
     ids = [r.record_id for r in made]
     with pytest.raises(NotFound):
-        await store.batch_update(tenant_id, "ticket", [
-            RecordUpdate(record_id=ids[0], properties={"priority": "HIGH"}),
-            RecordUpdate(record_id="missing", properties={"priority": "HIGH"}),
-        ])  # fmt: skip
+        await store.batch_update(
+            tenant_id,
+            "ticket",
+            [
+                RecordUpdate(record_id=ids[0], properties={"priority": "HIGH"}),
+                RecordUpdate(record_id="missing", properties={"priority": "HIGH"}),
+            ],
+        )
     assert (await store.get(tenant_id, "ticket", ids[0])).properties["priority"] == "LOW"
-    done = await store.batch_update(tenant_id, "ticket", [
-        RecordUpdate(record_id=i, properties={"hs_pipeline_stage": "closed"}) for i in ids[:3]
-    ])  # fmt: skip
+    done = await store.batch_update(
+        tenant_id,
+        "ticket",
+        [RecordUpdate(record_id=i, properties={"hs_pipeline_stage": "closed"}) for i in ids[:3]],
+    )
     assert all(r.properties["hs_pipeline_stage"] == "closed" for r in done)
     closed = FilterGroup.model_validate(
         {"filters": [{"property": "hs_pipeline_stage", "operator": "eq", "value": "closed"}]}
@@ -211,8 +254,16 @@ async def test_delete_removes_record_links_and_emits(backend: Backend, tenant_id
         await store.get(tenant_id, "contact", c.record_id)
     assert await store.list_associations(tenant_id, "company", co.record_id, "contact") == []
     assert await store.list_members(tenant_id, lst.list_id) == []
-    assert await store.count(tenant_id, "contact", FilterGroup.model_validate(
-        {"filters": [{"property": "email", "operator": "is_known"}]})) == 0  # fmt: skip
+    assert (
+        await store.count(
+            tenant_id,
+            "contact",
+            FilterGroup.model_validate(
+                {"filters": [{"property": "email", "operator": "is_known"}]}
+            ),
+        )
+        == 0
+    )
     last = (await backend.events(tenant_id))[-1]
     assert last.event_type == ChangeEventType.RECORD_DELETED
     assert last.properties["email"] == "gone@x.test"
@@ -230,26 +281,42 @@ async def test_associations_with_labels(backend: Backend, tenant_id: str) -> Non
     await store.associate(tenant_id, assoc(c, a, "primary"))  # again: no-op
     got = await store.list_associations(tenant_id, "contact", c.record_id, "company")
     assert {(x.to_record_id, x.label) for x in got} == {(a.record_id, "primary"), (b.record_id, "")}
-    primary = await store.list_associations(tenant_id, "contact", c.record_id, "company",
-                                            label="primary")  # fmt: skip
+    primary = await store.list_associations(
+        tenant_id, "contact", c.record_id, "company", label="primary"
+    )
     assert [x.to_record_id for x in primary] == [a.record_id]
     back = await store.list_associations(tenant_id, "company", a.record_id, "contact")
     assert [(x.to_record_id, x.label) for x in back] == [(c.record_id, "primary")]
     before = len(await backend.events(tenant_id))
     with pytest.raises(NotFound):
-        await store.associate(tenant_id, Association(
-            from_object_type="contact", from_record_id=c.record_id,
-            to_object_type="company", to_record_id="missing"))  # fmt: skip
+        await store.associate(
+            tenant_id,
+            Association(
+                from_object_type="contact",
+                from_record_id=c.record_id,
+                to_object_type="company",
+                to_record_id="missing",
+            ),
+        )
     with pytest.raises(NotFound):
-        await store.associate(tenant_id, Association(
-            from_object_type="contact", from_record_id=c.record_id,
-            to_object_type="spaceship", to_record_id=a.record_id))  # fmt: skip
+        await store.associate(
+            tenant_id,
+            Association(
+                from_object_type="contact",
+                from_record_id=c.record_id,
+                to_object_type="spaceship",
+                to_record_id=a.record_id,
+            ),
+        )
     assert len(await backend.events(tenant_id)) == before
     await store.unassociate(tenant_id, assoc(a, c, "primary"))  # either direction
     left = await store.list_associations(tenant_id, "contact", c.record_id, "company")
     assert [x.to_record_id for x in left] == [b.record_id]
-    kinds = [(e.event_type, e.record_id, e.association_label)
-             for e in await backend.events(tenant_id) if "ASSOCIATION" in e.event_type]  # fmt: skip
+    kinds = [
+        (e.event_type, e.record_id, e.association_label)
+        for e in await backend.events(tenant_id)
+        if "ASSOCIATION" in e.event_type
+    ]
     assert kinds == [
         (ChangeEventType.ASSOCIATION_ADDED, c.record_id, "primary"),
         (ChangeEventType.ASSOCIATION_ADDED, a.record_id, "primary"),
@@ -286,8 +353,9 @@ async def test_static_lists(backend: Backend, tenant_id: str) -> None:
         await store.create_list(tenant_id, "x", "spaceship")
     with pytest.raises(InvalidArgument):
         await store.create_list(tenant_id, "  ", "contact")
-    kinds = [(e.event_type, e.list_id) for e in await backend.events(tenant_id)
-             if "LIST" in e.event_type]  # fmt: skip
+    kinds = [
+        (e.event_type, e.list_id) for e in await backend.events(tenant_id) if "LIST" in e.event_type
+    ]
     assert kinds == [(ChangeEventType.LIST_MEMBERSHIP_ADDED, lst.list_id)] * 2 + [
         (ChangeEventType.LIST_MEMBERSHIP_REMOVED, lst.list_id)
     ]
@@ -296,8 +364,9 @@ async def test_static_lists(backend: Backend, tenant_id: str) -> None:
 async def test_owners_teams_and_owner_properties(store: RecordStore, tenant_id: str) -> None:
     await store.upsert_owner(tenant_id, Owner(owner_id="u1", email="u1@x.test", name="Una"))
     await store.upsert_owner(tenant_id, Owner(owner_id="u2", email="u2@x.test"))
-    await store.upsert_owner(tenant_id, Owner(owner_id="sales", kind="team",
-                                              member_ids=["u1", "u2"]))  # fmt: skip
+    await store.upsert_owner(
+        tenant_id, Owner(owner_id="sales", kind="team", member_ids=["u1", "u2"])
+    )
     owners = {o.owner_id: o for o in await store.list_owners(tenant_id)}
     assert owners["u1"].name == "Una" and owners["sales"].member_ids == ["u1", "u2"]
     with pytest.raises(InvalidArgument) as bad:
@@ -321,12 +390,20 @@ async def test_subscription_status(store: RecordStore, tenant_id: str) -> None:
 
 async def test_custom_objects_and_properties(store: RecordStore, tenant_id: str) -> None:
     ot = await store.define_object_type(
-        tenant_id, ObjectTypeDefinition(name="pet", label="Pets", primary_property="pet_name"),
-        [PropertyDefinition(object_type="pet", name="pet_name", type=PropertyType.STRING,
-                            required=True),
-         PropertyDefinition(object_type="pet", name="species", type=PropertyType.ENUMERATION,
-                            options=["dog", "cat"])],
-    )  # fmt: skip
+        tenant_id,
+        ObjectTypeDefinition(name="pet", label="Pets", primary_property="pet_name"),
+        [
+            PropertyDefinition(
+                object_type="pet", name="pet_name", type=PropertyType.STRING, required=True
+            ),
+            PropertyDefinition(
+                object_type="pet",
+                name="species",
+                type=PropertyType.ENUMERATION,
+                options=["dog", "cat"],
+            ),
+        ],
+    )
     assert ot.custom and "pet" in {t.name for t in await store.list_object_types(tenant_id)}
     p = await store.create(tenant_id, "pet", {"pet_name": "Rex", "species": "DOG"})
     assert p.properties["species"] == "dog"
@@ -340,24 +417,37 @@ async def test_custom_objects_and_properties(store: RecordStore, tenant_id: str)
     with pytest.raises(InvalidArgument):
         await store.define_object_type(tenant_id, ObjectTypeDefinition(name="Bad Name"))
     # A custom property on a standard object, then usable and filterable.
-    await store.define_property(tenant_id, PropertyDefinition(
-        object_type="contact", name="tshirt", type=PropertyType.ENUMERATION,
-        options=["S", "M", "L"]))  # fmt: skip
+    await store.define_property(
+        tenant_id,
+        PropertyDefinition(
+            object_type="contact",
+            name="tshirt",
+            type=PropertyType.ENUMERATION,
+            options=["S", "M", "L"],
+        ),
+    )
     c = await store.create(tenant_id, "contact", {"tshirt": "m"})
-    g = FilterGroup.model_validate({"filters": [{"property": "tshirt", "operator": "eq",
-                                                 "value": "M"}]})  # fmt: skip
+    g = FilterGroup.model_validate(
+        {"filters": [{"property": "tshirt", "operator": "eq", "value": "M"}]}
+    )
     assert [r.record_id for r in (await store.search(tenant_id, "contact", g)).records] == [
         c.record_id
     ]
     with pytest.raises(FailedPrecondition):
-        await store.define_property(tenant_id, PropertyDefinition(
-            object_type="contact", name="tshirt", type=PropertyType.NUMBER))  # fmt: skip
+        await store.define_property(
+            tenant_id,
+            PropertyDefinition(object_type="contact", name="tshirt", type=PropertyType.NUMBER),
+        )
     with pytest.raises(FailedPrecondition):
-        await store.define_property(tenant_id, PropertyDefinition(
-            object_type="contact", name="email", type=PropertyType.NUMBER))  # fmt: skip
+        await store.define_property(
+            tenant_id,
+            PropertyDefinition(object_type="contact", name="email", type=PropertyType.NUMBER),
+        )
     with pytest.raises(InvalidArgument):
-        await store.define_property(tenant_id, PropertyDefinition(
-            object_type="contact", name="size", type=PropertyType.ENUMERATION))  # fmt: skip
+        await store.define_property(
+            tenant_id,
+            PropertyDefinition(object_type="contact", name="size", type=PropertyType.ENUMERATION),
+        )
     # Another tenant sees none of it.
     other = "o" + tenant_id[1:]
     with pytest.raises(NotFound):
@@ -369,30 +459,74 @@ async def test_custom_events_and_form_submissions(backend: Backend, tenant_id: s
     store = backend.store
     c = await store.create(tenant_id, "contact", {"email": "f@x.test"})
     now = datetime.now(UTC)
-    await store.record_event(tenant_id, ChangeEvent(
-        event_id="ev-1", tenant_id=tenant_id, event_type=ChangeEventType.FORM_SUBMITTED,
-        object_type="contact", record_id=c.record_id, occurred_at=now, form_id="demo-form",
-        properties={"message": "hi"}))  # fmt: skip
-    await store.record_event(tenant_id, ChangeEvent(
-        event_id="ev-1", tenant_id=tenant_id, event_type=ChangeEventType.FORM_SUBMITTED,
-        object_type="contact", record_id=c.record_id, occurred_at=now, form_id="demo-form"))  # fmt: skip
-    await store.record_event(tenant_id, ChangeEvent(
-        event_id="ev-2", tenant_id=tenant_id, event_type=ChangeEventType.CUSTOM_EVENT,
-        object_type="contact", record_id=c.record_id, occurred_at=now,
-        event_name="viewed_pricing"))  # fmt: skip
+    await store.record_event(
+        tenant_id,
+        ChangeEvent(
+            event_id="ev-1",
+            tenant_id=tenant_id,
+            event_type=ChangeEventType.FORM_SUBMITTED,
+            object_type="contact",
+            record_id=c.record_id,
+            occurred_at=now,
+            form_id="demo-form",
+            properties={"message": "hi"},
+        ),
+    )
+    await store.record_event(
+        tenant_id,
+        ChangeEvent(
+            event_id="ev-1",
+            tenant_id=tenant_id,
+            event_type=ChangeEventType.FORM_SUBMITTED,
+            object_type="contact",
+            record_id=c.record_id,
+            occurred_at=now,
+            form_id="demo-form",
+        ),
+    )
+    await store.record_event(
+        tenant_id,
+        ChangeEvent(
+            event_id="ev-2",
+            tenant_id=tenant_id,
+            event_type=ChangeEventType.CUSTOM_EVENT,
+            object_type="contact",
+            record_id=c.record_id,
+            occurred_at=now,
+            event_name="viewed_pricing",
+        ),
+    )
     evs = [e for e in await backend.events(tenant_id) if e.event_id.startswith("ev-")]
     assert [(e.event_id, e.form_id, e.event_name) for e in evs] == [
-        ("ev-1", "demo-form", ""), ("ev-2", "", "viewed_pricing")
+        ("ev-1", "demo-form", ""),
+        ("ev-2", "", "viewed_pricing"),
     ]
     assert evs[0].properties == {"message": "hi"}
     with pytest.raises(NotFound):
-        await store.record_event(tenant_id, ChangeEvent(
-            event_id="ev-3", tenant_id=tenant_id, event_type=ChangeEventType.CUSTOM_EVENT,
-            object_type="contact", record_id="missing", occurred_at=now, event_name="x"))  # fmt: skip
+        await store.record_event(
+            tenant_id,
+            ChangeEvent(
+                event_id="ev-3",
+                tenant_id=tenant_id,
+                event_type=ChangeEventType.CUSTOM_EVENT,
+                object_type="contact",
+                record_id="missing",
+                occurred_at=now,
+                event_name="x",
+            ),
+        )
     with pytest.raises(InvalidArgument):
-        await store.record_event(tenant_id, ChangeEvent(
-            event_id="ev-4", tenant_id=tenant_id, event_type=ChangeEventType.RECORD_UPDATED,
-            object_type="contact", record_id=c.record_id, occurred_at=now))  # fmt: skip
+        await store.record_event(
+            tenant_id,
+            ChangeEvent(
+                event_id="ev-4",
+                tenant_id=tenant_id,
+                event_type=ChangeEventType.RECORD_UPDATED,
+                object_type="contact",
+                record_id=c.record_id,
+                occurred_at=now,
+            ),
+        )
     assert len(await backend.events(tenant_id)) == 3
 
 
@@ -410,9 +544,15 @@ async def test_tenants_are_isolated(backend: Backend, tenant_id: str) -> None:
     assert await store.batch_get(other, "contact", [mine.record_id]) == []
     assert (await store.search(other, "contact")).total == 0
     with pytest.raises(NotFound):
-        await store.associate(tenant_id, Association(
-            from_object_type="contact", from_record_id=mine.record_id,
-            to_object_type="company", to_record_id=theirs.record_id))  # fmt: skip
+        await store.associate(
+            tenant_id,
+            Association(
+                from_object_type="contact",
+                from_record_id=mine.record_id,
+                to_object_type="company",
+                to_record_id=theirs.record_id,
+            ),
+        )
     lst = await store.create_list(other, "theirs", "contact")
     with pytest.raises(NotFound):
         await store.add_to_list(tenant_id, lst.list_id, [mine.record_id])
@@ -429,16 +569,34 @@ async def test_tenants_are_isolated(backend: Backend, tenant_id: str) -> None:
 
 NOW = datetime.now(UTC)
 PEOPLE: list[dict[str, Any]] = [
-    {"firstname": "Ada", "email": "ada@acme.test", "lifecyclestage": "customer",
-     "num_employees": 50, "date_of_birth": "1980-01-02", "interests": ["pricing", "events"],
-     "hs_email_optout": False},
-    {"firstname": "Bob", "email": "bob@beta.test", "lifecyclestage": "lead",
-     "num_employees": 5, "date_of_birth": "1995-07-30", "interests": ["pricing"]},
-    {"firstname": "Cy", "email": "cy@acme.test", "lifecyclestage": "opportunity",
-     "num_employees": 500, "interests": ["events", "newsletter"], "hs_email_optout": True},
+    {
+        "firstname": "Ada",
+        "email": "ada@acme.test",
+        "lifecyclestage": "customer",
+        "num_employees": 50,
+        "date_of_birth": "1980-01-02",
+        "interests": ["pricing", "events"],
+        "hs_email_optout": False,
+    },
+    {
+        "firstname": "Bob",
+        "email": "bob@beta.test",
+        "lifecyclestage": "lead",
+        "num_employees": 5,
+        "date_of_birth": "1995-07-30",
+        "interests": ["pricing"],
+    },
+    {
+        "firstname": "Cy",
+        "email": "cy@acme.test",
+        "lifecyclestage": "opportunity",
+        "num_employees": 500,
+        "interests": ["events", "newsletter"],
+        "hs_email_optout": True,
+    },
     {"firstname": "Di", "lifecyclestage": "lead", "city": "Aarhus"},
     {"firstname": "Ed_%", "email": "ed@gamma.test", "num_employees": 0, "city": "aarhus"},
-]  # fmt: skip
+]
 
 FILTERS: list[dict[str, Any]] = [
     {"property": "lifecyclestage", "operator": "eq", "value": "LEAD"},
@@ -467,7 +625,7 @@ FILTERS: list[dict[str, Any]] = [
     {"property": "interests", "operator": "in", "values": ["newsletter"]},
     {"property": "hs_email_optout", "operator": "eq", "value": True},
     {"property": "hs_email_optout", "operator": "neq", "value": True},
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -476,12 +634,17 @@ async def people(store: RecordStore, tenant_id: str) -> dict[str, Any]:
     return {r.properties["firstname"]: r for r in made}
 
 
-def _expected(group: FilterGroup, records: list[Any], assoc: dict[str, Any] | None = None
-              ) -> set[str]:  # fmt: skip
+def _expected(
+    group: FilterGroup, records: list[Any], assoc: dict[str, Any] | None = None
+) -> set[str]:
     now = datetime.now(UTC)
-    return {r.record_id for r in records
-            if evaluate(group, r.properties, now=now,
-                        associated=(assoc or {}).get(r.record_id, {})).matched}  # fmt: skip
+    return {
+        r.record_id
+        for r in records
+        if evaluate(
+            group, r.properties, now=now, associated=(assoc or {}).get(r.record_id, {})
+        ).matched
+    }
 
 
 @pytest.mark.parametrize("flt", FILTERS, ids=lambda f: f"{f['property']}-{f['operator']}")
@@ -498,17 +661,27 @@ async def test_each_operator_matches_the_criteria_evaluator(
 async def test_nested_groups_paging_and_sort(
     store: RecordStore, tenant_id: str, people: dict[str, Any]
 ) -> None:
-    group = FilterGroup.model_validate({"conjunction": "CONJUNCTION_OR", "groups": [
-        {"filters": [{"property": "lifecyclestage", "operator": "eq", "value": "lead"},
-                     {"property": "city", "operator": "is_known"}]},
-        {"filters": [{"property": "num_employees", "operator": "gte", "value": 50}]},
-    ]})  # fmt: skip
+    group = FilterGroup.model_validate(
+        {
+            "conjunction": "CONJUNCTION_OR",
+            "groups": [
+                {
+                    "filters": [
+                        {"property": "lifecyclestage", "operator": "eq", "value": "lead"},
+                        {"property": "city", "operator": "is_known"},
+                    ]
+                },
+                {"filters": [{"property": "num_employees", "operator": "gte", "value": 50}]},
+            ],
+        }
+    )
     want = _expected(group, list(people.values()))
     assert want == {people[n].record_id for n in ("Di", "Ada", "Cy")}
     seen, cursor, pages = [], "", 0
     while True:
-        page = await store.search(tenant_id, "contact", group, limit=2, cursor=cursor,
-                                  sort="-num_employees")  # fmt: skip
+        page = await store.search(
+            tenant_id, "contact", group, limit=2, cursor=cursor, sort="-num_employees"
+        )
         assert page.total == 3
         seen += [r.properties["firstname"] for r in page.records]
         pages += 1
@@ -517,8 +690,13 @@ async def test_nested_groups_paging_and_sort(
             break
     assert seen == ["Cy", "Ada", "Di"] and pages == 2  # no value sorts last
     everyone = await store.search(tenant_id, "contact", sort="firstname")
-    assert [r.properties["firstname"] for r in everyone.records] == ["Ada", "Bob", "Cy", "Di",
-                                                                     "Ed_%"]  # fmt: skip
+    assert [r.properties["firstname"] for r in everyone.records] == [
+        "Ada",
+        "Bob",
+        "Cy",
+        "Di",
+        "Ed_%",
+    ]
 
 
 async def test_association_scoped_filters(
@@ -539,31 +717,60 @@ async def test_association_scoped_filters(
                 associated.setdefault(p.record_id, {}).setdefault(key, []).append(
                     companies[a.to_record_id]
                 )
-    for quantifier in ("ASSOCIATION_QUANTIFIER_ANY", "ASSOCIATION_QUANTIFIER_ALL",
-                       "ASSOCIATION_QUANTIFIER_NONE"):  # fmt: skip
+    for quantifier in (
+        "ASSOCIATION_QUANTIFIER_ANY",
+        "ASSOCIATION_QUANTIFIER_ALL",
+        "ASSOCIATION_QUANTIFIER_NONE",
+    ):
         for label in ("", "primary"):
-            group = FilterGroup.model_validate({"filters": [{
-                "property": "numberofemployees", "operator": "gt", "value": 100,
-                "association": {"object_type": "company", "label": label,
-                                "quantifier": quantifier}}]})  # fmt: skip
+            group = FilterGroup.model_validate(
+                {
+                    "filters": [
+                        {
+                            "property": "numberofemployees",
+                            "operator": "gt",
+                            "value": 100,
+                            "association": {
+                                "object_type": "company",
+                                "label": label,
+                                "quantifier": quantifier,
+                            },
+                        }
+                    ]
+                }
+            )
             got = {r.record_id for r in (await store.search(tenant_id, "contact", group)).records}
             assert got == _expected(group, list(people.values()), associated), (quantifier, label)
     with pytest.raises(InvalidArgument) as bad:
-        await store.search(tenant_id, "contact", FilterGroup.model_validate({"filters": [{
-            "property": "no_such", "operator": "is_known",
-            "association": {"object_type": "company"}}]}))  # fmt: skip
+        await store.search(
+            tenant_id,
+            "contact",
+            FilterGroup.model_validate(
+                {
+                    "filters": [
+                        {
+                            "property": "no_such",
+                            "operator": "is_known",
+                            "association": {"object_type": "company"},
+                        }
+                    ]
+                }
+            ),
+        )
     assert fields(bad.value) == {"criteria.filters[0].property"}
 
 
 async def test_bad_searches_are_invalid_arguments(store: RecordStore, tenant_id: str) -> None:
     async def refused(flt: dict[str, Any], **kw: Any) -> set[str]:
         with pytest.raises(InvalidArgument) as bad:
-            await store.search(tenant_id, "contact",
-                               FilterGroup.model_validate({"filters": [flt]}), **kw)  # fmt: skip
+            await store.search(
+                tenant_id, "contact", FilterGroup.model_validate({"filters": [flt]}), **kw
+            )
         return fields(bad.value)
 
-    assert await refused({"property": "x'; drop table crm_record; --", "operator": "eq",
-                          "value": 1}) == {"criteria.filters[0].property"}  # fmt: skip
+    assert await refused(
+        {"property": "x'; drop table crm_record; --", "operator": "eq", "value": 1}
+    ) == {"criteria.filters[0].property"}
     assert await refused({"property": "email", "operator": "gt", "value": 1}) == {
         "criteria.filters[0].operator"
     }
@@ -590,19 +797,31 @@ async def test_bad_searches_are_invalid_arguments(store: RecordStore, tenant_id:
 async def test_datetime_filters_and_epoch_operands(store: RecordStore, tenant_id: str) -> None:
     soon = NOW + timedelta(days=3)
     later = NOW + timedelta(days=30)
-    d1 = await store.create(tenant_id, "deal", {"dealname": "soon", "closedate": soon.isoformat(),
-                                                "amount": 100.5})  # fmt: skip
-    await store.create(tenant_id, "deal", {"dealname": "later",
-                                           "closedate": int(later.timestamp() * 1000)})  # fmt: skip
-    within = FilterGroup.model_validate({"filters": [
-        {"property": "closedate", "operator": "within_next_days", "value": 7}]})  # fmt: skip
+    d1 = await store.create(
+        tenant_id, "deal", {"dealname": "soon", "closedate": soon.isoformat(), "amount": 100.5}
+    )
+    await store.create(
+        tenant_id, "deal", {"dealname": "later", "closedate": int(later.timestamp() * 1000)}
+    )
+    within = FilterGroup.model_validate(
+        {"filters": [{"property": "closedate", "operator": "within_next_days", "value": 7}]}
+    )
     assert [r.record_id for r in (await store.search(tenant_id, "deal", within)).records] == [
         d1.record_id
     ]
-    epoch = FilterGroup.model_validate({"filters": [
-        {"property": "closedate", "operator": "before",
-         "value": int((NOW + timedelta(days=10)).timestamp() * 1000)}]})  # fmt: skip
+    epoch = FilterGroup.model_validate(
+        {
+            "filters": [
+                {
+                    "property": "closedate",
+                    "operator": "before",
+                    "value": int((NOW + timedelta(days=10)).timestamp() * 1000),
+                }
+            ]
+        }
+    )
     assert await store.count(tenant_id, "deal", epoch) == 1
-    amount = FilterGroup.model_validate({"filters": [
-        {"property": "amount", "operator": "eq", "value": "100.5"}]})  # fmt: skip
+    amount = FilterGroup.model_validate(
+        {"filters": [{"property": "amount", "operator": "eq", "value": "100.5"}]}
+    )
     assert await store.count(tenant_id, "deal", amount) == 1

@@ -32,7 +32,8 @@ async def test_failed_delivery_keeps_events_and_retries_in_order(sql_store: SqlR
     assert d.failures == 2 and d.backoff() == 1.0
     pending = await d.pending("t1")
     assert [e.event_type for e in pending] == [
-        ChangeEventType.RECORD_CREATED, ChangeEventType.RECORD_UPDATED
+        ChangeEventType.RECORD_CREATED,
+        ChangeEventType.RECORD_UPDATED,
     ]
     fail = False
     assert await d.dispatch_once() == 2

@@ -84,7 +84,7 @@ def test_required_only_checked_on_create_but_cannot_be_cleared() -> None:
     assert validate_properties(s, {"domain": "a.test"}, existing={"name": "A"}) == {
         "domain": "a.test"
     }
-    with pytest.raises(InvalidArgument, match="properties.name"):
+    with pytest.raises(InvalidArgument, match=r"properties\.name"):
         validate_properties(s, {"name": ""}, existing={"name": "A"})
 
 

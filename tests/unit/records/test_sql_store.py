@@ -44,8 +44,13 @@ async def test_migrations_match_the_tables_and_rerun_cleanly(db_url: str) -> Non
 @pytest.fixture
 def is_even(monkeypatch: pytest.MonkeyPatch) -> str:
     """A newer operator without a SQL translation."""
-    op = Operator("is_even", "is even", "none", ("number",),
-                  lambda f: lambda v, now: (n := as_number(v)) is not None and n % 2 == 0)  # fmt: skip
+    op = Operator(
+        "is_even",
+        "is even",
+        "none",
+        ("number",),
+        lambda f: lambda v, now: (n := as_number(v)) is not None and n % 2 == 0,
+    )
     monkeypatch.setitem(OPERATORS, "is_even", op)
     return "is_even"
 
@@ -57,21 +62,36 @@ async def test_operators_without_sql_fall_back_to_the_evaluator(
         "t1", "contact", [{"num_employees": n} for n in (1, 2, 3, 4, 6)] + [{}]
     )
     co = await sql_store.create("t1", "company", {"name": "Even", "numberofemployees": 10})
-    group = FilterGroup.model_validate({"filters": [{"property": "num_employees",
-                                                     "operator": is_even}]})  # fmt: skip
+    group = FilterGroup.model_validate(
+        {"filters": [{"property": "num_employees", "operator": is_even}]}
+    )
     assert needs_python(group)
     page = await sql_store.search("t1", "contact", group, limit=2)
     assert page.total == 3 and page.next_cursor
     rest = await sql_store.search("t1", "contact", group, limit=2, cursor=page.next_cursor)
     assert [r.properties["num_employees"] for r in page.records + rest.records] == [2, 4, 6]
-    from crmflow.records.port import Association  # noqa: PLC0415
+    from crmflow.records.port import Association
 
-    await sql_store.associate("t1", Association(
-        from_object_type="contact", from_record_id=made[0].record_id,
-        to_object_type="company", to_record_id=co.record_id))  # fmt: skip
-    scoped = FilterGroup.model_validate({"filters": [{
-        "property": "numberofemployees", "operator": is_even,
-        "association": {"object_type": "company"}}]})  # fmt: skip
+    await sql_store.associate(
+        "t1",
+        Association(
+            from_object_type="contact",
+            from_record_id=made[0].record_id,
+            to_object_type="company",
+            to_record_id=co.record_id,
+        ),
+    )
+    scoped = FilterGroup.model_validate(
+        {
+            "filters": [
+                {
+                    "property": "numberofemployees",
+                    "operator": is_even,
+                    "association": {"object_type": "company"},
+                }
+            ]
+        }
+    )
     assert [r.record_id for r in (await sql_store.search("t1", "contact", scoped)).records] == [
         made[0].record_id
     ]
@@ -83,9 +103,10 @@ async def test_concurrent_writers_on_sqlite_all_commit(sql_store: SqlRecordStore
     async def bump(i: int) -> Any:
         return await sql_store.update("t1", "deal", c.record_id, {"amount": i})
 
-    await asyncio.gather(*(bump(i) for i in range(1, 21)),
-                         *(sql_store.create("t1", "deal", {"dealname": f"d{i}"})
-                           for i in range(20)))  # fmt: skip
+    await asyncio.gather(
+        *(bump(i) for i in range(1, 21)),
+        *(sql_store.create("t1", "deal", {"dealname": f"d{i}"}) for i in range(20)),
+    )
     hist = await sql_store.property_history("t1", "deal", c.record_id, "amount")
     assert len(hist) == 21  # the create + 20 distinct updates, none lost
     assert await sql_store.count("t1", "deal") == 21
@@ -95,7 +116,7 @@ async def test_factory_picks_the_adapter_from_settings(tmp_path: Path) -> None:
     owner = await open_record_store(Settings(data_dir=tmp_path), owner=True)
     try:
         assert isinstance(owner, SqlRecordStore)
-        assert (tmp_path / "crm.db").exists() or any(tmp_path.iterdir())
+        assert owner.engine.url.database == str(tmp_path / "crm.db")
         await owner.create("t1", "contact", {"email": "f@x.test"})  # migrated: tables exist
     finally:
         await owner.close()  # type: ignore[attr-defined]
@@ -111,3 +132,27 @@ async def test_factory_picks_the_adapter_from_settings(tmp_path: Path) -> None:
     await remote.close()
     with pytest.raises(ConfigurationError):
         await open_record_store(Settings(crm_mode="grpc"), owner=False)
+
+
+@pytest.mark.parametrize("threshold", [0, 10_000])
+async def test_both_sqlite_search_plans_return_the_same_pages(
+    sql_store: SqlRecordStore, monkeypatch: pytest.MonkeyPatch, threshold: int
+) -> None:
+    """Search picks an index by the match count (see _sqlite_plan); both plans must agree."""
+    import crmflow.records.sql as sql_module
+
+    monkeypatch.setattr(sql_module, "DRIVE_FROM_MATCHES_MAX", threshold)
+    made = await sql_store.batch_create(
+        "t1", "contact", [{"lifecyclestage": "lead" if i % 3 else "customer"} for i in range(30)]
+    )
+    leads = [r.record_id for r in made if r.properties["lifecyclestage"] == "lead"]
+    group = FilterGroup.model_validate(
+        {"filters": [{"property": "lifecyclestage", "operator": "eq", "value": "lead"}]}
+    )
+    for sort, want in (("", leads), ("-createdate", leads[::-1])):
+        first = await sql_store.search("t1", "contact", group, limit=15, sort=sort)
+        rest = await sql_store.search(
+            "t1", "contact", group, limit=15, sort=sort, cursor=first.next_cursor
+        )
+        assert [r.record_id for r in first.records + rest.records] == want
+        assert first.total == len(leads) == 20
