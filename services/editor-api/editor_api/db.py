@@ -71,7 +71,12 @@ class ChangeRow(SQLModel, table=True):
     """One draft change, with the draft before and after, for undo/redo (30-day window)."""
 
     __tablename__ = "editor_changes"
-    __table_args__ = (Index("ix_editor_changes_wf", "tenant_id", "workflow_id", "pk"),)
+    __table_args__ = (
+        Index("ix_editor_changes_wf", "tenant_id", "workflow_id", "pk"),
+        # Covers the undo/redo look-ups and counts: without it SQLite reads every change's
+        # before/after documents (overflow pages) just to test created_at.
+        Index("ix_editor_changes_state", "tenant_id", "workflow_id", "undone", "created_at"),
+    )
 
     pk: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(max_length=64)
