@@ -40,6 +40,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
 @dataclass
 class Outcome:
     workflow_id: str
@@ -171,7 +176,7 @@ class Enroller:
         inp = EnrollmentInput(
             tenant_id=row.tenant_id, workflow_id=row.workflow_id, revision=cw.revision.revision,
             object_type=row.object_type, record_id=row.record_id,
-            enrollment_number=row.enrollment_number, enrolled_at=row.enrolled_at,
+            enrollment_number=row.enrollment_number, enrolled_at=aware(row.enrolled_at),
             trigger=row.trigger, triggering_event=event, definition=cw.definition,
         )
         try:

@@ -24,7 +24,7 @@ from crmflow.records.port import RecordStore
 from crmflow.temporal.ids import backfill_workflow_id
 from enrollment.activities import backfill_criteria
 from enrollment.compiled import compile_revision
-from enrollment.enroller import Enroller
+from enrollment.enroller import Enroller, aware
 from enrollment.payloads import BackfillProgress
 from enrollment.servicer import require_id
 from enrollment.workflows import ActiveWorkflows
@@ -157,7 +157,7 @@ class Review:
         out.currently_enrolled = current is not None and await self.enroller._is_current(current)
         out.times_enrolled = fact.enrollment_count if fact else 0
         if fact:
-            out.last_enrolled_at.FromDatetime(fact.last_enrolled_at)
+            out.last_enrolled_at.FromDatetime(aware(fact.last_enrolled_at))
         out.reenrollment_enabled = e.reenrollment.enabled
         out.suppressed_by_list_ids.extend(await self.enroller.suppressed_by(cw, rid))
         if e.goal is not None and not e.goal.is_empty():

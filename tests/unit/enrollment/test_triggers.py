@@ -1,0 +1,140 @@
+"""Every trigger kind: criteria transitions, events with refinements, manual, dedupe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from crmflow.errors import InvalidArgument
+from crmflow.model.records import ChangeEventType
+from tests.unit.enrollment.conftest import T0, Core
+
+LEAD = {"property": "lifecyclestage", "operator": "eq", "value": "lead"}
+DK = {"property": "country", "operator": "eq", "value": "DK"}
+
+
+def crit(*filters: dict, conj: str = "CONJUNCTION_AND") -> dict:
+    return {"criteria": {"filter": {"conjunction": conj, "filters": list(filters)}}}
+
+
+async def test_criteria_enrolls_on_transition_only(core: Core) -> None:
+    await core.publish("wf", {"triggers": [crit(LEAD, DK)]})
+    # DK already, becomes a lead: enrolls
+    ev = core.event("c1", {"lifecyclestage": ("subscriber", "lead")},
+                    snapshot={"lifecyclestage": "lead", "country": "DK"})
+    assert await core.ingest(ev) == [("wf", "enrolled")]
+    # another record already matching, an unrelated property changes: no transition
+    ev = core.event("c2", {"city": ("A", "B")},
+                    snapshot={"lifecyclestage": "lead", "country": "DK", "city": "B"})
+    assert await core.ingest(ev) == []
+    # the change does not complete the criteria: nothing
+    ev = core.event("c3", {"lifecyclestage": ("subscriber", "lead")},
+                    snapshot={"lifecyclestage": "lead", "country": "SE"})
+    assert await core.ingest(ev) == []
+    # a record created matching enrolls (it matched nothing before it existed)
+    ev = core.event("c4", {"lifecyclestage": (None, "lead"), "country": (None, "DK")},
+                    kind=ChangeEventType.RECORD_CREATED,
+                    snapshot={"lifecyclestage": "lead", "country": "DK"})
+    assert await core.ingest(ev) == [("wf", "enrolled")]
+    assert core.starter.started() == [
+        f"enroll/{core.tenant}/wf/contact-c1/1", f"enroll/{core.tenant}/wf/contact-c4/1"]
+
+
+async def test_criteria_reads_the_crm_when_the_event_has_no_snapshot(core: Core) -> None:
+    await core.publish("wf", {"triggers": [crit(LEAD, DK)]})
+    await core.records.create(core.tenant, "contact", {"lifecyclestage": "lead", "country": "DK"},
+                              record_id="c1")
+    ev = core.event("c1", {"lifecyclestage": ("subscriber", "lead")})  # changes only
+    assert await core.ingest(ev) == [("wf", "enrolled")]
+
+
+async def test_or_criteria_and_other_object_types(core: Core) -> None:
+    await core.publish("wf", {"triggers": [crit(LEAD, DK, conj="CONJUNCTION_OR")]})
+    await core.publish("deals", {"triggers": [crit(LEAD)]}, object_type="deal")
+    ev = core.event("c1", {"country": ("SE", "DK")}, snapshot={"country": "DK"})
+    assert await core.ingest(ev) == [("wf", "enrolled")]
+
+
+async def test_property_changed_event_trigger(core: Core) -> None:
+    await core.publish("wf", {"triggers": [{"event": {
+        "event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": "lifecyclestage",
+        "from_values": ["lead"], "to_values": ["customer"]}}]})
+    assert await core.ingest(core.event("c1", {"lifecyclestage": ("subscriber", "customer")})) == []
+    assert await core.ingest(core.event("c1", {"lifecyclestage": ("lead", "customer")})) == [
+        ("wf", "enrolled")]
+
+
+async def test_form_and_custom_event_triggers(core: Core) -> None:
+    await core.publish("form", {"triggers": [{"event": {
+        "event_type": "EVENT_TYPE_FORM_SUBMITTED", "form_id": "f1"}}]})
+    await core.publish("custom", {"triggers": [{"event": {
+        "event_type": "EVENT_TYPE_CUSTOM_EVENT", "event_name": "signup",
+        "event_filters": [{"property": "plan", "operator": "eq", "value": "pro"}]}}]})
+    f2 = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f2")
+    assert await core.ingest(f2) == []
+    f1 = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1")
+    assert await core.ingest(f1) == [("form", "enrolled")]
+    free = core.event("c2", kind=ChangeEventType.CUSTOM_EVENT, event_name="signup",
+                      snapshot={"plan": "free"})
+    assert await core.ingest(free) == []
+    pro = core.event("c2", kind=ChangeEventType.CUSTOM_EVENT, event_name="signup",
+                     snapshot={"plan": "pro"})
+    assert await core.ingest(pro) == [("custom", "enrolled")]
+
+
+async def test_list_and_association_triggers(core: Core) -> None:
+    await core.publish("lists", {"triggers": [{"event": {
+        "event_type": "EVENT_TYPE_LIST_MEMBERSHIP_ADDED", "list_id": "L1"}}]})
+    await core.publish("assoc", {"triggers": [{"event": {
+        "event_type": "EVENT_TYPE_ASSOCIATION_ADDED", "association_object_type": "deal"}}]})
+    ev = core.event("c1", kind=ChangeEventType.LIST_MEMBERSHIP_ADDED, list_id="L1")
+    assert await core.ingest(ev) == [("lists", "enrolled")]
+    ev = core.event("c1", kind=ChangeEventType.ASSOCIATION_ADDED, associated_object_type="deal",
+                    associated_record_id="d1")
+    assert await core.ingest(ev) == [("assoc", "enrolled")]
+
+
+async def test_refinement_at_least_and_at_most_in_a_window(core: Core) -> None:
+    await core.publish("twice", {"triggers": [{"event": {
+        "event_type": "EVENT_TYPE_FORM_SUBMITTED", "form_id": "f1",
+        "refinement": {"min_count": 2, "window_start": (T0 - timedelta(days=30)).isoformat(),
+                       "window_end": (T0 + timedelta(days=30)).isoformat()}}}]})
+    await core.publish("once", {"triggers": [{"event": {
+        "event_type": "EVENT_TYPE_FORM_SUBMITTED", "form_id": "f1",
+        "refinement": {"max_count": 1}}}]})
+    old = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1",
+                     occurred_at=T0 - timedelta(days=60))  # outside the window
+    assert await core.ingest(old) == [("once", "enrolled")]
+    first = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1")
+    assert await core.ingest(first) == []  # once: now 2 > at most 1; twice: 1 in window
+    second = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1")
+    assert await core.ingest(second) == [("twice", "enrolled")]
+
+
+async def test_same_event_twice_has_the_effect_of_one(core: Core) -> None:
+    await core.publish("wf", {"triggers": [crit(LEAD)]})
+    ev = core.event("c1", {"lifecyclestage": ("subscriber", "lead")})
+    dup1, out1 = await core.ingestor.ingest(ev)
+    dup2, out2 = await core.ingestor.ingest(ev)
+    assert (dup1, dup2) == (False, True)
+    assert out1 == out2 and len(core.starter.runs) == 1
+
+
+async def test_manual_enrollment(core: Core) -> None:
+    await core.publish("wf", {"triggers": [{"manual": {}}]})
+    cw = core.workflows.get(core.tenant, "wf")
+    a = await core.enroller.enroll(cw, "r1", trigger="manual", record={})
+    b = await core.enroller.enroll(cw, "r1", trigger="manual", record={})
+    assert (a.outcome, b.outcome) == ("enrolled", "already_enrolled")
+    # manual workflows ignore record changes
+    assert await core.ingest(core.event("r2", {"x": (1, 2)})) == []
+
+
+async def test_wrong_property_type_is_refused_naming_the_field(core: Core) -> None:
+    ev = core.event("c1", {"num_employees": (1, "many")})
+    with pytest.raises(InvalidArgument) as err:
+        await core.ingestor.check_types(ev, "events[3]")
+    assert err.value.violations[0].field == "events[3].changes[0].new_value"
+    ok = core.event("c1", {"num_employees": (1, "12")})
+    await core.ingestor.check_types(ok, "events[0]")
