@@ -135,6 +135,7 @@ class HandoffRow(SQLModel, table=True):
     workflow_id: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=16)  # "activate" | "deactivate"
     revision: int = 0
+    # activate: enroll existing records; deactivate: unenroll the records enrolled now.
     enroll_existing: bool = False
     attempts: int = 0
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -40,7 +40,9 @@ class EnrollmentUnavailable(Exception):
 class EnrollmentGateway(Protocol):
     async def activate(self, revision: PublishedRevision, *, enroll_existing: bool) -> None: ...
 
-    async def deactivate(self, tenant_id: str, workflow_id: str) -> None: ...
+    async def deactivate(
+        self, tenant_id: str, workflow_id: str, *, unenroll_existing: bool = False
+    ) -> None: ...
 
     async def estimate(
         self, tenant_id: str, definition: WorkflowDefinition, sample_size: int
@@ -92,8 +94,12 @@ class GrpcEnrollmentGateway:
             ),
         )
 
-    async def deactivate(self, tenant_id: str, workflow_id: str) -> None:
-        req = _message("DeactivateWorkflowRequest")(tenant_id=tenant_id, workflow_id=workflow_id)
+    async def deactivate(
+        self, tenant_id: str, workflow_id: str, *, unenroll_existing: bool = False
+    ) -> None:
+        req = _message("DeactivateWorkflowRequest")(
+            tenant_id=tenant_id, workflow_id=workflow_id, unenroll_existing=unenroll_existing
+        )
         await self._call("DeactivateWorkflow", req)
 
     async def estimate(

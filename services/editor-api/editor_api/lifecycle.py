@@ -140,8 +140,9 @@ class Lifecycle:
         return await core.get(tenant_id, workflow_id), revision_model(frozen)
 
     async def _status_change(
-        self, tenant_id: str, workflow_id: str, *, actor: str, operation: str
+        self, tenant_id: str, workflow_id: str, *, actor: str, operation: str, flag: bool = False
     ) -> WorkflowView:
+        """``flag``: enroll existing records (activate) / unenroll current ones (deactivate)."""
         core = self.core
         require("tenant_id", tenant_id)
         require("workflow_id", workflow_id)
@@ -157,6 +158,7 @@ class Lifecycle:
                     workflow_id=workflow_id,
                     kind=handoff[0],
                     revision=handoff[1],
+                    enroll_existing=flag,
                     now=now,
                 )
             await repo.audit(
@@ -205,26 +207,19 @@ class Lifecycle:
             return {"status": back}, None, f"restored as {back}"
         raise InvalidArgument.field("operation", operation)
 
-    async def turn_off(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
+    async def turn_off(
+        self, tenant_id: str, workflow_id: str, *, actor: str, unenroll_existing: bool = False
+    ) -> WorkflowView:
         return await self._status_change(
-            tenant_id, workflow_id, actor=actor, operation="TurnOffWorkflow"
+            tenant_id, workflow_id, actor=actor, operation="TurnOffWorkflow", flag=unenroll_existing
         )
 
     async def turn_on(
         self, tenant_id: str, workflow_id: str, *, actor: str, enroll_existing: bool
     ) -> WorkflowView:
-        view = await self._status_change(
-            tenant_id, workflow_id, actor=actor, operation="TurnOnWorkflow"
+        return await self._status_change(
+            tenant_id, workflow_id, actor=actor, operation="TurnOnWorkflow", flag=enroll_existing
         )
-        if enroll_existing:
-            async with self.core.sessions() as s, s.begin():
-                h = await repo.get_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id)
-                if h is not None:
-                    h.enroll_existing = True
-                    s.add(h)
-            await self.deliver(tenant_id, workflow_id)
-            view = await self.core.get(tenant_id, workflow_id)
-        return view
 
     async def archive(self, tenant_id: str, workflow_id: str, *, actor: str) -> WorkflowView:
         return await self._status_change(
@@ -312,7 +307,9 @@ class Lifecycle:
             if rev is not None:
                 await self.enrollment.activate(rev, enroll_existing=h.enroll_existing)
             else:
-                await self.enrollment.deactivate(tenant_id, workflow_id)
+                await self.enrollment.deactivate(
+                    tenant_id, workflow_id, unenroll_existing=h.enroll_existing
+                )
         except Exception as exc:  # any failure: keep the outbox row, retry later
             delay = min(MAX_BACKOFF, 2.0 ** min(h.attempts, 10))
             log.warning(

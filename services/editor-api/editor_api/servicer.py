@@ -384,7 +384,9 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
         )
 
     async def TurnOffWorkflow(self, req: pb.TurnOffWorkflowRequest, ctx: Ctx) -> Any:
-        view = await self.life.turn_off(req.tenant_id, req.workflow_id, actor=req.actor)
+        view = await self.life.turn_off(
+            req.tenant_id, req.workflow_id, actor=req.actor, unenroll_existing=req.unenroll_existing
+        )
         return pb.TurnOffWorkflowResponse(workflow=workflow_proto(view))
 
     async def TurnOnWorkflow(self, req: pb.TurnOnWorkflowRequest, ctx: Ctx) -> Any:

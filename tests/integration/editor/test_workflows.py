@@ -109,6 +109,11 @@ async def test_list_filters_and_paging(editor: Editor) -> None:
     assert len(seen) == len(set(seen)) == 6
     other = await editor.stub.ListWorkflows(pb.ListWorkflowsRequest(tenant_id=t + "x"))
     assert not other.workflows  # tenant isolation
+    one = deals.workflows[0].definition.workflow_id
+    err = await rpc_error(
+        editor.stub.GetWorkflow(pb.GetWorkflowRequest(tenant_id=t + "x", workflow_id=one))
+    )
+    assert err.code() == grpc.StatusCode.NOT_FOUND
     err = await rpc_error(
         editor.stub.ListWorkflows(pb.ListWorkflowsRequest(tenant_id=t, page_token="!!"))
     )
@@ -136,10 +141,17 @@ async def test_rename_turn_off_on_archive_restore_delete_and_audit(editor: Edito
         err.details() or ""
     )
 
-    off = await editor.stub.TurnOffWorkflow(pb.TurnOffWorkflowRequest(tenant_id=t, workflow_id=wid))
+    off = await editor.stub.TurnOffWorkflow(
+        pb.TurnOffWorkflowRequest(tenant_id=t, workflow_id=wid, unenroll_existing=True)
+    )
     assert off.workflow.status == OFF
-    assert [d.workflow_id for d in editor.enrollment.deactivated] == [wid]
-    on = await editor.stub.TurnOnWorkflow(pb.TurnOnWorkflowRequest(tenant_id=t, workflow_id=wid))
+    assert [(d.workflow_id, d.unenroll_existing) for d in editor.enrollment.deactivated] == [
+        (wid, True)
+    ]
+    on = await editor.stub.TurnOnWorkflow(
+        pb.TurnOnWorkflowRequest(tenant_id=t, workflow_id=wid, enroll_existing=True)
+    )
+    assert editor.enrollment.activated[-1].enroll_existing
     assert on.workflow.status == ON and editor.enrollment.activated[-1].revision.revision == 1
     err = await rpc_error(
         editor.stub.TurnOnWorkflow(pb.TurnOnWorkflowRequest(tenant_id=t, workflow_id=wid))

@@ -1997,19 +1997,23 @@ class TurnOffWorkflowRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    UNENROLL_EXISTING_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     workflow_id: _builtins.str
     actor: _builtins.str
+    unenroll_existing: _builtins.bool
+    """Also unenroll the records currently enrolled (otherwise they finish their runs)."""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         workflow_id: _builtins.str = ...,
         actor: _builtins.str = ...,
+        unenroll_existing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "tenant_id", b"tenant_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "tenant_id", b"tenant_id", "unenroll_existing", b"unenroll_existing", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
