@@ -9,7 +9,6 @@ touching this module.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,12 +29,10 @@ from crmflow.errors import NotFound
 from crmflow.model.actions import Action, EdgeType
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.workflow import WorkflowDefinition
+from crmflow.tokens import TemplateError, references_in
 from editor_api.plans import Plan, trigger_locks
 
 log = logging.getLogger("editor_api.validation")
-
-# {{ sources.<id>.<prop> }} and {{ actions.<id>.outputs.<name> }} (filters after a pipe ignored)
-TOKEN_RE = re.compile(r"\{\{\s*(sources|actions)\.([A-Za-z0-9_\-]+)((?:\.[A-Za-z0-9_\-]+)*)")
 
 
 @dataclass(frozen=True)
@@ -88,17 +85,6 @@ def _filters(group: FilterGroup) -> Iterator[Any]:
     yield from group.filters
     for g in group.groups:
         yield from _filters(g)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
 
 
 class _Checker:
@@ -182,34 +168,55 @@ class _Checker:
         return None
 
     def tokens(self, aid: str, fields: dict[str, Any]) -> None:
-        for text in _strings(fields):
-            for kind, ref, rest in TOKEN_RE.findall(text):
-                parts = [p for p in rest.split(".") if p]
-                if kind == "sources":
-                    src = self.sources.get(ref)
-                    if src is None:
-                        self.add(
-                            aid,
-                            "deleted_data_source",
-                            "fields",
-                            f"uses data source {ref!r}, which no longer exists",
-                        )
-                    elif parts:
-                        self.check_property(aid, "fields", src.object_type, parts[0])
-                elif ref not in self.defn.actions:
+        """Personalization tokens, read with the shared parser (``crmflow.tokens``)."""
+        for key, value in fields.items():
+            path = f"fields.{key}"
+            try:
+                refs = references_in([value])
+            except TemplateError as exc:
+                self.add(aid, "invalid_token", path, exc.message)
+                continue
+            for tok, why in refs.malformed:
+                self.add(aid, "invalid_token", path, f"{{{{ {'.'.join(tok.path)} }}}}: {why}")
+            for sid, props in sorted(refs.sources.items()):
+                src = self.sources.get(sid)
+                if src is None:
+                    self.add(
+                        aid,
+                        "deleted_data_source",
+                        path,
+                        f"uses data source {sid!r}, which no longer exists",
+                    )
+                    continue
+                for p in sorted(props):
+                    self.check_property(aid, path, src.object_type, p)
+            for ref in sorted(refs.actions):
+                if ref not in self.defn.actions:
                     self.add(
                         aid,
                         "deleted_action_output",
-                        "fields",
+                        path,
                         f"uses an output of action {ref!r}, which no longer exists",
                     )
                 elif ref == aid:
                     self.add(
                         aid,
                         "deleted_action_output",
-                        "fields",
+                        path,
                         "uses its own output, which does not exist before it runs",
                     )
+            for root, props in sorted(refs.objects.items()):
+                if root not in ("record", self.defn.object_type):
+                    self.add(
+                        aid,
+                        "invalid_token",
+                        path,
+                        f"{{{{ {root}.* }}}}: this workflow enrolls "
+                        f"{self.defn.object_type} records (use record.<property>)",
+                    )
+                    continue
+                for p in sorted(props):
+                    self.check_property(aid, path, self.defn.object_type, p)
 
     def field_properties(self, aid: str, fields: dict[str, Any]) -> None:
         """Fields named ``property`` / ``*_property`` name CRM properties (registry convention);

@@ -73,6 +73,15 @@ def test_tokens_need_existing_sources_and_actions() -> None:
     assert ("a", "unknown_property") in codes(ok, props=props)
 
 
+def test_token_syntax_roots_and_record_properties() -> None:
+    props = {"contact": {"firstname"}}
+    d = defn(sp("a", value="Hi {{ record.firstname }} {{ contact.nope }}"))
+    assert codes(d, props=props) == {("a", "unknown_property")}
+    assert ("a", "invalid_token") in codes(defn(sp("a", value="{{ deal.amount }}")))
+    assert ("a", "invalid_token") in codes(defn(sp("a", value="{{ actions.x.score }}")))
+    assert ("a", "invalid_token") in codes(defn(sp("a", value="{{ record.firstname ")))
+
+
 def test_branch_limits_and_random_split_sum() -> None:
     crit = {"filters": [{"property": "firstname", "operator": "is_known"}]}
     many = Action(
