@@ -26,6 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from crmflow.criteria import compile_group
 from crmflow.db import create_engine
@@ -124,22 +126,28 @@ class SqlRecordStore(LinksMixin, RecordStore):
         return [self.to_record(rows[i]) for i in dict.fromkeys(record_ids) if i in rows]
 
     async def _where(
-        self, conn: AsyncConnection, tenant_id: str, object_type: str, criteria: FilterGroup
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        object_type: str,
+        criteria: FilterGroup,
+        rid: Any = R.c.record_id,
     ) -> Any:
         schemas = {object_type: await self.schema(conn, tenant_id, object_type)}
         for ot in _scope_types(criteria):
             schemas[ot] = await self.schema(conn, tenant_id, ot)
         return Translator(tenant_id, schemas, self.now()).group(
-            criteria, object_type, R.c.record_id, "criteria"
+            criteria, object_type, rid, "criteria"
         )
 
-    def _order(self, schema: Schema, sort: str) -> list[Any]:
+    def _order(self, schema: Schema, sort: str, *, noindex: bool = False) -> list[Any]:
         desc = sort.startswith("-")
         name = sort.lstrip("-")
+        wrap = _noindex if noindex else (lambda c: c)
         if not name:
-            key: Any = R.c.created_at
+            key: Any = wrap(R.c.created_at)
         elif name in ("createdate", "lastmodifieddate"):
-            key = R.c.created_at if name == "createdate" else R.c.updated_at
+            key = wrap(R.c.created_at if name == "createdate" else R.c.updated_at)
         else:
             prop = schema.get(name, "sort")
             col = (
@@ -158,7 +166,8 @@ class SqlRecordStore(LinksMixin, RecordStore):
                 .scalar_subquery()
             )
         key = sa.nulls_last(key.desc() if desc else key.asc())
-        return [key, R.c.record_id.desc() if desc else R.c.record_id.asc()]
+        rid = wrap(R.c.record_id)
+        return [key, rid.desc() if desc else rid.asc()]
 
     async def search(
         self,
@@ -187,20 +196,30 @@ class SqlRecordStore(LinksMixin, RecordStore):
                 )
             base = await self._base(conn, tenant_id, object_type, criteria)
             n = await self._count(conn, base)
-            q = sa.select(R).where(*base).order_by(*order).offset(offset).limit(limit)
             if self.sqlite and criteria is not None:
-                q = q.with_hint(R, _sqlite_plan(n, sort), "sqlite")
+                if n > DRIVE_FROM_MATCHES_MAX and sort.lstrip("-") in ("", "createdate"):
+                    # walk records in creation order, testing the matches' id set
+                    rid = _noindex(R.c.record_id)
+                    base = await self._base(conn, tenant_id, object_type, criteria, rid)
+                else:  # look the matches up by primary key, then sort them
+                    order = self._order(schema, sort, noindex=True)
+            q = sa.select(R).where(*base).order_by(*order).offset(offset).limit(limit)
             rows = (await conn.execute(q)).all()
         return SearchPage(
             records=[self.to_record(r) for r in rows], total=n, next_cursor=_next(offset, limit, n)
         )
 
     async def _base(
-        self, conn: AsyncConnection, tenant_id: str, object_type: str, criteria: FilterGroup | None
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        object_type: str,
+        criteria: FilterGroup | None,
+        rid: Any = R.c.record_id,
     ) -> list[Any]:
         base = [R.c.tenant_id == tenant_id, R.c.object_type == object_type]
         if criteria is not None:
-            base.append(await self._where(conn, tenant_id, object_type, criteria))
+            base.append(await self._where(conn, tenant_id, object_type, criteria, rid))
         return base
 
     @staticmethod
@@ -605,16 +624,15 @@ class SqlRecordStore(LinksMixin, RecordStore):
         )
 
 
-# SQLite has no value-frequency statistics, so it can't tell "email = x" (one match: read the
-# matches, sort them) from "lifecyclestage = lead" (12% of 100k: walk records in creation order
-# until the page is full). The count, which search needs anyway, tells us: pick the plan.
+# SQLite keeps no value-frequency statistics, so it can't tell "email = x" (one match: look the
+# matches up by primary key and sort them) from "lifecyclestage = lead" (12% of 100k: walk the
+# records in creation order until the page is full). The count, which search needs anyway,
+# tells us; SQLite's unary "+" (a no-op on the value) takes an index out of the planner's hands.
 DRIVE_FROM_MATCHES_MAX = 2000
 
 
-def _sqlite_plan(total: int, sort: str) -> str:
-    if total > DRIVE_FROM_MATCHES_MAX and sort.lstrip("-") in ("", "createdate"):
-        return "INDEXED BY ix_crm_record_created"
-    return "INDEXED BY sqlite_autoindex_crm_record_1"  # the primary key (record_id IN ...)
+def _noindex(col: Any) -> Any:
+    return UnaryExpression(col, operator=operators.custom_op("+"), type_=col.type)
 
 
 def _next(offset: int, limit: int, total: int) -> str:

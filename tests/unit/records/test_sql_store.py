@@ -138,7 +138,7 @@ async def test_factory_picks_the_adapter_from_settings(tmp_path: Path) -> None:
 async def test_both_sqlite_search_plans_return_the_same_pages(
     sql_store: SqlRecordStore, monkeypatch: pytest.MonkeyPatch, threshold: int
 ) -> None:
-    """Search picks an index by the match count (see _sqlite_plan); both plans must agree."""
+    """Search picks an index by the match count (see DRIVE_FROM_MATCHES_MAX); both plans must agree."""
     import crmflow.records.sql as sql_module
 
     monkeypatch.setattr(sql_module, "DRIVE_FROM_MATCHES_MAX", threshold)
