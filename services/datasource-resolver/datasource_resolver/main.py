@@ -11,6 +11,7 @@ from crmflow.settings import Settings
 from datasource_resolver.cache import StepCache
 from datasource_resolver.crm_host import host_crm
 from datasource_resolver.record_cache import CachedReads, RecordCache
+from datasource_resolver.revisions import RevisionSource
 from datasource_resolver.servicer import binding as datasource_binding
 
 SERVICE_NAME = "datasource-resolver"
@@ -24,8 +25,12 @@ async def start(settings: Settings, *, port: int | None = None) -> RunningServer
     host = await host_crm(settings, wrap=cache.invalidating, listeners=[cache.on_change_events])
     try:
         reads = CachedReads(host.store, records) if records is not None else host.store
+        revisions = RevisionSource(settings)
+        host.closers.append(revisions.close)
         bindings = [
-            datasource_binding(reads, cache, concurrent_sources=records is None),
+            datasource_binding(
+                reads, cache, concurrent_sources=records is None, revisions=revisions
+            ),
             *host.bindings,
         ]
         running = await start_server(

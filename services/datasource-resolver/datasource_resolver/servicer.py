@@ -18,11 +18,12 @@ from crmflow.model.convert import dict_to_struct, from_proto, struct_to_dict, to
 from crmflow.model.data_sources import DataSource
 from crmflow.model.workflow import WorkflowDefinition
 from crmflow.records.port import RecordStore
-from crmflow.tokens import Escape
+from crmflow.tokens import Escape, references_in
 from datasource_resolver.cache import StepCache
 from datasource_resolver.defaults import default_data_sources
 from datasource_resolver.fields import insertable_fields
 from datasource_resolver.resolver import Resolver, ResolveRequest
+from datasource_resolver.revisions import RevisionSource, RevisionUnavailable
 from datasource_resolver.schema_view import load_properties
 from datasource_resolver.validation import validate_references
 
@@ -61,14 +62,18 @@ class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
         registry: ActionRegistry | None = None,
         *,
         concurrent_sources: bool = True,
+        revisions: RevisionSource | None = None,
     ) -> None:
         self._store = store
+        self._revisions = revisions
         self._registry = registry or default_registry()
         self._resolver = Resolver(
             store, cache, self._registry, concurrent_sources=concurrent_sources
         )
 
-    def _request(self, request: pb.ResolveInputsRequest) -> ResolveRequest:
+    async def _request(
+        self, request: pb.ResolveInputsRequest, context: grpc.aio.ServicerContext
+    ) -> ResolveRequest:
         for name in ("tenant_id", "object_type", "record_id", "action_id"):
             _required(getattr(request, name), name)
         action_type, version = request.action_type, request.type_version or 1
@@ -86,6 +91,20 @@ class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
                 from_proto(s, DataSource, field=f"data_sources[{i}]")
                 for i, s in enumerate(request.data_sources)
             ]
+            fields = struct_to_dict(request.fields)
+            if (
+                not sources
+                and self._revisions is not None
+                and request.workflow_id
+                and request.revision > 0
+                and references_in(list(fields.values())).sources
+            ):
+                pinned = await self._pinned(request, context)
+                if pinned is not None:
+                    sources = pinned.data_sources
+                    action = pinned.actions.get(request.action_id)
+                    if action is not None and not action_type:
+                        action_type, version = action.action_type, action.type_version
         escapes = {}
         for name, mode in request.escapes.items():
             if mode not in _ESCAPES:
@@ -108,10 +127,23 @@ class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
             step_key=request.step_key,
         )
 
+    async def _pinned(
+        self, request: pb.ResolveInputsRequest, context: grpc.aio.ServicerContext
+    ) -> WorkflowDefinition | None:
+        assert self._revisions is not None
+        try:
+            return await self._revisions.definition(
+                request.tenant_id, request.workflow_id, request.revision
+            )
+        except RevisionUnavailable as exc:
+            # Transient: the executor's activity retries.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise  # unreachable: abort raises
+
     async def ResolveInputs(
         self, request: pb.ResolveInputsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResolveInputsResponse:
-        result = await self._resolver.resolve(self._request(request))
+        result = await self._resolver.resolve(await self._request(request, context))
         return pb.ResolveInputsResponse(
             values=dict_to_struct(result.values, Struct),
             missing=result.missing,
@@ -176,8 +208,11 @@ def binding(
     registry: ActionRegistry | None = None,
     *,
     concurrent_sources: bool = True,
+    revisions: RevisionSource | None = None,
 ) -> ServiceBinding:
-    servicer = DatasourceServicer(store, cache, registry, concurrent_sources=concurrent_sources)
+    servicer = DatasourceServicer(
+        store, cache, registry, concurrent_sources=concurrent_sources, revisions=revisions
+    )
 
     def add(server: grpc.aio.Server) -> None:
         pb_grpc.add_DatasourceServiceServicer_to_server(servicer, server)

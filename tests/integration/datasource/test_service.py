@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from google.rpc import error_details_pb2
 
 from crmflow.api.datasource.v1 import datasource_service_pb2 as pb
 from crmflow.api.datasource.v1 import datasource_service_pb2_grpc as pb_grpc
+from crmflow.api.editor.v1 import editor_service_pb2 as ed_pb
+from crmflow.api.editor.v1 import editor_service_pb2_grpc as ed_grpc
 from crmflow.api.enrollment.v1 import enrollment_service_pb2 as en_pb
 from crmflow.api.enrollment.v1 import enrollment_service_pb2_grpc as en_grpc
 from crmflow.api.workflow.v1 import workflow_pb2
@@ -28,7 +31,7 @@ from crmflow.grpc.errors import bad_request_fields, status_from_rpc_error
 from crmflow.grpc.server import RunningServer, ServiceBinding, start_server
 from crmflow.model.actions import Action, Connection
 from crmflow.model.convert import dict_to_struct, struct_to_dict, to_proto
-from crmflow.model.workflow import WorkflowDefinition
+from crmflow.model.workflow import PublishedRevision, WorkflowDefinition
 from crmflow.records.grpc_adapter import GrpcRecordStore
 from crmflow.records.port import Association
 from crmflow.settings import Settings
@@ -286,3 +289,95 @@ async def test_grpc_crm_mode_resolves_against_a_remote_crm(
             assert "crmflow.api.crm.v1.CrmService" not in running.service_names
     finally:
         await running.stop(1)
+
+
+class FakeEditor(ed_grpc.EditorServiceServicer):
+    """Stands in for editor-api: serves one published revision."""
+
+    def __init__(self, revision: PublishedRevision) -> None:
+        self.revision = revision
+        self.calls = 0
+
+    async def ListRevisions(self, request: Any, context: Any) -> Any:
+        self.calls += 1
+        if request.workflow_id != self.revision.workflow_id:
+            return ed_pb.ListRevisionsResponse()
+        return ed_pb.ListRevisionsResponse(
+            revisions=[to_proto(self.revision, workflow_pb2.PublishedRevision)]
+        )
+
+
+async def test_data_sources_of_the_pinned_revision_when_the_caller_sends_none(
+    tmp_path: Path, enrollment: tuple[FakeEnrollment, RunningServer], tenant_id: str
+) -> None:
+    definition = _definition()
+    editor = FakeEditor(  # type: ignore[abstract]
+        PublishedRevision(
+            tenant_id=tenant_id,
+            workflow_id="wf1",
+            revision=3,
+            published_at=datetime.now(UTC),
+            definition=definition,
+        )
+    )
+    editor_server = await start_server(
+        [
+            ServiceBinding(
+                "crmflow.api.editor.v1.EditorService",
+                lambda s: ed_grpc.add_EditorServiceServicer_to_server(editor, s),
+            )
+        ],
+        settings=Settings(),
+        port=0,
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        enrollment_address=f"127.0.0.1:{enrollment[1].port}",
+        editor_api_address=f"127.0.0.1:{editor_server.port}",
+    )
+    running = await start(settings, port=0)
+    crm = GrpcRecordStore.connect(f"127.0.0.1:{running.port}", settings)
+    try:
+        contact = await crm.create(tenant_id, "contact", {"firstname": "ann"})
+        company = await crm.create(tenant_id, "company", {"name": "A&B"})
+        await crm.associate(
+            tenant_id,
+            Association(
+                from_object_type="contact",
+                from_record_id=contact.record_id,
+                to_object_type="company",
+                to_record_id=company.record_id,
+            ),
+        )
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.DatasourceServiceStub(channel)
+
+            def req(workflow_id: str, step: str) -> pb.ResolveInputsRequest:
+                return pb.ResolveInputsRequest(
+                    tenant_id=tenant_id,
+                    workflow_id=workflow_id,
+                    revision=3,
+                    object_type="contact",
+                    record_id=contact.record_id,
+                    action_id="a2",
+                    step_key=step,
+                    fields=dict_to_struct({"body": "<{{ sources.company.name }}>"}, Struct),
+                )
+
+            resp = await stub.ResolveInputs(req("wf1", "s1"))
+            # Sources and the action type (send_email: HTML body) came from the revision.
+            assert struct_to_dict(resp.values) == {"body": "<A&amp;B>"}
+            await stub.ResolveInputs(req("wf1", "s2"))
+            assert editor.calls == 1  # a published revision is fetched once
+            resp = await stub.ResolveInputs(req("unknown-wf", "s3"))
+            assert struct_to_dict(resp.values) == {"body": "<>"}
+            assert list(resp.missing) == ["sources.company.name"]
+        await editor_server.stop(0)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                await pb_grpc.DatasourceServiceStub(channel).ResolveInputs(req("wf2", "s4"))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # retryable, not a wrong answer
+    finally:
+        await crm.close()
+        await running.stop(1)
+        await editor_server.stop(0)  # again when the test failed before stopping it
