@@ -63,8 +63,20 @@ def _struct(props: dict[str, Any]) -> Any:
     return s
 
 
+def _ints(value: Any) -> Any:
+    """protobuf Struct carries every number as a double; give integral ones back as int, as the
+    embedded store returns them (its number normalisation stores 12, not 12.0)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
 def _rec(msg: records_pb2.Record) -> Record:
-    return from_proto(msg, Record, field="record")
+    rec = from_proto(msg, Record, field="record")
+    rec.properties = {k: _ints(v) for k, v in rec.properties.items()}
+    return rec
 
 
 class GrpcRecordStore(RecordStore):
@@ -292,7 +304,10 @@ class GrpcRecordStore(RecordStore):
                 tenant_id=tenant_id, object_type=object_type, record_id=record_id, property=property
             ),
         )
-        return [PropertyHistoryEntry.model_validate(message_to_dict(x)) for x in r.entries]
+        entries = [PropertyHistoryEntry.model_validate(message_to_dict(x)) for x in r.entries]
+        for entry in entries:
+            entry.value = _ints(entry.value)
+        return entries
 
     # Associations -----------------------------------------------------------------------
     async def list_associations(

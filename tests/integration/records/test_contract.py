@@ -75,7 +75,8 @@ async def test_create_get_and_batch_get(store: RecordStore, tenant_id: str) -> N
     assert a.record_id and a.created_at and a.updated_at
     p = a.properties
     assert p["lifecyclestage"] == "lead"  # canonical option spelling
-    assert p["num_employees"] == 12 and p["hs_email_optout"] is False
+    assert p["num_employees"] == 12 and type(p["num_employees"]) is int
+    assert p["hs_email_optout"] is False
     assert p["date_of_birth"] == "1990-05-01" and p["interests"] == ["pricing", "events"]
     assert p["createdate"]
     got = await store.get(tenant_id, "contact", a.record_id)

@@ -138,7 +138,7 @@ async def test_factory_picks_the_adapter_from_settings(tmp_path: Path) -> None:
 async def test_both_sqlite_search_plans_return_the_same_pages(
     sql_store: SqlRecordStore, monkeypatch: pytest.MonkeyPatch, threshold: int
 ) -> None:
-    """Search picks an index by the match count (see DRIVE_FROM_MATCHES_MAX); both plans must agree."""
+    """SQLite search picks its plan by the match count; both plans must give the same pages."""
     import crmflow.records.sql as sql_module
 
     monkeypatch.setattr(sql_module, "DRIVE_FROM_MATCHES_MAX", threshold)
@@ -156,3 +156,20 @@ async def test_both_sqlite_search_plans_return_the_same_pages(
         )
         assert [r.record_id for r in first.records + rest.records] == want
         assert first.total == len(leads) == 20
+
+
+async def test_concurrent_retries_with_one_idempotency_key_make_one_record(
+    db_url: str, tenant_id: str
+) -> None:
+    store = await SqlRecordStore.open(db_url)
+    try:
+        made = await asyncio.gather(
+            *(
+                store.create(tenant_id, "deal", {"dealname": "once"}, idempotency_key="same-key")
+                for _ in range(5)
+            )
+        )
+        assert len({r.record_id for r in made}) == 1
+        assert await store.count(tenant_id, "deal") == 1
+    finally:
+        await store.close()
