@@ -43,6 +43,10 @@ class Lifecycle:
     def __init__(self, core: EditorCore, enrollment: EnrollmentGateway) -> None:
         self.core = core
         self.enrollment = enrollment
+        # Hand-offs being delivered by this process (inline and retrier never race here;
+        # across replicas a duplicate delivery is harmless: enrollment's rpcs are idempotent).
+        self._inflight: set[tuple[str, str]] = set()
+        self._again: set[tuple[str, str]] = set()
 
     async def publish(
         self, tenant_id: str, workflow_id: str, *, expected: int, enroll_existing: bool, actor: str
@@ -292,6 +296,21 @@ class Lifecycle:
     # -- hand-off delivery ---------------------------------------------------------------
     async def deliver(self, tenant_id: str, workflow_id: str) -> bool:
         """Deliver the workflow's pending hand-off, if any; True when nothing is left."""
+        key = (tenant_id, workflow_id)
+        if key in self._inflight:
+            self._again.add(key)  # a newer intent: the running delivery goes round again
+            return False
+        self._inflight.add(key)
+        try:
+            while True:
+                self._again.discard(key)
+                done = await self._deliver(tenant_id, workflow_id)
+                if key not in self._again:
+                    return done
+        finally:
+            self._inflight.discard(key)
+
+    async def _deliver(self, tenant_id: str, workflow_id: str) -> bool:
         async with self.core.sessions() as s:
             h = await repo.get_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id)
             if h is None:

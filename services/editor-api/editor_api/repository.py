@@ -27,6 +27,7 @@ from editor_api.db import (
 )
 
 UNDO_WINDOW = timedelta(days=30)
+INLINE_GRACE = timedelta(seconds=30)
 
 
 async def get_workflow(
@@ -326,7 +327,8 @@ async def put_handoff(
             attempts=0,
             last_error="",
             created_at=now,
-            next_attempt_at=now,
+            # The request that wrote it delivers it inline; the retrier waits its turn.
+            next_attempt_at=now + INLINE_GRACE,
         )
     )
 
