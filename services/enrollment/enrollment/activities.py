@@ -60,7 +60,11 @@ def schedule_search(trig: ScheduleTrigger, day: date) -> FilterGroup | None:
 
 class EnrollmentActivities:
     def __init__(
-        self, *, index: TriggerIndex, enroller: Enroller, records: RecordStore | None,
+        self,
+        *,
+        index: TriggerIndex,
+        enroller: Enroller,
+        records: RecordStore | None,
         config: EnrollmentConfig,
     ) -> None:
         self.index = index
@@ -87,8 +91,11 @@ class EnrollmentActivities:
         now = self.enroller.clock()
         for rec in page.records:
             activity.heartbeat(rec.record_id)
-            if not any(m(rec.properties, now, EMPTY) for (role, _), (_, m) in cw.criteria.items()
-                       if role == "enroll"):
+            if not any(
+                m(rec.properties, now, EMPTY)
+                for (role, _), (_, m) in cw.criteria.items()
+                if role == "enroll"
+            ):
                 res.skipped += 1
                 continue
             out = await self.enroller.enroll(
@@ -106,7 +113,10 @@ class EnrollmentActivities:
         if cw is None or self.records is None:
             return PageResult(stale=True)
         triggers = cw.definition.enrollment.triggers
-        if not 0 <= inp.trigger_index < len(triggers) or triggers[inp.trigger_index].schedule is None:
+        if (
+            not 0 <= inp.trigger_index < len(triggers)
+            or triggers[inp.trigger_index].schedule is None
+        ):
             return PageResult(stale=True)
         trig = triggers[inp.trigger_index].schedule
         assert trig is not None
@@ -115,8 +125,11 @@ class EnrollmentActivities:
         # date-property: a record whose date + offset is today enrolls today
         target = fired.date() - timedelta(days=trig.offset_days)
         page = await self.records.search(
-            inp.tenant_id, cw.object_type, schedule_search(trig, target),
-            limit=inp.page_size or 200, cursor=inp.cursor,
+            inp.tenant_id,
+            cw.object_type,
+            schedule_search(trig, target),
+            limit=inp.page_size or 200,
+            cursor=inp.cursor,
         )
         res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
         reenroll = cw.definition.enrollment.reenrollment.enabled
@@ -135,7 +148,10 @@ class EnrollmentActivities:
                 res.skipped += 1
                 continue
             out = await self.enroller.enroll(
-                cw, rec.record_id, trigger=f"schedule#{inp.trigger_index}", record=props,
+                cw,
+                rec.record_id,
+                trigger=f"schedule#{inp.trigger_index}",
+                record=props,
                 reenroll_ok=reenroll,
             )
             res.enrolled += out.outcome == "enrolled"
@@ -147,7 +163,8 @@ class EnrollmentActivities:
         now = self.enroller.clock()
         c = self.config.cutoffs()
         return await self.enroller.ledger.prune(
-            history_before=now - c["history"], facts_before=now - c["facts"],
+            history_before=now - c["history"],
+            facts_before=now - c["facts"],
             events_before=now - c["events"],
         )
 

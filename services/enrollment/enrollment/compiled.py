@@ -30,7 +30,7 @@ EMPTY: Mapping[str, Any] = {}
 class TriggerRef(NamedTuple):
     workflow_id: str
     role: str
-    index: int
+    idx: int
 
 
 # ChangeEventType -> EventType for the kinds that map one to one.
@@ -100,8 +100,10 @@ class CompiledEventTrigger:
             hit = next((c for c in ev.changes if c.property == t.property), None)
             if hit is None or hit.old_value == hit.new_value:
                 return False
-            if not (_values_match(t.from_values, hit.old_value)
-                    and _values_match(t.to_values, hit.new_value)):
+            if not (
+                _values_match(t.from_values, hit.old_value)
+                and _values_match(t.to_values, hit.new_value)
+            ):
                 return False
         elif _EVENT_OF_CHANGE.get(ev.event_type) != et:
             return False
@@ -193,8 +195,9 @@ class CompiledWorkflow:
             return trig.manual is None and trig.schedule is None
         return trig in re.triggers
 
-    def initial_triggers_match(self, ev: ChangeEvent | None, record: Mapping[str, Any],
-                               now: datetime) -> bool:
+    def initial_triggers_match(
+        self, ev: ChangeEvent | None, record: Mapping[str, Any], now: datetime
+    ) -> bool:
         """Re-enrollment also needs the record to meet the enrollment triggers at that moment."""
         for i, t in enumerate(self.definition.enrollment.triggers):
             if t.criteria is not None:
@@ -222,7 +225,8 @@ def compile_revision(rev: PublishedRevision, *, enabled: bool = True) -> Compile
                 continue  # fires as the enrollment trigger it duplicates
             if t.criteria is not None:
                 cw.criteria[(role, i)] = (
-                    t.criteria.filter, compile_group(t.criteria.filter, f"{p}.criteria.filter")
+                    t.criteria.filter,
+                    compile_group(t.criteria.filter, f"{p}.criteria.filter"),
                 )
             elif t.event is not None:
                 ev = t.event

@@ -30,7 +30,7 @@ from crmflow.records.port import RecordStore
 from crmflow.temporal.ids import enrollment_workflow_id
 from enrollment.compiled import EMPTY, CompiledWorkflow
 from enrollment.ledger import Ledger
-from enrollment.starter import Starter
+from enrollment.starter import StarterPort
 from enrollment.tables import EnrollmentRow
 
 log = logging.getLogger("crmflow.enrollment")
@@ -63,7 +63,7 @@ class Enroller:
         self,
         *,
         ledger: Ledger,
-        starter: Starter,
+        starter: StarterPort,
         records: RecordStore | None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -121,63 +121,108 @@ class Enroller:
             return Outcome(wf, record_id, "workflow_off", detail="the workflow is off")
         now = self.clock()
         async with self._lock(tenant, wf, record_id):
-            if event is not None:
+            prior, current, fact = await self.ledger.enroll_state(
+                tenant_id=tenant,
+                workflow_id=wf,
+                object_type=cw.object_type,
+                record_id=record_id,
+                event_id=event.event_id if event is not None else "",
+            )
+            if prior is not None:
                 # Same event again after a crash (before it was marked processed): same answer.
-                prior = await self.ledger.by_trigger_event(
-                    tenant_id=tenant, workflow_id=wf, record_id=record_id, event_id=event.event_id
+                return Outcome(
+                    wf,
+                    record_id,
+                    "already_enrolled",
+                    prior.enrollment_number,
+                    prior.run_workflow_id,
+                    "enrolled by this event before",
                 )
-                if prior is not None:
-                    return Outcome(wf, record_id, "already_enrolled", prior.enrollment_number,
-                                   prior.run_workflow_id, "enrolled by this event before")
-            current = await self.ledger.current(
-                tenant_id=tenant, workflow_id=wf, object_type=cw.object_type, record_id=record_id
-            )
             if current is not None and await self._is_current(current):
-                return Outcome(wf, record_id, "already_enrolled", current.enrollment_number,
-                               current.run_workflow_id, "the record is enrolled right now")
-            fact = await self.ledger.fact(
-                tenant_id=tenant, workflow_id=wf, object_type=cw.object_type, record_id=record_id
-            )
+                return Outcome(
+                    wf,
+                    record_id,
+                    "already_enrolled",
+                    current.enrollment_number,
+                    current.run_workflow_id,
+                    "the record is enrolled right now",
+                )
             if fact is not None and fact.enrollment_count > 0:
                 if reenroll_ok is None:
                     reenroll_ok = cw.definition.enrollment.reenrollment.enabled and (
                         record is not None and cw.initial_triggers_match(event, record, now)
                     )
                 if not reenroll_ok:
-                    return Outcome(wf, record_id, "reenrollment_off",
-                                   detail=f"enrolled {fact.enrollment_count} time(s) before; "
-                                   "re-enrollment is off or its trigger did not fire")
+                    return Outcome(
+                        wf,
+                        record_id,
+                        "reenrollment_off",
+                        detail=f"enrolled {fact.enrollment_count} time(s) before; "
+                        "re-enrollment is off or its trigger did not fire",
+                    )
             lists = await self.suppressed_by(cw, record_id)
             if lists:
-                return Outcome(wf, record_id, "suppressed",
-                               detail=f"on suppression list(s) {', '.join(lists)}")
+                return Outcome(
+                    wf, record_id, "suppressed", detail=f"on suppression list(s) {', '.join(lists)}"
+                )
             if cw.goal is not None and record is not None and cw.goal(record, now, EMPTY):
-                return Outcome(wf, record_id, "goal_met", detail="the record already meets the goal")
+                return Outcome(
+                    wf, record_id, "goal_met", detail="the record already meets the goal"
+                )
             row = await self.ledger.reserve(
-                tenant_id=tenant, workflow_id=wf, revision=cw.revision.revision,
-                object_type=cw.object_type, record_id=record_id, trigger=trigger,
-                event_id=event.event_id if event else "", now=now,
-                run_id_for=lambda n: enrollment_workflow_id(tenant, wf, cw.object_type, record_id, n),
+                tenant_id=tenant,
+                workflow_id=wf,
+                revision=cw.revision.revision,
+                object_type=cw.object_type,
+                record_id=record_id,
+                trigger=trigger,
+                event_id=event.event_id if event else "",
+                now=now,
+                run_id_for=lambda n: enrollment_workflow_id(
+                    tenant, wf, cw.object_type, record_id, n
+                ),
             )
             if row is None:
-                return Outcome(wf, record_id, "already_enrolled",
-                               detail="enrolled concurrently by another request")
+                return Outcome(
+                    wf,
+                    record_id,
+                    "already_enrolled",
+                    detail="enrolled concurrently by another request",
+                )
             await self.start_row(row, cw, event)
         for other in cw.definition.enrollment.unenroll_from_workflow_ids:
             if other != wf:
-                await self.unenroll(tenant, other, cw.object_type, record_id,
-                                    UnenrollReason.ENROLLED_ELSEWHERE, f"enrolled in {wf}")
-        return Outcome(wf, record_id, "enrolled", row.enrollment_number, row.run_workflow_id,
-                       f"trigger {trigger}")
+                await self.unenroll(
+                    tenant,
+                    other,
+                    cw.object_type,
+                    record_id,
+                    UnenrollReason.ENROLLED_ELSEWHERE,
+                    f"enrolled in {wf}",
+                )
+        return Outcome(
+            wf,
+            record_id,
+            "enrolled",
+            row.enrollment_number,
+            row.run_workflow_id,
+            f"trigger {trigger}",
+        )
 
     async def start_row(
         self, row: EnrollmentRow, cw: CompiledWorkflow, event: ChangeEvent | None = None
     ) -> bool:
         inp = EnrollmentInput(
-            tenant_id=row.tenant_id, workflow_id=row.workflow_id, revision=cw.revision.revision,
-            object_type=row.object_type, record_id=row.record_id,
-            enrollment_number=row.enrollment_number, enrolled_at=aware(row.enrolled_at),
-            trigger=row.trigger, triggering_event=event, definition=cw.definition,
+            tenant_id=row.tenant_id,
+            workflow_id=row.workflow_id,
+            revision=cw.revision.revision,
+            object_type=row.object_type,
+            record_id=row.record_id,
+            enrollment_number=row.enrollment_number,
+            enrolled_at=aware(row.enrolled_at),
+            trigger=row.trigger,
+            triggering_event=event,
+            definition=cw.definition,
         )
         try:
             await self.starter.start(row.run_workflow_id, inp)
@@ -199,7 +244,9 @@ class Enroller:
         detail: str = "",
     ) -> Outcome:
         row = await self.ledger.current(
-            tenant_id=tenant_id, workflow_id=workflow_id, object_type=object_type,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            object_type=object_type,
             record_id=record_id,
         )
         if row is None:
@@ -214,6 +261,11 @@ class Enroller:
             row.run_workflow_id, UnenrollSignal(reason=reason, detail=detail)
         )
         await self.ledger.set_status(row.id, "unenrolled", now=self.clock(), reason=reason.value)
-        return Outcome(row.workflow_id, row.record_id, "unenrolled", row.enrollment_number,
-                       row.run_workflow_id, reason.value if signalled else f"{reason.value} "
-                       "(the run had already ended)")
+        return Outcome(
+            row.workflow_id,
+            row.record_id,
+            "unenrolled",
+            row.enrollment_number,
+            row.run_workflow_id,
+            reason.value if signalled else f"{reason.value} (the run had already ended)",
+        )

@@ -41,8 +41,10 @@ def check_value_type(value: Any, pd: PropertyDefinition) -> str | None:
             float(str(value))
         except ValueError:
             return f"property {pd.name!r} is a number, got {value!r}"
-    if t == PropertyType.BOOL and not isinstance(value, bool) and str(value).lower() not in (
-        "true", "false"
+    if (
+        t == PropertyType.BOOL
+        and not isinstance(value, bool)
+        and str(value).lower() not in ("true", "false")
     ):
         return f"property {pd.name!r} is a bool, got {value!r}"
     if t in (PropertyType.DATE, PropertyType.DATETIME):
@@ -118,8 +120,11 @@ class Ingestor:
             for row in await self.ledger.active_for_record(
                 tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id
             ):
-                outcomes.append(await self.enroller.unenroll_row(
-                    row, UnenrollReason.RECORD_DELETED, f"event {ev.event_id}"))
+                outcomes.append(
+                    await self.enroller.unenroll_row(
+                        row, UnenrollReason.RECORD_DELETED, f"event {ev.event_id}"
+                    )
+                )
         unenrolled: set[str] = set()
         for m in matches:
             reason = _UNENROLL_ROLES.get(m.role)
@@ -128,7 +133,11 @@ class Ingestor:
             if m.role == "unenroll" and not await self._refined(m, ev):
                 continue
             out = await self.enroller.unenroll(
-                ev.tenant_id, m.workflow.workflow_id, ev.object_type, ev.record_id, reason,
+                ev.tenant_id,
+                m.workflow.workflow_id,
+                ev.object_type,
+                ev.record_id,
+                reason,
                 f"{m.trigger_label} (event {ev.event_id})",
             )
             if out.outcome == "unenrolled":
@@ -148,10 +157,16 @@ class Ingestor:
             reenroll_ok = cw.may_reenroll(m.role, m.index) and cw.initial_triggers_match(
                 ev, new, now
             )
-            outcomes.append(await self.enroller.enroll(
-                cw, ev.record_id, trigger=m.trigger_label, record=new, event=ev,
-                reenroll_ok=reenroll_ok,
-            ))
+            outcomes.append(
+                await self.enroller.enroll(
+                    cw,
+                    ev.record_id,
+                    trigger=m.trigger_label,
+                    record=new,
+                    event=ev,
+                    reenroll_ok=reenroll_ok,
+                )
+            )
         await self._signal_running(ev, {o.run_workflow_id for o in outcomes})
         await self.ledger.mark_processed(
             ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now
@@ -167,9 +182,14 @@ class Ingestor:
             return True
         r = trig.trigger.refinement
         n = await self.ledger.count_occurrence(
-            tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id,
-            event_key=trig.occurrence_key(), event_id=ev.event_id, occurred_at=ev.occurred_at,
-            window_start=r.window_start if r else None, window_end=r.window_end if r else None,
+            tenant_id=ev.tenant_id,
+            object_type=ev.object_type,
+            record_id=ev.record_id,
+            event_key=trig.occurrence_key(),
+            event_id=ev.event_id,
+            occurred_at=ev.occurred_at,
+            window_start=r.window_start if r else None,
+            window_end=r.window_end if r else None,
         )
         if r is None:
             return True

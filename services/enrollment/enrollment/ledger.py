@@ -7,6 +7,8 @@ enrollment number makes a second concurrent enrollment of the same record imposs
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -33,19 +35,32 @@ Sessions = async_sessionmaker[AsyncSession]
 class Ledger:
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        sqlite = bind is not None and bind.dialect.name == "sqlite"
+        # SQLite has one writer; concurrent writers wait in its busy handler, which sleeps in
+        # growing steps (tens of ms). One in-process writer at a time keeps latency flat.
+        self._writing: Any = asyncio.Lock() if sqlite else contextlib.nullcontext()
+
+    def writing(self) -> Any:
+        """Hold around a write transaction (a no-op on PostgreSQL)."""
+        return self._writing
 
     # Active revisions -------------------------------------------------------------------
     async def save_revision(self, row: ActiveRevision) -> None:
-        async with self.sessions() as s:
+        async with self.writing(), self.sessions() as s:
             await s.merge(row)
             await s.commit()
 
-    async def set_enabled(self, tenant_id: str, workflow_id: str, enabled: bool, now: datetime) -> bool:
-        async with self.sessions() as s:
+    async def set_enabled(
+        self, tenant_id: str, workflow_id: str, enabled: bool, now: datetime
+    ) -> bool:
+        async with self.writing(), self.sessions() as s:
             res = await s.execute(
                 update(ActiveRevision)
-                .where(col(ActiveRevision.tenant_id) == tenant_id,
-                       col(ActiveRevision.workflow_id) == workflow_id)
+                .where(
+                    col(ActiveRevision.tenant_id) == tenant_id,
+                    col(ActiveRevision.workflow_id) == workflow_id,
+                )
                 .values(enabled=enabled, updated_at=now)
             )
             await s.commit()
@@ -61,14 +76,57 @@ class Ledger:
     ) -> EnrollmentRow | None:
         """The record's active (pending or running) enrollment in the workflow, if any."""
         async with self.sessions() as s:
-            q = select(EnrollmentRow).where(
-                EnrollmentRow.tenant_id == tenant_id,
-                EnrollmentRow.workflow_id == workflow_id,
-                EnrollmentRow.object_type == object_type,
-                EnrollmentRow.record_id == record_id,
-                col(EnrollmentRow.status).in_(ACTIVE),
-            ).order_by(col(EnrollmentRow.enrollment_number).desc())
+            q = (
+                select(EnrollmentRow)
+                .where(
+                    EnrollmentRow.tenant_id == tenant_id,
+                    EnrollmentRow.workflow_id == workflow_id,
+                    EnrollmentRow.object_type == object_type,
+                    EnrollmentRow.record_id == record_id,
+                    col(EnrollmentRow.status).in_(ACTIVE),
+                )
+                .order_by(col(EnrollmentRow.enrollment_number).desc())
+            )
             return (await s.exec(q)).first()
+
+    async def enroll_state(
+        self,
+        *,
+        tenant_id: str,
+        workflow_id: str,
+        object_type: str,
+        record_id: str,
+        event_id: str = "",
+    ) -> tuple[EnrollmentRow | None, EnrollmentRow | None, EnrollmentFact | None]:
+        """(row enrolled by this event, active row, fact) in one session: what the rules read."""
+        async with self.sessions() as s:
+            prior = None
+            if event_id:
+                prior = (
+                    await s.exec(
+                        select(EnrollmentRow).where(
+                            EnrollmentRow.tenant_id == tenant_id,
+                            EnrollmentRow.workflow_id == workflow_id,
+                            EnrollmentRow.record_id == record_id,
+                            EnrollmentRow.trigger_event_id == event_id,
+                        )
+                    )
+                ).first()
+            current = (
+                await s.exec(
+                    select(EnrollmentRow)
+                    .where(
+                        EnrollmentRow.tenant_id == tenant_id,
+                        EnrollmentRow.workflow_id == workflow_id,
+                        EnrollmentRow.object_type == object_type,
+                        EnrollmentRow.record_id == record_id,
+                        col(EnrollmentRow.status).in_(ACTIVE),
+                    )
+                    .order_by(col(EnrollmentRow.enrollment_number).desc())
+                )
+            ).first()
+            fact = await s.get(EnrollmentFact, (tenant_id, workflow_id, object_type, record_id))
+            return prior, current, fact
 
     async def fact(
         self, *, tenant_id: str, workflow_id: str, object_type: str, record_id: str
@@ -106,22 +164,36 @@ class Ledger:
         Returns None when another enrollment took that number first (never twice at once).
         ``run_id_for(number)`` gives the deterministic Temporal workflow id.
         """
-        async with self.sessions() as s:
+        async with self.writing(), self.sessions() as s:
             fact = await s.get(EnrollmentFact, (tenant_id, workflow_id, object_type, record_id))
             number = (fact.last_number if fact else 0) + 1
             row = EnrollmentRow(
-                tenant_id=tenant_id, workflow_id=workflow_id, revision=revision,
-                object_type=object_type, record_id=record_id, enrollment_number=number,
-                enrolled_at=now, trigger=trigger, trigger_event_id=event_id,
-                run_workflow_id=run_id_for(number), status="pending",
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                revision=revision,
+                object_type=object_type,
+                record_id=record_id,
+                enrollment_number=number,
+                enrolled_at=now,
+                trigger=trigger,
+                trigger_event_id=event_id,
+                run_workflow_id=run_id_for(number),
+                status="pending",
             )
             s.add(row)
             if fact is None:
-                s.add(EnrollmentFact(
-                    tenant_id=tenant_id, workflow_id=workflow_id, object_type=object_type,
-                    record_id=record_id, first_enrolled_at=now, last_enrolled_at=now,
-                    enrollment_count=1, last_number=number,
-                ))
+                s.add(
+                    EnrollmentFact(
+                        tenant_id=tenant_id,
+                        workflow_id=workflow_id,
+                        object_type=object_type,
+                        record_id=record_id,
+                        first_enrolled_at=now,
+                        last_enrolled_at=now,
+                        enrollment_count=1,
+                        last_number=number,
+                    )
+                )
             else:
                 fact.last_enrolled_at = now
                 fact.enrollment_count += 1
@@ -142,8 +214,10 @@ class Ledger:
             values["ended_at"] = now
         if reason:
             values["unenroll_reason"] = reason
-        async with self.sessions() as s:
-            await s.execute(update(EnrollmentRow).where(col(EnrollmentRow.id) == row_id).values(**values))
+        async with self.writing(), self.sessions() as s:
+            await s.execute(
+                update(EnrollmentRow).where(col(EnrollmentRow.id) == row_id).values(**values)
+            )
             await s.commit()
 
     async def active_for_record(
@@ -162,11 +236,15 @@ class Ledger:
         self, *, tenant_id: str, workflow_id: str, limit: int = 1000
     ) -> Sequence[EnrollmentRow]:
         async with self.sessions() as s:
-            q = select(EnrollmentRow).where(
-                EnrollmentRow.tenant_id == tenant_id,
-                EnrollmentRow.workflow_id == workflow_id,
-                col(EnrollmentRow.status).in_(ACTIVE),
-            ).limit(limit)
+            q = (
+                select(EnrollmentRow)
+                .where(
+                    EnrollmentRow.tenant_id == tenant_id,
+                    EnrollmentRow.workflow_id == workflow_id,
+                    col(EnrollmentRow.status).in_(ACTIVE),
+                )
+                .limit(limit)
+            )
             return (await s.exec(q)).all()
 
     async def pending_before(self, before: datetime, limit: int = 500) -> Sequence[EnrollmentRow]:
@@ -184,11 +262,15 @@ class Ledger:
         self, *, tenant_id: str, workflow_id: str, record_id: str
     ) -> Sequence[EnrollmentRow]:
         async with self.sessions() as s:
-            q = select(EnrollmentRow).where(
-                EnrollmentRow.tenant_id == tenant_id,
-                EnrollmentRow.workflow_id == workflow_id,
-                EnrollmentRow.record_id == record_id,
-            ).order_by(col(EnrollmentRow.enrollment_number))
+            q = (
+                select(EnrollmentRow)
+                .where(
+                    EnrollmentRow.tenant_id == tenant_id,
+                    EnrollmentRow.workflow_id == workflow_id,
+                    EnrollmentRow.record_id == record_id,
+                )
+                .order_by(col(EnrollmentRow.enrollment_number))
+            )
             return (await s.exec(q)).all()
 
     # Processed events ---------------------------------------------------------------------
@@ -200,9 +282,12 @@ class Ledger:
     async def mark_processed(
         self, tenant_id: str, event_id: str, outcomes: list[dict[str, Any]], now: datetime
     ) -> None:
-        async with self.sessions() as s:
-            s.add(ProcessedEvent(tenant_id=tenant_id, event_id=event_id, processed_at=now,
-                                 outcomes=outcomes))
+        async with self.writing(), self.sessions() as s:
+            s.add(
+                ProcessedEvent(
+                    tenant_id=tenant_id, event_id=event_id, processed_at=now, outcomes=outcomes
+                )
+            )
             try:
                 await s.commit()
             except IntegrityError:  # a concurrent redelivery finished first: same effect
@@ -210,26 +295,43 @@ class Ledger:
 
     # Event counts (refinements) -------------------------------------------------------------
     async def count_occurrence(
-        self, *, tenant_id: str, object_type: str, record_id: str, event_key: str,
-        event_id: str, occurred_at: datetime,
-        window_start: datetime | None, window_end: datetime | None,
+        self,
+        *,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        event_key: str,
+        event_id: str,
+        occurred_at: datetime,
+        window_start: datetime | None,
+        window_end: datetime | None,
     ) -> int:
         """Record this occurrence (idempotent by event id) and count them in the window."""
-        async with self.sessions() as s:
+        async with self.writing(), self.sessions() as s:
             if await s.get(EventOccurrence, (tenant_id, event_id, event_key)) is None:
-                s.add(EventOccurrence(
-                    tenant_id=tenant_id, event_id=event_id, event_key=event_key,
-                    object_type=object_type, record_id=record_id, occurred_at=occurred_at,
-                ))
+                s.add(
+                    EventOccurrence(
+                        tenant_id=tenant_id,
+                        event_id=event_id,
+                        event_key=event_key,
+                        object_type=object_type,
+                        record_id=record_id,
+                        occurred_at=occurred_at,
+                    )
+                )
                 try:
                     await s.commit()
                 except IntegrityError:
                     await s.rollback()
-            q = select(func.count()).select_from(EventOccurrence).where(
-                EventOccurrence.tenant_id == tenant_id,
-                EventOccurrence.object_type == object_type,
-                EventOccurrence.record_id == record_id,
-                EventOccurrence.event_key == event_key,
+            q = (
+                select(func.count())
+                .select_from(EventOccurrence)
+                .where(
+                    EventOccurrence.tenant_id == tenant_id,
+                    EventOccurrence.object_type == object_type,
+                    EventOccurrence.record_id == record_id,
+                    EventOccurrence.event_key == event_key,
+                )
             )
             if window_start is not None:
                 q = q.where(col(EventOccurrence.occurred_at) >= window_start)
@@ -242,19 +344,26 @@ class Ledger:
         self, *, history_before: datetime, facts_before: datetime, events_before: datetime
     ) -> dict[str, int]:
         """Drop ended history, stale facts and old dedupe/occurrence rows."""
-        async with self.sessions() as s:
-            h = await s.execute(delete(EnrollmentRow).where(
-                col(EnrollmentRow.status).in_(("ended", "unenrolled")),
-                or_(col(EnrollmentRow.ended_at) < history_before,
-                    col(EnrollmentRow.ended_at).is_(None)
-                    & (col(EnrollmentRow.enrolled_at) < history_before)),
-            ))
-            f = await s.execute(delete(EnrollmentFact).where(
-                col(EnrollmentFact.last_enrolled_at) < facts_before))
-            p = await s.execute(delete(ProcessedEvent).where(
-                col(ProcessedEvent.processed_at) < events_before))
-            o = await s.execute(delete(EventOccurrence).where(
-                col(EventOccurrence.occurred_at) < facts_before))
+        async with self.writing(), self.sessions() as s:
+            h = await s.execute(
+                delete(EnrollmentRow).where(
+                    col(EnrollmentRow.status).in_(("ended", "unenrolled")),
+                    or_(
+                        col(EnrollmentRow.ended_at) < history_before,
+                        col(EnrollmentRow.ended_at).is_(None)
+                        & (col(EnrollmentRow.enrolled_at) < history_before),
+                    ),
+                )
+            )
+            f = await s.execute(
+                delete(EnrollmentFact).where(col(EnrollmentFact.last_enrolled_at) < facts_before)
+            )
+            p = await s.execute(
+                delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < events_before)
+            )
+            o = await s.execute(
+                delete(EventOccurrence).where(col(EventOccurrence.occurred_at) < facts_before)
+            )
             await s.commit()
             return {
                 "history": h.rowcount,  # type: ignore[attr-defined]

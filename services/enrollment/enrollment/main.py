@@ -64,18 +64,29 @@ async def start(
     from enrollment.runtime import Runtime
 
     runtime = Runtime(
-        settings=settings, client=client, ledger=ledger, index=index, enroller=enroller,
-        workflows=workflows, ingestor=ingestor, records=records, task_queue=TASK_QUEUE,
+        settings=settings,
+        client=client,
+        ledger=ledger,
+        index=index,
+        enroller=enroller,
+        workflows=workflows,
+        ingestor=ingestor,
+        records=records,
+        task_queue=TASK_QUEUE,
     )
     await runtime.wire()
     loaded = await workflows.load()
     log.info("enrollment: %d active workflow revision(s) indexed", loaded)
     servicer = EnrollmentServicer(
-        workflows=workflows, enroller=enroller, ingestor=ingestor, clock=utcnow,
+        workflows=workflows,
+        enroller=enroller,
+        ingestor=ingestor,
+        clock=utcnow,
         extras=runtime.review,
     )
     running = await start_server(
-        [binding(servicer)], settings=settings,
+        [binding(servicer)],
+        settings=settings,
         port=settings.port_for(SERVICE) if port is None else port,
     )
     await runtime.start_background()

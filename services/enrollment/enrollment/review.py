@@ -48,13 +48,23 @@ def _value(v: Any) -> struct_pb2.Value:
 
 
 def trace_pb(t: FilterTrace) -> pb.FilterTrace:
-    return pb.FilterTrace(path=t.path, property=t.property, operator=t.operator,
-                          operand=_value(t.operand), seen=_value(t.seen), matched=t.matched)
+    return pb.FilterTrace(
+        path=t.path,
+        property=t.property,
+        operator=t.operator,
+        operand=_value(t.operand),
+        seen=_value(t.seen),
+        matched=t.matched,
+    )
 
 
 class Review:
     def __init__(
-        self, *, workflows: ActiveWorkflows, enroller: Enroller, records: RecordStore | None,
+        self,
+        *,
+        workflows: ActiveWorkflows,
+        enroller: Enroller,
+        records: RecordStore | None,
         client: Client,
     ) -> None:
         self.workflows = workflows
@@ -77,8 +87,13 @@ class Review:
     def _criteria(self, tenant: str, d: WorkflowDefinition) -> Any:
         from crmflow.model.workflow import PublishedRevision
 
-        rev = PublishedRevision(tenant_id=tenant, workflow_id=d.workflow_id or "estimate",
-                                revision=1, published_at=self.enroller.clock(), definition=d)
+        rev = PublishedRevision(
+            tenant_id=tenant,
+            workflow_id=d.workflow_id or "estimate",
+            revision=1,
+            published_at=self.enroller.clock(),
+            definition=d,
+        )
         cw = compile_revision(rev)  # InvalidArgument naming a bad filter (as "revision....")
         return backfill_criteria(cw)
 
@@ -135,8 +150,12 @@ class Review:
         for i, t in enumerate(e.triggers):
             te = pb.TriggerExplanation(index=i, kind=t.kind)
             if t.criteria is not None:
-                r = evaluate(t.criteria.filter, props, now=now,
-                             path=f"enrollment.triggers[{i}].criteria.filter")
+                r = evaluate(
+                    t.criteria.filter,
+                    props,
+                    now=now,
+                    path=f"enrollment.triggers[{i}].criteria.filter",
+                )
                 te.matched = r.matched
                 te.trace.extend(trace_pb(x) for x in r.trace)
                 te.note = "meets the criteria" if r.matched else "does not meet the criteria"
@@ -149,11 +168,11 @@ class Review:
             any_match |= te.matched
             out.triggers.append(te)
         fact = await self.enroller.ledger.fact(
-            tenant_id=tenant, workflow_id=cw.workflow_id, object_type=cw.object_type,
-            record_id=rid)
+            tenant_id=tenant, workflow_id=cw.workflow_id, object_type=cw.object_type, record_id=rid
+        )
         current = await self.enroller.ledger.current(
-            tenant_id=tenant, workflow_id=cw.workflow_id, object_type=cw.object_type,
-            record_id=rid)
+            tenant_id=tenant, workflow_id=cw.workflow_id, object_type=cw.object_type, record_id=rid
+        )
         out.currently_enrolled = current is not None and await self.enroller._is_current(current)
         out.times_enrolled = fact.enrollment_count if fact else 0
         if fact:
@@ -202,10 +221,17 @@ class Review:
             prog = await handle.query("progress", result_type=BackfillProgress)
         else:
             memo = await desc.memo_value("progress", default=None)
-            prog = BackfillProgress.model_validate(memo) if memo else BackfillProgress(
-                tenant_id=tenant, workflow_id=cw.workflow_id, revision=rev)
+            prog = (
+                BackfillProgress.model_validate(memo)
+                if memo
+                else BackfillProgress(tenant_id=tenant, workflow_id=cw.workflow_id, revision=rev)
+            )
         return pb.GetBackfillProgressResponse(
-            backfill_workflow_id=wid, status=status.name.lower() if status else "unknown",
-            scanned=prog.scanned, enrolled=prog.enrolled, skipped=prog.skipped,
-            pages=prog.pages, done=prog.done,
+            backfill_workflow_id=wid,
+            status=status.name.lower() if status else "unknown",
+            scanned=prog.scanned,
+            enrolled=prog.enrolled,
+            skipped=prog.skipped,
+            pages=prog.pages,
+            done=prog.done,
         )

@@ -49,8 +49,12 @@ async def recover_pending(enroller: Enroller, index: TriggerIndex, *, age: timed
         if cw is None:
             continue
         if cw.revision.revision != row.revision:
-            log.info("recovering %s with revision %d (was %d)", row.run_workflow_id,
-                     cw.revision.revision, row.revision)
+            log.info(
+                "recovering %s with revision %d (was %d)",
+                row.run_workflow_id,
+                cw.revision.revision,
+                row.revision,
+            )
         if await enroller.start_row(row, cw):
             started += 1
     return started
@@ -78,20 +82,29 @@ class Runtime:
         self.schedules = Schedules(self.client, self.task_queue)
         self.workflows.sync_schedules = self.schedules.sync
         self.workflows.start_backfill = self.start_backfill
-        self.review = Review(workflows=self.workflows, enroller=self.enroller,
-                             records=self.records, client=self.client)
+        self.review = Review(
+            workflows=self.workflows,
+            enroller=self.enroller,
+            records=self.records,
+            client=self.client,
+        )
 
     async def start_backfill(self, cw: CompiledWorkflow) -> str:
         """Start (idempotently) the EnrollExistingRecords run of this revision."""
         inp = BackfillInput(
-            tenant_id=cw.tenant_id, workflow_id=cw.workflow_id, revision=cw.revision.revision,
+            tenant_id=cw.tenant_id,
+            workflow_id=cw.workflow_id,
+            revision=cw.revision.revision,
             page_size=self.config.backfill_page_size,
             pages_per_run=self.config.backfill_pages_per_run,
         )
         wid = backfill_workflow_id(cw.tenant_id, cw.workflow_id, cw.revision.revision)
         try:
             await self.client.start_workflow(
-                BACKFILL_WORKFLOW_TYPE, inp, id=wid, task_queue=self.task_queue,
+                BACKFILL_WORKFLOW_TYPE,
+                inp,
+                id=wid,
+                task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 search_attributes=backfill_search_attributes(inp),
@@ -105,10 +118,12 @@ class Runtime:
         assert self.schedules is not None
         for cw in self.index.workflows():
             self.schedules.remember(cw)
-        acts = EnrollmentActivities(index=self.index, enroller=self.enroller,
-                                    records=self.records, config=self.config)
-        self.worker = Worker(self.client, task_queue=self.task_queue, workflows=WORKFLOWS,
-                             activities=acts.all())
+        acts = EnrollmentActivities(
+            index=self.index, enroller=self.enroller, records=self.records, config=self.config
+        )
+        self.worker = Worker(
+            self.client, task_queue=self.task_queue, workflows=WORKFLOWS, activities=acts.all()
+        )
         self._tasks.append(asyncio.create_task(self.worker.run(), name="enrollment-worker"))
         try:
             await self.schedules.ensure_maintenance(self.config.maintenance_hour)

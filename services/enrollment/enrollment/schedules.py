@@ -50,19 +50,27 @@ def calendar(t: ScheduleTrigger) -> ScheduleCalendarSpec:
         assert t.at is not None
         at = t.at.astimezone(UTC)
         return ScheduleCalendarSpec(
-            second=_r(at.second), minute=_r(at.minute), hour=_r(at.hour),
-            day_of_month=_r(at.day), month=_r(at.month), year=_r(at.year),
+            second=_r(at.second),
+            minute=_r(at.minute),
+            hour=_r(at.hour),
+            day_of_month=_r(at.day),
+            month=_r(at.month),
+            year=_r(at.year),
         )
     hh, _, mm = t.time_of_day.partition(":")
-    base = {"minute": _r(int(mm)), "hour": _r(int(hh))}
+    minute, hour = _r(int(mm)), _r(int(hh))
     if t.frequency == ScheduleFrequency.WEEKLY:
         # ours: 1 = Monday .. 7 = Sunday; Temporal: 0 = Sunday .. 6
-        return ScheduleCalendarSpec(**base, day_of_week=_r(*sorted(d % 7 for d in t.days_of_week)))
+        return ScheduleCalendarSpec(
+            minute=minute, hour=hour, day_of_week=_r(*sorted(d % 7 for d in t.days_of_week))
+        )
     if t.frequency == ScheduleFrequency.MONTHLY:
-        return ScheduleCalendarSpec(**base, day_of_month=_r(t.day_of_month))
+        return ScheduleCalendarSpec(minute=minute, hour=hour, day_of_month=_r(t.day_of_month))
     if t.frequency == ScheduleFrequency.ANNUALLY:
-        return ScheduleCalendarSpec(**base, day_of_month=_r(t.day_of_month), month=_r(t.month))
-    return ScheduleCalendarSpec(**base)  # DAILY and DATE_PROPERTY
+        return ScheduleCalendarSpec(
+            minute=minute, hour=hour, day_of_month=_r(t.day_of_month), month=_r(t.month)
+        )
+    return ScheduleCalendarSpec(minute=minute, hour=hour)  # DAILY and DATE_PROPERTY
 
 
 def build(cw: CompiledWorkflow, index: int, t: ScheduleTrigger, task_queue: str) -> Schedule:
@@ -73,16 +81,20 @@ def build(cw: CompiledWorkflow, index: int, t: ScheduleTrigger, task_queue: str)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             "EnrollmentScheduleTick",
-            ScheduleTickInput(tenant_id=cw.tenant_id, workflow_id=cw.workflow_id,
-                              revision=cw.revision.revision, trigger_index=index),
+            ScheduleTickInput(
+                tenant_id=cw.tenant_id,
+                workflow_id=cw.workflow_id,
+                revision=cw.revision.revision,
+                trigger_index=index,
+            ),
             id=f"schedule-tick/{cw.tenant_id}/{cw.workflow_id}/{index}",
             task_queue=task_queue,
         ),
         spec=ScheduleSpec(calendars=[spec_cal], time_zone_name=zone),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP,
-                              catchup_window=timedelta(hours=1)),
-        state=ScheduleState(paused=not cw.enabled,
-                            note="" if cw.enabled else "workflow is off"),
+        policy=SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(hours=1)
+        ),
+        state=ScheduleState(paused=not cw.enabled, note="" if cw.enabled else "workflow is off"),
     )
 
 
@@ -134,7 +146,8 @@ class Schedules:
         """The daily retention + recovery job (created once, kept if it exists)."""
         schedule = Schedule(
             action=ScheduleActionStartWorkflow(
-                "EnrollmentMaintenance", id="crmflow-enrollment-maintenance-run",
+                "EnrollmentMaintenance",
+                id="crmflow-enrollment-maintenance-run",
                 task_queue=self.task_queue,
             ),
             spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=_r(hour))]),

@@ -42,15 +42,21 @@ def require_id(value: str, field: str) -> str:
 
 def outcome_pb(o: Outcome) -> pb.EnrollmentOutcome:
     return pb.EnrollmentOutcome(
-        workflow_id=o.workflow_id, record_id=o.record_id, outcome=o.outcome,
-        enrollment_number=o.enrollment_number, run_workflow_id=o.run_workflow_id, detail=o.detail,
+        workflow_id=o.workflow_id,
+        record_id=o.record_id,
+        outcome=o.outcome,
+        enrollment_number=o.enrollment_number,
+        run_workflow_id=o.run_workflow_id,
+        detail=o.detail,
     )
 
 
 def parse_event(msg: Any, tenant_id: str, path: str) -> ChangeEvent:
     """Proto -> ChangeEvent, or InvalidArgument naming ``path.<field>``."""
     if not msg.event_id:
-        raise InvalidArgument.field(f"{path}.event_id", "is required (it makes redelivery harmless)")
+        raise InvalidArgument.field(
+            f"{path}.event_id", "is required (it makes redelivery harmless)"
+        )
     if len(msg.event_id) > 200:
         raise InvalidArgument.field(f"{path}.event_id", "at most 200 characters")
     if msg.tenant_id and msg.tenant_id != tenant_id:
@@ -95,7 +101,9 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
             raise InvalidArgument.field("revision", "is required")
         rev = from_proto(request.revision, PublishedRevision, field="revision")
         if rev.tenant_id and rev.tenant_id != tenant:
-            raise InvalidArgument.field("revision.tenant_id", "differs from the request's tenant_id")
+            raise InvalidArgument.field(
+                "revision.tenant_id", "differs from the request's tenant_id"
+            )
         require_id(rev.workflow_id, "revision.workflow_id")
         require_id(rev.definition.object_type, "revision.definition.object_type")
         backfill, schedules = await self.workflows.activate(
@@ -112,7 +120,9 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
         return pb.DeactivateWorkflowResponse(unenrolled=n)
 
     # Ingest ---------------------------------------------------------------------------
-    async def _ingest_all(self, tenant: str, events: list[tuple[Any, str]]) -> list[pb.IngestResult]:
+    async def _ingest_all(
+        self, tenant: str, events: list[tuple[Any, str]]
+    ) -> list[pb.IngestResult]:
         results = []
         for msg, path in events:
             res = pb.IngestResult(event_id=msg.event_id)
@@ -165,15 +175,23 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
             records = {r.record_id: dict(r.properties) for r in found}
             missing = [r for r in ids if r not in records]
             if missing:
-                raise NotFound(cw.object_type, missing[0],
-                               f"{cw.object_type} record(s) not found: {', '.join(missing)}")
+                raise NotFound(
+                    cw.object_type,
+                    missing[0],
+                    f"{cw.object_type} record(s) not found: {', '.join(missing)}",
+                )
         outcomes = []
         for rid in ids:
-            outcomes.append(await self.enroller.enroll(
-                cw, rid, trigger="manual", record=records.get(rid),
-                reenroll_ok=bool(request.allow_reenrollment)
-                or cw.definition.enrollment.reenrollment.enabled,
-            ))
+            outcomes.append(
+                await self.enroller.enroll(
+                    cw,
+                    rid,
+                    trigger="manual",
+                    record=records.get(rid),
+                    reenroll_ok=bool(request.allow_reenrollment)
+                    or cw.definition.enrollment.reenrollment.enabled,
+                )
+            )
         return pb.EnrollManuallyResponse(outcomes=[outcome_pb(o) for o in outcomes])
 
     async def Unenroll(self, request: Any, context: Any) -> pb.UnenrollResponse:
@@ -183,8 +201,9 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
         if not ids:
             raise InvalidArgument.field("record_ids", "name at least one record")
         outcomes = [
-            await self.enroller.unenroll(tenant, cw.workflow_id, cw.object_type, rid,
-                                         UnenrollReason.MANUAL, request.reason)
+            await self.enroller.unenroll(
+                tenant, cw.workflow_id, cw.object_type, rid, UnenrollReason.MANUAL, request.reason
+            )
             for rid in ids
         ]
         return pb.UnenrollResponse(outcomes=[outcome_pb(o) for o in outcomes])

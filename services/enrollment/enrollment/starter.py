@@ -10,6 +10,7 @@ exactly one execution.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
@@ -35,14 +36,28 @@ log = logging.getLogger("crmflow.enrollment.starter")
 
 
 def enrollment_search_attributes(inp: EnrollmentInput) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(sa.TENANT_ID, inp.tenant_id),
-        SearchAttributePair(sa.WORKFLOW_ID, inp.workflow_id),
-        SearchAttributePair(sa.REVISION, inp.revision),
-        SearchAttributePair(sa.OBJECT_TYPE, inp.object_type),
-        SearchAttributePair(sa.RECORD_ID, inp.record_id),
-        SearchAttributePair(sa.STATUS, "running"),
-    ])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.TENANT_ID, inp.tenant_id),
+            SearchAttributePair(sa.WORKFLOW_ID, inp.workflow_id),
+            SearchAttributePair(sa.REVISION, inp.revision),
+            SearchAttributePair(sa.OBJECT_TYPE, inp.object_type),
+            SearchAttributePair(sa.RECORD_ID, inp.record_id),
+            SearchAttributePair(sa.STATUS, "running"),
+        ]
+    )
+
+
+class StarterPort(Protocol):
+    """What the enrollment rules need from Temporal (tests record calls instead)."""
+
+    async def start(self, run_id: str, inp: EnrollmentInput) -> bool: ...
+
+    async def is_running(self, run_id: str) -> bool | None: ...
+
+    async def unenroll(self, run_id: str, signal: UnenrollSignal) -> bool: ...
+
+    async def record_event(self, run_id: str, signal: RecordEventSignal) -> None: ...
 
 
 class Starter:

@@ -56,7 +56,11 @@ class EnrollmentRow(SQLModel, table=True):
         # The same enrollment number twice is impossible: the guard against enrolling a record
         # twice at once across concurrent requests and replicas.
         UniqueConstraint(
-            "tenant_id", "workflow_id", "object_type", "record_id", "enrollment_number",
+            "tenant_id",
+            "workflow_id",
+            "object_type",
+            "record_id",
+            "enrollment_number",
             name="uq_enrollment_number",
         ),
         Index("ix_enrollment_record", "tenant_id", "object_type", "record_id", "status"),

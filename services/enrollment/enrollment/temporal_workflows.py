@@ -48,8 +48,13 @@ class EnrollExistingRecords:
         for _ in range(s.pages_per_run):
             res: PageResult = await workflow.execute_activity(
                 "enrollment.backfill_page",
-                PageInput(tenant_id=s.tenant_id, workflow_id=s.workflow_id, revision=s.revision,
-                          cursor=s.cursor, page_size=s.page_size),
+                PageInput(
+                    tenant_id=s.tenant_id,
+                    workflow_id=s.workflow_id,
+                    revision=s.revision,
+                    cursor=s.cursor,
+                    page_size=s.page_size,
+                ),
                 result_type=PageResult,
                 start_to_close_timeout=PAGE_TIMEOUT,
                 retry_policy=RETRY,
@@ -81,19 +86,26 @@ class EnrollExistingRecords:
         s = self.state
         assert s is not None
         return BackfillProgress(
-            tenant_id=s.tenant_id, workflow_id=s.workflow_id, revision=s.revision,
-            scanned=s.scanned, enrolled=s.enrolled, skipped=s.skipped, pages=s.pages,
+            tenant_id=s.tenant_id,
+            workflow_id=s.workflow_id,
+            revision=s.revision,
+            scanned=s.scanned,
+            enrolled=s.enrolled,
+            skipped=s.skipped,
+            pages=s.pages,
             done=self.done,
         )
 
 
 def backfill_search_attributes(inp: BackfillInput) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(sa.TENANT_ID, inp.tenant_id),
-        SearchAttributePair(sa.WORKFLOW_ID, inp.workflow_id),
-        SearchAttributePair(sa.REVISION, inp.revision),
-        SearchAttributePair(sa.STATUS, "backfill_running"),
-    ])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.TENANT_ID, inp.tenant_id),
+            SearchAttributePair(sa.WORKFLOW_ID, inp.workflow_id),
+            SearchAttributePair(sa.REVISION, inp.revision),
+            SearchAttributePair(sa.STATUS, "backfill_running"),
+        ]
+    )
 
 
 @workflow.defn(name="EnrollmentScheduleTick")
@@ -106,9 +118,14 @@ class EnrollmentScheduleTick:
         while True:
             res: PageResult = await workflow.execute_activity(
                 "enrollment.schedule_page",
-                PageInput(tenant_id=inp.tenant_id, workflow_id=inp.workflow_id,
-                          revision=inp.revision, cursor=cursor,
-                          trigger_index=inp.trigger_index, fired_at=fired_at),
+                PageInput(
+                    tenant_id=inp.tenant_id,
+                    workflow_id=inp.workflow_id,
+                    revision=inp.revision,
+                    cursor=cursor,
+                    trigger_index=inp.trigger_index,
+                    fired_at=fired_at,
+                ),
                 result_type=PageResult,
                 start_to_close_timeout=PAGE_TIMEOUT,
                 retry_policy=RETRY,
@@ -127,11 +144,15 @@ class EnrollmentMaintenance:
     @workflow.run
     async def run(self) -> MaintenanceResult:
         pruned: dict[str, int] = await workflow.execute_activity(
-            "enrollment.prune", start_to_close_timeout=PAGE_TIMEOUT, retry_policy=RETRY,
+            "enrollment.prune",
+            start_to_close_timeout=PAGE_TIMEOUT,
+            retry_policy=RETRY,
             result_type=dict,
         )
         recovered: int = await workflow.execute_activity(
-            "enrollment.recover", start_to_close_timeout=PAGE_TIMEOUT, retry_policy=RETRY,
+            "enrollment.recover",
+            start_to_close_timeout=PAGE_TIMEOUT,
+            retry_policy=RETRY,
             result_type=int,
         )
         return MaintenanceResult(pruned=pruned, recovered=recovered)

@@ -74,7 +74,9 @@ class TriggerIndex:
         wf = cw.workflow_id
         scope.workflows.add(wf)
         for (role, i), (group, matcher) in cw.criteria.items():
-            scope.rising.add(TriggerRef(wf, role, i), group, matches_empty=matcher({}, _epoch, EMPTY))
+            scope.rising.add(
+                TriggerRef(wf, role, i), group, matches_empty=matcher({}, _epoch, EMPTY)
+            )
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
             scope.rising.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
         if cw.stay is not None:
@@ -144,9 +146,9 @@ class TriggerIndex:
                     if cw.goal(new, now, EMPTY) and (created or not cw.goal(old, now, EMPTY)):
                         out.append(Match(cw, "goal", kind="goal"))
                     continue
-                matcher = cw.criteria[(ref.role, ref.index)][1]
+                matcher = cw.criteria[(ref.role, ref.idx)][1]
                 if matcher(new, now, EMPTY) and (created or not matcher(old, now, EMPTY)):
-                    out.append(Match(cw, ref.role, ref.index, "criteria"))
+                    out.append(Match(cw, ref.role, ref.idx, "criteria"))
             if not created:
                 for ref in scope.falling.falling(changes, now, old=old):
                     cw = self._workflows[(key, ref.workflow_id)]
@@ -160,9 +162,9 @@ class TriggerIndex:
                     continue
                 seen.add(ref)
                 cw = self._workflows[(key, ref.workflow_id)]
-                trig = cw.events[(ref.role, ref.index)]
+                trig = cw.events[(ref.role, ref.idx)]
                 if trig.matches(ev, new, now):
-                    out.append(Match(cw, ref.role, ref.index, f"event:{trig.trigger.event_type}"))
+                    out.append(Match(cw, ref.role, ref.idx, f"event:{trig.trigger.event_type}"))
         if et == ChangeEventType.LIST_MEMBERSHIP_ADDED and ev.list_id in scope.suppression:
             for wf in scope.suppression[ev.list_id]:
                 out.append(Match(self._workflows[(key, wf)], "suppressed", kind="suppression"))

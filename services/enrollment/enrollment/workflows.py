@@ -56,7 +56,9 @@ class ActiveWorkflows:
                 self.index.put(compile_revision(rev, enabled=row.enabled))
                 n += 1
             except Exception:  # one bad stored revision must not stop the service
-                log.exception("cannot index %s/%s r%d", row.tenant_id, row.workflow_id, row.revision)
+                log.exception(
+                    "cannot index %s/%s r%d", row.tenant_id, row.workflow_id, row.revision
+                )
         return n
 
     def get(self, tenant_id: str, workflow_id: str) -> CompiledWorkflow:
@@ -77,12 +79,18 @@ class ActiveWorkflows:
                 f"{current.revision.revision}",
                 [PreconditionViolation("REVISION", rev.workflow_id, "older than the active one")],
             )
-        await self.ledger.save_revision(ActiveRevision(
-            tenant_id=rev.tenant_id, workflow_id=rev.workflow_id, revision=rev.revision,
-            object_type=rev.definition.object_type, enabled=True,
-            definition=rev.model_dump(mode="json"), published_at=rev.published_at,
-            updated_at=now,
-        ))
+        await self.ledger.save_revision(
+            ActiveRevision(
+                tenant_id=rev.tenant_id,
+                workflow_id=rev.workflow_id,
+                revision=rev.revision,
+                object_type=rev.definition.object_type,
+                enabled=True,
+                definition=rev.model_dump(mode="json"),
+                published_at=rev.published_at,
+                updated_at=now,
+            )
+        )
         self.index.put(cw)
         schedule_ids = await self.sync_schedules(cw)
         backfill_id = ""

@@ -400,8 +400,19 @@ class TransitionIndex(Generic[K]):
         return self.rising(((p, n, o) for p, o, n in changes), now, new=old)
 
 
-_SELECTIVE = {"eq": 0, "in": 1, "between": 2, "gt": 3, "gte": 3, "lt": 3, "lte": 3,
-              "before": 3, "after": 3, "starts_with": 4, "contains": 4}
+_SELECTIVE = {
+    "eq": 0,
+    "in": 1,
+    "between": 2,
+    "gt": 3,
+    "gte": 3,
+    "lt": 3,
+    "lte": 3,
+    "before": 3,
+    "after": 3,
+    "starts_with": 4,
+    "contains": 4,
+}
 
 
 def _selectivity(f: PropertyFilter) -> int:

@@ -14,16 +14,30 @@ from crmflow.model.workflow import PublishedRevision, WorkflowDefinition
 
 
 def revision(
-    tenant_id: str, workflow_id: str, enrollment: dict[str, Any], *, revision: int = 1,
-    object_type: str = "contact", settings: dict[str, Any] | None = None,
+    tenant_id: str,
+    workflow_id: str,
+    enrollment: dict[str, Any],
+    *,
+    revision: int = 1,
+    object_type: str = "contact",
+    settings: dict[str, Any] | None = None,
 ) -> workflow_pb2.PublishedRevision:
-    definition = WorkflowDefinition.model_validate({
-        "workflow_id": workflow_id, "tenant_id": tenant_id, "name": workflow_id,
-        "object_type": object_type, "enrollment": enrollment, "settings": settings or {},
-    })
+    definition = WorkflowDefinition.model_validate(
+        {
+            "workflow_id": workflow_id,
+            "tenant_id": tenant_id,
+            "name": workflow_id,
+            "object_type": object_type,
+            "enrollment": enrollment,
+            "settings": settings or {},
+        }
+    )
     rev = PublishedRevision(
-        tenant_id=tenant_id, workflow_id=workflow_id, revision=revision,
-        published_at=datetime.now(UTC), definition=definition,
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        revision=revision,
+        published_at=datetime.now(UTC),
+        definition=definition,
     )
     return to_proto(rev, workflow_pb2.PublishedRevision)
 
@@ -33,15 +47,27 @@ def criteria(*filters: dict[str, Any], conjunction: str = "CONJUNCTION_AND") -> 
 
 
 def update(
-    tenant_id: str, record_id: str, changes: dict[str, tuple[Any, Any]], *,
-    snapshot: dict[str, Any] | None = None, event_id: str | None = None,
-    event_type: ChangeEventType = ChangeEventType.RECORD_UPDATED, object_type: str = "contact",
+    tenant_id: str,
+    record_id: str,
+    changes: dict[str, tuple[Any, Any]],
+    *,
+    snapshot: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    event_type: ChangeEventType = ChangeEventType.RECORD_UPDATED,
+    object_type: str = "contact",
     **extra: Any,
 ) -> records_pb2.ChangeEvent:
     ev = ChangeEvent(
-        event_id=event_id or uuid.uuid4().hex, tenant_id=tenant_id, event_type=event_type,
-        object_type=object_type, record_id=record_id, occurred_at=datetime.now(UTC),
-        changes=[PropertyChange(property=p, old_value=o, new_value=n) for p, (o, n) in changes.items()],
-        properties=snapshot or {}, **extra,
+        event_id=event_id or uuid.uuid4().hex,
+        tenant_id=tenant_id,
+        event_type=event_type,
+        object_type=object_type,
+        record_id=record_id,
+        occurred_at=datetime.now(UTC),
+        changes=[
+            PropertyChange(property=p, old_value=o, new_value=n) for p, (o, n) in changes.items()
+        ],
+        properties=snapshot or {},
+        **extra,
     )
     return to_proto(ev, records_pb2.ChangeEvent)

@@ -27,7 +27,10 @@ LEAD = {"property": "lifecyclestage", "operator": "eq", "value": "lead"}
 
 
 async def test_backfill_resumes_after_restart_without_duplicates(
-    tmp_path: Path, temporal_env: WorkflowEnvironment, task_queue: str, tenant_id: str,
+    tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    task_queue: str,
+    tenant_id: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CRMFLOW_ENROLLMENT_BACKFILL_PAGE_SIZE", "2")
@@ -43,10 +46,13 @@ async def test_backfill_resumes_after_restart_without_duplicates(
     async with Worker(client, task_queue=task_queue, workflows=[StandInEnrolledRecord]):
         first = await start(settings, port=0, records=records)
         stub = pb_grpc.EnrollmentServiceStub(grpc.aio.insecure_channel(f"127.0.0.1:{first.port}"))
-        res = await stub.ActivateRevision(pb.ActivateRevisionRequest(
-            tenant_id=tenant_id, enroll_existing=True,
-            revision=revision(tenant_id, "wf-bf", {"triggers": [criteria(LEAD)]}),
-        ))
+        res = await stub.ActivateRevision(
+            pb.ActivateRevisionRequest(
+                tenant_id=tenant_id,
+                enroll_existing=True,
+                revision=revision(tenant_id, "wf-bf", {"triggers": [criteria(LEAD)]}),
+            )
+        )
         assert res.backfill_workflow_id == wid
         # stop the service (and its worker) half-way
         handle = client.get_workflow_handle(wid, result_type=BackfillProgress)
@@ -61,11 +67,13 @@ async def test_backfill_resumes_after_restart_without_duplicates(
         second = await start(settings, port=0, records=records)
         try:
             stub = pb_grpc.EnrollmentServiceStub(
-                grpc.aio.insecure_channel(f"127.0.0.1:{second.port}"))
+                grpc.aio.insecure_channel(f"127.0.0.1:{second.port}")
+            )
             done = await handle.result()
             assert done.done and done.scanned >= 20
-            got = await stub.GetBackfillProgress(pb.GetBackfillProgressRequest(
-                tenant_id=tenant_id, workflow_id="wf-bf"))
+            got = await stub.GetBackfillProgress(
+                pb.GetBackfillProgressRequest(tenant_id=tenant_id, workflow_id="wf-bf")
+            )
             assert got.done and got.status == "completed" and got.backfill_workflow_id == wid
             # exactly the 20 leads, each once
             ids = set()
@@ -74,18 +82,23 @@ async def test_backfill_resumes_after_restart_without_duplicates(
             ):
                 ids.add(wf.id)
             count = await client.count_workflows(
-                f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'")
+                f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'"
+            )
             assert count.count == len(ids) == 20
             desc = await handle.describe()
             assert desc.typed_search_attributes.get(sa.STATUS) == "backfill_done"
             # publishing the same revision again does not run it twice
-            res = await stub.ActivateRevision(pb.ActivateRevisionRequest(
-                tenant_id=tenant_id, enroll_existing=True,
-                revision=revision(tenant_id, "wf-bf", {"triggers": [criteria(LEAD)]}),
-            ))
+            res = await stub.ActivateRevision(
+                pb.ActivateRevisionRequest(
+                    tenant_id=tenant_id,
+                    enroll_existing=True,
+                    revision=revision(tenant_id, "wf-bf", {"triggers": [criteria(LEAD)]}),
+                )
+            )
             assert res.backfill_workflow_id == wid
             count = await client.count_workflows(
-                f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'")
+                f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'"
+            )
             assert count.count == 20
         finally:
             await second.stop(0)

@@ -17,15 +17,27 @@ LEAD = {"property": "lifecyclestage", "operator": "eq", "value": "lead"}
 
 
 async def test_schedule_lifecycle_and_tick(service: Service, tenant_id: str) -> None:
-    daily = {"schedule": {"frequency": "SCHEDULE_FREQUENCY_DAILY", "time_of_day": "09:30",
-                          "filter": {"filters": [LEAD]}}}
-    weekly = {"schedule": {"frequency": "SCHEDULE_FREQUENCY_WEEKLY", "time_of_day": "08:00",
-                           "days_of_week": [1, 7]}}
+    daily = {
+        "schedule": {
+            "frequency": "SCHEDULE_FREQUENCY_DAILY",
+            "time_of_day": "09:30",
+            "filter": {"filters": [LEAD]},
+        }
+    }
+    weekly = {
+        "schedule": {
+            "frequency": "SCHEDULE_FREQUENCY_WEEKLY",
+            "time_of_day": "08:00",
+            "days_of_week": [1, 7],
+        }
+    }
     tz = {"time_zone": "Europe/Copenhagen"}
-    res = await service.stub.ActivateRevision(pb.ActivateRevisionRequest(
-        tenant_id=tenant_id,
-        revision=revision(tenant_id, "wf-s", {"triggers": [daily, weekly]}, settings=tz),
-    ))
+    res = await service.stub.ActivateRevision(
+        pb.ActivateRevisionRequest(
+            tenant_id=tenant_id,
+            revision=revision(tenant_id, "wf-s", {"triggers": [daily, weekly]}, settings=tz),
+        )
+    )
     sid = f"enroll-schedule/{tenant_id}/wf-s/0"
     assert list(res.schedule_ids) == [sid, f"enroll-schedule/{tenant_id}/wf-s/1"]
     client = service.env.client
@@ -42,27 +54,32 @@ async def test_schedule_lifecycle_and_tick(service: Service, tenant_id: str) -> 
         assert sorted(r.start for r in wcal[0].day_of_week) == [0, 1]  # Sunday, Monday
 
     for i, stage in enumerate(["lead", "lead", "customer"]):
-        await service.records.create(tenant_id, "contact", {"lifecyclestage": stage},
-                                     record_id=f"s{i}")
+        await service.records.create(
+            tenant_id, "contact", {"lifecyclestage": stage}, record_id=f"s{i}"
+        )
     await client.get_schedule_handle(sid).trigger()
 
     async def enrolled() -> int:
         n = await client.count_workflows(
-            f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'")
+            f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'"
+        )
         return n.count == 2
 
     await eventually(enrolled, timeout=20)
 
-    await service.stub.DeactivateWorkflow(pb.DeactivateWorkflowRequest(
-        tenant_id=tenant_id, workflow_id="wf-s"))
+    await service.stub.DeactivateWorkflow(
+        pb.DeactivateWorkflowRequest(tenant_id=tenant_id, workflow_id="wf-s")
+    )
     desc = await client.get_schedule_handle(sid).describe()
     assert desc.schedule.state.paused
 
     # a new revision without the schedule trigger removes its schedule
-    res = await service.stub.ActivateRevision(pb.ActivateRevisionRequest(
-        tenant_id=tenant_id,
-        revision=revision(tenant_id, "wf-s", {"triggers": [criteria(LEAD)]}, revision=2),
-    ))
+    res = await service.stub.ActivateRevision(
+        pb.ActivateRevisionRequest(
+            tenant_id=tenant_id,
+            revision=revision(tenant_id, "wf-s", {"triggers": [criteria(LEAD)]}, revision=2),
+        )
+    )
     assert list(res.schedule_ids) == []
     with pytest.raises(RPCError):
         await client.get_schedule_handle(sid).describe()

@@ -20,9 +20,12 @@ LEAD = {"property": "lifecycle", "operator": "eq", "value": "lead"}
 
 
 async def test_trigger_enrolls_exactly_once(service: Service, tenant_id: str) -> None:
-    await service.stub.ActivateRevision(pb.ActivateRevisionRequest(
-        tenant_id=tenant_id, revision=revision(tenant_id, "wf-1", {"triggers": [criteria(LEAD)]}),
-    ))
+    await service.stub.ActivateRevision(
+        pb.ActivateRevisionRequest(
+            tenant_id=tenant_id,
+            revision=revision(tenant_id, "wf-1", {"triggers": [criteria(LEAD)]}),
+        )
+    )
     ev = update(tenant_id, "c1", {"lifecycle": ("subscriber", "lead")})
     res = await service.stub.IngestEvents(pb.IngestEventsRequest(tenant_id=tenant_id, events=[ev]))
     [r] = res.results
@@ -61,9 +64,12 @@ async def test_trigger_enrolls_exactly_once(service: Service, tenant_id: str) ->
 
 
 async def test_no_transition_no_enrollment(service: Service, tenant_id: str) -> None:
-    await service.stub.ActivateRevision(pb.ActivateRevisionRequest(
-        tenant_id=tenant_id, revision=revision(tenant_id, "wf-1", {"triggers": [criteria(LEAD)]}),
-    ))
+    await service.stub.ActivateRevision(
+        pb.ActivateRevisionRequest(
+            tenant_id=tenant_id,
+            revision=revision(tenant_id, "wf-1", {"triggers": [criteria(LEAD)]}),
+        )
+    )
     # already a lead before the change: no transition
     ev = update(tenant_id, "c1", {"lifecycle": ("lead", "lead")}, snapshot={"lifecycle": "lead"})
     other = update(tenant_id, "c2", {"city": ("a", "b")}, snapshot={"lifecycle": "lead"})
@@ -74,22 +80,28 @@ async def test_no_transition_no_enrollment(service: Service, tenant_id: str) -> 
 
 
 async def test_manual_enrollment_and_bad_input(service: Service, tenant_id: str) -> None:
-    await service.stub.ActivateRevision(pb.ActivateRevisionRequest(
-        tenant_id=tenant_id, revision=revision(tenant_id, "wf-m", {"triggers": [{"manual": {}}]}),
-    ))
+    await service.stub.ActivateRevision(
+        pb.ActivateRevisionRequest(
+            tenant_id=tenant_id,
+            revision=revision(tenant_id, "wf-m", {"triggers": [{"manual": {}}]}),
+        )
+    )
     await service.records.create(tenant_id, "contact", {"email": "a@b.c"}, record_id="r1")
-    res = await service.stub.EnrollManually(pb.EnrollManuallyRequest(
-        tenant_id=tenant_id, workflow_id="wf-m", record_ids=["r1", "r1"]))
+    res = await service.stub.EnrollManually(
+        pb.EnrollManuallyRequest(tenant_id=tenant_id, workflow_id="wf-m", record_ids=["r1", "r1"])
+    )
     assert [o.outcome for o in res.outcomes] == ["enrolled", "already_enrolled"]
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await service.stub.EnrollManually(pb.EnrollManuallyRequest(
-            tenant_id=tenant_id, workflow_id="nope", record_ids=["r1"]))
+        await service.stub.EnrollManually(
+            pb.EnrollManuallyRequest(tenant_id=tenant_id, workflow_id="nope", record_ids=["r1"])
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await service.stub.EnrollManually(pb.EnrollManuallyRequest(
-            tenant_id=tenant_id, workflow_id="wf-m", record_ids=["ghost"]))
+        await service.stub.EnrollManually(
+            pb.EnrollManuallyRequest(tenant_id=tenant_id, workflow_id="wf-m", record_ids=["ghost"])
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
     good = update(tenant_id, "c9", {"x": (1, 2)})
@@ -103,10 +115,15 @@ async def test_manual_enrollment_and_bad_input(service: Service, tenant_id: str)
     assert not res.results[1].error
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await service.stub.ActivateRevision(pb.ActivateRevisionRequest(
-            tenant_id=tenant_id,
-            revision=revision(tenant_id, "wf-b", {"triggers": [criteria(
-                {"property": "x", "operator": "bogus", "value": 1})]}),
-        ))
+        await service.stub.ActivateRevision(
+            pb.ActivateRevisionRequest(
+                tenant_id=tenant_id,
+                revision=revision(
+                    tenant_id,
+                    "wf-b",
+                    {"triggers": [criteria({"property": "x", "operator": "bogus", "value": 1})]},
+                ),
+            )
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert any("operator" in f for f in bad_request_fields(err.value))

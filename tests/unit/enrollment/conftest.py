@@ -84,27 +84,55 @@ class Core:
     records: SqlRecordStore
     clock: list[datetime]
 
-    async def publish(self, workflow_id: str, enrollment: dict[str, Any], *, revision: int = 1,
-                      object_type: str = "contact") -> None:
-        d = WorkflowDefinition.model_validate({
-            "workflow_id": workflow_id, "tenant_id": self.tenant, "object_type": object_type,
-            "enrollment": enrollment,
-        })
-        rev = PublishedRevision(tenant_id=self.tenant, workflow_id=workflow_id,
-                                revision=revision, published_at=T0, definition=d)
+    async def publish(
+        self,
+        workflow_id: str,
+        enrollment: dict[str, Any],
+        *,
+        revision: int = 1,
+        object_type: str = "contact",
+    ) -> None:
+        d = WorkflowDefinition.model_validate(
+            {
+                "workflow_id": workflow_id,
+                "tenant_id": self.tenant,
+                "object_type": object_type,
+                "enrollment": enrollment,
+            }
+        )
+        rev = PublishedRevision(
+            tenant_id=self.tenant,
+            workflow_id=workflow_id,
+            revision=revision,
+            published_at=T0,
+            definition=d,
+        )
         await self.workflows.activate(rev, enroll_existing=False, now=self.clock[0])
 
-    def event(self, record_id: str, changes: dict[str, tuple[Any, Any]] | None = None, *,
-              kind: ChangeEventType = ChangeEventType.RECORD_UPDATED,
-              snapshot: dict[str, Any] | None = None, event_id: str | None = None,
-              occurred_at: datetime | None = None, **extra: Any) -> ChangeEvent:
+    def event(
+        self,
+        record_id: str,
+        changes: dict[str, tuple[Any, Any]] | None = None,
+        *,
+        kind: ChangeEventType = ChangeEventType.RECORD_UPDATED,
+        snapshot: dict[str, Any] | None = None,
+        event_id: str | None = None,
+        occurred_at: datetime | None = None,
+        **extra: Any,
+    ) -> ChangeEvent:
         return ChangeEvent(
-            event_id=event_id or uuid.uuid4().hex, tenant_id=self.tenant, event_type=kind,
-            object_type=extra.pop("object_type", "contact"), record_id=record_id,
+            event_id=event_id or uuid.uuid4().hex,
+            tenant_id=self.tenant,
+            event_type=kind,
+            object_type=extra.pop("object_type", "contact"),
+            record_id=record_id,
             occurred_at=occurred_at or self.clock[0],
-            changes=[PropertyChange(property=p, old_value=o, new_value=n)
-                     for p, (o, n) in (changes or {}).items()],
-            properties=snapshot or {}, **extra,
+            changes=[
+                PropertyChange(property=p, old_value=o, new_value=n)
+                for p, (o, n) in (changes or {}).items()
+            ],
+            properties=snapshot or {},
+            **extra,
         )
 
     async def ingest(self, ev: ChangeEvent) -> list[tuple[str, str]]:
@@ -126,13 +154,26 @@ async def core(tmp_path: Path, db_url: str) -> AsyncIterator[Core]:
     ledger = Ledger(session_factory(engine))
     starter = RecordingStarter()
     index = TriggerIndex()
-    enroller = Enroller(ledger=ledger, starter=starter, records=records,  # type: ignore[arg-type]
-                        clock=lambda: clock[0])
+    enroller = Enroller(
+        ledger=ledger,
+        starter=starter,
+        records=records,  # type: ignore[arg-type]
+        clock=lambda: clock[0],
+    )
     workflows = ActiveWorkflows(index=index, ledger=ledger, enroller=enroller)
     ingestor = Ingestor(index=index, enroller=enroller)
     try:
-        yield Core(f"t{uuid.uuid4().hex[:6]}", index, ledger, starter, enroller, ingestor,
-                   workflows, records, clock)
+        yield Core(
+            f"t{uuid.uuid4().hex[:6]}",
+            index,
+            ledger,
+            starter,
+            enroller,
+            ingestor,
+            workflows,
+            records,
+            clock,
+        )
     finally:
         await records.close()
         await engine.dispose()

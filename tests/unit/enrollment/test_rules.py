@@ -16,13 +16,15 @@ TRIG = {"criteria": {"filter": {"filters": [LEAD]}}}
 
 
 def to_lead(core: Core, rid: str = "c1", **snap: object):  # type: ignore[no-untyped-def]
-    return core.event(rid, {"lifecyclestage": ("subscriber", "lead")},
-                      snapshot={"lifecyclestage": "lead", **snap})
+    return core.event(
+        rid, {"lifecyclestage": ("subscriber", "lead")}, snapshot={"lifecyclestage": "lead", **snap}
+    )
 
 
 def away(core: Core, rid: str = "c1"):  # type: ignore[no-untyped-def]
-    return core.event(rid, {"lifecyclestage": ("lead", "subscriber")},
-                      snapshot={"lifecyclestage": "subscriber"})
+    return core.event(
+        rid, {"lifecyclestage": ("lead", "subscriber")}, snapshot={"lifecyclestage": "subscriber"}
+    )
 
 
 async def test_first_enrollment_only(core: Core) -> None:
@@ -35,8 +37,9 @@ async def test_first_enrollment_only(core: Core) -> None:
 
 async def test_reenrollment_needs_its_trigger_and_the_initial_criteria(core: Core) -> None:
     score = {"event": {"event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": "score"}}
-    await core.publish("wf", {"triggers": [TRIG, score],
-                              "reenrollment": {"enabled": True, "triggers": [score]}})
+    await core.publish(
+        "wf", {"triggers": [TRIG, score], "reenrollment": {"enabled": True, "triggers": [score]}}
+    )
     assert await core.ingest(to_lead(core)) == [("wf", "enrolled")]
     # while enrolled: never twice at once
     ev = core.event("c1", {"score": (1, 2)}, snapshot={"lifecyclestage": "lead", "score": 2})
@@ -58,8 +61,9 @@ async def test_reenrollment_needs_its_trigger_and_the_initial_criteria(core: Cor
 
 async def test_reenrollment_refused_when_initial_triggers_do_not_match(core: Core) -> None:
     score = {"event": {"event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": "score"}}
-    await core.publish("wf", {"triggers": [TRIG],
-                              "reenrollment": {"enabled": True, "triggers": [score]}})
+    await core.publish(
+        "wf", {"triggers": [TRIG], "reenrollment": {"enabled": True, "triggers": [score]}}
+    )
     assert await core.ingest(to_lead(core)) == [("wf", "enrolled")]
     core.starter.finish_all()
     ev = core.event("c1", {"score": (1, 2)}, snapshot={"lifecyclestage": "customer"})
@@ -69,27 +73,44 @@ async def test_reenrollment_refused_when_initial_triggers_do_not_match(core: Cor
 
 
 async def test_never_twice_at_once_under_concurrency(core: Core) -> None:
-    await core.publish("wf", {"triggers": [{"manual": {}}],
-                              "reenrollment": {"enabled": True}})
+    await core.publish("wf", {"triggers": [{"manual": {}}], "reenrollment": {"enabled": True}})
     cw = core.workflows.get(core.tenant, "wf")
-    outs = await asyncio.gather(*[
-        core.enroller.enroll(cw, "r1", trigger="manual", record={}, reenroll_ok=True)
-        for _ in range(10)
-    ])
+    outs = await asyncio.gather(
+        *[
+            core.enroller.enroll(cw, "r1", trigger="manual", record={}, reenroll_ok=True)
+            for _ in range(10)
+        ]
+    )
     assert sorted(o.outcome for o in outs).count("enrolled") == 1
     assert len(core.starter.runs) == 1
     # a second service replica racing on the same ledger: the unique number refuses it
     row = await core.ledger.reserve(
-        tenant_id=core.tenant, workflow_id="wf", revision=1, object_type="contact",
-        record_id="r2", trigger="manual", event_id="", now=core.clock[0],
-        run_id_for=lambda n: f"x/{n}")
+        tenant_id=core.tenant,
+        workflow_id="wf",
+        revision=1,
+        object_type="contact",
+        record_id="r2",
+        trigger="manual",
+        event_id="",
+        now=core.clock[0],
+        run_id_for=lambda n: f"x/{n}",
+    )
     assert row is not None
     from enrollment.tables import EnrollmentRow
 
     async with core.ledger.sessions() as s:
-        s.add(EnrollmentRow(tenant_id=core.tenant, workflow_id="wf", revision=1,
-                            object_type="contact", record_id="r2", enrollment_number=1,
-                            enrolled_at=core.clock[0], run_workflow_id="x/1"))
+        s.add(
+            EnrollmentRow(
+                tenant_id=core.tenant,
+                workflow_id="wf",
+                revision=1,
+                object_type="contact",
+                record_id="r2",
+                enrollment_number=1,
+                enrolled_at=core.clock[0],
+                run_workflow_id="x/1",
+            )
+        )
         try:
             await s.commit()
             raise AssertionError("a second enrollment number 1 was accepted")
@@ -116,11 +137,15 @@ async def test_goal_blocks_enrollment_and_unenrolls(core: Core) -> None:
     await core.publish("wf", {"triggers": [TRIG], "goal": goal})
     assert await core.ingest(to_lead(core, "c1", deal_stage="won")) == [("wf", "goal_met")]
     assert await core.ingest(to_lead(core, "c2")) == [("wf", "enrolled")]
-    ev = core.event("c2", {"deal_stage": (None, "won")},
-                    snapshot={"lifecyclestage": "lead", "deal_stage": "won"})
+    ev = core.event(
+        "c2",
+        {"deal_stage": (None, "won")},
+        snapshot={"lifecyclestage": "lead", "deal_stage": "won"},
+    )
     assert await core.ingest(ev) == [("wf", "unenrolled")]
     assert core.starter.signals == [
-        (f"enroll/{core.tenant}/wf/contact-c2/1", UnenrollReason.GOAL_MET.value)]
+        (f"enroll/{core.tenant}/wf/contact-c2/1", UnenrollReason.GOAL_MET.value)
+    ]
 
 
 async def test_unenroll_when_criteria_no_longer_met(core: Core) -> None:
@@ -132,8 +157,13 @@ async def test_unenroll_when_criteria_no_longer_met(core: Core) -> None:
 
 
 async def test_unenrollment_trigger_and_deletion(core: Core) -> None:
-    unsub = {"event": {"event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": "optout",
-                       "to_values": ["true"]}}
+    unsub = {
+        "event": {
+            "event_type": "EVENT_TYPE_PROPERTY_CHANGED",
+            "property": "optout",
+            "to_values": ["true"],
+        }
+    }
     await core.publish("wf", {"triggers": [TRIG], "unenrollment_triggers": [unsub]})
     await core.publish("other", {"triggers": [TRIG]})
     await core.ingest(to_lead(core, "c1"))
@@ -152,14 +182,16 @@ async def test_enrolling_here_unenrolls_from_other_workflows(core: Core) -> None
     await core.enroller.enroll(cw, "c1", trigger="manual", record={})
     assert await core.ingest(to_lead(core)) == [("sales", "enrolled")]
     assert core.starter.signals == [
-        (f"enroll/{core.tenant}/nurture/contact-c1/1", UnenrollReason.ENROLLED_ELSEWHERE.value)]
+        (f"enroll/{core.tenant}/nurture/contact-c1/1", UnenrollReason.ENROLLED_ELSEWHERE.value)
+    ]
 
 
 async def test_turned_off_workflow_enrolls_nothing(core: Core) -> None:
     await core.publish("wf", {"triggers": [TRIG]})
     await core.ingest(to_lead(core, "c1"))
-    n = await core.workflows.deactivate(core.tenant, "wf", unenroll_existing=True,
-                                        now=core.clock[0])
+    n = await core.workflows.deactivate(
+        core.tenant, "wf", unenroll_existing=True, now=core.clock[0]
+    )
     assert n == 1
     assert await core.ingest(to_lead(core, "c2")) == []
     cw = core.workflows.get(core.tenant, "wf")
@@ -170,7 +202,8 @@ async def test_turned_off_workflow_enrolls_nothing(core: Core) -> None:
 
     core.workflows.index = fresh = TriggerIndex()
     await core.workflows.load()
-    assert fresh.get(core.tenant, "wf") is not None and not fresh.get(core.tenant, "wf").enabled
+    again = fresh.get(core.tenant, "wf")
+    assert again is not None and not again.enabled
 
 
 async def test_crash_between_ledger_and_start_is_recovered_once(core: Core) -> None:
@@ -179,7 +212,8 @@ async def test_crash_between_ledger_and_start_is_recovered_once(core: Core) -> N
     assert await core.ingest(to_lead(core)) == [("wf", "enrolled")]
     assert core.starter.runs == {}
     [row] = await core.ledger.active_for_record(
-        tenant_id=core.tenant, object_type="contact", record_id="c1")
+        tenant_id=core.tenant, object_type="contact", record_id="c1"
+    )
     assert row.status == "pending"
     # while pending it counts as enrolled
     assert await core.ingest(to_lead(core)) == [("wf", "already_enrolled")]
@@ -199,17 +233,22 @@ async def test_retention_prunes_old_history_and_facts(core: Core) -> None:
     await core.ingest(to_lead(core))
     await core.enroller.unenroll(core.tenant, "wf", "contact", "c1", UnenrollReason.MANUAL)
     now = core.clock[0]
-    kept = await core.ledger.prune(history_before=now - timedelta(days=1),
-                                   facts_before=now - timedelta(days=1),
-                                   events_before=now - timedelta(days=1))
+    await core.ledger.prune(
+        history_before=now - timedelta(days=1),
+        facts_before=now - timedelta(days=1),
+        events_before=now - timedelta(days=1),
+    )
     assert await core.ledger.history(tenant_id=core.tenant, workflow_id="wf", record_id="c1")
     later = now + timedelta(days=200)
-    gone = await core.ledger.prune(history_before=later - timedelta(days=183),
-                                   facts_before=later - timedelta(days=730),
-                                   events_before=later - timedelta(days=30))
+    gone = await core.ledger.prune(
+        history_before=later - timedelta(days=183),
+        facts_before=later - timedelta(days=730),
+        events_before=later - timedelta(days=30),
+    )
     # (the database may be shared with other tests: count only what is ours)
     assert gone["history"] >= 1 and gone["processed_events"] >= 1
     assert not await core.ledger.history(tenant_id=core.tenant, workflow_id="wf", record_id="c1")
-    fact = await core.ledger.fact(tenant_id=core.tenant, workflow_id="wf",
-                                  object_type="contact", record_id="c1")
+    fact = await core.ledger.fact(
+        tenant_id=core.tenant, workflow_id="wf", object_type="contact", record_id="c1"
+    )
     assert fact is not None and fact.enrollment_count == 1  # still "has been enrolled"

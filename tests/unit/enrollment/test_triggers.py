@@ -21,30 +21,45 @@ def crit(*filters: dict, conj: str = "CONJUNCTION_AND") -> dict:
 async def test_criteria_enrolls_on_transition_only(core: Core) -> None:
     await core.publish("wf", {"triggers": [crit(LEAD, DK)]})
     # DK already, becomes a lead: enrolls
-    ev = core.event("c1", {"lifecyclestage": ("subscriber", "lead")},
-                    snapshot={"lifecyclestage": "lead", "country": "DK"})
+    ev = core.event(
+        "c1",
+        {"lifecyclestage": ("subscriber", "lead")},
+        snapshot={"lifecyclestage": "lead", "country": "DK"},
+    )
     assert await core.ingest(ev) == [("wf", "enrolled")]
     # another record already matching, an unrelated property changes: no transition
-    ev = core.event("c2", {"city": ("A", "B")},
-                    snapshot={"lifecyclestage": "lead", "country": "DK", "city": "B"})
+    ev = core.event(
+        "c2",
+        {"city": ("A", "B")},
+        snapshot={"lifecyclestage": "lead", "country": "DK", "city": "B"},
+    )
     assert await core.ingest(ev) == []
     # the change does not complete the criteria: nothing
-    ev = core.event("c3", {"lifecyclestage": ("subscriber", "lead")},
-                    snapshot={"lifecyclestage": "lead", "country": "SE"})
+    ev = core.event(
+        "c3",
+        {"lifecyclestage": ("subscriber", "lead")},
+        snapshot={"lifecyclestage": "lead", "country": "SE"},
+    )
     assert await core.ingest(ev) == []
     # a record created matching enrolls (it matched nothing before it existed)
-    ev = core.event("c4", {"lifecyclestage": (None, "lead"), "country": (None, "DK")},
-                    kind=ChangeEventType.RECORD_CREATED,
-                    snapshot={"lifecyclestage": "lead", "country": "DK"})
+    ev = core.event(
+        "c4",
+        {"lifecyclestage": (None, "lead"), "country": (None, "DK")},
+        kind=ChangeEventType.RECORD_CREATED,
+        snapshot={"lifecyclestage": "lead", "country": "DK"},
+    )
     assert await core.ingest(ev) == [("wf", "enrolled")]
     assert core.starter.started() == [
-        f"enroll/{core.tenant}/wf/contact-c1/1", f"enroll/{core.tenant}/wf/contact-c4/1"]
+        f"enroll/{core.tenant}/wf/contact-c1/1",
+        f"enroll/{core.tenant}/wf/contact-c4/1",
+    ]
 
 
 async def test_criteria_reads_the_crm_when_the_event_has_no_snapshot(core: Core) -> None:
     await core.publish("wf", {"triggers": [crit(LEAD, DK)]})
-    await core.records.create(core.tenant, "contact", {"lifecyclestage": "lead", "country": "DK"},
-                              record_id="c1")
+    await core.records.create(
+        core.tenant, "contact", {"lifecyclestage": "lead", "country": "DK"}, record_id="c1"
+    )
     ev = core.event("c1", {"lifecyclestage": ("subscriber", "lead")})  # changes only
     assert await core.ingest(ev) == [("wf", "enrolled")]
 
@@ -57,54 +72,129 @@ async def test_or_criteria_and_other_object_types(core: Core) -> None:
 
 
 async def test_property_changed_event_trigger(core: Core) -> None:
-    await core.publish("wf", {"triggers": [{"event": {
-        "event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": "lifecyclestage",
-        "from_values": ["lead"], "to_values": ["customer"]}}]})
+    await core.publish(
+        "wf",
+        {
+            "triggers": [
+                {
+                    "event": {
+                        "event_type": "EVENT_TYPE_PROPERTY_CHANGED",
+                        "property": "lifecyclestage",
+                        "from_values": ["lead"],
+                        "to_values": ["customer"],
+                    }
+                }
+            ]
+        },
+    )
     assert await core.ingest(core.event("c1", {"lifecyclestage": ("subscriber", "customer")})) == []
     assert await core.ingest(core.event("c1", {"lifecyclestage": ("lead", "customer")})) == [
-        ("wf", "enrolled")]
+        ("wf", "enrolled")
+    ]
 
 
 async def test_form_and_custom_event_triggers(core: Core) -> None:
-    await core.publish("form", {"triggers": [{"event": {
-        "event_type": "EVENT_TYPE_FORM_SUBMITTED", "form_id": "f1"}}]})
-    await core.publish("custom", {"triggers": [{"event": {
-        "event_type": "EVENT_TYPE_CUSTOM_EVENT", "event_name": "signup",
-        "event_filters": [{"property": "plan", "operator": "eq", "value": "pro"}]}}]})
+    await core.publish(
+        "form",
+        {"triggers": [{"event": {"event_type": "EVENT_TYPE_FORM_SUBMITTED", "form_id": "f1"}}]},
+    )
+    await core.publish(
+        "custom",
+        {
+            "triggers": [
+                {
+                    "event": {
+                        "event_type": "EVENT_TYPE_CUSTOM_EVENT",
+                        "event_name": "signup",
+                        "event_filters": [{"property": "plan", "operator": "eq", "value": "pro"}],
+                    }
+                }
+            ]
+        },
+    )
     f2 = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f2")
     assert await core.ingest(f2) == []
     f1 = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1")
     assert await core.ingest(f1) == [("form", "enrolled")]
-    free = core.event("c2", kind=ChangeEventType.CUSTOM_EVENT, event_name="signup",
-                      snapshot={"plan": "free"})
+    free = core.event(
+        "c2", kind=ChangeEventType.CUSTOM_EVENT, event_name="signup", snapshot={"plan": "free"}
+    )
     assert await core.ingest(free) == []
-    pro = core.event("c2", kind=ChangeEventType.CUSTOM_EVENT, event_name="signup",
-                     snapshot={"plan": "pro"})
+    pro = core.event(
+        "c2", kind=ChangeEventType.CUSTOM_EVENT, event_name="signup", snapshot={"plan": "pro"}
+    )
     assert await core.ingest(pro) == [("custom", "enrolled")]
 
 
 async def test_list_and_association_triggers(core: Core) -> None:
-    await core.publish("lists", {"triggers": [{"event": {
-        "event_type": "EVENT_TYPE_LIST_MEMBERSHIP_ADDED", "list_id": "L1"}}]})
-    await core.publish("assoc", {"triggers": [{"event": {
-        "event_type": "EVENT_TYPE_ASSOCIATION_ADDED", "association_object_type": "deal"}}]})
+    await core.publish(
+        "lists",
+        {
+            "triggers": [
+                {"event": {"event_type": "EVENT_TYPE_LIST_MEMBERSHIP_ADDED", "list_id": "L1"}}
+            ]
+        },
+    )
+    await core.publish(
+        "assoc",
+        {
+            "triggers": [
+                {
+                    "event": {
+                        "event_type": "EVENT_TYPE_ASSOCIATION_ADDED",
+                        "association_object_type": "deal",
+                    }
+                }
+            ]
+        },
+    )
     ev = core.event("c1", kind=ChangeEventType.LIST_MEMBERSHIP_ADDED, list_id="L1")
     assert await core.ingest(ev) == [("lists", "enrolled")]
-    ev = core.event("c1", kind=ChangeEventType.ASSOCIATION_ADDED, associated_object_type="deal",
-                    associated_record_id="d1")
+    ev = core.event(
+        "c1",
+        kind=ChangeEventType.ASSOCIATION_ADDED,
+        associated_object_type="deal",
+        associated_record_id="d1",
+    )
     assert await core.ingest(ev) == [("assoc", "enrolled")]
 
 
 async def test_refinement_at_least_and_at_most_in_a_window(core: Core) -> None:
-    await core.publish("twice", {"triggers": [{"event": {
-        "event_type": "EVENT_TYPE_FORM_SUBMITTED", "form_id": "f1",
-        "refinement": {"min_count": 2, "window_start": (T0 - timedelta(days=30)).isoformat(),
-                       "window_end": (T0 + timedelta(days=30)).isoformat()}}}]})
-    await core.publish("once", {"triggers": [{"event": {
-        "event_type": "EVENT_TYPE_FORM_SUBMITTED", "form_id": "f1",
-        "refinement": {"max_count": 1}}}]})
-    old = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1",
-                     occurred_at=T0 - timedelta(days=60))  # outside the window
+    await core.publish(
+        "twice",
+        {
+            "triggers": [
+                {
+                    "event": {
+                        "event_type": "EVENT_TYPE_FORM_SUBMITTED",
+                        "form_id": "f1",
+                        "refinement": {
+                            "min_count": 2,
+                            "window_start": (T0 - timedelta(days=30)).isoformat(),
+                            "window_end": (T0 + timedelta(days=30)).isoformat(),
+                        },
+                    }
+                }
+            ]
+        },
+    )
+    await core.publish(
+        "once",
+        {
+            "triggers": [
+                {
+                    "event": {
+                        "event_type": "EVENT_TYPE_FORM_SUBMITTED",
+                        "form_id": "f1",
+                        "refinement": {"max_count": 1},
+                    }
+                }
+            ]
+        },
+    )
+    old = core.event(
+        "c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1", occurred_at=T0 - timedelta(days=60)
+    )  # outside the window
     assert await core.ingest(old) == [("once", "enrolled")]
     first = core.event("c1", kind=ChangeEventType.FORM_SUBMITTED, form_id="f1")
     assert await core.ingest(first) == []  # once: now 2 > at most 1; twice: 1 in window
