@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from enrollment.main import start
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -15,7 +16,6 @@ from crmflow.api.enrollment.v1 import enrollment_service_pb2_grpc as pb_grpc
 from crmflow.grpc.server import RunningServer
 from crmflow.records.sql import SqlRecordStore
 from crmflow.settings import Settings, TemporalSettings
-from enrollment.main import start
 from tests.integration.enrollment.standin import StandInEnrolledRecord
 
 

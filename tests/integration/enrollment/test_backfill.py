@@ -7,6 +7,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from enrollment.main import start
+from enrollment.payloads import BackfillProgress
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -15,8 +17,6 @@ from crmflow.api.enrollment.v1 import enrollment_service_pb2_grpc as pb_grpc
 from crmflow.records.sql import SqlRecordStore
 from crmflow.temporal import search_attributes as sa
 from crmflow.temporal.ids import backfill_workflow_id
-from enrollment.main import start
-from enrollment.payloads import BackfillProgress
 from tests.integration.enrollment.conftest import service_settings
 from tests.integration.enrollment.helpers import criteria, revision
 from tests.integration.enrollment.standin import StandInEnrolledRecord

@@ -9,12 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
-
-from crmflow.db import create_engine, session_factory
-from crmflow.model.workflow import PublishedRevision, WorkflowDefinition
-from crmflow.records.sql import SqlRecordStore
 from enrollment.activities import EnrollmentActivities
 from enrollment.config import EnrollmentConfig
 from enrollment.db import migrate
@@ -25,6 +19,12 @@ from enrollment.starter import Starter
 from enrollment.temporal_workflows import WORKFLOWS
 from enrollment.trigger_index import TriggerIndex
 from enrollment.workflows import ActiveWorkflows
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from crmflow.db import create_engine, session_factory
+from crmflow.model.workflow import PublishedRevision, WorkflowDefinition
+from crmflow.records.sql import SqlRecordStore
 from tests.integration.enrollment.standin import StandInEnrolledRecord
 
 pytestmark = pytest.mark.temporal
