@@ -114,10 +114,10 @@ class SqlBase:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        # No explicit begin/commit: the connection autobegins (PostgreSQL: one read transaction)
+        # and is rolled back when returned to the pool, saving a round trip per read.
         async with self.engine.connect() as conn:
-            conn = await conn.execution_options(crm_read=True)
-            async with conn.begin():
-                yield conn
+            yield await conn.execution_options(crm_read=True)
 
     # Schema ---------------------------------------------------------------------------
     def forget_schema(self, tenant_id: str, object_type: str) -> None:
