@@ -1,0 +1,1 @@
+"""The executor: the EnrolledRecord Temporal workflow (interpreter) and the action activities."""

@@ -1,0 +1,1 @@
+"""Action activities: one handler per side-effecting action type, registered by type."""

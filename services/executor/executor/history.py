@@ -1,0 +1,221 @@
+"""Run history and the executor's bookkeeping, as keyword-only repository functions on one class.
+
+Written by local activities (progress, outcomes) and by the action activities (attempt errors,
+completed side effects, notifications, rotation state); read by the ExecutorService rpcs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crmflow.db import session_factory
+from executor.payloads import RunProgress
+from executor.tables import (
+    ActionLog,
+    AttemptError,
+    EnrollmentRun,
+    Notification,
+    RotationAssignment,
+    RotationCounter,
+    SideEffect,
+)
+
+RETENTION = timedelta(days=90)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored in UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class EnrollmentPage:
+    runs: list[EnrollmentRun]
+    next_offset: int | None
+
+
+class History:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = session_factory(engine)
+
+    # -- run progress ---------------------------------------------------------------------
+    async def record_progress(self, p: RunProgress) -> None:
+        async with self._sessions() as s, s.begin():
+            run = await s.get(EnrollmentRun, (p.tenant_id, p.run_workflow_id))
+            if run is None:
+                run = EnrollmentRun(
+                    tenant_id=p.tenant_id, run_workflow_id=p.run_workflow_id,
+                    workflow_id=p.workflow_id, revision=p.revision, object_type=p.object_type,
+                    record_id=p.record_id, enrollment_number=p.enrollment_number,
+                    status=p.status, enrolled_at=p.enrolled_at, updated_at=p.at,
+                )
+                s.add(run)
+            run.status = p.status
+            run.current_step = p.current_step
+            run.updated_at = p.at
+            if p.status != "running":
+                run.reason = p.reason
+                run.ended_at = p.at
+            o = p.outcome
+            if o is not None:
+                # Local activities may run twice (a lost marker); one row per (key, status).
+                dup = await s.scalar(
+                    select(func.count()).select_from(ActionLog).where(
+                        ActionLog.tenant_id == p.tenant_id,
+                        ActionLog.run_workflow_id == p.run_workflow_id,
+                        ActionLog.action_id == o.action_id, ActionLog.visit == o.visit,
+                    )
+                )
+                if not dup:
+                    attempts = o.attempts
+                    if o.status == "failed" and not attempts:
+                        attempts = await self.attempt_count(key=o.idempotency_key)
+                    s.add(ActionLog(
+                        tenant_id=p.tenant_id, run_workflow_id=p.run_workflow_id,
+                        action_id=o.action_id, action_type=o.action_type, visit=o.visit,
+                        status=o.status, reason=o.reason, attempts=max(attempts, 1),
+                        started_at=o.started_at, finished_at=o.finished_at, outputs=o.outputs,
+                        idempotency_key=o.idempotency_key, created_at=p.at,
+                    ))
+
+    async def list_runs(
+        self, *, tenant_id: str, workflow_id: str, status: str = "", record_id: str = "",
+        offset: int = 0, limit: int = 50,
+    ) -> EnrollmentPage:
+        q = select(EnrollmentRun).where(
+            EnrollmentRun.tenant_id == tenant_id, EnrollmentRun.workflow_id == workflow_id
+        )
+        if status:
+            q = q.where(EnrollmentRun.status == status)
+        if record_id:
+            q = q.where(EnrollmentRun.record_id == record_id)
+        q = q.order_by(EnrollmentRun.enrolled_at.desc(), EnrollmentRun.run_workflow_id)  # type: ignore[attr-defined]
+        async with self._sessions() as s:
+            rows = list((await s.exec(q.offset(offset).limit(limit + 1))).all())
+        more = len(rows) > limit
+        return EnrollmentPage(rows[:limit], offset + limit if more else None)
+
+    async def get_run(self, *, tenant_id: str, run_workflow_id: str) -> EnrollmentRun | None:
+        async with self._sessions() as s:
+            return await s.get(EnrollmentRun, (tenant_id, run_workflow_id))
+
+    async def timeline(self, *, tenant_id: str, run_workflow_id: str) -> list[ActionLog]:
+        q = select(ActionLog).where(
+            ActionLog.tenant_id == tenant_id, ActionLog.run_workflow_id == run_workflow_id
+        ).order_by(ActionLog.id)  # type: ignore[arg-type]
+        async with self._sessions() as s:
+            return list((await s.exec(q)).all())
+
+    # -- attempts and dedupe ---------------------------------------------------------------
+    async def record_attempt_error(
+        self, *, tenant_id: str, key: str, attempt: int, error: str
+    ) -> None:
+        async with self._sessions() as s, s.begin():
+            s.add(AttemptError(
+                tenant_id=tenant_id, idempotency_key=key, attempt=attempt, error=error[:4000],
+                at=datetime.now(UTC),
+            ))
+
+    async def attempt_count(self, *, key: str) -> int:
+        async with self._sessions() as s:
+            n = await s.scalar(
+                select(func.max(AttemptError.attempt)).where(AttemptError.idempotency_key == key)
+            )
+        return int(n or 0)
+
+    async def attempt_errors(self, *, keys: Sequence[str]) -> list[AttemptError]:
+        if not keys:
+            return []
+        q = select(AttemptError).where(AttemptError.idempotency_key.in_(list(keys)))  # type: ignore[attr-defined]
+        async with self._sessions() as s:
+            return list((await s.exec(q.order_by(AttemptError.id))).all())  # type: ignore[arg-type]
+
+    async def completed_effect(self, *, key: str) -> dict[str, Any] | None:
+        async with self._sessions() as s:
+            row = await s.get(SideEffect, key)
+        return dict(row.result) if row else None
+
+    async def store_effect(self, *, tenant_id: str, key: str, result: dict[str, Any]) -> None:
+        try:
+            async with self._sessions() as s, s.begin():
+                s.add(SideEffect(
+                    idempotency_key=key, tenant_id=tenant_id, result=result,
+                    created_at=datetime.now(UTC),
+                ))
+        except IntegrityError:
+            pass  # stored by an earlier attempt
+
+    # -- notifications ---------------------------------------------------------------------
+    async def add_notification(self, *, tenant_id: str, user_id: str, title: str, body: str,
+                               link: str, workflow_id: str, object_type: str, record_id: str,
+                               key: str) -> str:
+        nid = uuid.uuid5(uuid.NAMESPACE_URL, f"{key}#{user_id}").hex
+        async with self._sessions() as s, s.begin():
+            if await s.get(Notification, nid) is None:
+                s.add(Notification(
+                    notification_id=nid, tenant_id=tenant_id, user_id=user_id, title=title,
+                    body=body, link=link, workflow_id=workflow_id, object_type=object_type,
+                    record_id=record_id, idempotency_key=f"{key}#{user_id}",
+                    created_at=datetime.now(UTC),
+                ))
+        return nid
+
+    async def list_notifications(
+        self, *, tenant_id: str, user_id: str, offset: int = 0, limit: int = 50
+    ) -> tuple[list[Notification], int | None]:
+        q = select(Notification).where(
+            Notification.tenant_id == tenant_id, Notification.user_id == user_id
+        ).order_by(Notification.created_at.desc(), Notification.notification_id)  # type: ignore[attr-defined]
+        async with self._sessions() as s:
+            rows = list((await s.exec(q.offset(offset).limit(limit + 1))).all())
+        return rows[:limit], (offset + limit if len(rows) > limit else None)
+
+    # -- round robin ------------------------------------------------------------------------
+    async def rotate(
+        self, *, tenant_id: str, rotation_key: str, candidates: Sequence[str], key: str
+    ) -> str:
+        """The next owner in turn; the same answer for the same idempotency key."""
+        async with self._sessions() as s, s.begin():
+            done = await s.get(RotationAssignment, key)
+            if done is not None:
+                return done.owner_id
+            counter = await s.get(RotationCounter, (tenant_id, rotation_key), with_for_update=True)
+            if counter is None:
+                counter = RotationCounter(tenant_id=tenant_id, rotation_key=rotation_key)
+                s.add(counter)
+            owner = candidates[counter.next_index % len(candidates)]
+            counter.next_index = (counter.next_index + 1) % len(candidates)
+            s.add(RotationAssignment(
+                idempotency_key=key, tenant_id=tenant_id, owner_id=owner,
+                created_at=datetime.now(UTC),
+            ))
+            return owner
+
+    # -- retention --------------------------------------------------------------------------
+    async def prune(self, *, now: datetime | None = None, keep: timedelta = RETENTION) -> int:
+        """Drop action logs (and bookkeeping) older than the retention; returns rows removed."""
+        cutoff = (now or datetime.now(UTC)) - keep
+        removed = 0
+        async with self._sessions() as s, s.begin():
+            for stmt in (
+                delete(ActionLog).where(ActionLog.created_at < cutoff),  # type: ignore[arg-type]
+                delete(AttemptError).where(AttemptError.at < cutoff),  # type: ignore[arg-type]
+                delete(SideEffect).where(SideEffect.created_at < cutoff),  # type: ignore[arg-type]
+                delete(RotationAssignment).where(RotationAssignment.created_at < cutoff),  # type: ignore[arg-type]
+                delete(Notification).where(Notification.created_at < cutoff),  # type: ignore[arg-type]
+                delete(EnrollmentRun).where(EnrollmentRun.ended_at < cutoff),  # type: ignore[arg-type]
+            ):
+                res = await s.execute(stmt)
+                removed += res.rowcount or 0  # type: ignore[attr-defined]
+        return removed
