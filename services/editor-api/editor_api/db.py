@@ -68,7 +68,8 @@ class PublishedRevisionRow(SQLModel, table=True):
 
 
 class ChangeRow(SQLModel, table=True):
-    """One draft change, with the draft before and after, for undo/redo (30-day window)."""
+    """One draft change for undo/redo (30-day window). ``before``/``after`` hold the two
+    halves of a patch (see ``editor_api.changes``), not whole drafts."""
 
     __tablename__ = "editor_changes"
     __table_args__ = (

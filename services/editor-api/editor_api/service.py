@@ -29,7 +29,7 @@ from crmflow.errors import (
     PreconditionViolation,
 )
 from crmflow.model.workflow import WorkflowDefinition, WorkflowStatus
-from editor_api import graph
+from editor_api import changes, graph
 from editor_api import repository as repo
 from editor_api.db import AuditRow, HandoffRow, WorkflowRow, utcnow
 from editor_api.edits import Edit
@@ -76,19 +76,15 @@ class EditorCore:
         self.clock = clock
         # Undoability per type; a type the registry does not know falls back to its name.
         self._irreversible_types = {s.action_type for s in registry.all() if not s.undoable}
-        self.irreversible_types = self._irreversible_types | {CUSTOM_CODE}
 
     # -- helpers ------------------------------------------------------------------------
     def irreversible(self, action_type: str) -> bool:
         known = any(s.action_type == action_type for s in self.registry.all())
         return action_type in self._irreversible_types or (not known and action_type == CUSTOM_CODE)
 
-    def irreversible_reason(self, before: dict[str, Any], after: dict[str, Any]) -> str:
-        ba, aa = before.get("actions", {}), after.get("actions", {})
-        for aid in sorted(set(ba) | set(aa)):
-            b, a = ba.get(aid), aa.get(aid)
-            if b == a:
-                continue
+    def irreversible_reason(self, old: changes.Patch, new: changes.Patch, ids: list[str]) -> str:
+        for aid in ids:
+            b, a = old["actions"][aid], new["actions"][aid]
             types = {x["action_type"] for x in (b, a) if x}
             if any(self.irreversible(t) for t in types):
                 return (
@@ -153,14 +149,8 @@ class EditorCore:
         if after == before:
             return False
         now = self.clock()
-        reason = ""
-        # Only drafts holding an irreversible action type need the per-action diff.
-        if any(
-            f'"action_type":"{t}"' in doc
-            for t in self.irreversible_types
-            for doc in (before, after)
-        ):
-            reason = self.irreversible_reason(json.loads(before), json.loads(after))
+        old, new, changed = changes.diff(json.loads(before), json.loads(after))
+        reason = self.irreversible_reason(old, new, changed)
         rev = await repo.save_draft(
             session, row=row, draft=after, values=self.row_values(defn), now=now
         )
@@ -170,8 +160,8 @@ class EditorCore:
             workflow_id=row.workflow_id,
             operation=operation,
             actor=actor,
-            before=before,
-            after=after,
+            before=changes.dumps(old),
+            after=changes.dumps(new),
             irreversible_reason=reason,
             now=now,
         )
@@ -332,9 +322,11 @@ class EditorCore:
                     [PreconditionViolation("CUSTOM_CODE", ch.operation, ch.irreversible_reason)],
                 )
             src, dst = (ch.before, ch.after) if redo else (ch.after, ch.before)
-            if row.draft != src:
+            doc = json.loads(row.draft)
+            if not changes.matches(doc, json.loads(src)):
                 raise FailedPrecondition(f"the draft no longer matches the change to {word}")
-            defn = parse(dst)
+            defn = WorkflowDefinition.model_validate(changes.apply(doc, json.loads(dst)))
+            dst = dump(defn)
             rev = await repo.save_draft(
                 s, row=row, draft=dst, values=self.row_values(defn), now=now
             )
