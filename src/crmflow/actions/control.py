@@ -97,11 +97,29 @@ def _human(seconds: int) -> str:
 
 SPECS = [
     ActionSpec(DELAY, DelayFields, "Delay", "control", control_flow=True, summary=_delay_summary),  # type: ignore[arg-type]
-    ActionSpec(IF_THEN, NoFields, "If/then branch", "control", control_flow=True,
-               summary=lambda f: "If/then branch"),
-    ActionSpec(VALUE_EQUALS, ValueEqualsFields, "Value equals branch", "control",
-               control_flow=True, token_fields=("expression",),
-               summary=lambda f: f"Branch on {f.property or f.expression}"),  # type: ignore[attr-defined]
-    ActionSpec(RANDOM_SPLIT, NoFields, "Random split", "control", control_flow=True,
-               summary=lambda f: "Random split"),
+    ActionSpec(
+        IF_THEN,
+        NoFields,
+        "If/then branch",
+        "control",
+        control_flow=True,
+        summary=lambda f: "If/then branch",
+    ),
+    ActionSpec(
+        VALUE_EQUALS,
+        ValueEqualsFields,
+        "Value equals branch",
+        "control",
+        control_flow=True,
+        token_fields=("expression",),
+        summary=lambda f: f"Branch on {f.property or f.expression}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        RANDOM_SPLIT,
+        NoFields,
+        "Random split",
+        "control",
+        control_flow=True,
+        summary=lambda f: "Random split",
+    ),
 ]

@@ -41,9 +41,7 @@ class ActionSpec:
             return self.fields_model.model_validate(fields)
         except ValidationError as exc:
             violations = [
-                FieldViolation(
-                    ".".join([path, *(str(p) for p in err["loc"])]), err["msg"]
-                )
+                FieldViolation(".".join([path, *(str(p) for p in err["loc"])]), err["msg"])
                 for err in exc.errors()
             ]
             raise InvalidArgument(
