@@ -397,9 +397,26 @@ def test_migrations_and_search_attributes_run_as_pre_install_upgrade_hooks(rende
         # Hooks run before the ConfigMap exists: configuration is inline, not envFrom.
         env = env_of(container(job))
         assert "envFrom" not in container(job)
-        assert env["TEMPORAL_ADDRESS"]["value"] and env["CRMFLOW_DATABASE_URL"]["valueFrom"]
+        assert env["TEMPORAL_ADDRESS"]["value"]
+    assert env_of(container(migrate))["CRMFLOW_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
     none = render({"migrations": {"enabled": False}, "searchAttributes": {"register": False}})
     assert not by_kind(none, "Job") and "crmflow-hooks" not in by_kind(none, "ServiceAccount")
+
+
+def test_each_hook_job_gets_only_the_secrets_it_uses(render: Render):
+    jobs = by_kind(render(None, "everything"), "Job")
+    migrate = container(jobs["crmflow-all-migrate"])
+    attrs = container(jobs["crmflow-all-search-attributes"])
+    secret_refs = {
+        name: {e["name"] for e in c["env"] if "valueFrom" in e}
+        for name, c in (("migrate", migrate), ("attrs", attrs))
+    }
+    # crm.mode=grpc in everything.yaml: no CRM store to migrate.
+    assert secret_refs == {"migrate": {"CRMFLOW_DATABASE_URL"}, "attrs": {"TEMPORAL_API_KEY"}}
+    assert [m["name"] for m in migrate["volumeMounts"]] == ["tmp"]
+    assert [m["name"] for m in attrs["volumeMounts"]] == ["tmp", "temporal-tls"]
+    assert not [e for e in migrate["env"] if e["name"].startswith("TEMPORAL_TLS_CLIENT")]
+    assert not [e for e in attrs["env"] if e["name"].startswith("CRMFLOW_GRPC_TLS")]
 
 
 # ---- schema ----------------------------------------------------------------------------------

@@ -175,26 +175,34 @@ CRMFLOW_SMTP_SENDER: {{ $v.config.smtp.sender | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* Secret environment: only secretKeyRef entries, never values. */}}
+{{/*
+Secret environment: only secretKeyRef entries, never values. Each pod gets only what it uses:
+(dict "root" $ "component" <values block> "db" bool "crmDb" bool "temporal" bool "app" bool)
+db: services' database URL; crmDb: the embedded CRM store URL; temporal: the Temporal API key;
+app: the tenant secret-store key, secrets.extraEnv and the component's secretEnv.
+*/}}
 {{- define "crmflow.secretEnv" -}}
 {{- $v := .root.Values -}}
+{{- if .db }}
 - name: CRMFLOW_DATABASE_URL
   valueFrom:
     secretKeyRef: {name: {{ $v.database.existingSecret | quote }}, key: {{ $v.database.urlKey | quote }}}
-{{- if and (eq $v.crm.mode "embedded") (or .crmOwner .migrations) }}
+{{- end }}
+{{- if and .crmDb (eq $v.crm.mode "embedded") }}
 - name: CRMFLOW_CRM_DATABASE_URL
   valueFrom:
     secretKeyRef: {name: {{ $v.database.existingSecret | quote }}, key: {{ $v.database.crmUrlKey | quote }}}
 {{- end }}
+{{- if and .temporal $v.temporal.apiKey.existingSecret }}
+- name: TEMPORAL_API_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $v.temporal.apiKey.existingSecret | quote }}, key: {{ $v.temporal.apiKey.key | quote }}}
+{{- end }}
+{{- if .app }}
 {{- if $v.secrets.secretStore.existingSecret }}
 - name: CRMFLOW_SECRET_STORE_KEY
   valueFrom:
     secretKeyRef: {name: {{ $v.secrets.secretStore.existingSecret | quote }}, key: {{ $v.secrets.secretStore.key | quote }}}
-{{- end }}
-{{- if $v.temporal.apiKey.existingSecret }}
-- name: TEMPORAL_API_KEY
-  valueFrom:
-    secretKeyRef: {name: {{ $v.temporal.apiKey.existingSecret | quote }}, key: {{ $v.temporal.apiKey.key | quote }}}
 {{- end }}
 {{- range $v.secrets.extraEnv }}
 - name: {{ .name }}
@@ -206,36 +214,42 @@ CRMFLOW_SMTP_SENDER: {{ $v.config.smtp.sender | quote }}
   valueFrom:
     secretKeyRef: {name: {{ .existingSecret | quote }}, key: {{ .key | quote }}}
 {{- end }}
+{{- end }}
 {{- end -}}
 
-{{/* Volumes every crmflow pod mounts: /tmp (read-only root fs) and the TLS material. */}}
+{{/*
+Volumes: /tmp (read-only root fs) and the TLS material the pod uses.
+(dict "root" $ "temporalTls" bool "grpcTls" bool)
+*/}}
 {{- define "crmflow.volumes" -}}
+{{- $v := .root.Values -}}
 - name: tmp
   emptyDir:
-    sizeLimit: {{ .Values.tmpSizeLimit }}
-{{- if and .Values.temporal.tls.enabled .Values.temporal.tls.existingSecret }}
+    sizeLimit: {{ $v.tmpSizeLimit }}
+{{- if and .temporalTls $v.temporal.tls.enabled $v.temporal.tls.existingSecret }}
 - name: temporal-tls
   secret:
-    secretName: {{ .Values.temporal.tls.existingSecret }}
+    secretName: {{ $v.temporal.tls.existingSecret }}
     defaultMode: 0440
 {{- end }}
-{{- if .Values.grpcTls.enabled }}
+{{- if and .grpcTls $v.grpcTls.enabled }}
 - name: grpc-tls
   secret:
-    secretName: {{ .Values.grpcTls.existingSecret }}
+    secretName: {{ $v.grpcTls.existingSecret }}
     defaultMode: 0440
 {{- end }}
 {{- end -}}
 
 {{- define "crmflow.volumeMounts" -}}
+{{- $v := .root.Values -}}
 - name: tmp
   mountPath: /tmp
-{{- if and .Values.temporal.tls.enabled .Values.temporal.tls.existingSecret }}
+{{- if and .temporalTls $v.temporal.tls.enabled $v.temporal.tls.existingSecret }}
 - name: temporal-tls
   mountPath: /etc/crmflow/temporal-tls
   readOnly: true
 {{- end }}
-{{- if .Values.grpcTls.enabled }}
+{{- if and .grpcTls $v.grpcTls.enabled }}
 - name: grpc-tls
   mountPath: /etc/crmflow/grpc-tls
   readOnly: true

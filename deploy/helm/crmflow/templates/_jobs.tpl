@@ -2,7 +2,8 @@
 Pod spec of the hook Jobs. They run before the release's ConfigMap and ServiceAccount exist
 (pre-install), so the configuration is inlined from the same "crmflow.configData" the ConfigMap
 uses, and they run under their own hook ServiceAccount (no token: they never call the API).
-Call with (dict "root" $ "name" "migrate" "args" (list ...) "resources" ... "migrations" bool).
+Call with (dict "root" $ "name" "migrate" "args" (list ...) "resources" ... "database" bool
+"temporal" bool): a Job gets the database URLs or the Temporal credentials only if it uses them.
 */}}
 {{- define "crmflow.hookPodSpec" -}}
 {{- $root := .root -}}
@@ -24,19 +25,24 @@ containers:
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
     args: {{ toJson .args }}
     env:
+      {{- $temporal := .temporal }}
       {{- range $name, $value := fromYaml (include "crmflow.configData" $root) }}
+      {{- /* No gRPC TLS files in Jobs (they serve nothing); Temporal's only where used. */}}
+      {{- $unused := or (hasPrefix "CRMFLOW_GRPC_TLS_" $name) (eq $name "CRMFLOW_HEALTH_PORT") (and (not $temporal) (hasPrefix "TEMPORAL_TLS_" $name) (hasSuffix "_PATH" $name)) }}
+      {{- if not $unused }}
       - name: {{ $name }}
         value: {{ $value | toString | quote }}
       {{- end }}
-      {{- include "crmflow.secretEnv" (dict "root" $root "component" (dict) "migrations" .migrations) | nindent 6 }}
+      {{- end }}
+      {{- include "crmflow.secretEnv" (dict "root" $root "component" (dict) "db" .database "crmDb" .database "temporal" .temporal "app" false) | nindent 6 }}
     resources:
       {{- toYaml .resources | nindent 6 }}
     securityContext:
       {{- toYaml $root.Values.securityContext | nindent 6 }}
     volumeMounts:
-      {{- include "crmflow.volumeMounts" $root | nindent 6 }}
+      {{- include "crmflow.volumeMounts" (dict "root" $root "temporalTls" .temporal "grpcTls" false) | nindent 6 }}
 volumes:
-  {{- include "crmflow.volumes" $root | nindent 2 }}
+  {{- include "crmflow.volumes" (dict "root" $root "temporalTls" .temporal "grpcTls" false) | nindent 2 }}
 {{- end -}}
 
 {{/* Annotations of a hook resource; weight orders them (service account first). */}}
