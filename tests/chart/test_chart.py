@@ -524,3 +524,35 @@ def test_committed_schema_is_the_generators_output():
         "values.schema.json is stale: python deploy/tools/gen_values_schema.py > "
         "deploy/helm/crmflow/values.schema.json"
     )
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_notes_tell_how_to_reach_the_services_and_the_runs(helm: str, tls: bool):
+    cmd = [
+        helm,
+        "install",
+        "crmflow",
+        str(CHART),
+        "--dry-run=client",
+        "-n",
+        "crmflow",
+        "--set",
+        "temporal.webUrl=https://temporal.example.com",
+    ]
+    if tls:
+        cmd += ["--set", "grpcTls.enabled=true,grpcTls.existingSecret=tls,grpcTls.mtls=true"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    notes = out[out.index("NOTES:") :]
+    assert "kubectl -n crmflow port-forward svc/crmflow-editor-api 50051:50051" in notes
+    assert "grpc.health.v1.Health/Check" in notes
+    assert ("-plaintext" in notes) != tls
+    if tls:
+        assert "-cert client.crt" in notes
+        assert "-authority crmflow-editor-api.crmflow.svc.cluster.local" in notes
+    assert "https://temporal.example.com/namespaces/crmflow/workflows" in notes
+    assert 'CrmflowTenantId = "<tenant>"' in notes
+    for address in (
+        "crmflow-enrollment.crmflow.svc.cluster.local:50052",
+        "crmflow-executor.crmflow.svc.cluster.local:50053",
+    ):
+        assert address in notes
