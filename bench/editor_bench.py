@@ -116,8 +116,22 @@ def timed_sync(n: int, fn: Callable[[], Any]) -> list[float]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    """SQLite always; PostgreSQL too when ``--pg URL`` is given (same process, same run)."""
     tmp = Path(tempfile.mkdtemp(prefix="editor-bench-"))
-    url = args.pg or f"sqlite+aiosqlite:///{tmp / 'editor.db'}"
+    runs = [await run_one(args, f"sqlite+aiosqlite:///{tmp / 'editor.db'}", tmp)]
+    if args.pg:
+        runs.append(await run_one(args, args.pg, tmp))
+    return {
+        "benchmark": "editor",
+        "actions": args.actions,
+        "iterations": args.iterations,
+        "python": platform.python_version(),
+        "gc_tuned": not args.default_gc,
+        "runs": runs,
+    }
+
+
+async def run_one(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
     settings = Settings(data_dir=tmp, database_url=url, enrollment_address="127.0.0.1:1")
     running = await start(settings, port=0, properties=None, retry_interval=3600)
     if not args.default_gc:
@@ -228,13 +242,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         }
         goal = {k: by[k]["p99_ms"] < 50.0 for k in ("update_action", "add_delete", "validate")}
         return {
-            "benchmark": "editor",
-            "actions": n,
-            "iterations": iters,
-            "database": "postgresql" if args.pg else "sqlite",
+            "name": "postgresql" if url.startswith("postgres") else "sqlite",
             "draft_json_bytes": len(doc),
-            "gc_tuned": not args.default_gc,
-            "python": platform.python_version(),
             "results": results,
             "ratios_p50": ratios,
             "goal_p99_under_50ms": goal,
