@@ -11,7 +11,9 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, Field
 
 from crmflow.model.base import Model
+from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent
+from crmflow.model.triggers import Trigger
 
 
 class ActionRequest(Model):
@@ -33,6 +35,10 @@ class ActionRequest(Model):
     action_outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     event_properties: dict[str, Any] = Field(default_factory=dict)
     time_zone: str = "UTC"
+    # The pinned revision's data sources (the resolver reads them) and enrollment triggers
+    # (create-record's infinite-loop guard).
+    data_sources: list[DataSource] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
 
 
 class ActionResult(Model):

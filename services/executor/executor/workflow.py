@@ -359,6 +359,8 @@ class EnrolledRecord:
             action_outputs={k: v for k, v in self._state.outputs.items() if k != "__worker__"},
             event_properties=dict(event.properties) if event else {},
             time_zone=i.definition.settings.time_zone,
+            data_sources=i.definition.data_sources,
+            triggers=i.definition.enrollment.triggers,
         )
 
     async def _fetch(self, refs: list[AssociationRef]) -> FetchRecordResult:

@@ -102,7 +102,7 @@ class RotateOwnerFields(Model):
 
     owner_ids: list[str] = Field(default_factory=list)
     team_ids: list[str] = Field(default_factory=list)
-    property: str = "owner_id"
+    property: str = "hubspot_owner_id"
     overwrite: bool = True
 
     @model_validator(mode="after")

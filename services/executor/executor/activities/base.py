@@ -27,6 +27,7 @@ from executor import dispatch
 from executor.history import History
 from executor.payloads import ActionRequest, ActionResult
 from executor.resolver import InputResolver
+from executor.secrets import FileSecrets, SecretStore
 
 log = logging.getLogger("crmflow.executor.activities")
 
@@ -39,6 +40,7 @@ class Deps:
     store: RecordStore
     resolver: InputResolver
     history: History
+    secrets: SecretStore | None = None
     # Filled lazily by the flow actions (EnrollmentService client).
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +55,12 @@ class ActionContext:
     def store(self) -> RecordStore:
         return self.deps.store
 
+    @property
+    def secrets(self) -> SecretStore:
+        if self.deps.secrets is None:
+            self.deps.secrets = FileSecrets(self.deps.settings.data_dir / "secrets")
+        return self.deps.secrets
+
 
 class Skip(Exception):  # noqa: N818 - reads as "raise Skip(why)"
     """The action decided not to act (logged as skipped with the reason)."""
@@ -66,7 +74,7 @@ class Skip(Exception):  # noqa: N818 - reads as "raise Skip(why)"
 Handler = Callable[[ActionContext, Any], Awaitable[dict[str, Any] | None]]
 
 HANDLERS: dict[str, Handler] = {}
-STRICT = False  # every dispatched type must have a handler (on once the catalogue is complete)
+STRICT = True  # every dispatched action type must have a handler
 
 
 def handles(action_type: str) -> Callable[[Handler], Handler]:

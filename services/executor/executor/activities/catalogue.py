@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
-from executor.activities import record  # noqa: F401
+from executor.activities import (  # noqa: F401
+    communication,
+    custom_code,
+    data,
+    flow,
+    record,
+    webhook,
+)

@@ -1,0 +1,158 @@
+"""Send a webhook: SSRF guard, API key or HMAC signature, HubSpot's retry rules.
+
+Retry rules live in the activity's retry policy (executor.dispatch.WEBHOOK_RETRY: 1 minute
+first, at most 8 hours apart, up to 3 days); this module decides what is retryable: 4xx is
+final except 429, whose Retry-After sets the next attempt; 5xx and timeouts are retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import time
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from crmflow.actions import webhook as spec
+from crmflow.actions.webhook import WebhookAuth, WebhookFields
+from executor.activities.base import ActionContext, handles
+
+CONNECT_TIMEOUT = 3.0
+RESPONSE_TIMEOUT = 30.0
+METADATA_HOSTS = {"169.254.169.254", "fd00:ec2::254", "100.100.100.200", "metadata.google.internal"}
+MAX_RETRY_AFTER = timedelta(hours=8)
+
+
+def _allowed(host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+             allow: list[str]) -> bool:
+    for entry in allow:
+        if entry == host:
+            return True
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+async def check_destination(url: str, allow: list[str]) -> None:
+    """Refuse private, loopback, link-local and cloud-metadata destinations (SSRF)."""
+    host = urlsplit(url).hostname or ""
+    if host in METADATA_HOSTS:
+        raise ApplicationError(f"{host} is a cloud metadata address", type="AddressRefused",
+                               non_retryable=True)
+    port = urlsplit(url).port or (443 if url.startswith("https") else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ApplicationError(f"cannot resolve {host}: {exc}", type="DnsError") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        bad = (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
+               or ip.is_multicast or ip.is_unspecified or str(ip) in METADATA_HOSTS)
+        if bad and not _allowed(host, ip, allow):
+            raise ApplicationError(
+                f"{host} resolves to {ip}, a private or internal address", type="AddressRefused",
+                non_retryable=True,
+            )
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over "<timestamp>.<body>", hex (receivers recompute and compare)."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def _retry_after(value: str | None) -> timedelta | None:
+    if not value:
+        return None
+    try:
+        delay = timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        try:
+            delay = parsedate_to_datetime(value) - parsedate_to_datetime(
+                time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+            )
+        except (TypeError, ValueError):
+            return None
+    return min(max(delay, timedelta(seconds=1)), MAX_RETRY_AFTER)
+
+
+def _pick(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+@handles(spec.SEND_WEBHOOK)
+async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
+    r = ctx.req
+    await check_destination(f.url, ctx.deps.settings.webhook_allow_private)
+    headers = {"User-Agent": "crmflow-webhooks/1", "Idempotency-Key": r.idempotency_key,
+               **f.headers}
+    params = dict(f.query)
+    body = b""
+    if f.method == "POST":
+        payload = f.body
+        if payload is None:  # default payload: the enrolled record
+            rec = await ctx.store.get(r.tenant_id, r.object_type, r.record_id)
+            payload = {"object_type": r.object_type, "record_id": r.record_id,
+                       "properties": rec.properties}
+        body = json.dumps(payload, sort_keys=True, default=str).encode()
+        headers["Content-Type"] = "application/json"
+    if f.auth == WebhookAuth.API_KEY:
+        key = await ctx.secrets.get(r.tenant_id, f.secret_name)
+        if f.api_key_in == "query":
+            params[f.api_key_name] = key
+        else:
+            headers[f.api_key_name] = key
+    elif f.auth == WebhookAuth.SIGNATURE:
+        secret = await ctx.secrets.get(r.tenant_id, f.secret_name)
+        ts = str(int(time.time() * 1000))
+        headers["X-Crmflow-Request-Timestamp"] = ts
+        headers["X-Crmflow-Signature-v1"] = sign(secret, ts, body)
+    timeout = httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT)
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            resp = await client.request(f.method, f.url, params=params, headers=headers,
+                                        content=body or None)
+    except httpx.TimeoutException as exc:
+        raise ApplicationError(f"webhook timed out: {type(exc).__name__}",
+                               type="WebhookTimeout") from None
+    except httpx.TransportError as exc:
+        raise ApplicationError(f"webhook connection failed: {exc}", type="WebhookUnreachable") from None
+    code = resp.status_code
+    if code == 429:
+        raise ApplicationError("webhook rate limited (429)", type="WebhookRateLimited",
+                               next_retry_delay=_retry_after(resp.headers.get("Retry-After")))
+    if 400 <= code < 500:
+        raise ApplicationError(f"webhook refused with {code}: {resp.text[:200]}",
+                               type="WebhookClientError", non_retryable=True)
+    if code >= 500:
+        raise ApplicationError(f"webhook failed with {code}", type="WebhookServerError")
+    if 300 <= code < 400:
+        raise ApplicationError(f"webhook answered a redirect ({code}); redirects are not followed",
+                               type="WebhookClientError", non_retryable=True)
+    outputs: dict[str, Any] = {"status_code": code}
+    if f.response_fields:
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        for path in f.response_fields:
+            outputs[path] = _pick(data, path)
+    return outputs
