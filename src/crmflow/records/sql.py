@@ -1,7 +1,8 @@
 """SqlRecordStore: the embedded CRM store (SQLite by default, PostgreSQL in production).
 
 Table layout and why: see ``crmflow.records.tables``. Filter translation: ``sql_filters``.
-Associations, lists, owners, subscriptions and custom events: ``sql_links``.
+Search and count: ``sql_search``. Associations, lists, owners, subscriptions, custom events
+and custom definitions: ``sql_links``.
 
 Guarantees:
 - Every write is one transaction that also writes its change events to the outbox, so an event
@@ -17,7 +18,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -26,27 +26,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import operators
-from sqlalchemy.sql.expression import UnaryExpression
 
-from crmflow.criteria import compile_group
 from crmflow.db import create_engine
 from crmflow.errors import AlreadyExists, ErrorList, InvalidArgument
-from crmflow.model.criteria import FilterGroup
 from crmflow.model.records import ChangeEventType, Record
 from crmflow.records.port import (
     ObjectTypeDefinition,
     PropertyDefinition,
     PropertyHistoryEntry,
-    PropertyType,
     RecordStore,
     RecordUpdate,
-    SearchPage,
 )
-from crmflow.records.schema import STANDARD_OBJECT_TYPES, Schema, validate_properties
-from crmflow.records.sql_base import HIST, OTYPE, VAL, R, check_id, new_id, record_not_found
-from crmflow.records.sql_filters import Translator, needs_python
-from crmflow.records.sql_links import LinksMixin
+from crmflow.records.schema import STANDARD_OBJECT_TYPES, validate_properties
+from crmflow.records.sql_base import (
+    HIST,
+    OTYPE,
+    VAL,
+    R,
+    check_id,
+    check_tenant,
+    new_id,
+    record_not_found,
+)
+from crmflow.records.sql_search import SearchMixin
 from crmflow.records.tables import CrmIdempotency
 
 IDEM = CrmIdempotency.__table__  # type: ignore[attr-defined]
@@ -58,23 +60,7 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _check_tenant(tenant_id: str) -> None:
-    check_id(tenant_id, "tenant_id", "tenant id")
-
-
-def _cursor(cursor: str) -> int:
-    if not cursor:
-        return 0
-    try:
-        kind, _, n = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind != "o" or int(n) < 0:
-            raise ValueError
-        return int(n)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument.field("cursor", "not a cursor returned by search") from None
-
-
-class SqlRecordStore(LinksMixin, RecordStore):
+class SqlRecordStore(SearchMixin, RecordStore):
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> SqlRecordStore:
         if migrate:
@@ -85,7 +71,7 @@ class SqlRecordStore(LinksMixin, RecordStore):
 
     # Schema ---------------------------------------------------------------------------
     async def list_object_types(self, tenant_id: str) -> list[ObjectTypeDefinition]:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         async with self.read() as conn:
             rows = await conn.execute(
                 sa.select(OTYPE).where(OTYPE.c.tenant_id == tenant_id).order_by(OTYPE.c.name)
@@ -99,14 +85,14 @@ class SqlRecordStore(LinksMixin, RecordStore):
         return [*STANDARD_OBJECT_TYPES.values(), *custom]
 
     async def list_properties(self, tenant_id: str, object_type: str) -> list[PropertyDefinition]:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         async with self.read() as conn:
             schema = await self.schema(conn, tenant_id, object_type)
         return list(schema.properties.values())
 
     # Reads ----------------------------------------------------------------------------
     async def get(self, tenant_id: str, object_type: str, record_id: str) -> Record:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         async with self.read() as conn:
             await self.schema(conn, tenant_id, object_type)
             row = (await self.fetch(conn, tenant_id, object_type, [record_id])).get(record_id)
@@ -117,153 +103,13 @@ class SqlRecordStore(LinksMixin, RecordStore):
     async def batch_get(
         self, tenant_id: str, object_type: str, record_ids: Sequence[str]
     ) -> list[Record]:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         if len(record_ids) > MAX_BATCH:
             raise InvalidArgument.field("record_ids", f"at most {MAX_BATCH} ids per call")
         async with self.read() as conn:
             await self.schema(conn, tenant_id, object_type)
             rows = await self.fetch(conn, tenant_id, object_type, record_ids)
         return [self.to_record(rows[i]) for i in dict.fromkeys(record_ids) if i in rows]
-
-    async def _where(
-        self,
-        conn: AsyncConnection,
-        tenant_id: str,
-        object_type: str,
-        criteria: FilterGroup,
-        rid: Any = R.c.record_id,
-    ) -> Any:
-        schemas = {object_type: await self.schema(conn, tenant_id, object_type)}
-        for ot in _scope_types(criteria):
-            schemas[ot] = await self.schema(conn, tenant_id, ot)
-        return Translator(tenant_id, schemas, self.now()).group(
-            criteria, object_type, rid, "criteria"
-        )
-
-    def _order(self, schema: Schema, sort: str, *, noindex: bool = False) -> list[Any]:
-        desc = sort.startswith("-")
-        name = sort.lstrip("-")
-        wrap = _noindex if noindex else (lambda c: c)
-        if not name:
-            key: Any = wrap(R.c.created_at)
-        elif name in ("createdate", "lastmodifieddate"):
-            key = wrap(R.c.created_at if name == "createdate" else R.c.updated_at)
-        else:
-            prop = schema.get(name, "sort")
-            col = (
-                VAL.c.value_num
-                if prop.type in (PropertyType.NUMBER, PropertyType.DATE, PropertyType.DATETIME)
-                else VAL.c.value_text
-            )
-            key = (
-                sa.select(sa.func.min(col))
-                .where(
-                    VAL.c.tenant_id == R.c.tenant_id,
-                    VAL.c.object_type == R.c.object_type,
-                    VAL.c.property == name,
-                    VAL.c.record_id == R.c.record_id,
-                )
-                .scalar_subquery()
-            )
-        key = sa.nulls_last(key.desc() if desc else key.asc())
-        rid = wrap(R.c.record_id)
-        return [key, rid.desc() if desc else rid.asc()]
-
-    async def search(
-        self,
-        tenant_id: str,
-        object_type: str,
-        criteria: FilterGroup | None = None,
-        *,
-        limit: int = 100,
-        cursor: str = "",
-        sort: str = "",
-    ) -> SearchPage:
-        _check_tenant(tenant_id)
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidArgument.field("limit", f"must be between 1 and {MAX_PAGE}")
-        offset = _cursor(cursor)
-        async with self.read() as conn:
-            schema = await self.schema(conn, tenant_id, object_type)
-            order = self._order(schema, sort)
-            if criteria is not None and needs_python(criteria):
-                matched = await self._python_matches(conn, tenant_id, object_type, criteria)
-                page = matched[offset : offset + limit]
-                return SearchPage(
-                    records=page,
-                    total=len(matched),
-                    next_cursor=_next(offset, limit, len(matched)),
-                )
-            base = await self._base(conn, tenant_id, object_type, criteria)
-            n = await self._count(conn, base)
-            if self.sqlite and criteria is not None:
-                if n > DRIVE_FROM_MATCHES_MAX and sort.lstrip("-") in ("", "createdate"):
-                    # walk records in creation order, testing the matches' id set
-                    rid = _noindex(R.c.record_id)
-                    base = await self._base(conn, tenant_id, object_type, criteria, rid)
-                else:  # look the matches up by primary key, then sort them
-                    order = self._order(schema, sort, noindex=True)
-            q = sa.select(R).where(*base).order_by(*order).offset(offset).limit(limit)
-            rows = (await conn.execute(q)).all()
-        return SearchPage(
-            records=[self.to_record(r) for r in rows], total=n, next_cursor=_next(offset, limit, n)
-        )
-
-    async def _base(
-        self,
-        conn: AsyncConnection,
-        tenant_id: str,
-        object_type: str,
-        criteria: FilterGroup | None,
-        rid: Any = R.c.record_id,
-    ) -> list[Any]:
-        base = [R.c.tenant_id == tenant_id, R.c.object_type == object_type]
-        if criteria is not None:
-            base.append(await self._where(conn, tenant_id, object_type, criteria, rid))
-        return base
-
-    @staticmethod
-    async def _count(conn: AsyncConnection, base: list[Any]) -> int:
-        total = await conn.execute(sa.select(sa.func.count()).select_from(R).where(*base))
-        return int(total.scalar_one())
-
-    async def count(
-        self, tenant_id: str, object_type: str, criteria: FilterGroup | None = None
-    ) -> int:
-        _check_tenant(tenant_id)
-        async with self.read() as conn:
-            await self.schema(conn, tenant_id, object_type)
-            if criteria is not None and needs_python(criteria):
-                return len(await self._python_matches(conn, tenant_id, object_type, criteria))
-            return await self._count(conn, await self._base(conn, tenant_id, object_type, criteria))
-
-    async def _python_matches(
-        self, conn: AsyncConnection, tenant_id: str, object_type: str, criteria: FilterGroup
-    ) -> list[Record]:
-        """Slow path for operators without a SQL form (see sql_filters): a full scan."""
-        match = compile_group(criteria, "criteria")
-        scopes = _scope_keys(criteria)
-        now = self.now()
-        out = []
-        rows = await conn.execute(
-            sa.select(R)
-            .where(
-                R.c.tenant_id == tenant_id,
-                R.c.object_type == object_type,
-            )
-            .order_by(R.c.created_at, R.c.record_id)
-        )
-        for row in rows.all():
-            assoc = {}
-            for key, (ot, label) in scopes.items():
-                links = await self.linked_ids(
-                    conn, tenant_id, object_type, row.record_id, ot, label
-                )
-                got = await self.fetch(conn, tenant_id, ot, links)
-                assoc[key] = [dict(r.properties or {}) for r in got.values()]
-            if match(dict(row.properties or {}), now, assoc):
-                out.append(self.to_record(row))
-        return out
 
     # Writes ---------------------------------------------------------------------------
     async def create(
@@ -304,7 +150,7 @@ class SqlRecordStore(LinksMixin, RecordStore):
         *,
         batch: bool,
     ) -> list[Record]:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         fp = _fingerprint("create", object_type, items)
         try:
             async with self.write() as conn:
@@ -430,7 +276,7 @@ class SqlRecordStore(LinksMixin, RecordStore):
         *,
         batch: bool,
     ) -> list[Record]:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         fp = _fingerprint("update", object_type, [i.model_dump() for i in items])
         async with self.write() as conn:
             if key and (done := await self._replay(conn, tenant_id, key, fp)) is not None:
@@ -518,7 +364,7 @@ class SqlRecordStore(LinksMixin, RecordStore):
             ]
 
     async def delete(self, tenant_id: str, object_type: str, record_id: str) -> None:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         async with self.write() as conn:
             await self.schema(conn, tenant_id, object_type)
             row = await self.require(conn, tenant_id, object_type, record_id, lock=True)
@@ -561,7 +407,7 @@ class SqlRecordStore(LinksMixin, RecordStore):
     async def property_history(
         self, tenant_id: str, object_type: str, record_id: str, property: str
     ) -> list[PropertyHistoryEntry]:
-        _check_tenant(tenant_id)
+        check_tenant(tenant_id)
         async with self.read() as conn:
             schema = await self.schema(conn, tenant_id, object_type)
             schema.get(property, "property")
@@ -622,43 +468,3 @@ class SqlRecordStore(LinksMixin, RecordStore):
                 created_at=self.now(),
             )
         )
-
-
-# SQLite keeps no value-frequency statistics, so it can't tell "email = x" (one match: look the
-# matches up by primary key and sort them) from "lifecyclestage = lead" (12% of 100k: walk the
-# records in creation order until the page is full). The count, which search needs anyway,
-# tells us; SQLite's unary "+" (a no-op on the value) takes an index out of the planner's hands.
-DRIVE_FROM_MATCHES_MAX = 2000
-
-
-def _noindex(col: Any) -> Any:
-    return UnaryExpression(col, operator=operators.custom_op("+"), type_=col.type)
-
-
-def _next(offset: int, limit: int, total: int) -> str:
-    if offset + limit >= total:
-        return ""
-    return base64.urlsafe_b64encode(f"o:{offset + limit}".encode()).decode()
-
-
-def _scope_types(group: FilterGroup) -> set[str]:
-    out = {f.association.object_type for f in group.filters if f.association}
-    for g in group.groups:
-        out |= _scope_types(g)
-    return out
-
-
-def _scope_keys(group: FilterGroup) -> dict[str, tuple[str, str]]:
-    from crmflow.criteria.evaluate import association_key
-
-    out = {
-        association_key(f.association.object_type, f.association.label): (
-            f.association.object_type,
-            f.association.label,
-        )
-        for f in group.filters
-        if f.association
-    }
-    for g in group.groups:
-        out |= _scope_keys(g)
-    return out

@@ -65,6 +65,10 @@ def check_id(value: str, field: str, what: str = "id") -> str:
     return value
 
 
+def check_tenant(tenant_id: str) -> None:
+    check_id(tenant_id, "tenant_id", "tenant id")
+
+
 def record_not_found(object_type: str, record_id: str) -> NotFound:
     return NotFound(
         "record", f"{object_type}/{record_id}", f"{object_type} record {record_id!r} not found"
@@ -100,6 +104,7 @@ class SqlBase:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._schema_ttl = schema_ttl
         self._schemas: dict[tuple[str, str], tuple[float, Schema]] = {}
+        self._type_sizes: dict[tuple[str, str], tuple[float, int]] = {}  # plan hints (search)
 
     def now(self) -> datetime:
         return self._clock()

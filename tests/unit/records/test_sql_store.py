@@ -70,6 +70,9 @@ async def test_operators_without_sql_fall_back_to_the_evaluator(
     assert page.total == 3 and page.next_cursor
     rest = await sql_store.search("t1", "contact", group, limit=2, cursor=page.next_cursor)
     assert [r.properties["num_employees"] for r in page.records + rest.records] == [2, 4, 6]
+    by_size = await sql_store.search("t1", "contact", group, sort="-num_employees")
+    assert [r.properties["num_employees"] for r in by_size.records] == [6, 4, 2]
+    assert await sql_store.count("t1", "contact", group) == 3
     from crmflow.records.port import Association
 
     await sql_store.associate(
@@ -134,14 +137,14 @@ async def test_factory_picks_the_adapter_from_settings(tmp_path: Path) -> None:
         await open_record_store(Settings(crm_mode="grpc"), owner=False)
 
 
-@pytest.mark.parametrize("threshold", [0, 10_000])
+@pytest.mark.parametrize("threshold", [0, 10_000])  # never walk / always walk
 async def test_both_sqlite_search_plans_return_the_same_pages(
     sql_store: SqlRecordStore, monkeypatch: pytest.MonkeyPatch, threshold: int
 ) -> None:
     """SQLite search picks its plan by the match count; both plans must give the same pages."""
-    import crmflow.records.sql as sql_module
+    import crmflow.records.sql_search as search_module
 
-    monkeypatch.setattr(sql_module, "DRIVE_FROM_MATCHES_MAX", threshold)
+    monkeypatch.setattr(search_module, "WALK_COST_RATIO", threshold)
     made = await sql_store.batch_create(
         "t1", "contact", [{"lifecyclestage": "lead" if i % 3 else "customer"} for i in range(30)]
     )
