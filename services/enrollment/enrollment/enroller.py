@@ -189,7 +189,7 @@ class Enroller:
                     "already_enrolled",
                     detail="enrolled concurrently by another request",
                 )
-            await self.start_row(row, cw, event)
+            started = await self.start_row(row, cw, event)
         for other in cw.definition.enrollment.unenroll_from_workflow_ids:
             if other != wf:
                 await self.unenroll(
@@ -206,7 +206,9 @@ class Enroller:
             "enrolled",
             row.enrollment_number,
             row.run_workflow_id,
-            f"trigger {trigger}",
+            f"trigger {trigger}"
+            if started
+            else f"trigger {trigger}; recorded; its start is retried by the recovery sweep",
         )
 
     async def start_row(

@@ -222,3 +222,19 @@ async def test_estimate_save_list_and_explain(service: Service, tenant_id: str) 
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert any(f.endswith("operator") for f in bad_request_fields(err.value))
+
+
+async def test_events_reach_running_enrollments(service: Service, tenant_id: str) -> None:
+    await activate(service, tenant_id, "wf", {"triggers": [criteria(LEAD)]})
+    ev = update(
+        tenant_id,
+        "c1",
+        {"lifecyclestage": ("subscriber", "lead")},
+        snapshot={"lifecyclestage": "lead"},
+    )
+    await service.stub.IngestEvents(pb.IngestEventsRequest(tenant_id=tenant_id, events=[ev]))
+    form = update(tenant_id, "c1", {}, event_type=ChangeEventType.FORM_SUBMITTED, form_id="f1")
+    await service.stub.IngestEvents(pb.IngestEventsRequest(tenant_id=tenant_id, events=[form]))
+    run = enrollment_workflow_id(tenant_id, "wf", "contact", "c1", 1)
+    seen = await service.env.client.get_workflow_handle(run).query("seen_events")
+    assert seen == [form.event_id]  # the enrolling event itself is not echoed back

@@ -31,9 +31,9 @@ pytestmark = pytest.mark.temporal
 
 
 async def test_date_property_tick_after_a_long_wait(
-    tmp_path: Path, time_skipping_env: WorkflowEnvironment, tenant_id: str
+    tmp_path: Path, ts_env: WorkflowEnvironment, tenant_id: str
 ) -> None:
-    env = time_skipping_env
+    env = ts_env
     client = env.client
     url = f"sqlite+aiosqlite:///{tmp_path / 'enrollment.db'}"
     await migrate(url)
@@ -115,9 +115,79 @@ async def test_date_property_tick_after_a_long_wait(
         ledger_rows = await enroller.ledger.history(
             tenant_id=tenant_id, workflow_id="renewals", record_id="due"
         )
-        assert [r.trigger for r in ledger_rows] == ["schedule#0"]
+        assert [(r.trigger, r.status) for r in ledger_rows] == [("schedule#0", "running")]
+        desc = await client.get_workflow_handle(ledger_rows[0].run_workflow_id).describe()
+        assert desc.workflow_type == "EnrolledRecord"
         assert not await enroller.ledger.history(
             tenant_id=tenant_id, workflow_id="renewals", record_id="later"
         )
     await records.close()
+    await engine.dispose()
+
+
+async def test_maintenance_workflow_prunes_and_recovers(
+    tmp_path: Path, ts_env: WorkflowEnvironment, tenant_id: str
+) -> None:
+    """The daily job's workflow: retention through the ledger, then the recovery sweep."""
+    from enrollment.payloads import MaintenanceResult
+
+    env = ts_env
+    url = f"sqlite+aiosqlite:///{tmp_path / 'enrollment.db'}"
+    await migrate(url)
+    engine = create_engine(url)
+    exec_q, own_q = f"exec-{uuid.uuid4().hex[:6]}", f"enr-{uuid.uuid4().hex[:6]}"
+    start = await env.get_current_time()
+    clock = [start]
+    enroller = Enroller(
+        ledger=Ledger(session_factory(engine)),
+        starter=Starter(env.client, exec_q),
+        records=None,
+        clock=lambda: clock[0],
+    )
+    index = TriggerIndex()
+    workflows = ActiveWorkflows(index=index, ledger=enroller.ledger, enroller=enroller)
+    d = WorkflowDefinition.model_validate(
+        {
+            "workflow_id": "wf",
+            "tenant_id": tenant_id,
+            "object_type": "contact",
+            "enrollment": {"triggers": [{"manual": {}}]},
+        }
+    )
+    await workflows.activate(
+        PublishedRevision(
+            tenant_id=tenant_id, workflow_id="wf", revision=1, published_at=start, definition=d
+        ),
+        enroll_existing=False,
+        now=start,
+    )
+    # a ledger row left pending by a "crash" two minutes ago
+    row = await enroller.ledger.reserve(
+        tenant_id=tenant_id,
+        workflow_id="wf",
+        revision=1,
+        object_type="contact",
+        record_id="r1",
+        trigger="manual",
+        event_id="",
+        now=start - timedelta(minutes=2),
+        run_id_for=lambda n: f"enroll/{tenant_id}/wf/contact-r1/{n}",
+    )
+    assert row is not None
+    acts = EnrollmentActivities(
+        index=index, enroller=enroller, records=None, config=EnrollmentConfig()
+    )
+    async with (
+        Worker(env.client, task_queue=own_q, workflows=WORKFLOWS, activities=acts.all()),
+        Worker(env.client, task_queue=exec_q, workflows=[StandInEnrolledRecord]),
+    ):
+        result = await env.client.execute_workflow(
+            "EnrollmentMaintenance",
+            id=f"m-{uuid.uuid4().hex[:6]}",
+            task_queue=own_q,
+            result_type=MaintenanceResult,
+        )
+        assert result.recovered == 1 and set(result.pruned) >= {"history", "facts"}
+        desc = await env.client.get_workflow_handle(row.run_workflow_id).describe()
+        assert desc.workflow_type == "EnrolledRecord"
     await engine.dispose()
