@@ -202,7 +202,13 @@ class EditorCore:
 
     # -- operations -------------------------------------------------------------------
     async def create(
-        self, tenant_id: str, defn: WorkflowDefinition, *, actor: str, source: str
+        self,
+        tenant_id: str,
+        defn: WorkflowDefinition,
+        *,
+        actor: str,
+        source: str,
+        from_template: bool = False,
     ) -> WorkflowView:
         require("tenant_id", tenant_id)
         if defn.tenant_id and defn.tenant_id != tenant_id:
@@ -213,7 +219,7 @@ class EditorCore:
         now = self.clock()
         async with self.sessions() as s, s.begin():
             plan = await self.plan(s, tenant_id)
-            self.check_actions(defn, plan)
+            self.check_actions(defn, plan, lenient_placeholders=from_template)
             enforce_definition(plan, self.registry, defn)
             count = await repo.count_workflows(
                 s, tenant_id=tenant_id, exclude_status=WorkflowStatus.ARCHIVED
@@ -250,10 +256,17 @@ class EditorCore:
             await s.flush()
             return await self.view(s, row)
 
-    def check_actions(self, defn: WorkflowDefinition, plan: Plan) -> None:
+    def check_actions(
+        self, defn: WorkflowDefinition, plan: Plan, *, lenient_placeholders: bool = False
+    ) -> None:
         """Whole documents from clients: known types; fields may be incomplete (validation
-        reports them), so only the type and the plan are enforced here."""
+        reports them), so only the type and the plan are enforced here. Templates may carry
+        placeholders of types this deployment's registry lacks: they arrive as placeholders
+        flagged ``unknown_action_type`` for the user to replace, rather than making the
+        template unusable."""
         for aid, a in defn.actions.items():
+            if lenient_placeholders and a.placeholder:
+                continue
             if (a.action_type, a.type_version) not in self.registry:
                 raise InvalidArgument.field(
                     f"definition.actions.{aid}.action_type",

@@ -10,7 +10,7 @@ import grpc
 from crmflow.api.editor.v1 import editor_service_pb2 as pb
 from crmflow.api.editor.v1 import editor_service_pb2_grpc as pb_grpc
 from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
-from crmflow.errors import InvalidArgument
+from crmflow.errors import InvalidArgument, PermissionDenied
 from crmflow.model.actions import Action
 from crmflow.model.convert import from_proto, to_proto
 from crmflow.model.data_sources import DataSource
@@ -105,13 +105,24 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
                 workflow_id=d.workflow_id,
             )
             defn = templates.instantiate(req.template_id, over)
+            if req.tenant_id:
+                missing = templates.get(req.template_id).missing_features(
+                    await self.plans.get(req.tenant_id), self.core.registry
+                )
+                if missing:
+                    raise PermissionDenied(
+                        f"template {req.template_id} needs {', '.join(missing)}, which the "
+                        "tenant's plan does not include"
+                    )
             source = f"from template {req.template_id}"
         else:
             if not req.HasField("definition"):
                 raise InvalidArgument.field("definition", "required (or template_id)")
             defn = from_proto(req.definition, WorkflowDefinition, field="definition")
             source = "from scratch"
-        view = await self.core.create(req.tenant_id, defn, actor=req.actor, source=source)
+        view = await self.core.create(
+            req.tenant_id, defn, actor=req.actor, source=source, from_template=bool(req.template_id)
+        )
         return pb.CreateWorkflowResponse(workflow=workflow_proto(view))
 
     async def GetWorkflow(self, req: pb.GetWorkflowRequest, ctx: Ctx) -> Any:

@@ -336,3 +336,33 @@ async def test_five_hundred_actions(editor: Editor) -> None:
     )
     assert pub.revision.revision == 1 and len(pub.revision.definition.actions) == n + 1
     assert len(editor.enrollment.activated[0].revision.definition.actions) == n + 1
+
+
+async def test_template_with_placeholders_is_created_and_blocks_publish(editor: Editor) -> None:
+    t = editor.tenant
+    made = await editor.stub.CreateWorkflow(
+        pb.CreateWorkflowRequest(tenant_id=t, template_id="lead-nurture-new-contact", actor="ann")
+    )
+    d = made.workflow.definition
+    assert d.name == "Nurture new leads" and len(d.actions) == 5
+    v = await editor.validate(d.workflow_id)
+    assert {i.action_id for i in v.issues if i.code == "placeholder"} == {"a1", "a3"}
+    err = await rpc_error(
+        editor.stub.PublishWorkflow(
+            pb.PublishWorkflowRequest(tenant_id=t, workflow_id=d.workflow_id)
+        )
+    )
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert ("placeholder", "a1") in precondition_types(err)
+    # A plan without the template's features refuses "use template".
+    await editor.stub.SetTenantPlan(
+        pb.SetTenantPlanRequest(tenant_id=t, plan=pb.TenantPlan(plan_name="free"))
+    )
+    err = await rpc_error(
+        editor.stub.CreateWorkflow(
+            pb.CreateWorkflowRequest(tenant_id=t, template_id="lead-nurture-new-contact")
+        )
+    )
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "marketing_email" in (
+        err.details() or ""
+    )

@@ -98,3 +98,27 @@ def test_check_structure_rejects_two_parents_and_cycles() -> None:
     assert "already has a parent" in info.value.violations[0].description
     d.actions["b"].connection = Connection(next_action_id="a", edge_type=EdgeType.GOTO)
     graph.check_structure(d)
+
+
+def test_update_action_dropping_a_branch_deletes_its_subtree() -> None:
+    from editor_api import edits
+    from editor_api.plans import Plan
+
+    from crmflow.actions.catalogue import default_registry
+
+    d = chain("a")
+    split = Action(
+        action_id="s",
+        action_type="random_split",
+        branches=[Branch(branch_id="x", percentage=50), Branch(branch_id="y", percentage=50)],
+    )
+    graph.insert(d, split, graph.slot_for(d, after_action_id="a"))
+    graph.insert(d, delay("x1"), graph.Slot("s", "x"))
+    graph.insert(d, delay("y1"), graph.Slot("s", "y"))
+    new = Action(
+        action_id="s", action_type="random_split", branches=[Branch(branch_id="x", percentage=100)]
+    )
+    edits.update_action(default_registry(), new)(d, Plan("t"))
+    assert set(d.actions) == {"a", "s", "x1"}
+    assert d.actions["s"].branches[0].connection == Connection(next_action_id="x1")
+    graph.check_structure(d)
