@@ -69,9 +69,12 @@ class Lifecycle:
                 return await core.view(s, row), revision_model(current)
             defn = parse(row.draft)
             plan = await core.plan(s, tenant_id)
+            known = await core.known_workflows(s, tenant_id, defn)
         # The CRM is asked outside the transaction; the revision check below guards the gap.
         props = await load_properties(core.properties, tenant_id, defn)
-        issues = validate(defn, registry=core.registry, plan=plan, properties=props)
+        issues = validate(
+            defn, registry=core.registry, plan=plan, properties=props, known_workflows=known
+        )
         if issues:
             shown = "; ".join(f"{i.action_id or 'workflow'}: {i.message}" for i in issues[:5])
             raise FailedPrecondition(

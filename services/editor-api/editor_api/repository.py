@@ -53,6 +53,17 @@ async def count_workflows(session: AsyncSession, *, tenant_id: str, exclude_stat
     return int((await session.exec(stmt)).one())
 
 
+async def existing_workflow_ids(
+    session: AsyncSession, *, tenant_id: str, workflow_ids: set[str]
+) -> set[str]:
+    if not workflow_ids:
+        return set()
+    stmt = select(WorkflowRow.workflow_id).where(
+        WorkflowRow.tenant_id == tenant_id, col(WorkflowRow.workflow_id).in_(sorted(workflow_ids))
+    )
+    return set((await session.exec(stmt)).all())
+
+
 def _token(pk: int) -> str:
     return base64.urlsafe_b64encode(str(pk).encode()).decode()
 

@@ -34,7 +34,13 @@ from editor_api import repository as repo
 from editor_api.db import AuditRow, HandoffRow, WorkflowRow, utcnow
 from editor_api.edits import Edit
 from editor_api.plans import Plan, enforce_definition, enforce_workflow_count
-from editor_api.validation import Issue, PropertySource, load_properties, validate
+from editor_api.validation import (
+    Issue,
+    PropertySource,
+    load_properties,
+    referenced_workflows,
+    validate,
+)
 
 CUSTOM_CODE = "custom_code"
 
@@ -115,6 +121,13 @@ class EditorCore:
                     "actions cannot be undone or redone"
                 )
         return ""
+
+    async def known_workflows(
+        self, session: AsyncSession, tenant_id: str, defn: WorkflowDefinition
+    ) -> set[str]:
+        return await repo.existing_workflow_ids(
+            session, tenant_id=tenant_id, workflow_ids=referenced_workflows(defn)
+        )
 
     async def plan(self, session: AsyncSession, tenant_id: str) -> Plan:
         return Plan.from_row(tenant_id, await repo.get_plan(session, tenant_id=tenant_id))
@@ -390,9 +403,12 @@ class EditorCore:
         async with self.sessions() as s:
             row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
             plan = await self.plan(s, tenant_id)
-        defn = self.models.take(row.draft)
+            defn = self.models.take(row.draft)
+            known = await self.known_workflows(s, tenant_id, defn)
         props = await load_properties(self.properties, tenant_id, defn)
-        issues = validate(defn, registry=self.registry, plan=plan, properties=props)
+        issues = validate(
+            defn, registry=self.registry, plan=plan, properties=props, known_workflows=known
+        )
         # Read-only from here on: the caller lays it out before its next await.
         self.models.put(row.draft, defn)
         return row, defn, issues, props is not None

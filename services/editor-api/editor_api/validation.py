@@ -72,6 +72,19 @@ async def load_properties(
     return out
 
 
+def referenced_workflows(defn: WorkflowDefinition) -> set[str]:
+    """Workflow ids the draft names (to look up before ``validate``)."""
+    out = set(defn.enrollment.unenroll_from_workflow_ids)
+    for a in defn.actions.values():
+        for key, value in a.fields.items():
+            if key == "workflow_id" or key.endswith(("_workflow_id", "_workflow_ids")):
+                out |= {
+                    v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)
+                }
+    out.discard("")
+    return out
+
+
 def _filters_with_association(defn: WorkflowDefinition) -> set[str]:
     out: set[str] = set()
     for a in defn.actions.values():
@@ -94,13 +107,40 @@ class _Checker:
         registry: ActionRegistry,
         plan: Plan,
         properties: dict[str, set[str] | None] | None,
+        known_workflows: set[str] | None = None,
     ) -> None:
         self.defn = defn
         self.registry = registry
         self.plan = plan
         self.properties = properties
         self.sources = {s.source_id: s for s in defn.data_sources}
+        self.known_workflows = known_workflows
         self.issues: list[Issue] = []
+        self._parents: dict[str, list[str]] | None = None
+
+    def before(self, aid: str) -> set[str]:
+        """Actions that can run before ``aid`` (reverse reachability over every edge)."""
+        if self._parents is None:
+            self._parents = {a: [] for a in self.defn.actions}
+            for a in self.defn.actions.values():
+                for _, c in a.edges():
+                    if c.next_action_id in self._parents:
+                        self._parents[c.next_action_id].append(a.action_id)
+        seen: set[str] = set()
+        stack = list(self._parents.get(aid, []))
+        while stack:
+            p = stack.pop()
+            if p not in seen:
+                seen.add(p)
+                stack.extend(self._parents[p])
+        return seen
+
+    def workflow_refs(self, aid: str, path: str, ids: list[str]) -> None:
+        if self.known_workflows is None:
+            return
+        for wid in ids:
+            if wid and wid not in self.known_workflows:
+                self.add(aid, "unknown_workflow", path, f"workflow {wid!r} does not exist")
 
     def add(self, action_id: str, code: str, field: str, message: str) -> None:
         self.issues.append(Issue(action_id, code, field, message))
@@ -155,6 +195,11 @@ class _Checker:
             self.fields(aid, spec, a.fields)
         self.tokens(aid, a.fields)
         self.field_properties(aid, a.fields)
+        # Registry convention: ``workflow_id`` / ``*_workflow_id(s)`` fields name workflows.
+        for key, value in a.fields.items():
+            if key == "workflow_id" or key.endswith(("_workflow_id", "_workflow_ids")):
+                ids = value if isinstance(value, list) else [value]
+                self.workflow_refs(aid, f"fields.{key}", [v for v in ids if isinstance(v, str)])
         self.branches(a)
 
     def fields(self, aid: str, spec: ActionSpec, fields: dict[str, Any]) -> BaseModel | None:
@@ -198,12 +243,13 @@ class _Checker:
                         path,
                         f"uses an output of action {ref!r}, which no longer exists",
                     )
-                elif ref == aid:
+                elif ref not in self.before(aid):
                     self.add(
                         aid,
-                        "deleted_action_output",
+                        "output_not_upstream",
                         path,
-                        "uses its own output, which does not exist before it runs",
+                        f"uses an output of action {ref!r}, which does not run before this one "
+                        "on any path",
                     )
             for root, props in sorted(refs.objects.items()):
                 if root not in ("record", self.defn.object_type):
@@ -361,6 +407,9 @@ class _Checker:
 
     def workflow(self) -> None:
         d = self.defn
+        self.workflow_refs(
+            "", "enrollment.unenroll_from_workflow_ids", d.enrollment.unenroll_from_workflow_ids
+        )
         if self.properties is not None:
             if self.properties.get(d.object_type) is None:
                 self.add(
@@ -409,8 +458,11 @@ def validate(
     registry: ActionRegistry,
     plan: Plan,
     properties: dict[str, set[str] | None] | None = None,
+    known_workflows: set[str] | None = None,
 ) -> list[Issue]:
-    c = _Checker(defn, registry, plan, properties)
+    """``known_workflows``: the tenant's workflow ids, to check references to other workflows
+    (None skips that check)."""
+    c = _Checker(defn, registry, plan, properties, known_workflows)
     c.workflow()
     for a in defn.actions.values():
         c.action(a)

@@ -82,6 +82,18 @@ def test_token_syntax_roots_and_record_properties() -> None:
     assert ("a", "invalid_token") in codes(defn(sp("a", value="{{ record.firstname ")))
 
 
+def test_outputs_must_come_from_upstream_actions_and_workflow_refs_exist() -> None:
+    d = defn(
+        sp("a", "b", value="{{ actions.b.outputs.x }}"), sp("b", value="{{ actions.a.outputs.y }}")
+    )
+    assert codes(d) == {("a", "output_not_upstream")}
+    d.enrollment.unenroll_from_workflow_ids = ["wf_gone", "wf_here"]
+    issues = validate(d, registry=REG, plan=Plan("t"), known_workflows={"wf_here"})
+    assert [(i.code, i.field) for i in issues if i.code == "unknown_workflow"] == [
+        ("unknown_workflow", "enrollment.unenroll_from_workflow_ids")
+    ]
+
+
 def test_branch_limits_and_random_split_sum() -> None:
     crit = {"filters": [{"property": "firstname", "operator": "is_known"}]}
     many = Action(

@@ -1567,7 +1567,8 @@ class ValidationIssue(_message.Message):
     """Empty for workflow-level issues (triggers, settings)."""
     code: _builtins.str
     """placeholder, missing_required_field, invalid_field, unknown_action_type,
-    deleted_data_source, deleted_action_output, unknown_property, unreachable_action,
+    invalid_token, deleted_data_source, deleted_action_output, output_not_upstream,
+    unknown_workflow, unknown_property, unreachable_action,
     goto_loop_without_delay, branch_limit, random_split_sum, empty_branches, locked_by_plan,
     no_actions, unknown_object_type, trigger_locked_by_plan.
     """
