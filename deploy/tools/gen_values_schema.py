@@ -357,6 +357,9 @@ schema = {
                         "key": ref("secretKey"),
                     }
                 ),
+                "tenantSecrets": obj(
+                    {"existingSecret": {"anyOf": [{"const": ""}, ref("k8sName")]}}
+                ),
                 "extraEnv": ref("secretEnv"),
             }
         ),

@@ -556,3 +556,22 @@ def test_notes_tell_how_to_reach_the_services_and_the_runs(helm: str, tls: bool)
         "crmflow-executor.crmflow.svc.cluster.local:50053",
     ):
         assert address in notes
+
+
+def test_tenant_secrets_are_mounted_on_the_executors_only(render: Render):
+    docs = render({"secrets": {"tenantSecrets": {"existingSecret": "tenant-secrets"}}})
+    mounted = []
+    for name in COMPONENTS:
+        dep = deployment(docs, name)
+        mounts = {m["name"]: m for m in container(dep)["volumeMounts"]}
+        volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        if "tenant-secrets" in mounts:
+            mounted.append(name)
+            assert mounts["tenant-secrets"] == {
+                "name": "tenant-secrets",
+                "mountPath": "/tmp/crmflow/secrets",
+                "readOnly": True,
+            }
+            assert volumes["tenant-secrets"]["secret"]["secretName"] == "tenant-secrets"
+    assert mounted == ["executor", "executor-custom-code"]
+    assert not [d for d in by_kind(render(), "Deployment").values() if "tenant-secrets" in str(d)]
