@@ -65,13 +65,13 @@ class Harness:
     task_queue: str
     deps: Deps
 
-    async def start(self, inp: EnrollmentInput) -> WorkflowHandle[Any, EnrollmentResult]:
+    async def start(self, inp: EnrollmentInput, **kw: Any) -> WorkflowHandle[Any, EnrollmentResult]:
         wf_id = enrollment_workflow_id(inp.tenant_id, inp.workflow_id, inp.object_type,
                                        inp.record_id, inp.enrollment_number)
         wf_id = f"{wf_id}-{uuid.uuid4().hex[:6]}"  # unique per test run on a shared server
         return await self.client.start_workflow(
             ENROLLMENT_WORKFLOW_TYPE, inp, id=wf_id, task_queue=self.task_queue,
-            result_type=EnrollmentResult,
+            result_type=EnrollmentResult, **kw,
         )
 
     async def run(self, inp: EnrollmentInput) -> EnrollmentResult:

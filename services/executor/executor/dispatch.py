@@ -113,6 +113,10 @@ def activity_for(action_type: str) -> ActionActivity:
         ) from None
 
 
+# Interpreter limits (here, outside the sandboxed workflow module, so tests can lower them).
+STEPS_PER_RUN = 100  # continue-as-new after this many steps (go-to loops, long workflows)
+MAX_STEPS = 5000  # a graph looping without end is stopped and reported as failed
+
 # Internal activities (reads and bookkeeping), run as local activities: idempotent and short.
 FETCH_RECORD = "crmflow.fetch_record"
 RESOLVE_VALUE = "crmflow.resolve_value"

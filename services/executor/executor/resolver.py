@@ -20,7 +20,8 @@ from crmflow.api.datasource.v1 import datasource_service_pb2 as ds_pb
 from crmflow.api.datasource.v1 import datasource_service_pb2_grpc as ds_grpc
 from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error
-from crmflow.model.convert import dict_to_struct, struct_to_dict
+from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
+from crmflow.model.convert import dict_to_struct, struct_to_dict, to_proto
 from crmflow.records.port import RecordStore
 from crmflow.settings import Settings
 from executor.payloads import ActionRequest
@@ -111,6 +112,10 @@ class GrpcResolver(InputResolver):
             fields=dict_to_struct(fields, Struct),
             action_outputs=dict_to_struct(req.action_outputs, Struct),
             event_properties=dict_to_struct(req.event_properties, Struct),
+            data_sources=[to_proto(d, wf_pb.DataSource) for d in req.data_sources],
+            action_type=req.action_type,
+            type_version=req.type_version,
+            step_key=req.idempotency_key,
         )
         try:
             resp = await self._stub.ResolveInputs(request, timeout=20)
@@ -122,7 +127,18 @@ class GrpcResolver(InputResolver):
                               grpc.StatusCode.FAILED_PRECONDITION):
                 raise from_rpc_error(err) from None
             raise
-        return struct_to_dict(resp.values)
+        return _known(struct_to_dict(resp.values))
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+def _known(value: Any) -> Any:
+    """A whole-field token without data comes back as {"$unknown": path}: treat it as empty."""
+    if isinstance(value, dict):
+        if set(value) == {"$unknown"}:
+            return None
+        return {k: _known(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_known(v) for v in value]
+    return value

@@ -59,8 +59,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 CARRY_MEMO = "crmflow_carry"
-STEPS_PER_RUN = 100  # continue-as-new after this many steps (loops through go-to edges)
-MAX_STEPS = 5000  # a graph looping without end is stopped and reported as failed
+STEPS_MEMO = "crmflow_steps_per_run"
 MAX_BUFFERED_EVENTS = 50
 _LOCAL = timedelta(seconds=10)
 
@@ -86,6 +85,10 @@ class EnrolledRecord:
         self._unenroll: UnenrollSignal | None = None
         self._current = ""
         self._steps_this_run = 0
+        # Operators (and tests) may lower the continue-as-new threshold per execution (memo).
+        self._steps_per_run = int(
+            workflow.memo_value(STEPS_MEMO, dispatch.STEPS_PER_RUN, type_hint=int)
+        )
 
     # -- messages ---------------------------------------------------------------------------
     @workflow.signal(name=WORKFLOW_SIGNAL_UNENROLL)
@@ -119,7 +122,9 @@ class EnrolledRecord:
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     self._state.next_action_id = action_id
                     self._state.pending_events = list(self._events)
-                    workflow.continue_as_new(input, memo={CARRY_MEMO: self._state})
+                    workflow.continue_as_new(
+                        input, memo={CARRY_MEMO: self._state, STEPS_MEMO: self._steps_per_run}
+                    )
         except _Stop as stop:
             return await self._finish(stop.status, stop.reason)
         except ApplicationError as err:  # interpreter-level: bad graph, unknown type, loop
@@ -129,7 +134,7 @@ class EnrolledRecord:
 
     def _should_continue_as_new(self) -> bool:
         return (
-            self._steps_this_run >= STEPS_PER_RUN
+            self._steps_this_run >= self._steps_per_run
             or workflow.info().is_continue_as_new_suggested()
         )
 
@@ -140,9 +145,9 @@ class EnrolledRecord:
             raise ApplicationError(f"action {action_id!r} is not in the definition", non_retryable=True)
         self._state.steps += 1
         self._steps_this_run += 1
-        if self._state.steps > MAX_STEPS:
+        if self._state.steps > dispatch.MAX_STEPS:
             raise ApplicationError(
-                f"stopped after {MAX_STEPS} steps (a loop without end?)", non_retryable=True
+                f"stopped after {dispatch.MAX_STEPS} steps (a loop without end?)", non_retryable=True
             )
         visit = self._state.visits.get(action_id, 0) + 1
         self._state.visits[action_id] = visit
