@@ -321,3 +321,27 @@ async def test_undo_redo(editor: Editor) -> None:
         pb.ListAuditEntriesRequest(tenant_id=t, workflow_id=wid)
     )
     assert [e.operation for e in log.entries].count("Undo") == 2
+
+
+async def test_custom_code_changes_cannot_be_undone(editor: Editor) -> None:
+    """custom_code is registered with undoable=False: its changes are not undoable/redoable."""
+    t = editor.tenant
+    w = await editor.create()
+    wid = w.definition.workflow_id
+    await editor.add(wid, 1, "delay", DELAY)
+    cc = await editor.add(wid, 2, "custom_code", {"code": "def main(ctx):\n    return {}"})
+    err = await rpc_error(editor.stub.Undo(pb.UndoRequest(tenant_id=t, workflow_id=wid)))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "custom-code" in (err.details() or "") and "cannot be undone" in (err.details() or "")
+    assert (await editor.get(wid)).draft_revision == 3
+    # Editing the custom code is just as final; an unrelated later change can be undone.
+    await editor.stub.DeleteAction(
+        pb.DeleteActionRequest(tenant_id=t, workflow_id=wid, action_id=cc.action_id)
+    )
+    err = await rpc_error(editor.stub.Undo(pb.UndoRequest(tenant_id=t, workflow_id=wid)))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await editor.stub.RenameWorkflow(
+        pb.RenameWorkflowRequest(tenant_id=t, workflow_id=wid, name="Later")
+    )
+    ok = await editor.stub.Undo(pb.UndoRequest(tenant_id=t, workflow_id=wid))
+    assert ok.undone_operation == "RenameWorkflow"
