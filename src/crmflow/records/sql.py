@@ -1,8 +1,8 @@
 """SqlRecordStore: the embedded CRM store (SQLite by default, PostgreSQL in production).
 
 Table layout and why: see ``crmflow.records.tables``. Filter translation: ``sql_filters``.
-Search and count: ``sql_search``. Associations, lists, owners, subscriptions, custom events
-and custom definitions: ``sql_links``.
+Search and count: ``sql_search``. Associations and lists: ``sql_links``. Owners,
+subscriptions, custom events and custom definitions: ``sql_directory``.
 
 Guarantees:
 - Every write is one transaction that also writes its change events to the outbox, so an event
@@ -48,6 +48,7 @@ from crmflow.records.sql_base import (
     new_id,
     record_not_found,
 )
+from crmflow.records.sql_directory import DirectoryMixin
 from crmflow.records.sql_search import SearchMixin
 from crmflow.records.tables import CrmIdempotency
 
@@ -60,7 +61,7 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class SqlRecordStore(SearchMixin, RecordStore):
+class SqlRecordStore(SearchMixin, DirectoryMixin, RecordStore):
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> SqlRecordStore:
         if migrate:
