@@ -3,6 +3,7 @@ mapping; domain errors propagate to the server interceptor, which maps them to s
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeAlias
 
 import grpc
@@ -10,6 +11,7 @@ import grpc
 from crmflow.api.editor.v1 import editor_service_pb2 as pb
 from crmflow.api.editor.v1 import editor_service_pb2_grpc as pb_grpc
 from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
+from crmflow.criteria import OPERATORS
 from crmflow.errors import InvalidArgument, PermissionDenied
 from crmflow.model.actions import Action
 from crmflow.model.convert import from_proto, to_proto
@@ -326,6 +328,42 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
             draft_revision=row.draft_revision,
             properties_checked=checked,
         )
+
+    # -- catalogue -------------------------------------------------------------------------
+    async def ListActionTypes(self, req: pb.ListActionTypesRequest, ctx: Ctx) -> Any:
+        plan = await self.plans.get(req.tenant_id) if req.tenant_id else Plan(tenant_id="")
+        reg = self.core.registry
+        out = []
+        for spec in reg.all():
+            if req.category and spec.category != req.category:
+                continue
+            why = plan.action_lock(spec.action_type, reg, spec.version)
+            out.append(
+                pb.ActionType(
+                    action_type=spec.action_type,
+                    version=spec.version,
+                    label=spec.label,
+                    category=spec.category,
+                    control_flow=spec.control_flow,
+                    undoable=spec.undoable,
+                    plan_feature=spec.plan_feature,
+                    locked=bool(why),
+                    locked_reason=why,
+                    fields_json_schema=json.dumps(spec.fields_model.model_json_schema()),
+                    token_fields=list(spec.token_fields),
+                )
+            )
+        return pb.ListActionTypesResponse(action_types=out)
+
+    async def ListFilterOperators(self, req: pb.ListFilterOperatorsRequest, ctx: Ctx) -> Any:
+        ops = [
+            pb.FilterOperator(
+                key=o.key, label=o.label, operand=o.operand, property_types=list(o.property_types)
+            )
+            for o in sorted(OPERATORS.values(), key=lambda o: o.key)
+            if not req.property_type or req.property_type in o.property_types
+        ]
+        return pb.ListFilterOperatorsResponse(operators=ops)
 
     # -- templates -------------------------------------------------------------------------
     @staticmethod

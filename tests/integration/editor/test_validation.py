@@ -366,3 +366,29 @@ async def test_template_with_placeholders_is_created_and_blocks_publish(editor: 
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "marketing_email" in (
         err.details() or ""
     )
+
+
+async def test_action_catalogue_and_operators(editor: Editor) -> None:
+    t = editor.tenant
+    cat = await editor.stub.ListActionTypes(pb.ListActionTypesRequest(tenant_id=t))
+    by = {a.action_type: a for a in cat.action_types}
+    assert {"delay", "if_then", "set_property"} <= set(by) and not any(
+        a.locked for a in by.values()
+    )
+    assert '"property"' in by["set_property"].fields_json_schema
+    await editor.stub.SetTenantPlan(
+        pb.SetTenantPlanRequest(
+            tenant_id=t, plan=pb.TenantPlan(plan_name="starter", locked_action_types=["delay"])
+        )
+    )
+    cat = await editor.stub.ListActionTypes(
+        pb.ListActionTypesRequest(tenant_id=t, category="control")
+    )
+    by = {a.action_type: a for a in cat.action_types}
+    assert by["delay"].locked and "starter" in by["delay"].locked_reason
+    assert all(a.category == "control" for a in cat.action_types)
+    ops = await editor.stub.ListFilterOperators(
+        pb.ListFilterOperatorsRequest(property_type="number")
+    )
+    keys = {o.key for o in ops.operators}
+    assert {"gt", "between"} <= keys and "contains" not in keys

@@ -1633,6 +1633,186 @@ class ValidateWorkflowResponse(_message.Message):
 Global___ValidateWorkflowResponse: _TypeAlias = ValidateWorkflowResponse  # noqa: Y015
 
 @_typing.final
+class ActionType(_message.Message):
+    """One action type of the catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_TYPE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    CONTROL_FLOW_FIELD_NUMBER: _builtins.int
+    UNDOABLE_FIELD_NUMBER: _builtins.int
+    PLAN_FEATURE_FIELD_NUMBER: _builtins.int
+    LOCKED_FIELD_NUMBER: _builtins.int
+    LOCKED_REASON_FIELD_NUMBER: _builtins.int
+    FIELDS_JSON_SCHEMA_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELDS_FIELD_NUMBER: _builtins.int
+    action_type: _builtins.str
+    version: _builtins.int
+    label: _builtins.str
+    category: _builtins.str
+    """control, record, communication, webhook, custom_code, data, flow."""
+    control_flow: _builtins.bool
+    undoable: _builtins.bool
+    """False for types whose changes cannot be undone (custom code)."""
+    plan_feature: _builtins.str
+    locked: _builtins.bool
+    """Locked for this tenant's plan, and why."""
+    locked_reason: _builtins.str
+    fields_json_schema: _builtins.str
+    """JSON Schema of the action's fields."""
+    @_builtins.property
+    def token_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Fields whose text may hold personalization tokens."""
+
+    def __init__(
+        self,
+        *,
+        action_type: _builtins.str = ...,
+        version: _builtins.int = ...,
+        label: _builtins.str = ...,
+        category: _builtins.str = ...,
+        control_flow: _builtins.bool = ...,
+        undoable: _builtins.bool = ...,
+        plan_feature: _builtins.str = ...,
+        locked: _builtins.bool = ...,
+        locked_reason: _builtins.str = ...,
+        fields_json_schema: _builtins.str = ...,
+        token_fields: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_type", b"action_type", "category", b"category", "control_flow", b"control_flow", "fields_json_schema", b"fields_json_schema", "label", b"label", "locked", b"locked", "locked_reason", b"locked_reason", "plan_feature", b"plan_feature", "token_fields", b"token_fields", "undoable", b"undoable", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActionType: _TypeAlias = ActionType  # noqa: Y015
+
+@_typing.final
+class ListActionTypesRequest(_message.Message):
+    """Request of ListActionTypes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    category: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        category: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActionTypesRequest: _TypeAlias = ListActionTypesRequest  # noqa: Y015
+
+@_typing.final
+class ListActionTypesResponse(_message.Message):
+    """Response of ListActionTypes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_TYPES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def action_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActionType]: ...
+    def __init__(
+        self,
+        *,
+        action_types: _abc.Iterable[Global___ActionType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_types", b"action_types"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActionTypesResponse: _TypeAlias = ListActionTypesResponse  # noqa: Y015
+
+@_typing.final
+class FilterOperator(_message.Message):
+    """A filter operator."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    OPERAND_FIELD_NUMBER: _builtins.int
+    PROPERTY_TYPES_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    label: _builtins.str
+    operand: _builtins.str
+    """none, value, values, range, days, ..."""
+    @_builtins.property
+    def property_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        label: _builtins.str = ...,
+        operand: _builtins.str = ...,
+        property_types: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "label", b"label", "operand", b"operand", "property_types", b"property_types"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FilterOperator: _TypeAlias = FilterOperator  # noqa: Y015
+
+@_typing.final
+class ListFilterOperatorsRequest(_message.Message):
+    """Request of ListFilterOperators."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPERTY_TYPE_FIELD_NUMBER: _builtins.int
+    property_type: _builtins.str
+    """Only operators for this property type ("" = all)."""
+    def __init__(
+        self,
+        *,
+        property_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["property_type", b"property_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFilterOperatorsRequest: _TypeAlias = ListFilterOperatorsRequest  # noqa: Y015
+
+@_typing.final
+class ListFilterOperatorsResponse(_message.Message):
+    """Response of ListFilterOperators."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def operators(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilterOperator]: ...
+    def __init__(
+        self,
+        *,
+        operators: _abc.Iterable[Global___FilterOperator] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operators", b"operators"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFilterOperatorsResponse: _TypeAlias = ListFilterOperatorsResponse  # noqa: Y015
+
+@_typing.final
 class TemplateSummary(_message.Message):
     """A template in the library."""
 

@@ -160,6 +160,16 @@ class EditorServiceStub:
                 request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowResponse.FromString,
                 _registered_method=True)
+        self.ListActionTypes = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/ListActionTypes',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListActionTypesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListActionTypesResponse.FromString,
+                _registered_method=True)
+        self.ListFilterOperators = channel.unary_unary(
+                '/crmflow.api.editor.v1.EditorService/ListFilterOperators',
+                request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListFilterOperatorsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListFilterOperatorsResponse.FromString,
+                _registered_method=True)
         self.ListTemplates = channel.unary_unary(
                 '/crmflow.api.editor.v1.EditorService/ListTemplates',
                 request_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListTemplatesRequest.SerializeToString,
@@ -394,6 +404,20 @@ class EditorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListActionTypes(self, request, context):
+        """The action catalogue for the editor's side panel, with what the tenant's plan locks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFilterOperators(self, request, context):
+        """The filter operators criteria can use (label, operand kind, property types).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTemplates(self, request, context):
         """List templates, filtered by category / object type and searched by keyword.
         """
@@ -593,6 +617,16 @@ def add_EditorServiceServicer_to_server(servicer, server):
                     servicer.ValidateWorkflow,
                     request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowResponse.SerializeToString,
+            ),
+            'ListActionTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActionTypes,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListActionTypesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListActionTypesResponse.SerializeToString,
+            ),
+            'ListFilterOperators': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFilterOperators,
+                    request_deserializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListFilterOperatorsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListFilterOperatorsResponse.SerializeToString,
             ),
             'ListTemplates': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTemplates,
@@ -1304,6 +1338,60 @@ class EditorService:
             '/crmflow.api.editor.v1.EditorService/ValidateWorkflow',
             crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowRequest.SerializeToString,
             crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ValidateWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActionTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/ListActionTypes',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListActionTypesRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListActionTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFilterOperators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.editor.v1.EditorService/ListFilterOperators',
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListFilterOperatorsRequest.SerializeToString,
+            crmflow_dot_api_dot_editor_dot_v1_dot_editor__service__pb2.ListFilterOperatorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,10 @@ class EditorServiceStub:
     """Redo the latest undone change."""
     ValidateWorkflow: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ValidateWorkflowRequest, _editor_service_pb2.ValidateWorkflowResponse]
     """Minimap and validation: the graph for drawing plus what must change before publishing."""
+    ListActionTypes: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ListActionTypesRequest, _editor_service_pb2.ListActionTypesResponse]
+    """The action catalogue for the editor's side panel, with what the tenant's plan locks."""
+    ListFilterOperators: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ListFilterOperatorsRequest, _editor_service_pb2.ListFilterOperatorsResponse]
+    """The filter operators criteria can use (label, operand kind, property types)."""
     ListTemplates: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.ListTemplatesRequest, _editor_service_pb2.ListTemplatesResponse]
     """List templates, filtered by category / object type and searched by keyword."""
     GetTemplate: _grpc.UnaryUnaryMultiCallable[_editor_service_pb2.GetTemplateRequest, _editor_service_pb2.GetTemplateResponse]
@@ -169,6 +173,10 @@ class EditorServiceAsyncStub(EditorServiceStub):
     """Redo the latest undone change."""
     ValidateWorkflow: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ValidateWorkflowRequest, _editor_service_pb2.ValidateWorkflowResponse]  # type: ignore[assignment]
     """Minimap and validation: the graph for drawing plus what must change before publishing."""
+    ListActionTypes: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ListActionTypesRequest, _editor_service_pb2.ListActionTypesResponse]  # type: ignore[assignment]
+    """The action catalogue for the editor's side panel, with what the tenant's plan locks."""
+    ListFilterOperators: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ListFilterOperatorsRequest, _editor_service_pb2.ListFilterOperatorsResponse]  # type: ignore[assignment]
+    """The filter operators criteria can use (label, operand kind, property types)."""
     ListTemplates: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.ListTemplatesRequest, _editor_service_pb2.ListTemplatesResponse]  # type: ignore[assignment]
     """List templates, filtered by category / object type and searched by keyword."""
     GetTemplate: _aio.UnaryUnaryMultiCallable[_editor_service_pb2.GetTemplateRequest, _editor_service_pb2.GetTemplateResponse]  # type: ignore[assignment]
@@ -392,6 +400,22 @@ class EditorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_editor_service_pb2.ValidateWorkflowResponse, _abc.Awaitable[_editor_service_pb2.ValidateWorkflowResponse]]:
         """Minimap and validation: the graph for drawing plus what must change before publishing."""
+
+    @_abc_1.abstractmethod
+    def ListActionTypes(
+        self,
+        request: _editor_service_pb2.ListActionTypesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.ListActionTypesResponse, _abc.Awaitable[_editor_service_pb2.ListActionTypesResponse]]:
+        """The action catalogue for the editor's side panel, with what the tenant's plan locks."""
+
+    @_abc_1.abstractmethod
+    def ListFilterOperators(
+        self,
+        request: _editor_service_pb2.ListFilterOperatorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_editor_service_pb2.ListFilterOperatorsResponse, _abc.Awaitable[_editor_service_pb2.ListFilterOperatorsResponse]]:
+        """The filter operators criteria can use (label, operand kind, property types)."""
 
     @_abc_1.abstractmethod
     def ListTemplates(
