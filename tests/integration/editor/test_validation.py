@@ -186,6 +186,8 @@ async def test_bad_input_names_fields(editor: Editor) -> None:
 
     w = await editor.create()
     wid = w.definition.workflow_id
+    audit = pb.ListAuditEntriesRequest(tenant_id=t, workflow_id=wid)
+    audited = len((await editor.stub.ListAuditEntries(audit)).entries)
     err = await rpc_error(editor.add(wid, 0, "set_property", {"mode": "set"}))
     fields = bad_request_fields(err)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "action.fields.property" in fields
@@ -216,7 +218,11 @@ async def test_bad_input_names_fields(editor: Editor) -> None:
     # A placeholder may be incomplete.
     ok = await editor.add(wid, 0, "set_property", {}, placeholder=True)
     assert ok.workflow.draft_revision == 2
-    assert (await editor.get(wid)).draft_revision == 2  # the refusals above wrote nothing
+    # The refusals above wrote nothing: one revision and one audit entry, for the placeholder.
+    assert (await editor.get(wid)).draft_revision == 2
+    assert len((await editor.stub.ListAuditEntries(audit)).entries) == audited + 1
+    listed = await editor.stub.ListWorkflows(pb.ListWorkflowsRequest(tenant_id=t))
+    assert len(listed.workflows) == 1  # the refused creates left no rows
 
 
 async def test_plan_entitlements(editor: Editor) -> None:
