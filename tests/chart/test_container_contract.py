@@ -277,10 +277,6 @@ def test_hook_jobs_migrate_and_register_idempotently(installed: Any, bare_tempor
 # Known defects outside the chart, recognised by their exact symptom so that any other failure
 # still fails. Remove an entry when its fix lands (the test then passes without it).
 KNOWN_DEFECTS = {
-    "At least one activity, Nexus service, or workflow must be specified": (
-        "executor --role custom-code registers no activity yet (issue 6): the worker refuses "
-        "to start, so the custom-code Deployment would crash-loop"
-    ),
     "PyGILState_Release": (
         "a process that used a Temporal client aborts while the interpreter exits after a "
         "clean shutdown (temporalio/sdk-python#300); `crmflow serve` should os._exit() once "
