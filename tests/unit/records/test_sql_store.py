@@ -4,6 +4,7 @@ operators without a SQL form, concurrent writers on SQLite, the adapter factory.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from crmflow.model.criteria import FilterGroup
 from crmflow.records.factory import open_record_store
 from crmflow.records.grpc_adapter import GrpcRecordStore
 from crmflow.records.migrations import migrate
+from crmflow.records.outbox import OutboxDispatcher
 from crmflow.records.sql import SqlRecordStore
 from crmflow.records.sql_filters import needs_python
 from crmflow.records.tables import CRM_METADATA
@@ -100,19 +102,44 @@ async def test_operators_without_sql_fall_back_to_the_evaluator(
     ]
 
 
-async def test_concurrent_writers_on_sqlite_all_commit(sql_store: SqlRecordStore) -> None:
-    c = await sql_store.create("t1", "deal", {"dealname": "race", "amount": 0})
+async def test_concurrent_writers_all_commit_and_lose_no_update(
+    db_url: str, tenant_id: str
+) -> None:
+    """SQLite: BEGIN IMMEDIATE queues writers; PostgreSQL: rows are locked FOR UPDATE."""
+    store = await SqlRecordStore.open(db_url)
+    try:
+        c = await store.create(tenant_id, "deal", {"dealname": "race", "amount": 0})
 
-    async def bump(i: int) -> Any:
-        return await sql_store.update("t1", "deal", c.record_id, {"amount": i})
+        async def bump(i: int) -> Any:
+            return await store.update(tenant_id, "deal", c.record_id, {"amount": i})
 
-    await asyncio.gather(
-        *(bump(i) for i in range(1, 21)),
-        *(sql_store.create("t1", "deal", {"dealname": f"d{i}"}) for i in range(20)),
-    )
-    hist = await sql_store.property_history("t1", "deal", c.record_id, "amount")
-    assert len(hist) == 21  # the create + 20 distinct updates, none lost
-    assert await sql_store.count("t1", "deal") == 21
+        await asyncio.gather(
+            *(bump(i) for i in range(1, 21)),
+            *(store.create(tenant_id, "deal", {"dealname": f"d{i}"}) for i in range(20)),
+        )
+        hist = await store.property_history(tenant_id, "deal", c.record_id, "amount")
+        assert len(hist) == 21  # the create + 20 distinct updates, none lost
+        assert await store.count(tenant_id, "deal") == 21
+        events = [
+            e
+            for e in await OutboxDispatcher(store, _never).pending(tenant_id)
+            if e.record_id == c.record_id and e.changes
+        ]
+        # Each update's event saw the value the previous one committed: a chain 0 -> ... -> last.
+        pairs = [
+            (ch.old_value, ch.new_value)
+            for e in events[1:]
+            for ch in e.changes
+            if ch.property == "amount"
+        ]
+        assert len(pairs) == 20 and pairs[0][0] == 0
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(pairs))
+    finally:
+        await store.close()
+
+
+async def _never(_: Any) -> None:  # pragma: no cover - never delivered in these tests
+    raise AssertionError
 
 
 async def test_factory_picks_the_adapter_from_settings(tmp_path: Path) -> None:
