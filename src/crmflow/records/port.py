@@ -132,7 +132,14 @@ class RecordStore(ABC):
         limit: int = 100,
         cursor: str = "",
         sort: str = "",
-    ) -> SearchPage: ...
+    ) -> SearchPage:
+        """Records matching ``criteria`` (None: all), ``limit`` 1..1000 per page.
+
+        ``cursor`` is the previous page's ``next_cursor`` (opaque; "" for the first page, and
+        ``next_cursor`` is "" on the last). ``sort`` is a property name, "-name" descending,
+        "" by creation; records without a value sort last. Unknown properties/operators and
+        operands of the wrong type are InvalidArgument naming ``criteria.<path>``.
+        """
 
     @abstractmethod
     async def count(
