@@ -236,8 +236,8 @@ def events(k: int, seed: int = 2) -> list[tuple[ChangeEvent, dict[str, Any]]]:
             if rng.random() < (0.5 if p.startswith("cf_") else 0.9)
         }
         changes = []
-        picked = set(
-            rng.choices(HOT, k=rng.randint(1, 2)) + rng.choices(ALL_PROPS, k=rng.randint(0, 1))
+        picked = sorted(
+            set(rng.choices(HOT, k=rng.randint(1, 2)) + rng.choices(ALL_PROPS, k=rng.randint(0, 1)))
         )
         for p in picked:
             old = snap.get(p)
@@ -500,9 +500,16 @@ async def latency(rate: float, seconds: float) -> dict[str, Any]:
         # The service runs in its own process, as deployed: the load generator, the stand-in
         # EnrolledRecord worker and the dev server do not share its interpreter.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", SERVER_SNIPPET,
-            env={**os.environ, "CRMFLOW_DATA_DIR": tmp, "TEMPORAL_ADDRESS": target,
-                 "CRMFLOW_TASK_QUEUE": tq, "CRMFLOW_LOG_LEVEL": "WARNING"},
+            sys.executable,
+            "-c",
+            SERVER_SNIPPET,
+            env={
+                **os.environ,
+                "CRMFLOW_DATA_DIR": tmp,
+                "TEMPORAL_ADDRESS": target,
+                "CRMFLOW_TASK_QUEUE": tq,
+                "CRMFLOW_LOG_LEVEL": "WARNING",
+            },
             stdout=asyncio.subprocess.PIPE,
         )
         assert proc.stdout is not None

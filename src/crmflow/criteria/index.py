@@ -35,6 +35,8 @@ from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
 K = TypeVar("K", bound=Hashable)
 
 _UNSET = object()
+# Flipped terms above which anchors are intersected before per-term checks (measured).
+ANCHOR_THRESHOLD = 96
 
 # More terms than this and a sub-group is indexed loosely (by the properties it reads).
 MAX_TERMS = 32
@@ -280,6 +282,11 @@ class TransitionIndex(Generic[K]):
         # A term's equality filters as (property, normalised value): checked against the new
         # record's values normalised once per event — a dict lookup instead of a call each.
         self._term_eqs: dict[int, tuple[tuple[str, Any], ...]] = {}
+        # Terms by their first equality filter ("anchor"): when a change flips many filters,
+        # the terms whose anchor the new record fails are dropped with set intersections (C)
+        # instead of one Python check each.
+        self._anchors: dict[str, dict[Any, set[int]]] = {}
+        self._unanchored: set[int] = set()
         self._terms_of: dict[K, list[tuple[int, set[str]]]] = {}
         self._next = 0
         # Keys whose criteria an empty record already meets (checked on record creation).
@@ -313,6 +320,11 @@ class TransitionIndex(Generic[K]):
                 if f.operator == "eq" and not is_unknown(f.value)
             )
             self._term_eqs[tid] = eqs
+            if eqs:
+                ap, ak = eqs[0]
+                self._anchors.setdefault(ap, {}).setdefault(ak, set()).add(tid)
+            else:
+                self._unanchored.add(tid)
             self._term_checks[tid] = tuple(
                 (f.property, get_operator(f.operator).make(f))
                 for f in sorted(term.required, key=_selectivity)
@@ -331,7 +343,11 @@ class TransitionIndex(Generic[K]):
                     pi.remove(tid)
             del self._term_key[tid]
             del self._term_checks[tid]
-            del self._term_eqs[tid]
+            eqs = self._term_eqs.pop(tid)
+            if eqs:
+                self._anchors[eqs[0][0]][eqs[0][1]].discard(tid)
+            else:
+                self._unanchored.discard(tid)
         self._match_empty.discard(key)
 
     def keys(self) -> Iterable[K]:
@@ -366,6 +382,15 @@ class TransitionIndex(Generic[K]):
         term_eqs = self._term_eqs
         get = new.get
         normed: dict[str, Any] = {}
+        if len(tids) > ANCHOR_THRESHOLD:
+            keep = tids & self._unanchored
+            for p, by_value in self._anchors.items():
+                raw = get(p)
+                v = normed[p] = None if is_unknown(raw) else norm_eq(raw)
+                hit = by_value.get(v)
+                if hit:
+                    keep |= tids & hit
+            tids = keep
         for t in tids:
             key = keys[t]
             if key in out:

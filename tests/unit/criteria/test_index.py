@@ -28,23 +28,44 @@ VALUES: dict[str, list[Any]] = {
 def random_filter(rng: random.Random) -> PropertyFilter:
     prop = rng.choice(PROPS)
     vals = [v for v in VALUES[prop] if v not in (None, "", [])]
-    op = rng.choice([
-        "eq", "neq", "in", "not_in", "is_known", "is_unknown", "contains", "starts_with",
-        "gt", "gte", "lt", "lte", "between", "after", "before", "within_last_days", "has_all",
-    ])
+    op = rng.choice(
+        [
+            "eq",
+            "neq",
+            "in",
+            "not_in",
+            "is_known",
+            "is_unknown",
+            "contains",
+            "starts_with",
+            "gt",
+            "gte",
+            "lt",
+            "lte",
+            "between",
+            "after",
+            "before",
+            "within_last_days",
+            "has_all",
+        ]
+    )
     if op in ("gt", "gte", "lt", "lte", "between"):
         prop = "score"
         if op == "between":
-            return PropertyFilter(property=prop, operator=op, values=sorted(rng.sample([0, 5, 10, 50], 2)))
+            return PropertyFilter(
+                property=prop, operator=op, values=sorted(rng.sample([0, 5, 10, 50], 2))
+            )
         return PropertyFilter(property=prop, operator=op, value=rng.choice([0, 5, 10, 50]))
     if op in ("after", "before", "within_last_days"):
         prop = "created"
-        return PropertyFilter(property=prop, operator=op,
-                              value=7 if op == "within_last_days" else "2026-01-01")
+        return PropertyFilter(
+            property=prop, operator=op, value=7 if op == "within_last_days" else "2026-01-01"
+        )
     if op in ("in", "not_in", "has_all"):
         flat = [x for v in vals for x in (v if isinstance(v, list) else [v])]
-        return PropertyFilter(property=prop, operator=op,
-                              values=rng.sample(flat, min(2, len(flat))) or ["a"])
+        return PropertyFilter(
+            property=prop, operator=op, values=rng.sample(flat, min(2, len(flat))) or ["a"]
+        )
     if op in ("is_known", "is_unknown"):
         return PropertyFilter(property=prop, operator=op)
     v = rng.choice(vals)
@@ -64,8 +85,15 @@ def random_record(rng: random.Random) -> dict[str, Any]:
     return {p: rng.choice(VALUES[p]) for p in PROPS if rng.random() < 0.8}
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_rising_and_falling_never_miss(seed: int) -> None:
+@pytest.mark.parametrize("anchor_threshold", [0, 10**9])
+@pytest.mark.parametrize("seed", range(4))
+def test_rising_and_falling_never_miss(
+    seed: int, anchor_threshold: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also with the anchor intersection always on (threshold 0) and always off."""
+    import crmflow.criteria.index as index_module
+
+    monkeypatch.setattr(index_module, "ANCHOR_THRESHOLD", anchor_threshold)
     rng = random.Random(seed)
     groups = {i: random_group(rng) for i in range(150)}
     matchers = {i: compile_group(g) for i, g in groups.items()}
@@ -83,13 +111,14 @@ def test_rising_and_falling_never_miss(seed: int) -> None:
             new[p] = n
         want_up = {i for i, m in matchers.items() if m(new, NOW, {}) and not m(old, NOW, {})}
         want_down = {i for i, m in matchers.items() if m(old, NOW, {}) and not m(new, NOW, {})}
-        got_up = idx.rising(changes, NOW)
-        got_down = idx.falling(changes, NOW)
+        got_up = idx.rising(changes, NOW, new=new)
+        assert want_up <= idx.rising(changes, NOW)  # without the pre-check too
+        got_down = idx.falling(changes, NOW, old=old)
         assert want_up <= got_up, (changes, want_up - got_up)
         assert want_down <= got_down, (changes, want_down - got_down)
         flips += len(want_up) + len(want_down)
         created = {i for i, m in matchers.items() if m(new, NOW, {})}
-        got_created = idx.rising([(p, None, v) for p, v in new.items()], NOW, created=True)
+        got_created = idx.rising([(p, None, v) for p, v in new.items()], NOW, created=True, new=new)
         assert created <= got_created
     assert flips > 0  # the random workload does exercise flips
 
@@ -97,10 +126,15 @@ def test_rising_and_falling_never_miss(seed: int) -> None:
 def test_index_is_selective() -> None:
     idx: TransitionIndex[int] = TransitionIndex()
     for i in range(1000):
-        idx.add(i, FilterGroup(filters=[
-            PropertyFilter(property="stage", operator="eq", value=f"s{i % 100}"),
-            PropertyFilter(property="score", operator="gt", value=i),
-        ]))
+        idx.add(
+            i,
+            FilterGroup(
+                filters=[
+                    PropertyFilter(property="stage", operator="eq", value=f"s{i % 100}"),
+                    PropertyFilter(property="score", operator="gt", value=i),
+                ]
+            ),
+        )
     got = idx.rising([("stage", "s1", "s2")], NOW)
     assert got == {i for i in range(1000) if i % 100 == 2}
     got = idx.rising([("score", 10, 12)], NOW)
@@ -118,9 +152,20 @@ def test_remove_and_replace() -> None:
 
 
 def test_dnf_expansion_and_cap() -> None:
-    g = FilterGroup.model_validate({"filters": [{"property": "a", "operator": "is_known"}],
-        "groups": [{"conjunction": "CONJUNCTION_OR", "filters": [
-            {"property": "b", "operator": "is_known"}, {"property": "c", "operator": "is_known"}]}]})
+    g = FilterGroup.model_validate(
+        {
+            "filters": [{"property": "a", "operator": "is_known"}],
+            "groups": [
+                {
+                    "conjunction": "CONJUNCTION_OR",
+                    "filters": [
+                        {"property": "b", "operator": "is_known"},
+                        {"property": "c", "operator": "is_known"},
+                    ],
+                }
+            ],
+        }
+    )
     terms = terms_of(g)
     assert [[f.property for f in t.required] for t in terms] == [["a", "b"], ["a", "c"]]
     capped = terms_of(g, max_terms=1)
@@ -129,7 +174,9 @@ def test_dnf_expansion_and_cap() -> None:
     assert capped[0].loose == {"b", "c"}
 
 
-@pytest.mark.parametrize("a,b", [(5, "5"), ("5.0", 5), (True, "true"), ("Lead", "lead"),
-                                 ("x", "y"), (1, 2), ([1], "[1]")])
+@pytest.mark.parametrize(
+    "a,b",
+    [(5, "5"), ("5.0", 5), (True, "true"), ("Lead", "lead"), ("x", "y"), (1, 2), ([1], "[1]")],
+)
 def test_norm_eq_agrees_with_equal(a: Any, b: Any) -> None:
     assert (norm_eq(a) == norm_eq(b)) == equal(a, b)
