@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from crmflow.api.editor.v1 import editor_service_pb2 as editor_pb
 from crmflow.api.editor.v1 import editor_service_pb2_grpc as editor_grpc
 from crmflow.api.workflow.v1 import workflow_pb2
+from crmflow.cli.exit import exit_now
 from crmflow.grpc.channel import open_channel
 from crmflow.model.convert import to_proto
 from crmflow.model.criteria import FilterGroup
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="load sample data and a workflow into a running stack")
     p.add_argument("--tenant", default=demo_data.DEFAULT_TENANT)
     p.add_argument("--enroll", type=int, default=12, help="contacts to turn into MQLs")
-    p.set_defaults(func=lambda args: asyncio.run(run_demo(args)))
+    p.set_defaults(func=lambda args: exit_now(asyncio.run(run_demo(args))))
 
 
 def demo_definition(tenant: str) -> WorkflowDefinition:

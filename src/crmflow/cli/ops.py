@@ -15,6 +15,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 
+from crmflow.cli.exit import exit_now
 from crmflow.settings import Settings, load_settings
 from crmflow.temporal import search_attributes
 from crmflow.temporal.client import connect
@@ -81,4 +82,4 @@ def _register_search_attributes(args: argparse.Namespace) -> int:
     settings = load_settings(Settings)
     added = asyncio.run(register_search_attributes(settings))
     print(f"search attributes added: {', '.join(added) or 'none (all present)'}")
-    return 0
+    return exit_now(0)

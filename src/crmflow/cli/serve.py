@@ -7,7 +7,8 @@ import asyncio
 import importlib
 from typing import Any
 
-from crmflow.grpc.server import wait_for_termination
+from crmflow.cli.exit import exit_now
+from crmflow.grpc.server import install_stop_signals, wait_for_termination
 from crmflow.logs import setup_logging
 from crmflow.settings import SERVICES, Settings, load_settings
 from crmflow.telemetry import setup_tracing
@@ -49,8 +50,9 @@ def _serve(args: argparse.Namespace) -> int:
     kwargs = {"role": args.role} if args.service == "executor" else {}
 
     async def main() -> None:
+        stop = install_stop_signals()
         running = await root.start(settings, **kwargs)
-        await wait_for_termination(running, settings.grace_seconds)
+        await wait_for_termination(running, settings.grace_seconds, stop)
 
     asyncio.run(main())
-    return 0
+    return exit_now(0)

@@ -149,12 +149,21 @@ async def _start_health_server(
     return server
 
 
-async def wait_for_termination(running: RunningServer, grace: float) -> None:
-    """Block until SIGTERM/SIGINT, then shut down gracefully."""
+def install_stop_signals() -> asyncio.Event:
+    """An event set by SIGTERM/SIGINT. Install it *before* starting, so a signal that arrives
+    between SERVING and the wait still shuts down gracefully instead of killing the process."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def wait_for_termination(
+    running: RunningServer, grace: float, stop: asyncio.Event | None = None
+) -> None:
+    """Block until ``stop`` is set (default: SIGTERM/SIGINT), then shut down gracefully."""
+    stop = stop or install_stop_signals()
     waiter = asyncio.create_task(running.server.wait_for_termination())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
