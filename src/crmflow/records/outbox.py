@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ class OutboxDispatcher:
         poll_interval: float = 0.25,
         min_backoff: float = 0.5,
         max_backoff: float = 60.0,
+        retention: timedelta = timedelta(days=7),
     ) -> None:
         self.store = store
         self.deliver = deliver
@@ -52,6 +54,7 @@ class OutboxDispatcher:
         self.poll_interval = poll_interval
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
+        self.retention = retention  # delivered rows are purged after this long
         self.failures = 0  # consecutive failed deliveries
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -97,8 +100,16 @@ class OutboxDispatcher:
         return len(rows)
 
     async def run(self) -> None:
-        """Loop until ``stop()``: drain, then poll; back off after a failed delivery."""
+        """Loop until ``stop()``: drain, then poll; back off after a failed delivery. Purges
+        delivered rows older than ``retention`` about once an hour."""
+        next_purge = 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + 3600
+                try:
+                    await self.purge_delivered(self.store.now() - self.retention)
+                except Exception:
+                    log.warning("outbox purge failed", exc_info=True)
             try:
                 n = await self.dispatch_once()
                 wait = 0.0 if n == self.batch_size else self.poll_interval

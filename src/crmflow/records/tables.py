@@ -180,7 +180,8 @@ class CrmIdempotency(SQLModel, table=True):
 
 class CrmOutbox(SQLModel, table=True):
     __tablename__ = "crm_outbox"
-    __table_args__ = (sa.Index("ix_crm_outbox_pending", "delivered_at", "next_attempt_at"),)
+    # Pending rows in commit order: the dispatcher reads "delivered_at IS NULL ORDER BY seq".
+    __table_args__ = (sa.Index("ix_crm_outbox_pending", "delivered_at", "seq"),)
     seq: int | None = Field(default=None, sa_column=sa.Column(AUTO_ID, primary_key=True))
     tenant_id: str = Field(max_length=64)
     event_id: str = Field(max_length=64, unique=True)
