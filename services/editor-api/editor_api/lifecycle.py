@@ -5,48 +5,31 @@ status and writes an outbox row (``editor_handoffs``); only then does it call en
 enrollment answers, the outbox row is deleted; if it cannot be reached, the publish still
 stands (the revision exists and is what the workflow runs once delivered), the workflow reports
 ``handoff_pending`` with the error, and a background task retries with backoff until enrollment
-acknowledges. ActivateRevision / DeactivateWorkflow are idempotent on enrollment's side, so a
-retry after a lost acknowledgement is harmless. A newer intent (turn off after publish) replaces
-an undelivered older one, so the last word always wins.
+acknowledges (``outbox.py``). ActivateRevision / DeactivateWorkflow are idempotent on
+enrollment's side, so a retry after a lost acknowledgement is harmless. A newer intent (turn
+off after publish) replaces an undelivered older one, so the last word always wins.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from datetime import timedelta
-
 from crmflow.errors import Aborted, FailedPrecondition, InvalidArgument, PreconditionViolation
 from crmflow.model.workflow import PublishedRevision, WorkflowDefinition, WorkflowStatus
-from editor_api import naming
+from editor_api import naming, outbox
 from editor_api import repository as repo
 from editor_api.db import PublishedRevisionRow, WorkflowRow
+from editor_api.documents import dump, parse, revision_model
 from editor_api.enrollment_client import EnrollmentGateway, EnrollmentUnavailable
-from editor_api.service import EditorCore, WorkflowView, dump, parse, require
+from editor_api.outbox import Deliverer
+from editor_api.service import EditorCore, WorkflowView, require
 from editor_api.validation import load_properties, validate
-
-log = logging.getLogger("editor_api.lifecycle")
-MAX_BACKOFF = 300.0
-
-
-def revision_model(r: PublishedRevisionRow) -> PublishedRevision:
-    return PublishedRevision(
-        tenant_id=r.tenant_id,
-        workflow_id=r.workflow_id,
-        revision=r.revision,
-        published_at=r.published_at,
-        definition=parse(r.definition),
-    )
 
 
 class Lifecycle:
     def __init__(self, core: EditorCore, enrollment: EnrollmentGateway) -> None:
         self.core = core
         self.enrollment = enrollment
-        # Hand-offs being delivered by this process (inline and retrier never race here;
-        # across replicas a duplicate delivery is harmless: enrollment's rpcs are idempotent).
-        self._inflight: set[tuple[str, str]] = set()
-        self._again: set[tuple[str, str]] = set()
+        self.handoffs = Deliverer(core, enrollment)
+        self.deliver = self.handoffs.deliver
 
     async def publish(
         self, tenant_id: str, workflow_id: str, *, expected: int, enroll_existing: bool, actor: str
@@ -123,7 +106,7 @@ class Lifecycle:
                     "published_draft_revision": row.draft_revision,
                 },
             )
-            await repo.put_handoff(
+            await outbox.put_handoff(
                 s,
                 tenant_id=tenant_id,
                 workflow_id=workflow_id,
@@ -159,7 +142,7 @@ class Lifecycle:
             values, handoff, summary = self._transition(row, operation)
             await repo.set_status(s, row=row, values=values, now=now)
             if handoff:
-                await repo.put_handoff(
+                await outbox.put_handoff(
                     s,
                     tenant_id=tenant_id,
                     workflow_id=workflow_id,
@@ -295,76 +278,3 @@ class Lifecycle:
         async with self.core.sessions() as s:
             rows = await repo.list_revisions(s, tenant_id=tenant_id, workflow_id=workflow_id)
         return [revision_model(r) for r in rows]
-
-    # -- hand-off delivery ---------------------------------------------------------------
-    async def deliver(self, tenant_id: str, workflow_id: str) -> bool:
-        """Deliver the workflow's pending hand-off, if any; True when nothing is left."""
-        key = (tenant_id, workflow_id)
-        if key in self._inflight:
-            self._again.add(key)  # a newer intent: the running delivery goes round again
-            return False
-        self._inflight.add(key)
-        try:
-            while True:
-                self._again.discard(key)
-                done = await self._deliver(tenant_id, workflow_id)
-                if key not in self._again:
-                    return done
-        finally:
-            self._inflight.discard(key)
-
-    async def _deliver(self, tenant_id: str, workflow_id: str) -> bool:
-        async with self.core.sessions() as s:
-            h = await repo.get_handoff(s, tenant_id=tenant_id, workflow_id=workflow_id)
-            if h is None:
-                return True
-            rev = None
-            if h.kind == "activate":
-                rev = revision_model(
-                    await repo.get_revision(
-                        s, tenant_id=tenant_id, workflow_id=workflow_id, revision=h.revision
-                    )
-                )
-        try:
-            if rev is not None:
-                await self.enrollment.activate(rev, enroll_existing=h.enroll_existing)
-            else:
-                await self.enrollment.deactivate(
-                    tenant_id, workflow_id, unenroll_existing=h.enroll_existing
-                )
-        except Exception as exc:  # any failure: keep the outbox row, retry later
-            delay = min(MAX_BACKOFF, 2.0 ** min(h.attempts, 10))
-            log.warning(
-                "hand-off %s of %s failed (attempt %d): %s",
-                h.kind,
-                workflow_id,
-                h.attempts + 1,
-                exc,
-            )
-            async with self.core.sessions() as s, s.begin():
-                await repo.fail_handoff(
-                    s,
-                    handoff=h,
-                    error=str(exc),
-                    retry_at=self.core.clock() + timedelta(seconds=delay),
-                )
-            return False
-        async with self.core.sessions() as s, s.begin():
-            await repo.finish_handoff(s, handoff=h)
-        return True
-
-    async def deliver_due(self) -> int:
-        async with self.core.sessions() as s:
-            due = await repo.due_handoffs(s, now=self.core.clock())
-        delivered = 0
-        for h in due:
-            delivered += await self.deliver(h.tenant_id, h.workflow_id)
-        return delivered
-
-    async def retry_loop(self, interval: float = 2.0) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception:
-                log.exception("hand-off retry pass failed")
-            await asyncio.sleep(interval)

@@ -99,7 +99,9 @@ async def start(
     except BaseException:
         await engine.dispose()
         raise
-    retrier = asyncio.create_task(life.retry_loop(retry_interval), name="editor-handoff-retry")
+    retrier = asyncio.create_task(
+        life.handoffs.retry_loop(retry_interval), name="editor-handoff-retry"
+    )
 
     async def cleanup() -> None:
         retrier.cancel()

@@ -27,7 +27,6 @@ from editor_api.db import (
 )
 
 UNDO_WINDOW = timedelta(days=30)
-INLINE_GRACE = timedelta(seconds=30)
 
 
 async def get_workflow(
@@ -316,76 +315,10 @@ async def put_plan(session: AsyncSession, *, plan: TenantPlanRow) -> None:
     await session.merge(plan)
 
 
-# Hand-offs to enrollment (outbox) ---------------------------------------------------------
-async def put_handoff(
-    session: AsyncSession,
-    *,
-    tenant_id: str,
-    workflow_id: str,
-    kind: str,
-    revision: int = 0,
-    enroll_existing: bool = False,
-    now: datetime,
-) -> None:
-    """The newest intent replaces an undelivered older one (turning off wins over activating)."""
-    await session.merge(
-        HandoffRow(
-            tenant_id=tenant_id,
-            workflow_id=workflow_id,
-            kind=kind,
-            revision=revision,
-            enroll_existing=enroll_existing,
-            attempts=0,
-            last_error="",
-            created_at=now,
-            # The request that wrote it delivers it inline; the retrier waits its turn.
-            next_attempt_at=now + INLINE_GRACE,
-        )
-    )
-
-
 async def get_handoff(
     session: AsyncSession, *, tenant_id: str, workflow_id: str
 ) -> HandoffRow | None:
     return await session.get(HandoffRow, (tenant_id, workflow_id))
-
-
-async def due_handoffs(
-    session: AsyncSession, *, now: datetime, limit: int = 50
-) -> list[HandoffRow]:
-    stmt = (
-        select(HandoffRow)
-        .where(col(HandoffRow.next_attempt_at) <= now)
-        .order_by(col(HandoffRow.next_attempt_at))
-        .limit(limit)
-    )
-    return list((await session.exec(stmt)).all())
-
-
-async def finish_handoff(session: AsyncSession, *, handoff: HandoffRow) -> None:
-    """Delete only the row that was delivered (a newer intent may have replaced it)."""
-    await session.exec(  # type: ignore[call-overload]
-        delete(HandoffRow).where(
-            col(HandoffRow.tenant_id) == handoff.tenant_id,
-            col(HandoffRow.workflow_id) == handoff.workflow_id,
-            col(HandoffRow.created_at) == handoff.created_at,
-            col(HandoffRow.kind) == handoff.kind,
-        )
-    )
-
-
-async def fail_handoff(
-    session: AsyncSession, *, handoff: HandoffRow, error: str, retry_at: datetime
-) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(HandoffRow)
-        .where(
-            col(HandoffRow.tenant_id) == handoff.tenant_id,
-            col(HandoffRow.workflow_id) == handoff.workflow_id,
-            col(HandoffRow.created_at) == handoff.created_at,
-        )
-        .values(attempts=HandoffRow.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at)
-    )
 
 
 def dumps_list(values: list[str]) -> str:

@@ -32,6 +32,7 @@ from crmflow.model.workflow import WorkflowDefinition, WorkflowStatus
 from editor_api import changes, graph
 from editor_api import repository as repo
 from editor_api.db import AuditRow, HandoffRow, WorkflowRow, utcnow
+from editor_api.documents import ModelCache, dump
 from editor_api.edits import Edit
 from editor_api.plans import Plan, enforce_definition, enforce_workflow_count
 from editor_api.validation import (
@@ -51,37 +52,6 @@ class WorkflowView:
     undo_available: int = 0
     redo_available: int = 0
     handoff: HandoffRow | None = None
-
-
-def dump(defn: WorkflowDefinition) -> str:
-    """Canonical JSON of a draft (pydantic-core, compact): equal drafts give equal strings."""
-    return defn.model_dump_json(exclude_none=True)
-
-
-def parse(draft: str) -> WorkflowDefinition:
-    return WorkflowDefinition.model_validate_json(draft)
-
-
-class ModelCache:
-    """Parsed drafts keyed by their exact JSON text (parsing 500 actions costs ~5 ms).
-
-    ``take`` hands a model out exclusively (the caller may mutate it), so concurrent requests
-    never share one; the caller ``put``s back the model for the text it leaves behind. Bounded:
-    a few recently edited workflows, not a second copy of the database.
-    """
-
-    def __init__(self, size: int = 8) -> None:
-        self.size = size
-        self.models: dict[str, WorkflowDefinition] = {}
-
-    def take(self, draft: str) -> WorkflowDefinition:
-        got = self.models.pop(draft, None)
-        return got if got is not None else parse(draft)
-
-    def put(self, draft: str, model: WorkflowDefinition) -> None:
-        self.models[draft] = model
-        while len(self.models) > self.size:
-            self.models.pop(next(iter(self.models)))
 
 
 def require(field: str, value: str) -> None:

@@ -21,11 +21,12 @@ from crmflow.model.triggers import EnrollmentSettings
 from crmflow.model.workflow import PublishedRevision, WorkflowDefinition, WorkflowStatus
 from editor_api import edits, graph, templates
 from editor_api import repository as repo
+from editor_api.documents import dump
 from editor_api.lifecycle import Lifecycle
 from editor_api.minimap import edges, layout
 from editor_api.plans import Plan
 from editor_api.proto_cache import definition_proto
-from editor_api.service import EditorCore, WorkflowView, dump
+from editor_api.service import EditorCore, WorkflowView
 from editor_api.tenant_plans import TenantPlans
 
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
