@@ -9,6 +9,7 @@ generated method.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -157,6 +158,14 @@ def _forward(name: str) -> Any:
     return method
 
 
-for _name in sorted(RecordStore.__abstractmethods__ - set(vars(DelegatingStore))):
+# Every public port coroutine, not only the abstract ones: the port's concrete extension
+# defaults (batch_create, upsert_owner, ...) must reach the inner adapter's real implementation
+# instead of the port's "not supported" fallback.
+_PORT_METHODS = {
+    name
+    for name, fn in vars(RecordStore).items()
+    if not name.startswith("_") and inspect.iscoroutinefunction(fn)
+}
+for _name in sorted(_PORT_METHODS - set(vars(DelegatingStore))):
     setattr(DelegatingStore, _name, _forward(_name))
 DelegatingStore.__abstractmethods__ = frozenset()

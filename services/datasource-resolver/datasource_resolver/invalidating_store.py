@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from crmflow.model.records import Record
-from crmflow.records.port import Association, RecordStore
+from crmflow.records.port import Association, RecordStore, RecordUpdate
 from datasource_resolver.delegating_store import DelegatingStore
 
 if TYPE_CHECKING:
@@ -47,6 +48,34 @@ class InvalidatingStore(DelegatingStore):
         )
         self._cache.invalidate(tenant_id, object_type, [record_id])
         return rec
+
+    async def batch_create(
+        self,
+        tenant_id: str,
+        object_type: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        idempotency_key: str = "",
+    ) -> list[Record]:
+        recs = await self.inner.batch_create(
+            tenant_id, object_type, items, idempotency_key=idempotency_key
+        )
+        self._cache.invalidate(tenant_id, object_type, [r.record_id for r in recs])
+        return recs
+
+    async def batch_update(
+        self,
+        tenant_id: str,
+        object_type: str,
+        items: Sequence[RecordUpdate],
+        *,
+        idempotency_key: str = "",
+    ) -> list[Record]:
+        recs = await self.inner.batch_update(
+            tenant_id, object_type, items, idempotency_key=idempotency_key
+        )
+        self._cache.invalidate(tenant_id, object_type, [i.record_id for i in items])
+        return recs
 
     async def delete(self, tenant_id: str, object_type: str, record_id: str) -> None:
         await self.inner.delete(tenant_id, object_type, record_id)
