@@ -3,7 +3,6 @@ mapping; domain errors propagate to the server interceptor, which maps them to s
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeAlias
 
 import grpc
@@ -11,10 +10,9 @@ import grpc
 from crmflow.api.editor.v1 import editor_service_pb2 as pb
 from crmflow.api.editor.v1 import editor_service_pb2_grpc as pb_grpc
 from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
-from crmflow.criteria import OPERATORS
 from crmflow.errors import InvalidArgument, PermissionDenied
 from crmflow.model.actions import Action
-from crmflow.model.convert import from_proto, to_proto
+from crmflow.model.convert import from_proto
 from crmflow.model.data_sources import DataSource
 from crmflow.model.settings import WorkflowSettings
 from crmflow.model.triggers import EnrollmentSettings
@@ -24,9 +22,9 @@ from editor_api import repository as repo
 from editor_api.documents import dump
 from editor_api.lifecycle import Lifecycle
 from editor_api.minimap import edges, layout
-from editor_api.plans import Plan
 from editor_api.proto_cache import definition_proto
 from editor_api.service import EditorCore, WorkflowView
+from editor_api.servicer_catalogue import CatalogueRpcs
 from editor_api.tenant_plans import TenantPlans
 
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -77,7 +75,7 @@ def _action(msg: wf_pb.Action, *, generate_id: bool, taken: set[str] | None = No
     return from_proto(msg, Action, field="action")
 
 
-class EditorServicer(pb_grpc.EditorServiceServicer):
+class EditorServicer(CatalogueRpcs, pb_grpc.EditorServiceServicer):
     def __init__(self, core: EditorCore, lifecycle: Lifecycle, plans: TenantPlans) -> None:
         self.core = core
         self.life = lifecycle
@@ -330,86 +328,6 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
             properties_checked=checked,
         )
 
-    # -- catalogue -------------------------------------------------------------------------
-    async def ListActionTypes(self, req: pb.ListActionTypesRequest, ctx: Ctx) -> Any:
-        plan = await self.plans.get(req.tenant_id) if req.tenant_id else Plan(tenant_id="")
-        reg = self.core.registry
-        out = []
-        for spec in reg.all():
-            if req.category and spec.category != req.category:
-                continue
-            why = plan.action_lock(spec.action_type, reg, spec.version)
-            out.append(
-                pb.ActionType(
-                    action_type=spec.action_type,
-                    version=spec.version,
-                    label=spec.label,
-                    category=spec.category,
-                    control_flow=spec.control_flow,
-                    undoable=spec.undoable,
-                    plan_feature=spec.plan_feature,
-                    locked=bool(why),
-                    locked_reason=why,
-                    fields_json_schema=json.dumps(spec.fields_model.model_json_schema()),
-                    token_fields=list(spec.token_fields),
-                )
-            )
-        return pb.ListActionTypesResponse(action_types=out)
-
-    async def ListFilterOperators(self, req: pb.ListFilterOperatorsRequest, ctx: Ctx) -> Any:
-        ops = [
-            pb.FilterOperator(
-                key=o.key, label=o.label, operand=o.operand, property_types=list(o.property_types)
-            )
-            for o in sorted(OPERATORS.values(), key=lambda o: o.key)
-            if not req.property_type or req.property_type in o.property_types
-        ]
-        return pb.ListFilterOperatorsResponse(operators=ops)
-
-    # -- templates -------------------------------------------------------------------------
-    @staticmethod
-    def _summary(t: templates.Template) -> pb.TemplateSummary:
-        return pb.TemplateSummary(
-            template_id=t.template_id,
-            name=t.name,
-            category=t.category,
-            object_type=t.object_type,
-            description=t.description,
-            keywords=t.keywords,
-            required_features=t.required_features,
-        )
-
-    async def ListTemplates(self, req: pb.ListTemplatesRequest, ctx: Ctx) -> Any:
-        found = templates.search(
-            category=req.category, object_type=req.object_type, query=req.query
-        )
-        return pb.ListTemplatesResponse(
-            templates=[self._summary(t) for t in found], categories=templates.categories()
-        )
-
-    async def GetTemplate(self, req: pb.GetTemplateRequest, ctx: Ctx) -> Any:
-        if not req.template_id:
-            raise InvalidArgument.field("template_id", "required")
-        t = templates.get(req.template_id)
-        plan = await self.plans.get(req.tenant_id) if req.tenant_id else Plan(tenant_id="")
-        missing = t.missing_features(plan, self.core.registry)
-        return pb.GetTemplateResponse(
-            template=self._summary(t),
-            purpose=t.purpose,
-            actions=[
-                pb.TemplateAction(
-                    action_id=a.action_id,
-                    action_type=a.action_type,
-                    label=a.label,
-                    placeholder=a.placeholder,
-                )
-                for a in t.definition.actions.values()
-            ],
-            compatible_with_plan=not missing,
-            missing_features=missing,
-            definition=to_proto(t.definition, wf_pb.WorkflowDefinition),
-        )
-
     # -- review and publish ----------------------------------------------------------------
     async def PreviewEnrollment(self, req: pb.PreviewEnrollmentRequest, ctx: Ctx) -> Any:
         count, ids = await self.life.preview(req.tenant_id, req.workflow_id, req.sample_size or 10)
@@ -448,31 +366,3 @@ class EditorServicer(pb_grpc.EditorServiceServicer):
     async def ListRevisions(self, req: pb.ListRevisionsRequest, ctx: Ctx) -> Any:
         revs = await self.life.revisions(req.tenant_id, req.workflow_id)
         return pb.ListRevisionsResponse(revisions=[revision_proto(r) for r in revs])
-
-    # -- audit and plans -------------------------------------------------------------------
-    async def ListAuditEntries(self, req: pb.ListAuditEntriesRequest, ctx: Ctx) -> Any:
-        entries, nxt = await self.core.audit_entries(
-            req.tenant_id, req.workflow_id, req.page_size, req.page_token
-        )
-        out = []
-        for e in entries:
-            m = pb.AuditEntry(
-                sequence=e.pk or 0,
-                workflow_id=e.workflow_id,
-                actor=e.actor,
-                operation=e.operation,
-                summary=e.summary,
-                draft_revision=e.draft_revision,
-            )
-            m.at.FromDatetime(e.at)
-            out.append(m)
-        return pb.ListAuditEntriesResponse(entries=out, next_page_token=nxt)
-
-    async def GetTenantPlan(self, req: pb.GetTenantPlanRequest, ctx: Ctx) -> Any:
-        return pb.GetTenantPlanResponse(
-            plan=self.plans.to_proto(await self.plans.get(req.tenant_id))
-        )
-
-    async def SetTenantPlan(self, req: pb.SetTenantPlanRequest, ctx: Ctx) -> Any:
-        plan = await self.plans.set(req.tenant_id, req.plan)
-        return pb.SetTenantPlanResponse(plan=self.plans.to_proto(plan))

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from crmflow.actions.control import (
-    DELAY,
     IF_THEN,
     MAX_IF_THEN_BRANCHES,
     MAX_VALUE_EQUALS_BRANCHES,
@@ -26,10 +25,11 @@ from crmflow.actions.control import (
 from crmflow.actions.registry import ActionRegistry, ActionSpec
 from crmflow.criteria import OPERATORS
 from crmflow.errors import NotFound
-from crmflow.model.actions import Action, EdgeType
+from crmflow.model.actions import Action
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.workflow import WorkflowDefinition
 from crmflow.tokens import TemplateError, references_in
+from editor_api.loops import loops_without_delay
 from editor_api.plans import Plan, trigger_locks
 
 log = logging.getLogger("editor_api.validation")
@@ -342,68 +342,13 @@ class _Checker:
             stack.extend(c.next_action_id for _, c in d.actions[aid].edges())
         for aid in sorted(set(d.actions) - seen):
             self.add(aid, "unreachable_action", "", "no path from the start reaches this action")
-        for aid in self.loops_without_delay():
+        for aid in loops_without_delay(self.defn):
             self.add(
                 aid,
                 "goto_loop_without_delay",
                 "connection",
                 "this go-to closes a loop with no delay in it; add a delay to the loop",
             )
-
-    def loops_without_delay(self) -> list[str]:
-        """Sources of GOTO edges on a cycle made only of non-delay actions (iterative Tarjan)."""
-        d = self.defn
-        nodes = [a for a in d.actions if d.actions[a].action_type != DELAY]
-        allowed = set(nodes)
-        succ = {
-            a: [c.next_action_id for _, c in d.actions[a].edges() if c.next_action_id in allowed]
-            for a in nodes
-        }
-        index: dict[str, int] = {}
-        low: dict[str, int] = {}
-        on: set[str] = set()
-        st: list[str] = []
-        comp_of: dict[str, int] = {}
-        counter = 0
-        ncomp = 0
-        for root in nodes:
-            if root in index:
-                continue
-            work = [(root, 0)]
-            while work:
-                v, i = work.pop()
-                if i == 0:
-                    index[v] = low[v] = counter
-                    counter += 1
-                    st.append(v)
-                    on.add(v)
-                if i < len(succ[v]):
-                    work.append((v, i + 1))
-                    w = succ[v][i]
-                    if w not in index:
-                        work.append((w, 0))
-                    elif w in on:
-                        low[v] = min(low[v], index[w])
-                    continue
-                if low[v] == index[v]:
-                    while True:
-                        w = st.pop()
-                        on.discard(w)
-                        comp_of[w] = ncomp
-                        if w == v:
-                            break
-                    ncomp += 1
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[v])
-        out = []
-        for v in nodes:
-            for _, c in d.actions[v].edges():
-                w = c.next_action_id
-                if w in allowed and comp_of.get(w) == comp_of[v] and c.edge_type == EdgeType.GOTO:
-                    out.append(v)
-                    break
-        return sorted(out)
 
     def workflow(self) -> None:
         d = self.defn
