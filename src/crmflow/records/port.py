@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field
 
-from crmflow.errors import FailedPrecondition
+from crmflow.errors import FailedPrecondition, NotFound
 from crmflow.model.base import Model
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.records import ChangeEvent, Record
@@ -237,8 +237,22 @@ class RecordStore(ABC):
         *,
         idempotency_key: str = "",
     ) -> list[Record]:
-        """All or nothing: one bad item refuses the batch, naming ``records[i].properties.x``."""
-        return [await self.create(tenant_id, object_type, p) for p in items]
+        """All or nothing: one bad item refuses the batch, naming ``records[i].properties.x``.
+
+        This default (for adapters without a native batch) validates every item against the
+        property definitions first, so a bad item writes nothing; items are then created one by
+        one with per-item idempotency keys derived from ``idempotency_key``.
+        """
+        await self._prevalidate(tenant_id, object_type, [(p, None) for p in items])
+        return [
+            await self.create(
+                tenant_id,
+                object_type,
+                p,
+                idempotency_key=f"{idempotency_key}:{i}" if idempotency_key else "",
+            )
+            for i, p in enumerate(items)
+        ]
 
     async def batch_update(
         self,
@@ -248,8 +262,49 @@ class RecordStore(ABC):
         *,
         idempotency_key: str = "",
     ) -> list[Record]:
-        """All or nothing, like ``batch_create``."""
-        return [await self.update(tenant_id, object_type, i.record_id, i.properties) for i in items]
+        """All or nothing, like ``batch_create`` (every record must exist: NotFound first)."""
+        existing = {
+            r.record_id: r
+            for r in await self.batch_get(tenant_id, object_type, [i.record_id for i in items])
+        }
+        for i in items:
+            if i.record_id not in existing:
+                raise NotFound("record", f"{object_type}/{i.record_id}")
+        await self._prevalidate(
+            tenant_id,
+            object_type,
+            [(i.properties, existing[i.record_id].properties) for i in items],
+        )
+        return [
+            await self.update(
+                tenant_id,
+                object_type,
+                u.record_id,
+                u.properties,
+                idempotency_key=f"{idempotency_key}:{i}" if idempotency_key else "",
+            )
+            for i, u in enumerate(items)
+        ]
+
+    async def _prevalidate(
+        self,
+        tenant_id: str,
+        object_type: str,
+        items: Sequence[tuple[dict[str, Any], dict[str, Any] | None]],
+    ) -> None:
+        from crmflow.errors import ErrorList
+        from crmflow.records.schema import Schema, validate_properties
+
+        schema = Schema(
+            ObjectTypeDefinition(name=object_type),
+            await self.list_properties(tenant_id, object_type),
+        )
+        errs = ErrorList()
+        for i, (props, existing) in enumerate(items):
+            validate_properties(
+                schema, props, existing=existing, field=f"records[{i}].properties", errors=errs
+            )
+        errs.raise_if_any("invalid records")
 
     async def define_object_type(
         self,
