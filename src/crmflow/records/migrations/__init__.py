@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,9 @@ from sqlalchemy.engine import Connection
 from crmflow.db import create_engine
 
 HERE = Path(__file__).parent
+
+# Alembic announces every plugin it loads at INFO; keep "Running upgrade ..." lines, drop those.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def alembic_config() -> Config:
