@@ -95,23 +95,20 @@ def summary(name: str, samples_ms: list[float]) -> dict[str, Any]:
     }
 
 
-async def timed(n: int, fn: Callable[[int], Awaitable[Any]]) -> list[float]:
+async def interleaved(
+    n: int, cases: list[tuple[str, Callable[[int], Awaitable[Any]]]]
+) -> dict[str, list[float]]:
+    """Round-robin over the cases, so a stall of this shared machine hits subject and peers
+    alike instead of whichever happened to be running (one request in flight)."""
     for i in range(min(5, n)):  # warm-up
-        await fn(i)
-    out = []
+        for _, fn in cases:
+            await fn(i)
+    out: dict[str, list[float]] = {name: [] for name, _ in cases}
     for i in range(n):
-        t0 = time.perf_counter()
-        await fn(i)
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
-def timed_sync(n: int, fn: Callable[[], Any]) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
+        for name, fn in cases:
+            t0 = time.perf_counter()
+            await fn(i)
+            out[name].append((time.perf_counter() - t0) * 1000)
     return out
 
 
@@ -210,30 +207,30 @@ async def run_one(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, An
                     {"d": row[0], "t": TENANT, "w": wid, "r": row[1]},
                 )
 
-        results = [
-            summary("update_action", await timed(iters, update_action)),
-            summary("add_delete", await timed(iters, add_delete)),
-            summary("validate", await timed(iters, validate)),
-            summary("get", await timed(iters, get)),
-            summary("raw_db_roundtrip", await timed(iters, raw_db)),
-        ]
         draft = (
             await stub.GetWorkflow(pb.GetWorkflowRequest(tenant_id=TENANT, workflow_id=wid))
         ).workflow
         doc = json.dumps(
             json_format.MessageToDict(draft.definition, preserving_proto_field_name=True)
         )
-        results.append(
-            summary("json_load_dump", timed_sync(iters, lambda: json.dumps(json.loads(doc))))
-        )
-        results.append(
-            summary(
-                "pydantic_load_dump",
-                timed_sync(
-                    iters, lambda: WorkflowDefinition.model_validate_json(doc).model_dump_json()
-                ),
-            )
-        )
+
+        async def json_load_dump(i: int) -> None:
+            json.dumps(json.loads(doc))
+
+        async def pydantic_load_dump(i: int) -> None:
+            WorkflowDefinition.model_validate_json(doc).model_dump_json()
+
+        cases: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
+            ("update_action", update_action),
+            ("add_delete", add_delete),
+            ("validate", validate),
+            ("get", get),
+            ("raw_db_roundtrip", raw_db),
+            ("json_load_dump", json_load_dump),
+            ("pydantic_load_dump", pydantic_load_dump),
+        ]
+        samples = await interleaved(iters, cases)
+        results = [summary(name, samples[name]) for name, _ in cases]
         by = {r["name"]: r for r in results}
         ratios = {
             f"{s}_vs_{p}": round(by[s]["p50_ms"] / by[p]["p50_ms"], 2)
