@@ -43,6 +43,9 @@ NUMERIC = (PropertyType.NUMBER, PropertyType.DATE, PropertyType.DATETIME)
 
 Cond = Callable[[Any], ColumnElement[bool]]  # value-table alias -> condition on its row
 
+# Negative operators match records with no value, like the evaluator: NOT IN (positive ids).
+NEGATED = {"neq": "eq", "not_in": "in", "not_contains": "contains", "is_unknown": "is_known"}
+
 SQL_OPERATORS = frozenset(
     {
         "eq",
@@ -152,41 +155,62 @@ class Translator:
         return sa.and_(rid.in_(linked()), ~rid.in_(linked(False)))
 
     # -- one filter on one record --------------------------------------------------------
+    def ids(self, prop: PropertyDefinition, object_type: str, cond: Cond | None) -> Any:
+        """Ids of records with a value row of ``prop`` matching ``cond`` (any value: None)."""
+        v = V.alias()
+        where = [
+            v.c.tenant_id == self.tenant_id,
+            v.c.object_type == object_type,
+            v.c.property == prop.name,
+        ]
+        if cond is not None:
+            where.append(cond(v))
+        return sa.select(v.c.record_id).where(*where)
+
+    def single_id_set(self, group: FilterGroup, object_type: str, path: str) -> Any | None:
+        """For a group that is one positive filter on the record itself, the id set it matches
+        (a count can then read the value index alone); None otherwise."""
+        if len(group.filters) != 1 or group.groups:
+            return None
+        f = group.filters[0]
+        if f.association is not None or f.operator in NEGATED or f.operator == "has_all":
+            return None
+        self.filter(f, object_type, sa.literal(""), f"{path}.filters[0]")  # validates
+        prop = self.schemas[object_type].properties[f.property]
+        return self.ids(prop, object_type, self._cond(f.operator, f, prop, f"{path}.filters[0]"))
+
     def _predicate(
         self, f: PropertyFilter, prop: PropertyDefinition, object_type: str, rid: Any, path: str
     ) -> ColumnElement[bool]:
-        def has(cond: Cond | None = None) -> ColumnElement[bool]:
-            """``rid IN (ids with a matching value row)``: a non-correlated sub-query."""
-            v = V.alias()
-            where = [
-                v.c.tenant_id == self.tenant_id,
-                v.c.object_type == object_type,
-                v.c.property == prop.name,
-            ]
-            if cond is not None:
-                where.append(cond(v))
-            return rid.in_(sa.select(v.c.record_id).where(*where))
-
+        """``rid [NOT] IN (ids with a matching value row)``: non-correlated sub-queries."""
         key = f.operator
-        if key == "is_known":
-            return has()
-        if key == "is_unknown":
-            return ~has()
-        if key in ("eq", "neq"):
-            c = has(self._equals(prop, [f.value], f"{path}.value"))
-            return c if key == "eq" else ~c
-        if key in ("in", "not_in"):
-            c = has(self._equals(prop, f.values, f"{path}.values"))
-            return c if key == "in" else ~c
         if key == "has_all":
-            return sa.and_(*[has(self._equals(prop, [x], f"{path}.values")) for x in f.values])
-        if key in ("contains", "not_contains", "starts_with", "ends_with"):
+            return sa.and_(
+                *[
+                    rid.in_(self.ids(prop, object_type, self._equals(prop, [x], f"{path}.values")))
+                    for x in f.values
+                ]
+            )
+        if key in NEGATED:
+            return ~rid.in_(self.ids(prop, object_type, self._cond(NEGATED[key], f, prop, path)))
+        return rid.in_(self.ids(prop, object_type, self._cond(key, f, prop, path)))
+
+    def _cond(
+        self, key: str, f: PropertyFilter, prop: PropertyDefinition, path: str
+    ) -> Cond | None:
+        """The value-row condition of a positive operator."""
+        if key == "is_known":
+            return None
+        if key == "eq":
+            return self._equals(prop, [f.value], f"{path}.value")
+        if key == "in":
+            return self._equals(prop, f.values, f"{path}.values")
+        if key in ("contains", "starts_with", "ends_with"):
             needle = _like_escape(as_text(f.value))
             pattern = {"starts_with": f"{needle}%", "ends_with": f"%{needle}"}.get(
                 key, f"%{needle}%"
             )
-            c = has(lambda v: v.c.value_text.like(pattern, escape="\\"))
-            return ~c if key == "not_contains" else c
+            return lambda v: v.c.value_text.like(pattern, escape="\\")
         if key in ("gt", "gte", "lt", "lte", "before", "after"):
             x = self._num(prop, f.value, f"{path}.value")
             cmp: dict[str, Cond] = {
@@ -197,11 +221,11 @@ class Translator:
                 "lt": lambda v: v.c.value_num < x,
                 "before": lambda v: v.c.value_num < x,
             }
-            return has(cmp[key])
+            return cmp[key]
         if key == "between":
             lo = self._num(prop, f.values[0], f"{path}.values[0]")
             hi = self._num(prop, f.values[1], f"{path}.values[1]")
-            return has(lambda v: v.c.value_num.between(lo, hi))
+            return lambda v: v.c.value_num.between(lo, hi)
         if key in ("within_last_days", "within_next_days"):
             days = timedelta(days=as_number(f.value) or 0)
             lo_t, hi_t = (
@@ -209,7 +233,7 @@ class Translator:
                 if key == "within_last_days"
                 else (self.now, self.now + days)
             )
-            return has(lambda v: v.c.value_num.between(lo_t.timestamp(), hi_t.timestamp()))
+            return lambda v: v.c.value_num.between(lo_t.timestamp(), hi_t.timestamp())
         raise InvalidArgument.field(f"{path}.operator", f"operator {key!r} has no SQL form")
 
     def _equals(self, prop: PropertyDefinition, operands: list[Any], path: str) -> Cond:

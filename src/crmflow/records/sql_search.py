@@ -49,12 +49,35 @@ class SearchMixin(LinksMixin):
         criteria: FilterGroup,
         rid: Any = R.c.record_id,
     ) -> Any:
+        translator = await self._translator(conn, tenant_id, object_type, criteria)
+        return translator.group(criteria, object_type, rid, "criteria")
+
+    async def _translator(
+        self, conn: AsyncConnection, tenant_id: str, object_type: str, criteria: FilterGroup
+    ) -> Translator:
         schemas = {object_type: await self.schema(conn, tenant_id, object_type)}
         for ot in _scope_types(criteria):
             schemas[ot] = await self.schema(conn, tenant_id, ot)
-        return Translator(tenant_id, schemas, self.now()).group(
-            criteria, object_type, rid, "criteria"
-        )
+        return Translator(tenant_id, schemas, self.now())
+
+    async def _count_matches(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        object_type: str,
+        criteria: FilterGroup | None,
+        base: list[Any],
+    ) -> int:
+        """The count; one positive filter is counted on the value index alone (its rows exist
+        exactly for live records), which skips a primary-key probe per match."""
+        if criteria is not None:
+            translator = await self._translator(conn, tenant_id, object_type, criteria)
+            ids = translator.single_id_set(criteria, object_type, "criteria")
+            if ids is not None:
+                sub = ids.subquery()
+                q = sa.select(sa.func.count(sa.distinct(sub.c.record_id)))
+                return int((await conn.execute(q)).scalar_one())
+        return await self._count(conn, base)
 
     def _order(self, schema: Schema, sort: str, *, noindex: bool = False) -> list[Any]:
         desc = sort.startswith("-")
@@ -113,7 +136,7 @@ class SearchMixin(LinksMixin):
                     next_cursor=_next(offset, limit, len(matched)),
                 )
             base = await self._base(conn, tenant_id, object_type, criteria)
-            n = await self._count(conn, base)
+            n = await self._count_matches(conn, tenant_id, object_type, criteria, base)
             if self.sqlite and criteria is not None:
                 by_creation = sort.lstrip("-") in ("", "createdate")
                 if by_creation and await self._walk(
@@ -173,7 +196,8 @@ class SearchMixin(LinksMixin):
             await self.schema(conn, tenant_id, object_type)
             if criteria is not None and needs_python(criteria):
                 return len(await self._python_matches(conn, tenant_id, object_type, criteria))
-            return await self._count(conn, await self._base(conn, tenant_id, object_type, criteria))
+            base = await self._base(conn, tenant_id, object_type, criteria)
+            return await self._count_matches(conn, tenant_id, object_type, criteria, base)
 
     async def _python_matches(
         self, conn: AsyncConnection, tenant_id: str, object_type: str, criteria: FilterGroup
