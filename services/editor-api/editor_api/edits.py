@@ -246,6 +246,8 @@ def rename(name: str, description: str | None, folder: str | None) -> Edit:
             raise InvalidArgument.field("name", "must not be empty")
         if len(name) > 512:
             raise InvalidArgument.field("name", "at most 512 characters")
+        if folder is not None and len(folder) > 256:
+            raise InvalidArgument.field("folder", "at most 256 characters")
         old = defn.name
         defn.name = name
         if description is not None:

@@ -20,7 +20,7 @@ from editor_api.db import PublishedRevisionRow, WorkflowRow
 from editor_api.documents import dump, parse, revision_model
 from editor_api.enrollment_client import EnrollmentGateway, EnrollmentUnavailable
 from editor_api.outbox import Deliverer
-from editor_api.service import EditorCore, WorkflowView, require
+from editor_api.service import EditorCore, WorkflowView, check_actor, require
 from editor_api.validation import load_properties, validate
 
 
@@ -37,6 +37,7 @@ class Lifecycle:
         core = self.core
         require("tenant_id", tenant_id)
         require("workflow_id", workflow_id)
+        check_actor(actor)
         async with core.sessions() as s, s.begin():
             row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
             core.editable(row)
@@ -136,6 +137,7 @@ class Lifecycle:
         core = self.core
         require("tenant_id", tenant_id)
         require("workflow_id", workflow_id)
+        check_actor(actor)
         async with core.sessions() as s, s.begin():
             row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
             now = core.clock()
@@ -225,6 +227,7 @@ class Lifecycle:
         core = self.core
         require("tenant_id", tenant_id)
         require("workflow_id", workflow_id)
+        check_actor(actor)
         async with core.sessions() as s, s.begin():
             row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
             if row.status == WorkflowStatus.ON:

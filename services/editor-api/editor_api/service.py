@@ -23,6 +23,7 @@ from crmflow.actions.registry import ActionRegistry
 from crmflow.errors import (
     Aborted,
     AlreadyExists,
+    ErrorList,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -57,6 +58,29 @@ class WorkflowView:
 def require(field: str, value: str) -> None:
     if not value:
         raise InvalidArgument.field(field, "required")
+    if field in ("tenant_id", "workflow_id", "definition.workflow_id") and len(value) > 64:
+        raise InvalidArgument.field(field, "at most 64 characters")
+
+
+def check_actor(actor: str) -> None:
+    if len(actor) > 256:
+        raise InvalidArgument.field("actor", "at most 256 characters")
+
+
+# Column sizes (db.py): a longer value must be a field violation, not a database error.
+_LIMITS = {"workflow_id": 64, "name": 512, "folder": 256, "object_type": 128}
+
+
+def check_sizes(defn: WorkflowDefinition, *, actor: str = "") -> None:
+    errs = ErrorList()
+    for name, limit in _LIMITS.items():
+        if len(getattr(defn, name)) > limit:
+            errs.add(f"definition.{name}", f"at most {limit} characters")
+    if not defn.object_type.strip():
+        errs.add("definition.object_type", "required")
+    if len(actor) > 256:
+        errs.add("actor", "at most 256 characters")
+    errs.raise_if_any()
 
 
 class EditorCore:
@@ -198,6 +222,7 @@ class EditorCore:
             raise InvalidArgument.field("definition.tenant_id", "does not match tenant_id")
         defn.tenant_id = tenant_id
         defn.workflow_id = defn.workflow_id or f"wf_{uuid.uuid4().hex[:16]}"
+        check_sizes(defn, actor=actor)
         graph.check_structure(defn)
         now = self.clock()
         async with self.sessions() as s, s.begin():
@@ -275,6 +300,7 @@ class EditorCore:
     ) -> tuple[WorkflowView, Any]:
         require("tenant_id", tenant_id)
         require("workflow_id", workflow_id)
+        check_actor(actor)
         async with self.sessions() as s, s.begin():
             row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)
             self.editable(row)
@@ -299,6 +325,7 @@ class EditorCore:
                     "definition.object_type", "the object type of a workflow cannot change"
                 )
             new.tenant_id = tenant_id
+            check_sizes(new, actor=actor)
             graph.check_structure(new)
             self.check_actions(new, plan)
             enforce_definition(plan, self.registry, new)
@@ -322,6 +349,7 @@ class EditorCore:
         """Undo (redo=False) or redo one change of the last 30 days."""
         require("tenant_id", tenant_id)
         require("workflow_id", workflow_id)
+        check_actor(actor)
         word = "redo" if redo else "undo"
         async with self.sessions() as s, s.begin():
             row = await repo.get_workflow(s, tenant_id=tenant_id, workflow_id=workflow_id)

@@ -61,6 +61,11 @@ def revision_proto(rev: PublishedRevision) -> wf_pb.PublishedRevision:
     return out
 
 
+def _required(req: Any, field: str) -> None:
+    if not getattr(req, field):
+        raise InvalidArgument.field(field, "required")
+
+
 def _position(req: Any) -> edits.PositionArg | None:
     if not req.HasField("position"):
         return None
@@ -221,17 +226,22 @@ class EditorServicer(CatalogueRpcs, pb_grpc.EditorServiceServicer):
         return pb.DeleteActionResponse(workflow=wf, deleted_action_ids=removed)
 
     async def AddComment(self, req: pb.AddCommentRequest, ctx: Ctx) -> Any:
+        _required(req, "action_id")
         fn = edits.add_comment(req.action_id, req.text, req.actor, self.core.clock())
         wf, cid = await self._edit(req, "AddComment", fn)
         return pb.AddCommentResponse(workflow=wf, comment_id=cid)
 
     async def UpdateComment(self, req: pb.UpdateCommentRequest, ctx: Ctx) -> Any:
+        _required(req, "action_id")
+        _required(req, "comment_id")
         wf, _ = await self._edit(
             req, "UpdateComment", edits.update_comment(req.action_id, req.comment_id, req.text)
         )
         return pb.UpdateCommentResponse(workflow=wf)
 
     async def DeleteComment(self, req: pb.DeleteCommentRequest, ctx: Ctx) -> Any:
+        _required(req, "action_id")
+        _required(req, "comment_id")
         wf, _ = await self._edit(
             req, "DeleteComment", edits.delete_comment(req.action_id, req.comment_id)
         )

@@ -29,6 +29,8 @@ class TenantPlans:
             raise InvalidArgument.field("tenant_id", "required")
         if msg.tenant_id and msg.tenant_id != tenant_id:
             raise InvalidArgument.field("plan.tenant_id", "does not match tenant_id")
+        if len(msg.plan_name) > 128:
+            raise InvalidArgument.field("plan.plan_name", "at most 128 characters")
         if msg.max_workflows < 0:
             raise InvalidArgument.field("plan.max_workflows", "must not be negative")
         bad = set(msg.locked_trigger_kinds) - TRIGGER_KINDS

@@ -177,6 +177,15 @@ async def test_bad_input_names_fields(editor: Editor) -> None:
         )
     )
     assert "definition.object_type" in bad_request_fields(err)
+    err = await rpc_error(editor.create(name="x" * 600))
+    assert (
+        err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        and "definition.name" in bad_request_fields(err)
+    )
+    err = await rpc_error(
+        editor.stub.AddComment(pb.AddCommentRequest(tenant_id=t, workflow_id="w", text="hi"))
+    )
+    assert "action_id" in bad_request_fields(err)
     err = await rpc_error(put(editor, definition(t, {"a": act("a", "teleport")}, "a")))
     assert "definition.actions.a.action_type" in bad_request_fields(err)
     err = await rpc_error(
