@@ -46,6 +46,11 @@ async def test_create_get_update_publish_roundtrip(editor: Editor) -> None:
         )
     )
     assert upd.workflow.draft_revision == 3 and upd.workflow.definition.description == "replaced"
+    d.object_type = "deal"
+    err = await rpc_error(
+        editor.stub.UpdateWorkflow(pb.UpdateWorkflowRequest(tenant_id=editor.tenant, definition=d))
+    )
+    assert "definition.object_type" in bad_request_fields(err)
 
     pub = await editor.stub.PublishWorkflow(
         pb.PublishWorkflowRequest(
@@ -82,7 +87,8 @@ async def test_create_get_update_publish_roundtrip(editor: Editor) -> None:
 
 async def test_list_filters_and_paging(editor: Editor) -> None:
     for i in range(5):
-        await editor.create(name=f"Deal flow {i}", object_type="deal", folder="sales")
+        made = await editor.create(name=f"Deal flow {i}", object_type="deal", folder="sales")
+    await editor.add(made.definition.workflow_id, 0, "delay", {"seconds": 60})
     await editor.create(name="Contact nurture", description="welcome series")
     t = editor.tenant
     deals = await editor.stub.ListWorkflows(
@@ -107,6 +113,12 @@ async def test_list_filters_and_paging(editor: Editor) -> None:
         if not token:
             break
     assert len(seen) == len(set(seen)) == 6
+    brief = await editor.stub.ListWorkflows(
+        pb.ListWorkflowsRequest(tenant_id=t, object_type="deal", summary_only=True)
+    )
+    assert all(w.definition.name and not w.definition.actions for w in brief.workflows)
+    full = await editor.stub.ListWorkflows(pb.ListWorkflowsRequest(tenant_id=t, object_type="deal"))
+    assert sum(len(w.definition.actions) for w in full.workflows) == 1
     other = await editor.stub.ListWorkflows(pb.ListWorkflowsRequest(tenant_id=t + "x"))
     assert not other.workflows  # tenant isolation
     one = deals.workflows[0].definition.workflow_id
