@@ -39,7 +39,11 @@ def generate(out_root: Path) -> None:
         f"--mypy_grpc_out={out_root}",
         *files,
     ]
-    subprocess.run(cmd, check=True, cwd=PROTO)
+    # mypy-protobuf reports every file it writes; show protoc's output only when it fails.
+    proc = subprocess.run(cmd, cwd=PROTO, capture_output=True, text=True)
+    if proc.returncode:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"protoc failed with exit code {proc.returncode}")
     # Packages need __init__.py so setuptools ships them.
     for d in (out_root / OUT_PKG).rglob("*"):
         if d.is_dir():
