@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crmflow.records.port import Owner, RecordStore, SubscriptionStatus
-from crmflow.records.sql import SqlRecordStore
 from datasource_resolver.cache import StepCache
 from datasource_resolver.delegating_store import DelegatingStore
 from datasource_resolver.invalidating_store import InvalidatingStore
+
+from crmflow.records.port import Owner, RecordStore, SubscriptionStatus
+from crmflow.records.sql import SqlRecordStore
 
 
 async def test_extension_methods_reach_the_inner_adapter(tmp_path: Path) -> None:
