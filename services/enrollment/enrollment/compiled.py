@@ -82,8 +82,9 @@ def event_keys(ev: ChangeEvent) -> list[tuple[str, str]]:
     return keys
 
 
-def _values_match(wanted: list[str], value: Any) -> bool:
-    return not wanted or (not is_unknown(value) and as_text(value) in {as_text(w) for w in wanted})
+def _in_values(wanted: frozenset[str], value: Any) -> bool:
+    """'to/from any of' of a property-changed trigger (empty = any value)."""
+    return not wanted or (not is_unknown(value) and as_text(value) in wanted)
 
 
 @dataclass
@@ -91,6 +92,12 @@ class CompiledEventTrigger:
     trigger: EventTrigger
     filter: Matcher | None
     event_filter: Matcher | None
+    from_set: frozenset[str] = frozenset()
+    to_set: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.from_set = frozenset(as_text(v) for v in self.trigger.from_values)
+        self.to_set = frozenset(as_text(v) for v in self.trigger.to_values)
 
     def matches(self, ev: ChangeEvent, record: Mapping[str, Any], now: datetime) -> bool:
         """Does ``ev`` fire this trigger (the refinement's counts are checked by the caller)?"""
@@ -101,8 +108,7 @@ class CompiledEventTrigger:
             if hit is None or hit.old_value == hit.new_value:
                 return False
             if not (
-                _values_match(t.from_values, hit.old_value)
-                and _values_match(t.to_values, hit.new_value)
+                _in_values(self.to_set, hit.new_value) and _in_values(self.from_set, hit.old_value)
             ):
                 return False
         elif _EVENT_OF_CHANGE.get(ev.event_type) != et:

@@ -17,6 +17,7 @@ from crmflow.model.enrollment import RecordEventSignal, UnenrollReason
 from crmflow.model.records import ChangeEvent, ChangeEventType
 from crmflow.records.port import PropertyDefinition, PropertyType
 from enrollment.enroller import Enroller, Outcome
+from enrollment.tables import EnrollmentRow
 from enrollment.trigger_index import Match, TriggerIndex
 
 log = logging.getLogger("crmflow.enrollment.ingest")
@@ -112,14 +113,14 @@ class Ingestor:
         if prior is not None:
             return True, [Outcome(**o) for o in prior]
         now = self.enroller.clock()
+        active = await self._active(ev)
         record = await self._record(ev) if self.index.has_scope(ev) else {}
-        matches = self.index.match(ev, record, now)
+        # leaving rules (goal, unenrollment...) only matter where the record is enrolled
+        matches = self.index.match(ev, record, now, {r.workflow_id for r in active})
         new = {**record, **{c.property: c.new_value for c in ev.changes}}
         outcomes: list[Outcome] = []
         if ev.event_type == ChangeEventType.RECORD_DELETED:
-            for row in await self.ledger.active_for_record(
-                tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id
-            ):
+            for row in active:
                 outcomes.append(
                     await self.enroller.unenroll_row(
                         row, UnenrollReason.RECORD_DELETED, f"event {ev.event_id}"
@@ -167,7 +168,7 @@ class Ingestor:
                     reenroll_ok=reenroll_ok,
                 )
             )
-        await self._signal_running(ev, {o.run_workflow_id for o in outcomes})
+        await self._signal_running(ev, active, {o.run_workflow_id for o in outcomes})
         await self.ledger.mark_processed(
             ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now
         )
@@ -195,13 +196,21 @@ class Ingestor:
             return True
         return n >= max(r.min_count, 1) and (r.max_count == 0 or n <= r.max_count)
 
-    async def _signal_running(self, ev: ChangeEvent, skip: set[str]) -> None:
+    async def _active(self, ev: ChangeEvent) -> list[EnrollmentRow]:
+        """The record's active enrollments (one query per event, used three ways)."""
+        return list(
+            await self.ledger.active_for_record(
+                tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id
+            )
+        )
+
+    async def _signal_running(
+        self, ev: ChangeEvent, active: list[EnrollmentRow], skip: set[str]
+    ) -> None:
         """Wake running enrollments of the record that wait for an event."""
         if ev.event_type == ChangeEventType.RECORD_DELETED:
             return
-        for row in await self.ledger.active_for_record(
-            tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id
-        ):
+        for row in active:
             if row.status == "running" and row.run_workflow_id not in skip:
                 await self.enroller.starter.record_event(
                     row.run_workflow_id, RecordEventSignal(event=ev)

@@ -9,7 +9,7 @@ Pure and synchronous: the service applies the rules and side effects (ledger, Te
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,7 +41,10 @@ class Match:
 
 @dataclass
 class _Scope:
+    # enroll / reenroll criteria
     rising: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
+    # goal and unenrollment criteria: only asked when the record is enrolled somewhere
+    leaving: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
     falling: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
     events: dict[tuple[str, str], set[TriggerRef]] = field(default_factory=dict)
     suppression: dict[str, set[str]] = field(default_factory=dict)
@@ -74,11 +77,10 @@ class TriggerIndex:
         wf = cw.workflow_id
         scope.workflows.add(wf)
         for (role, i), (group, matcher) in cw.criteria.items():
-            scope.rising.add(
-                TriggerRef(wf, role, i), group, matches_empty=matcher({}, _epoch, EMPTY)
-            )
+            target = scope.leaving if role == "unenroll" else scope.rising
+            target.add(TriggerRef(wf, role, i), group, matches_empty=matcher({}, _epoch, EMPTY))
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
-            scope.rising.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
+            scope.leaving.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
         if cw.stay is not None:
             scope.falling.add(TriggerRef(wf, "stay", 0), cw.stay)
         for (role, i), et in cw.events.items():
@@ -97,6 +99,8 @@ class TriggerIndex:
         scope.workflows.discard(workflow_id)
         for key in [k for k in scope.rising.keys() if k.workflow_id == workflow_id]:
             scope.rising.remove(key)
+        for key in [k for k in scope.leaving.keys() if k.workflow_id == workflow_id]:
+            scope.leaving.remove(key)
         for key in [k for k in scope.falling.keys() if k.workflow_id == workflow_id]:
             scope.falling.remove(key)
         for refs in scope.events.values():
@@ -111,11 +115,19 @@ class TriggerIndex:
         scope = self._scopes.get((ev.tenant_id, ev.object_type))
         return scope is not None and bool(scope.workflows)
 
-    def match(self, ev: ChangeEvent, record: Mapping[str, Any], now: datetime) -> list[Match]:
+    def match(
+        self,
+        ev: ChangeEvent,
+        record: Mapping[str, Any],
+        now: datetime,
+        enrolled_in: Collection[str] | None = None,
+    ) -> list[Match]:
         """Everything ``ev`` does to the tenant's workflows for this record.
 
         ``record`` is the record after the event (the changes' new values win over it); the
-        previous state is the same record with the changes' old values.
+        previous state is the same record with the changes' old values. ``enrolled_in``: the
+        workflows the record is enrolled in now; leaving matches (goal, unenrollment, criteria
+        no longer met, suppression) are only worked out for those (None: for all).
         """
         scope = self._scopes.get((ev.tenant_id, ev.object_type))
         if scope is None:
@@ -123,10 +135,6 @@ class TriggerIndex:
         key = ev.tenant_id
         out: list[Match] = []
         et = ev.event_type
-        if et == ChangeEventType.RECORD_DELETED:
-            # The service unenrolls the record everywhere (from the ledger); triggers on
-            # deletion may still fire below.
-            pass
         changes = [(c.property, c.old_value, c.new_value) for c in ev.changes]
         created = et == ChangeEventType.RECORD_CREATED
         new = dict(record)
@@ -138,19 +146,33 @@ class TriggerIndex:
         if ev.associated_object_type:
             # association-scoped filters are indexed under "@assoc:<type>"
             changes.append(("@assoc:" + ev.associated_object_type, None, ev.associated_record_id))
+        leaving = enrolled_in is None or bool(enrolled_in)
+
+        def enrolled(wf: str) -> bool:
+            return enrolled_in is None or wf in enrolled_in
+
         if changes or created:
             for ref in scope.rising.rising(changes, now, created=created, new=new):
                 cw = self._workflows[(key, ref.workflow_id)]
-                if ref.role == "goal":
-                    assert cw.goal is not None
-                    if cw.goal(new, now, EMPTY) and (created or not cw.goal(old, now, EMPTY)):
-                        out.append(Match(cw, "goal", kind="goal"))
-                    continue
                 matcher = cw.criteria[(ref.role, ref.idx)][1]
                 if matcher(new, now, EMPTY) and (created or not matcher(old, now, EMPTY)):
                     out.append(Match(cw, ref.role, ref.idx, "criteria"))
-            if not created:
+            if leaving:
+                for ref in scope.leaving.rising(changes, now, created=created, new=new):
+                    if not enrolled(ref.workflow_id):
+                        continue
+                    cw = self._workflows[(key, ref.workflow_id)]
+                    if ref.role == "goal":
+                        assert cw.goal is not None
+                        m, kind = cw.goal, "goal"
+                    else:
+                        m, kind = cw.criteria[(ref.role, ref.idx)][1], "criteria"
+                    if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
+                        out.append(Match(cw, ref.role, ref.idx if kind != "goal" else -1, kind))
+            if leaving and not created:
                 for ref in scope.falling.falling(changes, now, old=old):
+                    if not enrolled(ref.workflow_id):
+                        continue
                     cw = self._workflows[(key, ref.workflow_id)]
                     assert cw.stay_matcher is not None
                     if cw.stay_matcher(old, now, EMPTY) and not cw.stay_matcher(new, now, EMPTY):
@@ -158,7 +180,7 @@ class TriggerIndex:
         seen: set[TriggerRef] = set()
         for k in event_keys(ev):
             for ref in scope.events.get(k, ()):
-                if ref in seen:
+                if ref in seen or (ref.role == "unenroll" and not enrolled(ref.workflow_id)):
                     continue
                 seen.add(ref)
                 cw = self._workflows[(key, ref.workflow_id)]
@@ -167,7 +189,8 @@ class TriggerIndex:
                     out.append(Match(cw, ref.role, ref.idx, f"event:{trig.trigger.event_type}"))
         if et == ChangeEventType.LIST_MEMBERSHIP_ADDED and ev.list_id in scope.suppression:
             for wf in scope.suppression[ev.list_id]:
-                out.append(Match(self._workflows[(key, wf)], "suppressed", kind="suppression"))
+                if enrolled(wf):
+                    out.append(Match(self._workflows[(key, wf)], "suppressed", kind="suppression"))
         return out
 
 

@@ -70,6 +70,24 @@ def _loose_props(group: FilterGroup) -> set[str]:
     return out
 
 
+def _split(f: PropertyFilter) -> list[PropertyFilter]:
+    """``between lo, hi`` is ``gte lo`` and ``lte hi`` (same coercion), which the ordered
+    structures index by bisect instead of testing every range on every change."""
+    if f.operator != "between" or len(f.values) != 2:
+        return [f]
+    lo, hi = f.values
+    numeric = as_number(lo) is not None and as_number(hi) is not None
+    dates = as_number(lo) is None and as_number(hi) is None and (
+        as_timestamp(lo) is not None and as_timestamp(hi) is not None
+    )
+    if not (numeric or dates):
+        return [f]
+    return [
+        PropertyFilter(property=f.property, operator="gte", value=lo),
+        PropertyFilter(property=f.property, operator="lte", value=hi),
+    ]
+
+
 def terms_of(group: FilterGroup, max_terms: int = MAX_TERMS) -> list[Term]:
     """The group as an OR of terms (DNF); over-large parts degrade to loose terms."""
     children: list[list[Term]] = []
@@ -77,7 +95,7 @@ def terms_of(group: FilterGroup, max_terms: int = MAX_TERMS) -> list[Term]:
         if f.association is not None:
             children.append([Term(loose={ASSOCIATION_PREFIX + f.association.object_type})])
         else:
-            children.append([Term(required=[f])])
+            children.append([Term(required=_split(f))])
     for g in group.groups:
         children.append(terms_of(g, max_terms))
     if not children:
