@@ -77,8 +77,10 @@ def _split(f: PropertyFilter) -> list[PropertyFilter]:
         return [f]
     lo, hi = f.values
     numeric = as_number(lo) is not None and as_number(hi) is not None
-    dates = as_number(lo) is None and as_number(hi) is None and (
-        as_timestamp(lo) is not None and as_timestamp(hi) is not None
+    dates = (
+        as_number(lo) is None
+        and as_number(hi) is None
+        and (as_timestamp(lo) is not None and as_timestamp(hi) is not None)
     )
     if not (numeric or dates):
         return [f]
@@ -300,6 +302,8 @@ class TransitionIndex(Generic[K]):
         # A term's equality filters as (property, normalised value): checked against the new
         # record's values normalised once per event — a dict lookup instead of a call each.
         self._term_eqs: dict[int, tuple[tuple[str, Any], ...]] = {}
+        # tid -> (key, eqs, checks): one lookup per flipped term in the hot loop
+        self._terms: dict[int, tuple[K, tuple[tuple[str, Any], ...], tuple[Any, ...]]] = {}
         # Terms by their first equality filter ("anchor"): when a change flips many filters,
         # the terms whose anchor the new record fails are dropped with set intersections (C)
         # instead of one Python check each.
@@ -348,6 +352,7 @@ class TransitionIndex(Generic[K]):
                 for f in sorted(term.required, key=_selectivity)
                 if not (f.operator == "eq" and not is_unknown(f.value))
             )
+            self._terms[tid] = (key, eqs, self._term_checks[tid])
             terms.append((tid, touched))
         self._terms_of[key] = terms
         if matches_empty:
@@ -361,6 +366,7 @@ class TransitionIndex(Generic[K]):
                     pi.remove(tid)
             del self._term_key[tid]
             del self._term_checks[tid]
+            del self._terms[tid]
             eqs = self._term_eqs.pop(tid)
             if eqs:
                 self._anchors[eqs[0][0]][eqs[0][1]].discard(tid)
@@ -396,8 +402,6 @@ class TransitionIndex(Generic[K]):
         if new is None:
             out.update(keys[t] for t in tids)
             return out
-        checks = self._term_checks
-        term_eqs = self._term_eqs
         get = new.get
         normed: dict[str, Any] = {}
         if len(tids) > ANCHOR_THRESHOLD:
@@ -409,26 +413,24 @@ class TransitionIndex(Generic[K]):
                 if hit:
                     keep |= tids & hit
             tids = keep
+        terms = self._terms
         for t in tids:
-            key = keys[t]
+            key, eqs, term_checks = terms[t]
             if key in out:
                 continue
-            ok = True
-            for p, k in term_eqs[t]:
+            for p, k in eqs:
                 v = normed.get(p, _UNSET)
                 if v is _UNSET:
                     raw = get(p)
                     v = normed[p] = None if is_unknown(raw) else norm_eq(raw)
                 if v != k:
-                    ok = False
-                    break
-            if not ok:
-                continue
-            for p, pred in checks[t]:
-                if not pred(get(p), now):
                     break
             else:
-                out.add(key)
+                for p, pred in term_checks:
+                    if not pred(get(p), now):
+                        break
+                else:
+                    out.add(key)
         return out
 
     def falling(
