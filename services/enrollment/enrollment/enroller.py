@@ -112,6 +112,7 @@ class Enroller:
         record: Mapping[str, Any] | None,
         event: ChangeEvent | None = None,
         reenroll_ok: bool | None = None,
+        reenrollment_only: bool = False,
     ) -> Outcome:
         """Apply the rules and enroll. ``reenroll_ok``: may a previously enrolled record enter
         again (decided by the caller from the trigger); None = ask the workflow's settings
@@ -146,6 +147,14 @@ class Enroller:
                     current.enrollment_number,
                     current.run_workflow_id,
                     "the record is enrolled right now",
+                )
+            if reenrollment_only and (fact is None or fact.enrollment_count == 0):
+                # a re-enrollment trigger alone never enrolls a record the first time
+                return Outcome(
+                    wf,
+                    record_id,
+                    "not_enrolled",
+                    detail="a re-enrollment trigger fired, but the record was never enrolled",
                 )
             if fact is not None and fact.enrollment_count > 0:
                 if reenroll_ok is None:

@@ -166,6 +166,7 @@ class Ingestor:
                     record=new,
                     event=ev,
                     reenroll_ok=reenroll_ok,
+                    reenrollment_only=m.role == "reenroll",
                 )
             )
         await self._signal_running(ev, active, {o.run_workflow_id for o in outcomes})

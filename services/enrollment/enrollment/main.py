@@ -9,6 +9,7 @@ revisions, the gRPC server, the service's own Temporal worker on ``crmflow-enrol
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -77,6 +78,9 @@ async def start(
     await runtime.wire()
     loaded = await workflows.load()
     log.info("enrollment: %d active workflow revision(s) indexed", loaded)
+    # The index is large and long-lived: keep it out of the cyclic GC's full collections,
+    # which otherwise pause event handling for ~100 ms at 10,000 workflows.
+    gc.freeze()
     servicer = EnrollmentServicer(
         workflows=workflows,
         enroller=enroller,

@@ -64,6 +64,9 @@ async def test_reenrollment_refused_when_initial_triggers_do_not_match(core: Cor
     await core.publish(
         "wf", {"triggers": [TRIG], "reenrollment": {"enabled": True, "triggers": [score]}}
     )
+    # the re-enrollment trigger alone does not enroll a record the first time
+    ev = core.event("c0", {"score": (1, 2)}, snapshot={"lifecyclestage": "lead"})
+    assert await core.ingest(ev) == [("wf", "not_enrolled")]
     assert await core.ingest(to_lead(core)) == [("wf", "enrolled")]
     core.starter.finish_all()
     ev = core.event("c1", {"score": (1, 2)}, snapshot={"lifecyclestage": "customer"})
