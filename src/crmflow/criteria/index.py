@@ -45,8 +45,19 @@ ASSOCIATION_PREFIX = "@assoc:"
 
 def norm_eq(value: Any) -> Any:
     """A dict key such that norm_eq(a) == norm_eq(b) iff values.equal(a, b)."""
+    if type(value) is str:  # enumeration values repeat: remember their keys
+        key = _NORM_CACHE.get(value, _UNSET)
+        if key is _UNSET:
+            if len(_NORM_CACHE) > 100_000:
+                _NORM_CACHE.clear()
+            n = as_number(value)
+            key = _NORM_CACHE[value] = n if n is not None else as_text(value)
+        return key
     n = as_number(value)
     return n if n is not None else as_text(value)
+
+
+_NORM_CACHE: dict[str, Any] = {}
 
 
 @dataclass

@@ -18,11 +18,19 @@ def as_number(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
+        text = value.strip()
+        # Everything float() accepts starts like this; skipping the rest avoids raising and
+        # catching an exception for every enumeration value (the hot path).
+        if not text or text[0] not in _NUMBER_START:
+            return None
         try:
-            return float(value.strip())
+            return float(text)
         except ValueError:
             return None
     return None
+
+
+_NUMBER_START = frozenset("0123456789+-.iInN")
 
 
 def as_datetime(value: Any) -> datetime | None:
