@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
 from crmflow.db import create_engine
@@ -19,6 +20,7 @@ from crmflow.model.enrollment import EnrollmentInput, EnrollmentResult
 from crmflow.model.settings import WorkflowSettings
 from crmflow.model.workflow import WorkflowDefinition
 from crmflow.settings import Settings, TemporalSettings
+from crmflow.temporal import search_attributes as sa
 from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE, enrollment_workflow_id
 from executor.activities.base import Deps
 from executor.db import migrate
@@ -64,11 +66,20 @@ class Harness:
     settings: Settings
     task_queue: str
     deps: Deps
+    search_attributes: bool = True
 
     async def start(self, inp: EnrollmentInput, **kw: Any) -> WorkflowHandle[Any, EnrollmentResult]:
         wf_id = enrollment_workflow_id(inp.tenant_id, inp.workflow_id, inp.object_type,
                                        inp.record_id, inp.enrollment_number)
         wf_id = f"{wf_id}-{uuid.uuid4().hex[:6]}"  # unique per test run on a shared server
+        if self.search_attributes:  # as enrollment starts it
+            kw.setdefault("search_attributes", TypedSearchAttributes([
+                SearchAttributePair(sa.TENANT_ID, inp.tenant_id),
+                SearchAttributePair(sa.WORKFLOW_ID, inp.workflow_id),
+                SearchAttributePair(sa.REVISION, inp.revision),
+                SearchAttributePair(sa.OBJECT_TYPE, inp.object_type),
+                SearchAttributePair(sa.RECORD_ID, inp.record_id),
+            ]))
         return await self.client.start_workflow(
             ENROLLMENT_WORKFLOW_TYPE, inp, id=wf_id, task_queue=self.task_queue,
             result_type=EnrollmentResult, **kw,
@@ -93,7 +104,7 @@ def test_settings(tmp_path: Path, task_queue: str, **kw: Any) -> Settings:
 async def running_worker(client: Client, tmp_path: Path, task_queue: str, *,
                          store: MemoryStore | None = None, resolver: InputResolver | None = None,
                          settings: Settings | None = None, custom_code: bool = False,
-                         **worker_kw: Any) -> AsyncIterator[Harness]:
+                         search_attributes: bool = True, **worker_kw: Any) -> AsyncIterator[Harness]:
     settings = settings or test_settings(tmp_path, task_queue)
     url = settings.service_database_url("executor")
     await migrate(url)
@@ -108,8 +119,10 @@ async def running_worker(client: Client, tmp_path: Path, task_queue: str, *,
         async with workers[0]:
             if custom_code:
                 async with workers[1]:
-                    yield Harness(client, store, history, settings, task_queue, deps)
+                    yield Harness(client, store, history, settings, task_queue, deps,
+                                  search_attributes)
             else:
-                yield Harness(client, store, history, settings, task_queue, deps)
+                yield Harness(client, store, history, settings, task_queue, deps,
+                                  search_attributes)
     finally:
         await engine.dispose()

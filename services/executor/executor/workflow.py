@@ -41,9 +41,12 @@ with workflow.unsafe.imports_passed_through():
         UnenrollSignal,
     )
     from crmflow.model.records import ChangeEvent
-    from crmflow.temporal import search_attributes as sa
+    # "import a.b as c" (not "from a import b"): the sandbox passes a submodule through only
+    # when it is imported by its full name.
+    import crmflow.temporal.search_attributes as sa
+    import executor.dispatch as dispatch
+    import executor.schedule as schedule
     from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE, action_idempotency_key
-    from executor import dispatch, schedule
     from executor.events import event_matches
     from executor.payloads import (
         ActionOutcome,
@@ -110,7 +113,7 @@ class EnrolledRecord:
     async def run(self, input: EnrollmentInput) -> EnrollmentResult:
         first_run = workflow.memo_value(CARRY_MEMO, None) is None
         if first_run:
-            workflow.upsert_search_attributes([sa.STATUS.value_set("running")])
+            self._set_status("running")
             await self._progress("running", "")
         action_id = self._state.next_action_id
         try:
@@ -408,10 +411,16 @@ class EnrolledRecord:
 
     async def _finish(self, status: str, reason: str) -> EnrollmentResult:
         self._current = ""
-        workflow.upsert_search_attributes([sa.STATUS.value_set(status)])
+        self._set_status(status)
         workflow.set_current_details(f"{status.capitalize()}{': ' + reason if reason else ''}")
         await self._progress(status, "", reason=reason)
         return EnrollmentResult(status=status, reason=reason, steps=self._state.steps)
+
+    def _set_status(self, status: str) -> None:
+        # Only where enrollment started us with crmflow's search attributes: a namespace
+        # without them registered would reject the upsert (and fail every workflow task).
+        if workflow.info().typed_search_attributes.get(sa.TENANT_ID) is not None:
+            workflow.upsert_search_attributes([sa.STATUS.value_set(status)])
 
     def _unenroll_reason(self) -> str:
         u = self._unenroll
