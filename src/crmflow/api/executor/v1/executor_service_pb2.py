@@ -22,22 +22,37 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.crmflow/api/executor/v1/executor_service.proto\x12\x17\x63rmflow.api.executor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\rEnrollmentRun\x12\x17\n\x0frun_workflow_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x11\n\trecord_id\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x05\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x14\n\x0c\x63urrent_step\x18\x06 \x01(\t\x12/\n\x0b\x65nrolled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\x16ListEnrollmentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"o\n\x17ListEnrollmentsResponse\x12;\n\x0b\x65nrollments\x18\x01 \x03(\x0b\x32&.crmflow.api.executor.v1.EnrollmentRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x87\x01\n\x0f\x45xecutorService\x12t\n\x0fListEnrollments\x12/.crmflow.api.executor.v1.ListEnrollmentsRequest\x1a\x30.crmflow.api.executor.v1.ListEnrollmentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.crmflow/api/executor/v1/executor_service.proto\x12\x17\x63rmflow.api.executor.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n\rEnrollmentRun\x12\x17\n\x0frun_workflow_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x11\n\trecord_id\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x05\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x14\n\x0c\x63urrent_step\x18\x06 \x01(\t\x12/\n\x0b\x65nrolled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bobject_type\x18\x08 \x01(\t\x12\x19\n\x11\x65nrollment_number\x18\t \x01(\x05\x12\x0e\n\x06reason\x18\n \x01(\t\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8a\x01\n\x16ListEnrollmentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x11\n\trecord_id\x18\x06 \x01(\t\"o\n\x17ListEnrollmentsResponse\x12;\n\x0b\x65nrollments\x18\x01 \x03(\x0b\x32&.crmflow.api.executor.v1.EnrollmentRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x1cGetEnrollmentTimelineRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x17\n\x0frun_workflow_id\x18\x02 \x01(\t\"W\n\rFailedAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc4\x02\n\rTimelineEntry\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tion_type\x18\x02 \x01(\t\x12\r\n\x05visit\x18\x03 \x01(\x05\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07outputs\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12?\n\x0f\x66\x61iled_attempts\x18\n \x03(\x0b\x32&.crmflow.api.executor.v1.FailedAttempt\"\x94\x01\n\x1dGetEnrollmentTimelineResponse\x12:\n\nenrollment\x18\x01 \x01(\x0b\x32&.crmflow.api.executor.v1.EnrollmentRun\x12\x37\n\x07\x65ntries\x18\x02 \x03(\x0b\x32&.crmflow.api.executor.v1.TimelineEntry\"e\n\x18ListNotificationsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xd0\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12\x0c\n\x04link\x18\x05 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x06 \x01(\t\x12\x13\n\x0bobject_type\x18\x07 \x01(\t\x12\x11\n\trecord_id\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"r\n\x19ListNotificationsResponse\x12<\n\rnotifications\x18\x01 \x03(\x0b\x32%.crmflow.api.executor.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x8c\x03\n\x0f\x45xecutorService\x12t\n\x0fListEnrollments\x12/.crmflow.api.executor.v1.ListEnrollmentsRequest\x1a\x30.crmflow.api.executor.v1.ListEnrollmentsResponse\x12\x86\x01\n\x15GetEnrollmentTimeline\x12\x35.crmflow.api.executor.v1.GetEnrollmentTimelineRequest\x1a\x36.crmflow.api.executor.v1.GetEnrollmentTimelineResponse\x12z\n\x11ListNotifications\x12\x31.crmflow.api.executor.v1.ListNotificationsRequest\x1a\x32.crmflow.api.executor.v1.ListNotificationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crmflow.api.executor.v1.executor_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENROLLMENTRUN']._serialized_start=109
-  _globals['_ENROLLMENTRUN']._serialized_end=294
-  _globals['_LISTENROLLMENTSREQUEST']._serialized_start=296
-  _globals['_LISTENROLLMENTSREQUEST']._serialized_end=415
-  _globals['_LISTENROLLMENTSRESPONSE']._serialized_start=417
-  _globals['_LISTENROLLMENTSRESPONSE']._serialized_end=528
-  _globals['_EXECUTORSERVICE']._serialized_start=531
-  _globals['_EXECUTORSERVICE']._serialized_end=666
+  _globals['_ENROLLMENTRUN']._serialized_start=139
+  _globals['_ENROLLMENTRUN']._serialized_end=434
+  _globals['_LISTENROLLMENTSREQUEST']._serialized_start=437
+  _globals['_LISTENROLLMENTSREQUEST']._serialized_end=575
+  _globals['_LISTENROLLMENTSRESPONSE']._serialized_start=577
+  _globals['_LISTENROLLMENTSRESPONSE']._serialized_end=688
+  _globals['_GETENROLLMENTTIMELINEREQUEST']._serialized_start=690
+  _globals['_GETENROLLMENTTIMELINEREQUEST']._serialized_end=764
+  _globals['_FAILEDATTEMPT']._serialized_start=766
+  _globals['_FAILEDATTEMPT']._serialized_end=853
+  _globals['_TIMELINEENTRY']._serialized_start=856
+  _globals['_TIMELINEENTRY']._serialized_end=1180
+  _globals['_GETENROLLMENTTIMELINERESPONSE']._serialized_start=1183
+  _globals['_GETENROLLMENTTIMELINERESPONSE']._serialized_end=1331
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=1333
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=1434
+  _globals['_NOTIFICATION']._serialized_start=1437
+  _globals['_NOTIFICATION']._serialized_end=1645
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=1647
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=1761
+  _globals['_EXECUTORSERVICE']._serialized_start=1764
+  _globals['_EXECUTORSERVICE']._serialized_end=2160
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,16 @@ class ExecutorServiceStub:
                 request_serializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListEnrollmentsRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListEnrollmentsResponse.FromString,
                 _registered_method=True)
+        self.GetEnrollmentTimeline = channel.unary_unary(
+                '/crmflow.api.executor.v1.ExecutorService/GetEnrollmentTimeline',
+                request_serializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetEnrollmentTimelineRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetEnrollmentTimelineResponse.FromString,
+                _registered_method=True)
+        self.ListNotifications = channel.unary_unary(
+                '/crmflow.api.executor.v1.ExecutorService/ListNotifications',
+                request_serializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListNotificationsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListNotificationsResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -47,7 +57,21 @@ class ExecutorServiceServicer:
     """
 
     def ListEnrollments(self, request, context):
-        """List the enrollments of a workflow.
+        """List the enrollments of a workflow (newest first), filtered by status or record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEnrollmentTimeline(self, request, context):
+        """One enrollment's timeline: every action outcome with attempts, timing and failed attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotifications(self, request, context):
+        """In-app notifications sent to one user by workflows (newest first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -60,6 +84,16 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ListEnrollments,
                     request_deserializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListEnrollmentsRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListEnrollmentsResponse.SerializeToString,
+            ),
+            'GetEnrollmentTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEnrollmentTimeline,
+                    request_deserializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetEnrollmentTimelineRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetEnrollmentTimelineResponse.SerializeToString,
+            ),
+            'ListNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotifications,
+                    request_deserializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListNotificationsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListNotificationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +124,60 @@ class ExecutorService:
             '/crmflow.api.executor.v1.ExecutorService/ListEnrollments',
             crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListEnrollmentsRequest.SerializeToString,
             crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListEnrollmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEnrollmentTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.executor.v1.ExecutorService/GetEnrollmentTimeline',
+            crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetEnrollmentTimelineRequest.SerializeToString,
+            crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.GetEnrollmentTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.executor.v1.ExecutorService/ListNotifications',
+            crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListNotificationsRequest.SerializeToString,
+            crmflow_dot_api_dot_executor_dot_v1_dot_executor__service__pb2.ListNotificationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

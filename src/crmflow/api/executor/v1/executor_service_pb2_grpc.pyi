@@ -34,7 +34,11 @@ class ExecutorServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ExecutorServiceAsyncStub: ...
     ListEnrollments: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.ListEnrollmentsRequest, _executor_service_pb2.ListEnrollmentsResponse]
-    """List the enrollments of a workflow."""
+    """List the enrollments of a workflow (newest first), filtered by status or record."""
+    GetEnrollmentTimeline: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.GetEnrollmentTimelineRequest, _executor_service_pb2.GetEnrollmentTimelineResponse]
+    """One enrollment's timeline: every action outcome with attempts, timing and failed attempts."""
+    ListNotifications: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.ListNotificationsRequest, _executor_service_pb2.ListNotificationsResponse]
+    """In-app notifications sent to one user by workflows (newest first)."""
 
 @_typing.type_check_only
 class ExecutorServiceAsyncStub(ExecutorServiceStub):
@@ -42,7 +46,11 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListEnrollments: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.ListEnrollmentsRequest, _executor_service_pb2.ListEnrollmentsResponse]  # type: ignore[assignment]
-    """List the enrollments of a workflow."""
+    """List the enrollments of a workflow (newest first), filtered by status or record."""
+    GetEnrollmentTimeline: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.GetEnrollmentTimelineRequest, _executor_service_pb2.GetEnrollmentTimelineResponse]  # type: ignore[assignment]
+    """One enrollment's timeline: every action outcome with attempts, timing and failed attempts."""
+    ListNotifications: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.ListNotificationsRequest, _executor_service_pb2.ListNotificationsResponse]  # type: ignore[assignment]
+    """In-app notifications sent to one user by workflows (newest first)."""
 
 class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     """ExecutorService answers questions about enrollments' runs (the worker itself has no rpcs)."""
@@ -53,6 +61,22 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _executor_service_pb2.ListEnrollmentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_executor_service_pb2.ListEnrollmentsResponse, _abc.Awaitable[_executor_service_pb2.ListEnrollmentsResponse]]:
-        """List the enrollments of a workflow."""
+        """List the enrollments of a workflow (newest first), filtered by status or record."""
+
+    @_abc_1.abstractmethod
+    def GetEnrollmentTimeline(
+        self,
+        request: _executor_service_pb2.GetEnrollmentTimelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_service_pb2.GetEnrollmentTimelineResponse, _abc.Awaitable[_executor_service_pb2.GetEnrollmentTimelineResponse]]:
+        """One enrollment's timeline: every action outcome with attempts, timing and failed attempts."""
+
+    @_abc_1.abstractmethod
+    def ListNotifications(
+        self,
+        request: _executor_service_pb2.ListNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_service_pb2.ListNotificationsResponse, _abc.Awaitable[_executor_service_pb2.ListNotificationsResponse]]:
+        """In-app notifications sent to one user by workflows (newest first)."""
 
 def add_ExecutorServiceServicer_to_server(servicer: ExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
