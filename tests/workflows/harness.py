@@ -89,7 +89,7 @@ class Harness:
         return await (await self.start(inp)).result()
 
 
-def test_settings(tmp_path: Path, task_queue: str, **kw: Any) -> Settings:
+def make_settings(tmp_path: Path, task_queue: str, **kw: Any) -> Settings:
     return Settings(
         data_dir=tmp_path, webhook_allow_private=["127.0.0.1", "localhost"],
         # TemporalSettings' queue fields only take their CRMFLOW_* aliases as input.
@@ -105,7 +105,7 @@ async def running_worker(client: Client, tmp_path: Path, task_queue: str, *,
                          store: MemoryStore | None = None, resolver: InputResolver | None = None,
                          settings: Settings | None = None, custom_code: bool = False,
                          search_attributes: bool = True, **worker_kw: Any) -> AsyncIterator[Harness]:
-    settings = settings or test_settings(tmp_path, task_queue)
+    settings = settings or make_settings(tmp_path, task_queue)
     url = settings.service_database_url("executor")
     await migrate(url)
     engine = create_engine(url)
