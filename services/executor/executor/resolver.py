@@ -71,10 +71,17 @@ class LocalTokens(InputResolver):
 
 
 def _lookup(path: str, scope: dict[str, Any]) -> Any:
-    head, _, rest = path.partition(".")
-    cur: Any = scope.get(head)
-    for part in rest.split(".") if rest else []:
-        cur = cur.get(part) if isinstance(cur, dict) else None
+    parts = path.split(".")
+    cur: Any = scope
+    i = 0
+    while i < len(parts):
+        if not isinstance(cur, dict):
+            return None
+        rest = ".".join(parts[i:])
+        if i > 0 and rest in cur:  # outputs keyed by a dotted path ("data.plan")
+            return cur[rest]
+        cur = cur.get(parts[i])
+        i += 1
     return cur
 
 
