@@ -1,0 +1,38 @@
+"""Deliberately changed copies of the interpreter, used only by test_replay.py.
+
+``UnpatchedChange`` re-reads the record before every step (a new local activity) — the kind
+of innocent-looking interpreter change that breaks running enrollments. ``PatchedChange``
+makes the same change behind ``workflow.patched``, the way interpreter changes must ship.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from crmflow.model.enrollment import EnrollmentInput, EnrollmentResult
+    from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE
+    from executor.workflow import EnrolledRecord
+
+
+@workflow.defn(name=ENROLLMENT_WORKFLOW_TYPE)
+class UnpatchedChange(EnrolledRecord):
+    @workflow.run
+    async def run(self, input: EnrollmentInput) -> EnrollmentResult:
+        return await super().run(input)
+
+    async def _step(self, action_id: str) -> str:
+        await self._fetch([])
+        return await super()._step(action_id)
+
+
+@workflow.defn(name=ENROLLMENT_WORKFLOW_TYPE)
+class PatchedChange(EnrolledRecord):
+    @workflow.run
+    async def run(self, input: EnrollmentInput) -> EnrollmentResult:
+        return await super().run(input)
+
+    async def _step(self, action_id: str) -> str:
+        if workflow.patched("refetch-record-before-step"):
+            await self._fetch([])
+        return await super()._step(action_id)
