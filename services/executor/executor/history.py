@@ -157,6 +157,20 @@ class History:
         except IntegrityError:
             pass  # stored by an earlier attempt
 
+    async def remember(self, *, tenant_id: str, key: str, compute: Any) -> Any:
+        """The value computed by the first attempt for ``key`` (later attempts reuse it).
+
+        Relative writes (increment, add days) must send the CRM the same request on a retry,
+        or the CRM's idempotency check would see a different request under the same key.
+        """
+        stored = await self.completed_effect(key=f"{key}#intent")
+        if stored is not None:
+            return stored.get("value")
+        value = await compute()
+        await self.store_effect(tenant_id=tenant_id, key=f"{key}#intent", result={"value": value})
+        stored = await self.completed_effect(key=f"{key}#intent")  # a racing attempt may have won
+        return (stored or {}).get("value", value)
+
     # -- notifications ---------------------------------------------------------------------
     async def add_notification(self, *, tenant_id: str, user_id: str, title: str, body: str,
                                link: str, workflow_id: str, object_type: str, record_id: str,

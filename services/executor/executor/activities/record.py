@@ -62,7 +62,12 @@ async def new_value(ctx: ActionContext, f: SetPropertyFields) -> Any:
 @handles(spec.SET_PROPERTY)
 async def set_property(ctx: ActionContext, f: SetPropertyFields) -> dict[str, Any]:
     r = ctx.req
-    value = await new_value(ctx, f)
+    if f.mode in (SetMode.SET, SetMode.CLEAR):
+        value = await new_value(ctx, f)
+    else:  # relative to the current value: pin the first attempt's result
+        value = await ctx.deps.history.remember(
+            tenant_id=r.tenant_id, key=r.idempotency_key, compute=lambda: new_value(ctx, f)
+        )
     await ctx.store.update(
         r.tenant_id, r.object_type, r.record_id, {f.property: value},
         idempotency_key=r.idempotency_key,
