@@ -1,7 +1,7 @@
 """Deliberately changed copies of the interpreter, used only by test_replay.py.
 
-``UnpatchedChange`` re-reads the record before every step (a new local activity) — the kind
-of innocent-looking interpreter change that breaks running enrollments. ``PatchedChange``
+``UnpatchedChange`` pauses one second before every step (a new timer command) — the kind of
+innocent-looking interpreter change ("let the CRM settle") that breaks running enrollments. ``PatchedChange``
 makes the same change behind ``workflow.patched``, the way interpreter changes must ship.
 """
 
@@ -22,7 +22,7 @@ class UnpatchedChange(EnrolledRecord):
         return await super().run(input)
 
     async def _step(self, action_id: str) -> str:
-        await self._fetch([])
+        await workflow.sleep(1)
         return await super()._step(action_id)
 
 
@@ -33,6 +33,6 @@ class PatchedChange(EnrolledRecord):
         return await super().run(input)
 
     async def _step(self, action_id: str) -> str:
-        if workflow.patched("refetch-record-before-step"):
-            await self._fetch([])
+        if workflow.patched("settle-before-step"):
+            await workflow.sleep(1)
         return await super()._step(action_id)

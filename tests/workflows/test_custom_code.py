@@ -50,4 +50,3 @@ async def test_custom_code_outputs_feed_a_branch(
                   e.activity_task_scheduled_event_attributes.task_queue.name
                   for e in events if e.HasField("activity_task_scheduled_event_attributes")}
         assert queues["action.custom_code"] == settings.temporal.custom_code_task_queue
-        assert queues["action.set_property"] == task_queue

@@ -36,6 +36,9 @@ class ActionActivity:
         )
     )
     queue: str = "main"  # "main" or CUSTOM_CODE_QUEUE
+    # Short, idempotent CRM steps run as local activities (no task round trip through the
+    # server); a crash re-runs them, and their idempotency keys make that harmless.
+    local: bool = False
 
     @property
     def activity_name(self) -> str:
@@ -80,11 +83,12 @@ _CODE = RetryPolicy(
 _FLOW = _CRM
 
 _TABLE = [
-    *(ActionActivity(t, retry=_CRM) for t in (
+    *(ActionActivity(t, retry=_CRM, local=True) for t in (
         "set_property", "copy_property", "clear_property", "create_record", "create_task",
-        "create_note", "associate_records", "remove_association", "rotate_owner",
-        "add_to_list", "remove_from_list", "set_marketing_status", "format_data",
+        "create_note", "associate_records", "remove_association", "add_to_list",
+        "remove_from_list", "set_marketing_status", "format_data",
     )),
+    ActionActivity("rotate_owner", retry=_CRM),
     ActionActivity("send_marketing_email", start_to_close=timedelta(seconds=60), retry=_MAIL),
     ActionActivity("send_internal_email", start_to_close=timedelta(seconds=60), retry=_MAIL),
     ActionActivity("send_in_app_notification", retry=_CRM),
@@ -121,6 +125,7 @@ MAX_STEPS = 5000  # a graph looping without end is stopped and reported as faile
 FETCH_RECORD = "crmflow.fetch_record"
 RESOLVE_VALUE = "crmflow.resolve_value"
 RECORD_PROGRESS = "crmflow.record_progress"
+WORKER_CONFIG = "crmflow.worker_config"
 INTERNAL_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=10),

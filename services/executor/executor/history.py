@@ -68,9 +68,8 @@ class History:
             if p.status != "running":
                 run.reason = p.reason
                 run.ended_at = p.at
-            o = p.outcome
-            if o is not None:
-                # Local activities may run twice (a lost marker); one row per (key, status).
+            for o in p.outcomes:
+                # Local activities may run twice (a lost marker); one row per (action, visit).
                 dup = await s.scalar(
                     select(func.count()).select_from(ActionLog).where(
                         ActionLog.tenant_id == p.tenant_id,
@@ -78,17 +77,18 @@ class History:
                         ActionLog.action_id == o.action_id, ActionLog.visit == o.visit,
                     )
                 )
-                if not dup:
-                    attempts = o.attempts
-                    if o.status == "failed" and not attempts:
-                        attempts = await self.attempt_count(key=o.idempotency_key)
-                    s.add(ActionLog(
-                        tenant_id=p.tenant_id, run_workflow_id=p.run_workflow_id,
-                        action_id=o.action_id, action_type=o.action_type, visit=o.visit,
-                        status=o.status, reason=o.reason, attempts=max(attempts, 1),
-                        started_at=o.started_at, finished_at=o.finished_at, outputs=o.outputs,
-                        idempotency_key=o.idempotency_key, created_at=p.at,
-                    ))
+                if dup:
+                    continue
+                attempts = o.attempts
+                if o.status == "failed" and not attempts:
+                    attempts = await self.attempt_count(key=o.idempotency_key)
+                s.add(ActionLog(
+                    tenant_id=p.tenant_id, run_workflow_id=p.run_workflow_id,
+                    action_id=o.action_id, action_type=o.action_type, visit=o.visit,
+                    status=o.status, reason=o.reason, attempts=max(attempts, 1),
+                    started_at=o.started_at, finished_at=o.finished_at, outputs=o.outputs,
+                    idempotency_key=o.idempotency_key, created_at=o.finished_at or p.at,
+                ))
 
     async def list_runs(
         self, *, tenant_id: str, workflow_id: str, status: str = "", record_id: str = "",

@@ -107,7 +107,8 @@ class RunProgress(Model):
     current_step: str = ""
     reason: str = ""
     at: AwareDatetime
-    outcome: ActionOutcome | None = None
+    # Outcomes since the last write (flushed at waits and at the end, to keep writes few).
+    outcomes: list[ActionOutcome] = Field(default_factory=list)
 
 
 class RunState(Model):
@@ -119,3 +120,4 @@ class RunState(Model):
     steps: int = 0
     failures: int = 0
     pending_events: list[ChangeEvent] = Field(default_factory=list)
+    custom_code_task_queue: str = ""

@@ -88,6 +88,7 @@ class EnrolledRecord:
         self._unenroll: UnenrollSignal | None = None
         self._current = ""
         self._steps_this_run = 0
+        self._pending: list[ActionOutcome] = []
         # Operators (and tests) may lower the continue-as-new threshold per execution (memo).
         self._steps_per_run = int(
             workflow.memo_value(STEPS_MEMO, dispatch.STEPS_PER_RUN, type_hint=int)
@@ -114,7 +115,6 @@ class EnrolledRecord:
         first_run = workflow.memo_value(CARRY_MEMO, None) is None
         if first_run:
             self._set_status("running")
-            await self._progress("running", "")
         action_id = self._state.next_action_id
         try:
             while action_id:
@@ -122,6 +122,7 @@ class EnrolledRecord:
                     raise _Stop("unenrolled", self._unenroll_reason())
                 action_id = await self._step(action_id)
                 if action_id and self._should_continue_as_new():
+                    await self._flush(action_id)
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     self._state.next_action_id = action_id
                     self._state.pending_events = list(self._events)
@@ -252,6 +253,7 @@ class EnrolledRecord:
         self, action: Action, f: DelayFields, summary: str
     ) -> Connection | None:
         # Only events that happen while waiting count: drop what arrived before.
+        await self._flush(self._current)
         self._events.clear()
         assert f.event is not None
         trigger = f.event
@@ -279,6 +281,9 @@ class EnrolledRecord:
         return timeout_path or action.connection
 
     async def _sleep_until(self, target: datetime, summary: str) -> None:
+        if target <= workflow.now():
+            return
+        await self._flush(self._current)  # the run history is current while we wait
         remaining = target - workflow.now()
         if remaining <= timedelta(0):
             return
@@ -302,27 +307,28 @@ class EnrolledRecord:
         summary = _summary(action)
         started = workflow.now()
         req = self._request(action, visit)
-        queue = (
-            self._state.outputs.get("__worker__", {}).get("custom_code_task_queue")
-            if opts.queue == dispatch.CUSTOM_CODE_QUEUE
-            else None
-        )
+        queue = await self._custom_code_queue() if opts.queue == dispatch.CUSTOM_CODE_QUEUE else None
         try:
-            result: ActionResult = await workflow.execute_activity(
-                opts.activity_name,
-                req,
-                result_type=ActionResult,
-                task_queue=queue,
-                start_to_close_timeout=opts.start_to_close,
-                schedule_to_close_timeout=opts.schedule_to_close,
-                retry_policy=opts.retry,
-                summary=summary,
-            )
-        except ActivityError as err:
-            cause = err.cause
+            result: ActionResult
+            if opts.local:
+                result = await workflow.execute_local_activity(
+                    opts.activity_name, req, result_type=ActionResult,
+                    start_to_close_timeout=opts.start_to_close,
+                    schedule_to_close_timeout=opts.schedule_to_close,
+                    retry_policy=opts.retry, summary=summary,
+                )
+            else:
+                result = await workflow.execute_activity(
+                    opts.activity_name, req, result_type=ActionResult, task_queue=queue,
+                    start_to_close_timeout=opts.start_to_close,
+                    schedule_to_close_timeout=opts.schedule_to_close,
+                    retry_policy=opts.retry, summary=summary,
+                )
+        except (ActivityError, ApplicationError) as err:  # local activities raise the cause
+            cause = err.cause if isinstance(err, ActivityError) else err
             reason = getattr(cause, "message", None) or str(cause or err)
             self._state.failures += 1
-            await self._progress("running", action.action_id, ActionOutcome(
+            self._pending.append(ActionOutcome(
                 action_id=action.action_id, action_type=action.action_type, visit=visit,
                 status="failed", reason=reason, attempts=0, started_at=started,
                 finished_at=workflow.now(), idempotency_key=req.idempotency_key,
@@ -331,7 +337,7 @@ class EnrolledRecord:
             return action.connection
         if result.outputs:
             self._state.outputs[action.action_id] = result.outputs
-        await self._progress("running", action.action_id, ActionOutcome(
+        self._pending.append(ActionOutcome(
             action_id=action.action_id, action_type=action.action_type, visit=visit,
             status=result.status, reason=result.reason, attempts=result.attempt,
             started_at=result.started_at or started, finished_at=workflow.now(),
@@ -364,7 +370,7 @@ class EnrolledRecord:
             action_type=action.action_type, type_version=action.type_version,
             fields=action.fields, visit=visit,
             idempotency_key=action_idempotency_key(wf_id, action.action_id, visit),
-            action_outputs={k: v for k, v in self._state.outputs.items() if k != "__worker__"},
+            action_outputs=self._state.outputs,
             event_properties=dict(event.properties) if event else {},
             time_zone=i.definition.settings.time_zone,
             data_sources=i.definition.data_sources,
@@ -387,33 +393,39 @@ class EnrolledRecord:
             raise _Stop("unenrolled", "record_deleted: the enrolled record no longer exists")
         return rec
 
-    async def _progress(
-        self, status: str, step: str, outcome: ActionOutcome | None = None, reason: str = ""
-    ) -> None:
+    async def _flush(self, step: str, status: str = "running", reason: str = "") -> None:
+        """Write the run's status and the outcomes since the last write (one local activity)."""
         i = self._input
-        result: dict[str, Any] = await workflow.execute_local_activity(
+        outcomes, self._pending = self._pending, []
+        await workflow.execute_local_activity(
             dispatch.RECORD_PROGRESS,
             RunProgress(
                 tenant_id=i.tenant_id, run_workflow_id=workflow.info().workflow_id,
                 workflow_id=i.workflow_id, revision=i.revision, object_type=i.object_type,
                 record_id=i.record_id, enrollment_number=i.enrollment_number,
                 enrolled_at=i.enrolled_at, status=status,  # type: ignore[arg-type]
-                current_step=step, reason=reason, at=workflow.now(), outcome=outcome,
+                current_step=step, reason=reason, at=workflow.now(), outcomes=outcomes,
             ),
-            result_type=dict,
             start_to_close_timeout=_LOCAL,
             retry_policy=dispatch.INTERNAL_RETRY,
         )
-        # The worker answers with its configuration (custom-code queue); kept in state so the
-        # value is part of history and replays identically.
-        if result:
-            self._state.outputs["__worker__"] = result
+
+    async def _custom_code_queue(self) -> str:
+        # The worker's configuration, asked once and kept in state: part of history, so the
+        # value replays identically even if the configuration changes later.
+        if not self._state.custom_code_task_queue:
+            cfg: dict[str, Any] = await workflow.execute_local_activity(
+                dispatch.WORKER_CONFIG, None, result_type=dict,
+                start_to_close_timeout=_LOCAL, retry_policy=dispatch.INTERNAL_RETRY,
+            )
+            self._state.custom_code_task_queue = str(cfg["custom_code_task_queue"])
+        return self._state.custom_code_task_queue
 
     async def _finish(self, status: str, reason: str) -> EnrollmentResult:
         self._current = ""
         self._set_status(status)
         workflow.set_current_details(f"{status.capitalize()}{': ' + reason if reason else ''}")
-        await self._progress(status, "", reason=reason)
+        await self._flush("", status, reason)
         return EnrollmentResult(status=status, reason=reason, steps=self._state.steps)
 
     def _set_status(self, status: str) -> None:

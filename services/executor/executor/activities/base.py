@@ -103,7 +103,10 @@ def _non_retryable(exc: CrmflowError) -> ApplicationError:
 async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionResult:
     info = activity.info()
     started = datetime.now(UTC)
-    done = await deps.history.completed_effect(key=req.idempotency_key)
+    # A first remote attempt cannot have a completed predecessor; local activities re-run with
+    # attempt 1 after a worker crash, so they always look.
+    maybe_done = info.attempt > 1 or info.is_local
+    done = await deps.history.completed_effect(key=req.idempotency_key) if maybe_done else None
     if done is not None:
         log.info("action %s already done (%s); not repeating it", req.action_id, req.idempotency_key)
         return ActionResult.model_validate(done)

@@ -53,8 +53,11 @@ def build_internal_activities(deps: Deps) -> list[Any]:
         return ResolveValueResult(value=values.get("expression"))
 
     @activity.defn(name=dispatch.RECORD_PROGRESS)
-    async def record_progress(p: RunProgress) -> dict[str, Any]:
+    async def record_progress(p: RunProgress) -> None:
         await deps.history.record_progress(p)
+
+    @activity.defn(name=dispatch.WORKER_CONFIG)
+    async def config(_: None) -> dict[str, Any]:
         return worker_config(deps.settings)
 
-    return [fetch, resolve_value, record_progress]
+    return [fetch, resolve_value, record_progress, config]
