@@ -478,6 +478,24 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+WORKER_SNIPPET = """
+import asyncio, os
+from temporalio.client import Client
+from temporalio.worker import Worker
+from crmflow.temporal.plugin import CrmflowPlugin
+from tests.integration.enrollment.standin import QuickEnrolledRecord
+
+async def main():
+    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"], plugins=[CrmflowPlugin()])
+    async with Worker(client, task_queue=os.environ["CRMFLOW_TASK_QUEUE"],
+                      workflows=[QuickEnrolledRecord]):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
 SERVER_SNIPPET = """
 import asyncio, sys
 from crmflow.records.sql import SqlRecordStore
@@ -500,7 +518,6 @@ async def latency(rate: float, seconds: float) -> dict[str, Any]:
 
     import grpc
     from temporalio.testing import WorkflowEnvironment
-    from temporalio.worker import Worker
 
     from crmflow.api.crm.v1 import records_pb2
     from crmflow.api.enrollment.v1 import enrollment_service_pb2 as pb
@@ -510,7 +527,6 @@ async def latency(rate: float, seconds: float) -> dict[str, Any]:
     from crmflow.temporal import search_attributes
     from crmflow.temporal.devserver import temporal_cli
     from crmflow.temporal.plugin import CrmflowPlugin
-    from tests.integration.enrollment.standin import QuickEnrolledRecord
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
@@ -541,7 +557,23 @@ async def latency(rate: float, seconds: float) -> dict[str, Any]:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         stub = pb_grpc.EnrollmentServiceStub(channel)
         try:
-            async with Worker(env.client, task_queue=tq, workflows=[QuickEnrolledRecord]):
+            # the stand-in EnrolledRecord worker runs in a third process (as the executor
+            # would), so its workflow tasks do not delay this process's timing of responses
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                WORKER_SNIPPET,
+                env={
+                    **os.environ,
+                    "TEMPORAL_ADDRESS": target,
+                    "CRMFLOW_TASK_QUEUE": tq,
+                    "PYTHONPATH": str(ROOT),  # tests.integration.enrollment.standin
+                },
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert worker.stdout is not None
+            await worker.stdout.readline()
+            try:
                 for rev in workflows(1000)[:200]:
                     await stub.ActivateRevision(
                         pb.ActivateRevisionRequest(
@@ -594,6 +626,9 @@ async def latency(rate: float, seconds: float) -> dict[str, Any]:
                     tasks.append(asyncio.create_task(one(i)))
                 await asyncio.gather(*tasks)
                 service_cpu_ms = (_proc_cpu(proc.pid) - cpu0) * 1000 / max(1, total)
+            finally:
+                worker.terminate()
+                await worker.wait()
         finally:
             await channel.close()
             proc.terminate()

@@ -113,6 +113,7 @@ class Enroller:
         event: ChangeEvent | None = None,
         reenroll_ok: bool | None = None,
         reenrollment_only: bool = False,
+        started: list[int] | None = None,
     ) -> Outcome:
         """Apply the rules and enroll. ``reenroll_ok``: may a previously enrolled record enter
         again (decided by the caller from the trigger); None = ask the workflow's settings
@@ -198,7 +199,7 @@ class Enroller:
                     "already_enrolled",
                     detail="enrolled concurrently by another request",
                 )
-            started = await self.start_row(row, cw, event)
+            ok = await self.start_row(row, cw, event, started=started)
         for other in cw.definition.enrollment.unenroll_from_workflow_ids:
             if other != wf:
                 await self.unenroll(
@@ -216,13 +217,20 @@ class Enroller:
             row.enrollment_number,
             row.run_workflow_id,
             f"trigger {trigger}"
-            if started
+            if ok
             else f"trigger {trigger}; recorded; its start is retried by the recovery sweep",
         )
 
     async def start_row(
-        self, row: EnrollmentRow, cw: CompiledWorkflow, event: ChangeEvent | None = None
+        self,
+        row: EnrollmentRow,
+        cw: CompiledWorkflow,
+        event: ChangeEvent | None = None,
+        *,
+        started: list[int] | None = None,
     ) -> bool:
+        """Start the row's workflow and mark it running — or, with ``started``, leave the
+        marking to the caller's next write (the ingest path batches it with the event)."""
         inp = EnrollmentInput(
             tenant_id=row.tenant_id,
             workflow_id=row.workflow_id,
@@ -241,8 +249,11 @@ class Enroller:
             log.exception("starting %s failed; left for the recovery sweep", row.run_workflow_id)
             return False
         assert row.id is not None
-        await self.ledger.set_status(row.id, "running")
-        row.status = "running"
+        if started is not None:
+            started.append(row.id)
+        else:
+            await self.ledger.set_status(row.id, "running")
+            row.status = "running"
         return True
 
     async def unenroll(

@@ -145,6 +145,7 @@ class Ingestor:
                 unenrolled.add(m.workflow.workflow_id)
                 outcomes.append(out)
         done: set[str] = set()
+        started: list[int] = []
         for m in sorted(matches, key=lambda m: m.role != "enroll"):
             wf = m.workflow.workflow_id
             if m.role not in ("enroll", "reenroll") or wf in done:
@@ -167,11 +168,12 @@ class Ingestor:
                     event=ev,
                     reenroll_ok=reenroll_ok,
                     reenrollment_only=m.role == "reenroll",
+                    started=started,
                 )
             )
         await self._signal_running(ev, active, {o.run_workflow_id for o in outcomes})
         await self.ledger.mark_processed(
-            ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now
+            ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now, running_ids=started
         )
         return False, outcomes
 

@@ -280,9 +280,27 @@ class Ledger:
             return None if row is None else list(row.outcomes)
 
     async def mark_processed(
-        self, tenant_id: str, event_id: str, outcomes: list[dict[str, Any]], now: datetime
+        self,
+        tenant_id: str,
+        event_id: str,
+        outcomes: list[dict[str, Any]],
+        now: datetime,
+        *,
+        running_ids: Sequence[int] = (),
     ) -> None:
+        """Remember the event, and in the same transaction mark the enrollments it started as
+        running (one write per event instead of one per start; a crash in between leaves them
+        pending, which the recovery sweep resolves without a duplicate)."""
         async with self.writing(), self.sessions() as s:
+            if running_ids:
+                await s.execute(
+                    update(EnrollmentRow)
+                    .where(
+                        col(EnrollmentRow.id).in_(list(running_ids)),
+                        col(EnrollmentRow.status) == "pending",
+                    )
+                    .values(status="running")
+                )
             s.add(
                 ProcessedEvent(
                     tenant_id=tenant_id, event_id=event_id, processed_at=now, outcomes=outcomes
@@ -292,6 +310,17 @@ class Ledger:
                 await s.commit()
             except IntegrityError:  # a concurrent redelivery finished first: same effect
                 await s.rollback()
+                if running_ids:
+                    await self.set_many_running(running_ids)
+
+    async def set_many_running(self, ids: Sequence[int]) -> None:
+        async with self.writing(), self.sessions() as s:
+            await s.execute(
+                update(EnrollmentRow)
+                .where(col(EnrollmentRow.id).in_(list(ids)), col(EnrollmentRow.status) == "pending")
+                .values(status="running")
+            )
+            await s.commit()
 
     # Event counts (refinements) -------------------------------------------------------------
     async def count_occurrence(
