@@ -39,6 +39,9 @@ class ActionActivity:
     # Short, idempotent CRM steps run as local activities (no task round trip through the
     # server); a crash re-runs them, and their idempotency keys make that harmless.
     local: bool = False
+    # Store the result under the idempotency key so a later attempt returns it. Off for CRM
+    # writes: the CRM itself deduplicates by the key (and relative writes pin their value).
+    dedupe: bool = True
 
     @property
     def activity_name(self) -> str:
@@ -83,7 +86,7 @@ _CODE = RetryPolicy(
 _FLOW = _CRM
 
 _TABLE = [
-    *(ActionActivity(t, retry=_CRM, local=True) for t in (
+    *(ActionActivity(t, retry=_CRM, dedupe=False) for t in (
         "set_property", "copy_property", "clear_property", "create_record", "create_task",
         "create_note", "associate_records", "remove_association", "add_to_list",
         "remove_from_list", "set_marketing_status", "format_data",

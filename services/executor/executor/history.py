@@ -14,10 +14,11 @@ from typing import Any
 
 from sqlalchemy import delete, func
 from sqlmodel import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crmflow.db import session_factory
+from executor.group_commit import GroupCommit
 from executor.payloads import RunProgress
 from executor.tables import (
     ActionLog,
@@ -49,10 +50,15 @@ class History:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = session_factory(engine)
+        # Run-history writes from many concurrent enrollments share one transaction.
+        self._commits = GroupCommit(self._apply_batch)
 
     # -- run progress ---------------------------------------------------------------------
     async def record_progress(self, p: RunProgress) -> None:
-        async with self._sessions() as s, s.begin():
+        await self._commits.submit(("progress", p))
+
+    async def _apply_progress(self, s: AsyncSession, p: RunProgress) -> None:
+        if True:  # keeps the block shape of a session body
             run = await s.get(EnrollmentRun, (p.tenant_id, p.run_workflow_id))
             if run is None:
                 run = EnrollmentRun(
@@ -81,7 +87,10 @@ class History:
                     continue
                 attempts = o.attempts
                 if o.status == "failed" and not attempts:
-                    attempts = await self.attempt_count(key=o.idempotency_key)
+                    attempts = int(await s.scalar(
+                        select(func.max(AttemptError.attempt)).where(
+                            AttemptError.idempotency_key == o.idempotency_key)
+                    ) or 0)
                 s.add(ActionLog(
                     tenant_id=p.tenant_id, run_workflow_id=p.run_workflow_id,
                     action_id=o.action_id, action_type=o.action_type, visit=o.visit,
@@ -148,14 +157,23 @@ class History:
         return dict(row.result) if row else None
 
     async def store_effect(self, *, tenant_id: str, key: str, result: dict[str, Any]) -> None:
-        try:
-            async with self._sessions() as s, s.begin():
-                s.add(SideEffect(
-                    idempotency_key=key, tenant_id=tenant_id, result=result,
-                    created_at=datetime.now(UTC),
-                ))
-        except IntegrityError:
-            pass  # stored by an earlier attempt
+        await self._commits.submit(("effect", (tenant_id, key, result)))
+
+    async def _apply_effect(self, s: AsyncSession, item: tuple[str, str, dict[str, Any]]) -> None:
+        tenant_id, key, result = item
+        if await s.get(SideEffect, key) is None:  # else stored by an earlier attempt
+            s.add(SideEffect(idempotency_key=key, tenant_id=tenant_id, result=result,
+                             created_at=datetime.now(UTC)))
+            await s.flush()
+
+    async def _apply_batch(self, items: list[tuple[str, Any]]) -> None:
+        async with self._sessions() as s, s.begin():
+            for kind, item in items:
+                if kind == "progress":
+                    await self._apply_progress(s, item)
+                else:
+                    await self._apply_effect(s, item)
+                await s.flush()
 
     async def remember(self, *, tenant_id: str, key: str, compute: Any) -> Any:
         """The value computed by the first attempt for ``key`` (later attempts reuse it).

@@ -131,9 +131,11 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
     except Exception as exc:
         await _attempt_failed(deps, req, info.attempt, exc)
         raise
-    await deps.history.store_effect(
-        tenant_id=req.tenant_id, key=req.idempotency_key, result=result.model_dump(mode="json")
-    )
+    if dispatch.ACTION_ACTIVITIES[req.action_type].dedupe:
+        await deps.history.store_effect(
+            tenant_id=req.tenant_id, key=req.idempotency_key,
+            result=result.model_dump(mode="json"),
+        )
     return result
 
 

@@ -98,6 +98,17 @@ def _pick(data: Any, path: str) -> Any:
     return data
 
 
+def _client(ctx: ActionContext) -> httpx.AsyncClient:
+    """One pooled client per worker (TLS context and connections are reused)."""
+    client = ctx.deps.extras.get("webhook_client")
+    if client is None:
+        timeout = httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT)
+        client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
+                                   limits=httpx.Limits(max_connections=200))
+        ctx.deps.extras["webhook_client"] = client
+    return client
+
+
 @handles(spec.SEND_WEBHOOK)
 async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
     r = ctx.req
@@ -125,11 +136,9 @@ async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
         ts = str(int(time.time() * 1000))
         headers["X-Crmflow-Request-Timestamp"] = ts
         headers["X-Crmflow-Signature-v1"] = sign(secret, ts, body)
-    timeout = httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT)
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            resp = await client.request(f.method, f.url, params=params, headers=headers,
-                                        content=body or None)
+        resp = await _client(ctx).request(f.method, f.url, params=params, headers=headers,
+                                          content=body or None)
     except httpx.TimeoutException as exc:
         raise ApplicationError(f"webhook timed out: {type(exc).__name__}",
                                type="WebhookTimeout") from None
