@@ -42,30 +42,36 @@ class BareThreeSteps:
         wid = workflow.info().workflow_id
         retry = RetryPolicy(maximum_attempts=5)
         await workflow.execute_activity(
-            "bare_set_property", BareStep(tenant_id=inp.tenant_id, record_id=inp.record_id,
-                                          key=f"{wid}#set"),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
+            "bare_set_property",
+            BareStep(tenant_id=inp.tenant_id, record_id=inp.record_id, key=f"{wid}#set"),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=retry,
+        )
         await workflow.sleep(DELAY_SECONDS)
         await workflow.execute_activity(
-            "bare_webhook", BareStep(tenant_id=inp.tenant_id, record_id=inp.record_id,
-                                     key=f"{wid}#hook", url=inp.url),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
+            "bare_webhook",
+            BareStep(
+                tenant_id=inp.tenant_id, record_id=inp.record_id, key=f"{wid}#hook", url=inp.url
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=retry,
+        )
         return "completed"
 
 
 def bare_activities(store: SqlRecordStore, http: httpx.AsyncClient) -> list[Any]:
     @activity.defn(name="bare_set_property")
     async def set_property(s: BareStep) -> None:
-        await store.update(s.tenant_id, "contact", s.record_id, {"lifecyclestage": "lead"},
-                           idempotency_key=s.key)
+        await store.update(
+            s.tenant_id, "contact", s.record_id, {"lifecyclestage": "lead"}, idempotency_key=s.key
+        )
 
     @activity.defn(name="bare_webhook")
     async def webhook(s: BareStep) -> None:
         rec = await store.get(s.tenant_id, "contact", s.record_id)
-        resp = await http.post(s.url, json={"properties": rec.properties},
-                               headers={"Idempotency-Key": s.key})
+        resp = await http.post(
+            s.url, json={"properties": rec.properties}, headers={"Idempotency-Key": s.key}
+        )
         resp.raise_for_status()
 
     return [set_property, webhook]
-
-

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -33,15 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from temporalio import activity, workflow  # noqa: E402
+from executor.activities.base import Deps  # noqa: E402
+from executor.db import migrate  # noqa: E402
+from executor.history import History  # noqa: E402
+from executor.resolver import LocalTokens  # noqa: E402
+from executor.worker import main_worker  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.common import RetryPolicy  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+from bench.executor_bare import BareInput, BareThreeSteps, bare_activities  # noqa: E402
 from crmflow.db import create_engine  # noqa: E402
 from crmflow.model.actions import Action, Connection  # noqa: E402
-from crmflow.model.base import Model  # noqa: E402
 from crmflow.model.enrollment import EnrollmentInput, EnrollmentResult  # noqa: E402
 from crmflow.model.workflow import WorkflowDefinition  # noqa: E402
 from crmflow.records.sql import SqlRecordStore  # noqa: E402
@@ -49,19 +52,12 @@ from crmflow.settings import Settings, TemporalSettings  # noqa: E402
 from crmflow.temporal import search_attributes  # noqa: E402
 from crmflow.temporal.devserver import temporal_cli  # noqa: E402
 from crmflow.temporal.plugin import CrmflowPlugin  # noqa: E402
-from executor.activities.base import Deps  # noqa: E402
-from executor.db import migrate  # noqa: E402
-from executor.history import History  # noqa: E402
-from executor.resolver import LocalTokens  # noqa: E402
-from executor.worker import main_worker  # noqa: E402
-
-from bench.executor_bare import BareInput, BareThreeSteps, bare_activities  # noqa: E402
 
 DELAY_SECONDS = 1
 
 
 class _Hook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -75,17 +71,26 @@ class _Hook(BaseHTTPRequestHandler):
 # -- the executor's definition ----------------------------------------------------------------
 def definition(url: str) -> WorkflowDefinition:
     def a(aid: str, t: str, nxt: str = "", **fields: Any) -> Action:
-        return Action(action_id=aid, action_type=t, fields=fields,
-                      connection=Connection(next_action_id=nxt) if nxt else None)
+        return Action(
+            action_id=aid,
+            action_type=t,
+            fields=fields,
+            connection=Connection(next_action_id=nxt) if nxt else None,
+        )
 
-    return WorkflowDefinition(workflow_id="bench", object_type="contact", start_action_id="set",
-                              actions={x.action_id: x for x in [
-                                  a("set", "set_property", "wait", property="lifecyclestage",
-                                    value="lead"),
-                                  a("wait", "delay", "hook", kind="duration",
-                                    seconds=DELAY_SECONDS),
-                                  a("hook", "send_webhook", url=url),
-                              ]})
+    return WorkflowDefinition(
+        workflow_id="bench",
+        object_type="contact",
+        start_action_id="set",
+        actions={
+            x.action_id: x
+            for x in [
+                a("set", "set_property", "wait", property="lifecyclestage", value="lead"),
+                a("wait", "delay", "hook", kind="duration", seconds=DELAY_SECONDS),
+                a("hook", "send_webhook", url=url),
+            ]
+        },
+    )
 
 
 async def run_batch(client: Client, starts: list[Any]) -> float:
@@ -101,43 +106,78 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     tmp = Path(tempfile.mkdtemp(prefix="executor-bench-"))
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(), search_attributes=search_attributes.ALL,
-        plugins=[CrmflowPlugin()], dev_server_log_level="error")
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search_attributes.ALL,
+        plugins=[CrmflowPlugin()],
+        dev_server_log_level="error",
+    )
     queue = f"bench-{uuid.uuid4().hex[:6]}"
-    settings = Settings(data_dir=tmp, webhook_allow_private=["127.0.0.1"],
-                        temporal=TemporalSettings().model_copy(update={"task_queue": queue}))
+    settings = Settings(
+        data_dir=tmp,
+        webhook_allow_private=["127.0.0.1"],
+        temporal=TemporalSettings().model_copy(update={"task_queue": queue}),
+    )
     store = await SqlRecordStore.open(settings.crm_url(), migrate=True)
     await migrate(settings.service_database_url("executor"))
     engine = create_engine(settings.service_database_url("executor"))
-    deps = Deps(settings=settings, store=store, resolver=LocalTokens(store),
-                history=History(engine))
+    deps = Deps(
+        settings=settings, store=store, resolver=LocalTokens(store), history=History(engine)
+    )
     http = httpx.AsyncClient(timeout=30)
     tenant = "bench"
-    ids = [(await store.create(tenant, "contact", {"email": f"c{i}@example.com"})).record_id
-           for i in range(n)]
+    ids = [
+        (await store.create(tenant, "contact", {"email": f"c{i}@example.com"})).record_id
+        for i in range(n)
+    ]
     defn = definition(url)
     results: dict[str, list[float]] = {"executor": [], "bare": []}
     executor_worker = main_worker(env.client, deps)
-    bare_worker = Worker(env.client, task_queue=f"{queue}-bare", workflows=[BareThreeSteps],
-                         activities=bare_activities(store, http))
+    bare_worker = Worker(
+        env.client,
+        task_queue=f"{queue}-bare",
+        workflows=[BareThreeSteps],
+        activities=bare_activities(store, http),
+    )
     try:
         async with executor_worker, bare_worker:
             for r in range(rounds):
                 for kind in ("bare", "executor") if r % 2 else ("executor", "bare"):
+                    starts: list[Any]
                     if kind == "executor":
-                        starts = [((
-                            "EnrolledRecord",
-                            EnrollmentInput(tenant_id=tenant, workflow_id="bench", revision=1,
-                                            object_type="contact", record_id=rid,
-                                            enrollment_number=1, enrolled_at=datetime.now(UTC),
-                                            definition=defn)),
-                            {"id": f"ex-{r}-{rid}", "task_queue": queue,
-                             "result_type": EnrollmentResult}) for rid in ids]
+                        starts = [
+                            (
+                                (
+                                    "EnrolledRecord",
+                                    EnrollmentInput(
+                                        tenant_id=tenant,
+                                        workflow_id="bench",
+                                        revision=1,
+                                        object_type="contact",
+                                        record_id=rid,
+                                        enrollment_number=1,
+                                        enrolled_at=datetime.now(UTC),
+                                        definition=defn,
+                                    ),
+                                ),
+                                {
+                                    "id": f"ex-{r}-{rid}",
+                                    "task_queue": queue,
+                                    "result_type": EnrollmentResult,
+                                },
+                            )
+                            for rid in ids
+                        ]
                     else:
-                        starts = [(("BareThreeSteps", BareInput(tenant_id=tenant, record_id=rid,
-                                                                url=url)),
-                                   {"id": f"bare-{r}-{rid}", "task_queue": f"{queue}-bare"})
-                                  for rid in ids]
+                        starts = [
+                            (
+                                (
+                                    "BareThreeSteps",
+                                    BareInput(tenant_id=tenant, record_id=rid, url=url),
+                                ),
+                                {"id": f"bare-{r}-{rid}", "task_queue": f"{queue}-bare"},
+                            )
+                            for rid in ids
+                        ]
                     seconds = await run_batch(env.client, starts)
                     results[kind].append(n / seconds)
                     print(f"round {r} {kind}: {n / seconds:.1f} workflows/s", flush=True)

@@ -14,6 +14,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from executor.workflow import STEPS_MEMO
 from temporalio.testing import WorkflowEnvironment
 
 from crmflow.model.actions import Action, Connection, EdgeType
@@ -29,7 +30,6 @@ from crmflow.model.records import ChangeEvent, ChangeEventType
 from crmflow.temporal import search_attributes
 from crmflow.temporal.devserver import temporal_cli
 from crmflow.temporal.plugin import CrmflowPlugin
-from executor.workflow import STEPS_MEMO
 from tests.workflows.harness import act, branch, definition, enrollment, running_worker
 
 HERE = Path(__file__).parent
@@ -40,41 +40,62 @@ def branches_and_delay() -> list[Action]:
     big = FilterGroup(filters=[PropertyFilter(property="employees", operator="gt", value=100)])
     return [
         act("set", "set_property", "branch", property="lifecyclestage", value="lead"),
-        Action(action_id="branch", action_type="if_then",
-               branches=[branch("big", "wait", criteria=big)],
-               default_connection=Connection(next_action_id="small")),
+        Action(
+            action_id="branch",
+            action_type="if_then",
+            branches=[branch("big", "wait", criteria=big)],
+            default_connection=Connection(next_action_id="small"),
+        ),
         act("wait", "delay", "split", kind="duration", seconds=1),
-        Action(action_id="split", action_type="random_split",
-               branches=[branch("a", "fmt", percentage=50), branch("b", "fmt", percentage=50)]),
+        Action(
+            action_id="split",
+            action_type="random_split",
+            branches=[branch("a", "fmt", percentage=50), branch("b", "fmt", percentage=50)],
+        ),
         act("fmt", "format_data", "small", operation="uppercase", input="{{ record.email }}"),
         act("small", "set_property", property="segment", value="{{ actions.fmt.result }}"),
     ]
 
 
 def event_wait() -> list[Action]:
-    wait = Action(action_id="wait", action_type="delay", fields={
-        "kind": "until_event", "seconds": 3600,
-        "event": {"event_type": "EVENT_TYPE_CUSTOM_EVENT", "event_name": "demo_booked"}},
+    wait = Action(
+        action_id="wait",
+        action_type="delay",
+        fields={
+            "kind": "until_event",
+            "seconds": 3600,
+            "event": {"event_type": "EVENT_TYPE_CUSTOM_EVENT", "event_name": "demo_booked"},
+        },
         connection=Connection(next_action_id="booked"),
-        branches=[branch("timeout", "nudge")])
-    return [wait, act("booked", "set_property", property="stage", value="booked"),
-            act("nudge", "set_property", property="stage", value="nudged")]
+        branches=[branch("timeout", "nudge")],
+    )
+    return [
+        wait,
+        act("booked", "set_property", property="stage", value="booked"),
+        act("nudge", "set_property", property="stage", value="nudged"),
+    ]
 
 
 def loop() -> list[Action]:
     done = FilterGroup(filters=[PropertyFilter(property="n", operator="gte", value=3)])
     return [
         act("inc", "set_property", "check", property="n", mode="increment", amount=1),
-        Action(action_id="check", action_type="if_then",
-               branches=[branch("done", "", criteria=done)],
-               default_connection=Connection(next_action_id="inc", edge_type=EdgeType.GOTO)),
+        Action(
+            action_id="check",
+            action_type="if_then",
+            branches=[branch("done", "", criteria=done)],
+            default_connection=Connection(next_action_id="inc", edge_type=EdgeType.GOTO),
+        ),
     ]
 
 
 async def main() -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(), search_attributes=search_attributes.ALL,
-        plugins=[CrmflowPlugin()], dev_server_log_level="error")
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search_attributes.ALL,
+        plugins=[CrmflowPlugin()],
+        dev_server_log_level="error",
+    )
     tmp = Path(tempfile.mkdtemp())
     try:
         async with running_worker(env.client, tmp, "record-histories") as h:
@@ -89,22 +110,35 @@ async def main() -> None:
 
             handle = await h.start(enrollment(TENANT, "c2", definition(event_wait())))
             await asyncio.sleep(1)
-            await handle.signal(WORKFLOW_SIGNAL_EVENT, RecordEventSignal(event=ChangeEvent(
-                event_id="e1", tenant_id=TENANT, event_type=ChangeEventType.CUSTOM_EVENT,
-                object_type="contact", record_id="c2", occurred_at=datetime.now(UTC),
-                event_name="demo_booked")))
+            await handle.signal(
+                WORKFLOW_SIGNAL_EVENT,
+                RecordEventSignal(
+                    event=ChangeEvent(
+                        event_id="e1",
+                        tenant_id=TENANT,
+                        event_type=ChangeEventType.CUSTOM_EVENT,
+                        object_type="contact",
+                        record_id="c2",
+                        occurred_at=datetime.now(UTC),
+                        event_name="demo_booked",
+                    )
+                ),
+            )
             await handle.result()
             runs["until_event_signal"] = handle
 
             handle = await h.start(enrollment(TENANT, "c3", definition(event_wait())))
             await asyncio.sleep(1)
-            await handle.signal(WORKFLOW_SIGNAL_UNENROLL,
-                                UnenrollSignal(reason=UnenrollReason.MANUAL, detail="by test"))
+            await handle.signal(
+                WORKFLOW_SIGNAL_UNENROLL,
+                UnenrollSignal(reason=UnenrollReason.MANUAL, detail="by test"),
+            )
             await handle.result()
             runs["unenrolled_while_waiting"] = handle
 
-            handle = await h.start(enrollment(TENANT, "c4", definition(loop())),
-                                   memo={STEPS_MEMO: 3})
+            handle = await h.start(
+                enrollment(TENANT, "c4", definition(loop())), memo={STEPS_MEMO: 3}
+            )
             await handle.result()
             runs["goto_loop_continue_as_new"] = handle
             for name, hd in runs.items():

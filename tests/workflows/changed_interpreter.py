@@ -1,7 +1,8 @@
 """Deliberately changed copies of the interpreter, used only by test_replay.py.
 
 ``UnpatchedChange`` pauses one second before every step (a new timer command) — the kind of
-innocent-looking interpreter change ("let the CRM settle") that breaks running enrollments. ``PatchedChange``
+innocent-looking interpreter change ("let the CRM settle") that breaks running enrollments.
+``PatchedChange``
 makes the same change behind ``workflow.patched``, the way interpreter changes must ship.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from executor.workflow import EnrolledRecord
+
     from crmflow.model.enrollment import EnrollmentInput, EnrollmentResult
     from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE
-    from executor.workflow import EnrolledRecord
 
 
 @workflow.defn(name=ENROLLMENT_WORKFLOW_TYPE)

@@ -10,6 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from executor.activities.base import Deps
+from executor.db import migrate
+from executor.history import History
+from executor.resolver import InputResolver, LocalTokens
+from executor.worker import custom_code_worker, main_worker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
@@ -22,39 +27,58 @@ from crmflow.model.workflow import WorkflowDefinition
 from crmflow.settings import Settings, TemporalSettings
 from crmflow.temporal import search_attributes as sa
 from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE, enrollment_workflow_id
-from executor.activities.base import Deps
-from executor.db import migrate
-from executor.history import History
-from executor.resolver import InputResolver, LocalTokens
-from executor.worker import custom_code_worker, main_worker
 from tests.workflows.memstore import MemoryStore
 
 
-def act(action_id: str, action_type: str, nxt: str = "", *, goto: bool = False, **fields: Any) -> Action:
-    conn = Connection(next_action_id=nxt, edge_type=EdgeType.GOTO if goto else EdgeType.STANDARD) if nxt else None
+def act(
+    action_id: str, action_type: str, nxt: str = "", *, goto: bool = False, **fields: Any
+) -> Action:
+    conn = (
+        Connection(next_action_id=nxt, edge_type=EdgeType.GOTO if goto else EdgeType.STANDARD)
+        if nxt
+        else None
+    )
     return Action(action_id=action_id, action_type=action_type, fields=fields, connection=conn)
 
 
 def branch(branch_id: str, nxt: str = "", **kw: Any) -> Branch:
-    return Branch(branch_id=branch_id, connection=Connection(next_action_id=nxt) if nxt else None, **kw)
+    return Branch(
+        branch_id=branch_id, connection=Connection(next_action_id=nxt) if nxt else None, **kw
+    )
 
 
-def definition(actions: list[Action], *, settings: WorkflowSettings | None = None,
-               object_type: str = "contact") -> WorkflowDefinition:
+def definition(
+    actions: list[Action], *, settings: WorkflowSettings | None = None, object_type: str = "contact"
+) -> WorkflowDefinition:
     return WorkflowDefinition(
-        workflow_id="wf-1", name="test", object_type=object_type,
+        workflow_id="wf-1",
+        name="test",
+        object_type=object_type,
         start_action_id=actions[0].action_id if actions else "",
         actions={a.action_id: a for a in actions},
         settings=settings or WorkflowSettings(),
     )
 
 
-def enrollment(tenant_id: str, record_id: str, defn: WorkflowDefinition, *,
-               enrolled_at: datetime | None = None, n: int = 1, **kw: Any) -> EnrollmentInput:
+def enrollment(
+    tenant_id: str,
+    record_id: str,
+    defn: WorkflowDefinition,
+    *,
+    enrolled_at: datetime | None = None,
+    n: int = 1,
+    **kw: Any,
+) -> EnrollmentInput:
     return EnrollmentInput(
-        tenant_id=tenant_id, workflow_id=defn.workflow_id or "wf-1", revision=1,
-        object_type=defn.object_type, record_id=record_id, enrollment_number=n,
-        enrolled_at=enrolled_at or datetime.now(UTC), definition=defn, **kw,
+        tenant_id=tenant_id,
+        workflow_id=defn.workflow_id or "wf-1",
+        revision=1,
+        object_type=defn.object_type,
+        record_id=record_id,
+        enrollment_number=n,
+        enrolled_at=enrolled_at or datetime.now(UTC),
+        definition=defn,
+        **kw,
     )
 
 
@@ -69,20 +93,30 @@ class Harness:
     search_attributes: bool = True
 
     async def start(self, inp: EnrollmentInput, **kw: Any) -> WorkflowHandle[Any, EnrollmentResult]:
-        wf_id = enrollment_workflow_id(inp.tenant_id, inp.workflow_id, inp.object_type,
-                                       inp.record_id, inp.enrollment_number)
+        wf_id = enrollment_workflow_id(
+            inp.tenant_id, inp.workflow_id, inp.object_type, inp.record_id, inp.enrollment_number
+        )
         wf_id = f"{wf_id}-{uuid.uuid4().hex[:6]}"  # unique per test run on a shared server
         if self.search_attributes:  # as enrollment starts it
-            kw.setdefault("search_attributes", TypedSearchAttributes([
-                SearchAttributePair(sa.TENANT_ID, inp.tenant_id),
-                SearchAttributePair(sa.WORKFLOW_ID, inp.workflow_id),
-                SearchAttributePair(sa.REVISION, inp.revision),
-                SearchAttributePair(sa.OBJECT_TYPE, inp.object_type),
-                SearchAttributePair(sa.RECORD_ID, inp.record_id),
-            ]))
+            kw.setdefault(
+                "search_attributes",
+                TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.TENANT_ID, inp.tenant_id),
+                        SearchAttributePair(sa.WORKFLOW_ID, inp.workflow_id),
+                        SearchAttributePair(sa.REVISION, inp.revision),
+                        SearchAttributePair(sa.OBJECT_TYPE, inp.object_type),
+                        SearchAttributePair(sa.RECORD_ID, inp.record_id),
+                    ]
+                ),
+            )
         return await self.client.start_workflow(
-            ENROLLMENT_WORKFLOW_TYPE, inp, id=wf_id, task_queue=self.task_queue,
-            result_type=EnrollmentResult, **kw,
+            ENROLLMENT_WORKFLOW_TYPE,
+            inp,
+            id=wf_id,
+            task_queue=self.task_queue,
+            result_type=EnrollmentResult,
+            **kw,
         )
 
     async def run(self, inp: EnrollmentInput) -> EnrollmentResult:
@@ -91,7 +125,8 @@ class Harness:
 
 def make_settings(tmp_path: Path, task_queue: str, **kw: Any) -> Settings:
     return Settings(
-        data_dir=tmp_path, webhook_allow_private=["127.0.0.1", "localhost"],
+        data_dir=tmp_path,
+        webhook_allow_private=["127.0.0.1", "localhost"],
         # TemporalSettings' queue fields only take their CRMFLOW_* aliases as input.
         temporal=TemporalSettings().model_copy(
             update={"task_queue": task_queue, "custom_code_task_queue": f"{task_queue}-code"}
@@ -101,17 +136,27 @@ def make_settings(tmp_path: Path, task_queue: str, **kw: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_worker(client: Client, tmp_path: Path, task_queue: str, *,
-                         store: MemoryStore | None = None, resolver: InputResolver | None = None,
-                         settings: Settings | None = None, custom_code: bool = False,
-                         search_attributes: bool = True, **worker_kw: Any) -> AsyncIterator[Harness]:
+async def running_worker(
+    client: Client,
+    tmp_path: Path,
+    task_queue: str,
+    *,
+    store: MemoryStore | None = None,
+    resolver: InputResolver | None = None,
+    settings: Settings | None = None,
+    custom_code: bool = False,
+    search_attributes: bool = True,
+    **worker_kw: Any,
+) -> AsyncIterator[Harness]:
     settings = settings or make_settings(tmp_path, task_queue)
     url = settings.service_database_url("executor")
     await migrate(url)
     engine = create_engine(url)
     store = store or MemoryStore()
     history = History(engine)
-    deps = Deps(settings=settings, store=store, resolver=resolver or LocalTokens(store), history=history)
+    deps = Deps(
+        settings=settings, store=store, resolver=resolver or LocalTokens(store), history=history
+    )
     workers: list[Worker] = [main_worker(client, deps, **worker_kw)]
     if custom_code:
         workers.append(custom_code_worker(client, deps))
@@ -119,10 +164,10 @@ async def running_worker(client: Client, tmp_path: Path, task_queue: str, *,
         async with workers[0]:
             if custom_code:
                 async with workers[1]:
-                    yield Harness(client, store, history, settings, task_queue, deps,
-                                  search_attributes)
+                    yield Harness(
+                        client, store, history, settings, task_queue, deps, search_attributes
+                    )
             else:
-                yield Harness(client, store, history, settings, task_queue, deps,
-                                  search_attributes)
+                yield Harness(client, store, history, settings, task_queue, deps, search_attributes)
     finally:
         await engine.dispose()

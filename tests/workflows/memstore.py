@@ -40,13 +40,20 @@ class MemoryStore(RecordStore):
         self._ids = itertools.count(1000)
 
     def put(self, tenant_id: str, object_type: str, record_id: str, **props: Any) -> Record:
-        rec = Record(tenant_id=tenant_id, object_type=object_type, record_id=record_id,
-                     properties=dict(props), created_at=datetime.now(UTC))
+        rec = Record(
+            tenant_id=tenant_id,
+            object_type=object_type,
+            record_id=record_id,
+            properties=dict(props),
+            created_at=datetime.now(UTC),
+        )
         self.records[(tenant_id, object_type, record_id)] = rec
         return rec
 
     async def list_object_types(self, tenant_id: str) -> list[ObjectTypeDefinition]:
-        return [ObjectTypeDefinition(name=t) for t in ("contact", "company", "deal", "task", "note")]
+        return [
+            ObjectTypeDefinition(name=t) for t in ("contact", "company", "deal", "task", "note")
+        ]
 
     async def list_properties(self, tenant_id: str, object_type: str) -> list[PropertyDefinition]:
         return []
@@ -57,20 +64,42 @@ class MemoryStore(RecordStore):
         except KeyError:
             raise NotFound(object_type, record_id) from None
 
-    async def batch_get(self, tenant_id: str, object_type: str, record_ids: Sequence[str]) -> list[Record]:
-        return [self.records[(tenant_id, object_type, r)] for r in record_ids
-                if (tenant_id, object_type, r) in self.records]
+    async def batch_get(
+        self, tenant_id: str, object_type: str, record_ids: Sequence[str]
+    ) -> list[Record]:
+        return [
+            self.records[(tenant_id, object_type, r)]
+            for r in record_ids
+            if (tenant_id, object_type, r) in self.records
+        ]
 
-    async def search(self, tenant_id: str, object_type: str, criteria: FilterGroup | None = None,
-                     *, limit: int = 100, cursor: str = "", sort: str = "") -> SearchPage:
+    async def search(
+        self,
+        tenant_id: str,
+        object_type: str,
+        criteria: FilterGroup | None = None,
+        *,
+        limit: int = 100,
+        cursor: str = "",
+        sort: str = "",
+    ) -> SearchPage:
         recs = [r for (t, o, _), r in self.records.items() if t == tenant_id and o == object_type]
         return SearchPage(records=recs[:limit], total=len(recs))
 
-    async def count(self, tenant_id: str, object_type: str, criteria: FilterGroup | None = None) -> int:
+    async def count(
+        self, tenant_id: str, object_type: str, criteria: FilterGroup | None = None
+    ) -> int:
         return (await self.search(tenant_id, object_type, criteria)).total
 
-    async def create(self, tenant_id: str, object_type: str, properties: dict[str, Any], *,
-                     record_id: str = "", idempotency_key: str = "") -> Record:
+    async def create(
+        self,
+        tenant_id: str,
+        object_type: str,
+        properties: dict[str, Any],
+        *,
+        record_id: str = "",
+        idempotency_key: str = "",
+    ) -> Record:
         if idempotency_key and idempotency_key in self.keys:
             return self.keys[idempotency_key]  # type: ignore[no-any-return]
         self.writes += 1
@@ -79,8 +108,15 @@ class MemoryStore(RecordStore):
             self.keys[idempotency_key] = rec
         return rec
 
-    async def update(self, tenant_id: str, object_type: str, record_id: str,
-                     properties: dict[str, Any], *, idempotency_key: str = "") -> Record:
+    async def update(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        properties: dict[str, Any],
+        *,
+        idempotency_key: str = "",
+    ) -> Record:
         rec = self.records.get((tenant_id, object_type, record_id))
         if rec is None:
             raise NotFound(object_type, record_id)
@@ -99,15 +135,29 @@ class MemoryStore(RecordStore):
     async def delete(self, tenant_id: str, object_type: str, record_id: str) -> None:
         self.records.pop((tenant_id, object_type, record_id), None)
 
-    async def property_history(self, tenant_id: str, object_type: str, record_id: str,
-                               property: str) -> list[PropertyHistoryEntry]:
+    async def property_history(
+        self, tenant_id: str, object_type: str, record_id: str, property: str
+    ) -> list[PropertyHistoryEntry]:
         return []
 
-    async def list_associations(self, tenant_id: str, object_type: str, record_id: str,
-                                to_object_type: str, *, label: str = "") -> list[Association]:
-        return [a for t, a in self.assocs if t == tenant_id and a.from_object_type == object_type
-                and a.from_record_id == record_id and a.to_object_type == to_object_type
-                and (not label or a.label == label)]
+    async def list_associations(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        to_object_type: str,
+        *,
+        label: str = "",
+    ) -> list[Association]:
+        return [
+            a
+            for t, a in self.assocs
+            if t == tenant_id
+            and a.from_object_type == object_type
+            and a.from_record_id == record_id
+            and a.to_object_type == to_object_type
+            and (not label or a.label == label)
+        ]
 
     async def associate(self, tenant_id: str, association: Association) -> None:
         if (tenant_id, association) not in self.assocs:
@@ -115,9 +165,15 @@ class MemoryStore(RecordStore):
             self.assocs.append((tenant_id, association))
 
     async def unassociate(self, tenant_id: str, association: Association) -> None:
-        self.assocs = [(t, a) for t, a in self.assocs
-                       if not (t == tenant_id and a.model_copy(update={"label": association.label}) == association
-                               and (not association.label or a.label == association.label))]
+        self.assocs = [
+            (t, a)
+            for t, a in self.assocs
+            if not (
+                t == tenant_id
+                and a.model_copy(update={"label": association.label}) == association
+                and (not association.label or a.label == association.label)
+            )
+        ]
 
     async def create_list(self, tenant_id: str, name: str, object_type: str) -> StaticList:
         lst = StaticList(list_id=f"list-{next(self._ids)}", name=name, object_type=object_type)
@@ -130,7 +186,9 @@ class MemoryStore(RecordStore):
             raise NotFound("list", list_id)
         self.members[list_id].update(record_ids)
 
-    async def remove_from_list(self, tenant_id: str, list_id: str, record_ids: Sequence[str]) -> None:
+    async def remove_from_list(
+        self, tenant_id: str, list_id: str, record_ids: Sequence[str]
+    ) -> None:
         if list_id not in self.members:
             raise NotFound("list", list_id)
         self.members[list_id].difference_update(record_ids)

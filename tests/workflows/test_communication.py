@@ -14,14 +14,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from crmflow.records.port import Owner
 from tests.helpers import free_port
-from tests.workflows.harness import act, definition, enrollment, running_worker, make_settings
+from tests.workflows.harness import act, definition, enrollment, make_settings, running_worker
 
 
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], Message]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
         return "250 OK"
 
@@ -45,12 +45,22 @@ def _html(msg: Message) -> str:
 
 
 async def test_marketing_email_is_personalised_and_unsubscribed_contacts_are_skipped(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, tenant_id: str,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    tenant_id: str,
     smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
-    actions = [act("mail", "send_marketing_email", subject="Hi {{ record.firstname }}",
-                   body="<p>Welcome, {{ record.firstname }}!</p>", from_name="Acme")]
+    actions = [
+        act(
+            "mail",
+            "send_marketing_email",
+            subject="Hi {{ record.firstname }}",
+            body="<p>Welcome, {{ record.firstname }}!</p>",
+            from_name="Acme",
+        )
+    ]
     settings = make_settings(tmp_path, task_queue, smtp_port=port)
     async with running_worker(temporal_env.client, tmp_path, task_queue, settings=settings) as h:
         h.store.put(tenant_id, "contact", "c1", email="ada@example.com", firstname="Ada")
@@ -70,12 +80,22 @@ async def test_marketing_email_is_personalised_and_unsubscribed_contacts_are_ski
 
 
 async def test_internal_email_goes_to_owners_and_addresses(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, tenant_id: str,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    tenant_id: str,
     smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
-    actions = [act("mail", "send_internal_email", recipients=["record_owner", "ops@acme.test"],
-                   subject="Hot lead: {{ record.email }}", body="Call them")]
+    actions = [
+        act(
+            "mail",
+            "send_internal_email",
+            recipients=["record_owner", "ops@acme.test"],
+            subject="Hot lead: {{ record.email }}",
+            body="Call them",
+        )
+    ]
     settings = make_settings(tmp_path, task_queue, smtp_port=port)
     async with running_worker(temporal_env.client, tmp_path, task_queue, settings=settings) as h:
         h.store.owners[tenant_id] = [Owner(owner_id="u1", email="owner@acme.test")]
@@ -87,23 +107,30 @@ async def test_internal_email_goes_to_owners_and_addresses(
 
 
 async def test_smtp_down_is_retried_then_logged_as_failed(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, tenant_id: str,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    tenant_id: str,
 ) -> None:
     """Nothing listens on the port: every attempt fails, the history shows the attempts."""
+    from datetime import timedelta
+
     from executor import dispatch
     from temporalio.common import RetryPolicy
-    from datetime import timedelta
 
     fast = RetryPolicy(initial_interval=timedelta(milliseconds=50), maximum_attempts=3)
     original = dispatch.ACTION_ACTIVITIES["send_internal_email"]
     dispatch.ACTION_ACTIVITIES["send_internal_email"] = type(original)(
-        "send_internal_email", retry=fast)
+        "send_internal_email", retry=fast
+    )
     try:
         settings = make_settings(tmp_path, task_queue, smtp_port=free_port())
-        actions = [act("mail", "send_internal_email", recipients=["ops@acme.test"],
-                       subject="s", body="b")]
-        async with running_worker(temporal_env.client, tmp_path, task_queue,
-                                  settings=settings) as h:
+        actions = [
+            act("mail", "send_internal_email", recipients=["ops@acme.test"], subject="s", body="b")
+        ]
+        async with running_worker(
+            temporal_env.client, tmp_path, task_queue, settings=settings
+        ) as h:
             h.store.put(tenant_id, "contact", "c1")
             handle = await h.start(enrollment(tenant_id, "c1", definition(actions)))
             assert (await handle.result()).status == "completed"

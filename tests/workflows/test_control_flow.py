@@ -10,13 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from executor.workflow import STEPS_MEMO
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from crmflow.model.actions import Action, Branch, Connection, EdgeType
+from crmflow.model.actions import Action, Connection, EdgeType
 from crmflow.model.criteria import FilterGroup, PropertyFilter
 from crmflow.temporal import search_attributes as sa
-from executor.workflow import STEPS_MEMO
 from tests.workflows.harness import act, branch, definition, enrollment, running_worker
 
 
@@ -24,20 +24,31 @@ def _if_then() -> list[Action]:
     big = FilterGroup(filters=[PropertyFilter(property="employees", operator="gt", value=100)])
     mid = FilterGroup(filters=[PropertyFilter(property="employees", operator="gt", value=10)])
     return [
-        Action(action_id="b", action_type="if_then", branches=[
-            branch("big", "set-big", criteria=big), branch("mid", "set-mid", criteria=mid),
-        ], default_connection=Connection(next_action_id="set-small")),
+        Action(
+            action_id="b",
+            action_type="if_then",
+            branches=[
+                branch("big", "set-big", criteria=big),
+                branch("mid", "set-mid", criteria=mid),
+            ],
+            default_connection=Connection(next_action_id="set-small"),
+        ),
         act("set-big", "set_property", property="segment", value="enterprise"),
         act("set-mid", "set_property", property="segment", value="mid-market"),
         act("set-small", "set_property", property="segment", value="smb"),
     ]
 
 
-@pytest.mark.parametrize(("employees", "segment"), [(500, "enterprise"), (50, "mid-market"),
-                                                     (3, "smb"), (None, "smb")])
+@pytest.mark.parametrize(
+    ("employees", "segment"), [(500, "enterprise"), (50, "mid-market"), (3, "smb"), (None, "smb")]
+)
 async def test_if_then_takes_the_first_matching_branch_then_default(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, tenant_id: str,
-    employees: int | None, segment: str,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    tenant_id: str,
+    employees: int | None,
+    segment: str,
 ) -> None:
     async with running_worker(temporal_env.client, tmp_path, task_queue) as h:
         h.store.put(tenant_id, "contact", "c1", **({"employees": employees} if employees else {}))
@@ -50,16 +61,25 @@ async def test_value_equals_on_property_and_expression(
     temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, tenant_id: str
 ) -> None:
     actions = [
-        Action(action_id="v", action_type="value_equals", fields={"property": "country"},
-               branches=[branch("dk", "set-dk", values=["DK", "Denmark"]),
-                         branch("de", "set-de", values=["DE"])],
-               default_connection=Connection(next_action_id="set-other")),
+        Action(
+            action_id="v",
+            action_type="value_equals",
+            fields={"property": "country"},
+            branches=[
+                branch("dk", "set-dk", values=["DK", "Denmark"]),
+                branch("de", "set-de", values=["DE"]),
+            ],
+            default_connection=Connection(next_action_id="set-other"),
+        ),
         act("set-dk", "set_property", "v2", property="region", value="nordics"),
         act("set-de", "set_property", "v2", property="region", value="dach"),
         act("set-other", "set_property", "v2", property="region", value="other"),
-        Action(action_id="v2", action_type="value_equals",
-               fields={"expression": "{{ record.plan }}"},
-               branches=[branch("pro", "flag", values=["pro"])]),
+        Action(
+            action_id="v2",
+            action_type="value_equals",
+            fields={"expression": "{{ record.plan }}"},
+            branches=[branch("pro", "flag", values=["pro"])],
+        ),
         act("flag", "set_property", property="vip", value=True),
     ]
     async with running_worker(temporal_env.client, tmp_path, task_queue) as h:
@@ -77,8 +97,11 @@ async def test_random_split_is_deterministic_per_enrollment_and_follows_percenta
     temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, tenant_id: str
 ) -> None:
     actions = [
-        Action(action_id="r", action_type="random_split", branches=[
-            branch("a", "set-a", percentage=30), branch("b", "set-b", percentage=70)]),
+        Action(
+            action_id="r",
+            action_type="random_split",
+            branches=[branch("a", "set-a", percentage=30), branch("b", "set-b", percentage=70)],
+        ),
         act("set-a", "set_property", property="arm", value="A"),
         act("set-b", "set_property", property="arm", value="B"),
     ]
@@ -89,8 +112,12 @@ async def test_random_split_is_deterministic_per_enrollment_and_follows_percenta
             handles.append(await h.start(enrollment(tenant_id, f"c{i}", definition(actions))))
         for handle in handles:
             await handle.result()
-        arms = Counter([(await h.store.get(tenant_id, "contact", f"c{i}")).properties["arm"]
-                        for i in range(40)])
+        arms = Counter(
+            [
+                (await h.store.get(tenant_id, "contact", f"c{i}")).properties["arm"]
+                for i in range(40)
+            ]
+        )
         assert set(arms) == {"A", "B"} and arms["B"] > arms["A"]
         # The same enrollment id always takes the same arm (hash of id, action, visit).
         from executor.schedule import split_bucket
@@ -107,15 +134,19 @@ async def test_goto_loop_continues_as_new_and_keeps_state(
     done = FilterGroup(filters=[PropertyFilter(property="n", operator="gte", value=7)])
     actions = [
         act("inc", "set_property", "check", property="n", mode="increment", amount=1),
-        Action(action_id="check", action_type="if_then",
-               branches=[branch("done", "finish", criteria=done)],
-               default_connection=Connection(next_action_id="inc", edge_type=EdgeType.GOTO)),
+        Action(
+            action_id="check",
+            action_type="if_then",
+            branches=[branch("done", "finish", criteria=done)],
+            default_connection=Connection(next_action_id="inc", edge_type=EdgeType.GOTO),
+        ),
         act("finish", "set_property", property="state", value="done"),
     ]
     async with running_worker(temporal_env.client, tmp_path, task_queue) as h:
         h.store.put(tenant_id, "contact", "c1", n=0)
-        handle = await h.start(enrollment(tenant_id, "c1", definition(actions)),
-                               memo={STEPS_MEMO: 4})
+        handle = await h.start(
+            enrollment(tenant_id, "c1", definition(actions)), memo={STEPS_MEMO: 4}
+        )
         result = await handle.result()
         assert result.status == "completed"
         assert result.steps == 7 * 2 + 1  # carried across runs
@@ -124,9 +155,13 @@ async def test_goto_loop_continues_as_new_and_keeps_state(
         # Each loop visit had its own idempotency key: 7 increments, none deduplicated away.
         timeline = await h.history.timeline(tenant_id=tenant_id, run_workflow_id=handle.id)
         assert [t.visit for t in timeline if t.action_id == "inc"] == list(range(1, 8))
-        first = temporal_env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+        first = temporal_env.client.get_workflow_handle(
+            handle.id, run_id=handle.first_execution_run_id
+        )
         events = [e async for e in first.fetch_history_events()]
-        assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes"), [e.event_type for e in events][-5:]
+        assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes"), [
+            e.event_type for e in events
+        ][-5:]
         assert (await handle.describe()).typed_search_attributes.get(sa.STATUS) == "completed"
 
 
@@ -157,6 +192,8 @@ async def test_failed_action_is_logged_with_attempts_and_the_record_moves_on(
         handle = await h.start(enrollment(tenant_id, "c1", definition(actions)))
         assert (await handle.result()).status == "completed"
         timeline = await h.history.timeline(tenant_id=tenant_id, run_workflow_id=handle.id)
-        assert [(t.action_id, t.status) for t in timeline] == [("assoc", "failed"),
-                                                                ("after", "succeeded")]
+        assert [(t.action_id, t.status) for t in timeline] == [
+            ("assoc", "failed"),
+            ("after", "succeeded"),
+        ]
         assert "nope" in timeline[0].reason and timeline[0].attempts == 1  # NotFound: no retry

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from executor.secrets import FileSecrets
 from temporalio.testing import WorkflowEnvironment
 
 from crmflow.model.actions import Action, Connection
-from executor.secrets import FileSecrets
-from tests.workflows.harness import act, branch, definition, enrollment, make_settings, running_worker
+from tests.workflows.harness import (
+    act,
+    branch,
+    definition,
+    enrollment,
+    make_settings,
+    running_worker,
+)
 
 CODE = """
 import os
@@ -23,22 +30,34 @@ async def test_custom_code_outputs_feed_a_branch(
     temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, tenant_id: str
 ) -> None:
     actions = [
-        act("code", "custom_code", "route", code=CODE, secrets=["CRM_KEY"],
+        act(
+            "code",
+            "custom_code",
+            "route",
+            code=CODE,
+            secrets=["CRM_KEY"],
             inputs={"employees": "{{ record.employees }}"},
-            outputs=[{"name": "score", "type": "number"},
-                     {"name": "tier", "type": "enumeration", "options": ["gold", "silver"]},
-                     {"name": "key_seen", "type": "bool"}]),
-        Action(action_id="route", action_type="value_equals",
-               fields={"expression": "{{ actions.code.tier }}"},
-               branches=[branch("gold", "set-gold", values=["gold"])],
-               default_connection=Connection(next_action_id="set-other")),
+            outputs=[
+                {"name": "score", "type": "number"},
+                {"name": "tier", "type": "enumeration", "options": ["gold", "silver"]},
+                {"name": "key_seen", "type": "bool"},
+            ],
+        ),
+        Action(
+            action_id="route",
+            action_type="value_equals",
+            fields={"expression": "{{ actions.code.tier }}"},
+            branches=[branch("gold", "set-gold", values=["gold"])],
+            default_connection=Connection(next_action_id="set-other"),
+        ),
         act("set-gold", "set_property", property="tier", value="gold"),
         act("set-other", "set_property", property="tier", value="other"),
     ]
     settings = make_settings(tmp_path, task_queue)
     FileSecrets(settings.data_dir / "secrets").put(tenant_id, "CRM_KEY", "abc")
-    async with running_worker(temporal_env.client, tmp_path, task_queue, settings=settings,
-                              custom_code=True) as h:
+    async with running_worker(
+        temporal_env.client, tmp_path, task_queue, settings=settings, custom_code=True
+    ) as h:
         h.store.put(tenant_id, "contact", "c1", employees=80)
         handle = await h.start(enrollment(tenant_id, "c1", definition(actions)))
         assert (await handle.result()).status == "completed"
@@ -46,7 +65,10 @@ async def test_custom_code_outputs_feed_a_branch(
         [code_row, *_] = await h.history.timeline(tenant_id=tenant_id, run_workflow_id=handle.id)
         assert code_row.outputs == {"score": 160, "tier": "gold", "key_seen": True}
         events = [e async for e in handle.fetch_history_events()]
-        queues = {e.activity_task_scheduled_event_attributes.activity_type.name:
-                  e.activity_task_scheduled_event_attributes.task_queue.name
-                  for e in events if e.HasField("activity_task_scheduled_event_attributes")}
+        scheduled = [
+            e.activity_task_scheduled_event_attributes
+            for e in events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        queues = {a.activity_type.name: a.task_queue.name for a in scheduled}
         assert queues["action.custom_code"] == settings.temporal.custom_code_task_queue

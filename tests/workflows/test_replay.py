@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from executor.workflow import EnrolledRecord
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from crmflow.temporal.plugin import CrmflowPlugin
-from executor.workflow import EnrolledRecord
 from tests.workflows.changed_interpreter import PatchedChange, UnpatchedChange
 
 HISTORIES = sorted((Path(__file__).parents[1] / "histories").glob("*.json"))

@@ -86,11 +86,23 @@ _CODE = RetryPolicy(
 _FLOW = _CRM
 
 _TABLE = [
-    *(ActionActivity(t, retry=_CRM, dedupe=False) for t in (
-        "set_property", "copy_property", "clear_property", "create_record", "create_task",
-        "create_note", "associate_records", "remove_association", "add_to_list",
-        "remove_from_list", "set_marketing_status", "format_data",
-    )),
+    *(
+        ActionActivity(t, retry=_CRM, dedupe=False)
+        for t in (
+            "set_property",
+            "copy_property",
+            "clear_property",
+            "create_record",
+            "create_task",
+            "create_note",
+            "associate_records",
+            "remove_association",
+            "add_to_list",
+            "remove_from_list",
+            "set_marketing_status",
+            "format_data",
+        )
+    ),
     ActionActivity("rotate_owner", retry=_CRM),
     ActionActivity("send_marketing_email", start_to_close=timedelta(seconds=60), retry=_MAIL),
     ActionActivity("send_internal_email", start_to_close=timedelta(seconds=60), retry=_MAIL),

@@ -35,7 +35,9 @@ def event_matches(trigger: EventTrigger, event: ChangeEvent, *, now: datetime) -
         change = next((c for c in event.changes if c.property == trigger.property), None)
         if change is None:
             return False
-        if not (_in(trigger.from_values, change.old_value) and _in(trigger.to_values, change.new_value)):
+        if not (
+            _in(trigger.from_values, change.old_value) and _in(trigger.to_values, change.new_value)
+        ):
             return False
     if t == EventType.FORM_SUBMITTED and trigger.form_id and trigger.form_id != event.form_id:
         return False

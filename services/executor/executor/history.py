@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func
-from sqlmodel import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crmflow.db import session_factory
@@ -62,10 +62,16 @@ class History:
             run = await s.get(EnrollmentRun, (p.tenant_id, p.run_workflow_id))
             if run is None:
                 run = EnrollmentRun(
-                    tenant_id=p.tenant_id, run_workflow_id=p.run_workflow_id,
-                    workflow_id=p.workflow_id, revision=p.revision, object_type=p.object_type,
-                    record_id=p.record_id, enrollment_number=p.enrollment_number,
-                    status=p.status, enrolled_at=p.enrolled_at, updated_at=p.at,
+                    tenant_id=p.tenant_id,
+                    run_workflow_id=p.run_workflow_id,
+                    workflow_id=p.workflow_id,
+                    revision=p.revision,
+                    object_type=p.object_type,
+                    record_id=p.record_id,
+                    enrollment_number=p.enrollment_number,
+                    status=p.status,
+                    enrolled_at=p.enrolled_at,
+                    updated_at=p.at,
                 )
                 s.add(run)
             run.status = p.status
@@ -77,31 +83,54 @@ class History:
             for o in p.outcomes:
                 # Local activities may run twice (a lost marker); one row per (action, visit).
                 dup = await s.scalar(
-                    select(func.count()).select_from(ActionLog).where(
+                    select(func.count())
+                    .select_from(ActionLog)
+                    .where(
                         ActionLog.tenant_id == p.tenant_id,
                         ActionLog.run_workflow_id == p.run_workflow_id,
-                        ActionLog.action_id == o.action_id, ActionLog.visit == o.visit,
+                        ActionLog.action_id == o.action_id,
+                        ActionLog.visit == o.visit,
                     )
                 )
                 if dup:
                     continue
                 attempts = o.attempts
                 if o.status == "failed" and not attempts:
-                    attempts = int(await s.scalar(
-                        select(func.max(AttemptError.attempt)).where(
-                            AttemptError.idempotency_key == o.idempotency_key)
-                    ) or 0)
-                s.add(ActionLog(
-                    tenant_id=p.tenant_id, run_workflow_id=p.run_workflow_id,
-                    action_id=o.action_id, action_type=o.action_type, visit=o.visit,
-                    status=o.status, reason=o.reason, attempts=max(attempts, 1),
-                    started_at=o.started_at, finished_at=o.finished_at, outputs=o.outputs,
-                    idempotency_key=o.idempotency_key, created_at=o.finished_at or p.at,
-                ))
+                    attempts = int(
+                        await s.scalar(
+                            select(func.max(AttemptError.attempt)).where(
+                                AttemptError.idempotency_key == o.idempotency_key
+                            )
+                        )
+                        or 0
+                    )
+                s.add(
+                    ActionLog(
+                        tenant_id=p.tenant_id,
+                        run_workflow_id=p.run_workflow_id,
+                        action_id=o.action_id,
+                        action_type=o.action_type,
+                        visit=o.visit,
+                        status=o.status,
+                        reason=o.reason,
+                        attempts=max(attempts, 1),
+                        started_at=o.started_at,
+                        finished_at=o.finished_at,
+                        outputs=o.outputs,
+                        idempotency_key=o.idempotency_key,
+                        created_at=o.finished_at or p.at,
+                    )
+                )
 
     async def list_runs(
-        self, *, tenant_id: str, workflow_id: str, status: str = "", record_id: str = "",
-        offset: int = 0, limit: int = 50,
+        self,
+        *,
+        tenant_id: str,
+        workflow_id: str,
+        status: str = "",
+        record_id: str = "",
+        offset: int = 0,
+        limit: int = 50,
     ) -> EnrollmentPage:
         q = select(EnrollmentRun).where(
             EnrollmentRun.tenant_id == tenant_id, EnrollmentRun.workflow_id == workflow_id
@@ -121,9 +150,11 @@ class History:
             return await s.get(EnrollmentRun, (tenant_id, run_workflow_id))
 
     async def timeline(self, *, tenant_id: str, run_workflow_id: str) -> list[ActionLog]:
-        q = select(ActionLog).where(
-            ActionLog.tenant_id == tenant_id, ActionLog.run_workflow_id == run_workflow_id
-        ).order_by(ActionLog.id)  # type: ignore[arg-type]
+        q = (
+            select(ActionLog)
+            .where(ActionLog.tenant_id == tenant_id, ActionLog.run_workflow_id == run_workflow_id)
+            .order_by(ActionLog.id)  # type: ignore[arg-type]
+        )
         async with self._sessions() as s:
             return list((await s.exec(q)).all())
 
@@ -132,10 +163,15 @@ class History:
         self, *, tenant_id: str, key: str, attempt: int, error: str
     ) -> None:
         async with self._sessions() as s, s.begin():
-            s.add(AttemptError(
-                tenant_id=tenant_id, idempotency_key=key, attempt=attempt, error=error[:4000],
-                at=datetime.now(UTC),
-            ))
+            s.add(
+                AttemptError(
+                    tenant_id=tenant_id,
+                    idempotency_key=key,
+                    attempt=attempt,
+                    error=error[:4000],
+                    at=datetime.now(UTC),
+                )
+            )
 
     async def attempt_count(self, *, key: str) -> int:
         async with self._sessions() as s:
@@ -162,8 +198,14 @@ class History:
     async def _apply_effect(self, s: AsyncSession, item: tuple[str, str, dict[str, Any]]) -> None:
         tenant_id, key, result = item
         if await s.get(SideEffect, key) is None:  # else stored by an earlier attempt
-            s.add(SideEffect(idempotency_key=key, tenant_id=tenant_id, result=result,
-                             created_at=datetime.now(UTC)))
+            s.add(
+                SideEffect(
+                    idempotency_key=key,
+                    tenant_id=tenant_id,
+                    result=result,
+                    created_at=datetime.now(UTC),
+                )
+            )
             await s.flush()
 
     async def _apply_batch(self, items: list[tuple[str, Any]]) -> None:
@@ -190,26 +232,47 @@ class History:
         return (stored or {}).get("value", value)
 
     # -- notifications ---------------------------------------------------------------------
-    async def add_notification(self, *, tenant_id: str, user_id: str, title: str, body: str,
-                               link: str, workflow_id: str, object_type: str, record_id: str,
-                               key: str) -> str:
+    async def add_notification(
+        self,
+        *,
+        tenant_id: str,
+        user_id: str,
+        title: str,
+        body: str,
+        link: str,
+        workflow_id: str,
+        object_type: str,
+        record_id: str,
+        key: str,
+    ) -> str:
         nid = uuid.uuid5(uuid.NAMESPACE_URL, f"{key}#{user_id}").hex
         async with self._sessions() as s, s.begin():
             if await s.get(Notification, nid) is None:
-                s.add(Notification(
-                    notification_id=nid, tenant_id=tenant_id, user_id=user_id, title=title,
-                    body=body, link=link, workflow_id=workflow_id, object_type=object_type,
-                    record_id=record_id, idempotency_key=f"{key}#{user_id}",
-                    created_at=datetime.now(UTC),
-                ))
+                s.add(
+                    Notification(
+                        notification_id=nid,
+                        tenant_id=tenant_id,
+                        user_id=user_id,
+                        title=title,
+                        body=body,
+                        link=link,
+                        workflow_id=workflow_id,
+                        object_type=object_type,
+                        record_id=record_id,
+                        idempotency_key=f"{key}#{user_id}",
+                        created_at=datetime.now(UTC),
+                    )
+                )
         return nid
 
     async def list_notifications(
         self, *, tenant_id: str, user_id: str, offset: int = 0, limit: int = 50
     ) -> tuple[list[Notification], int | None]:
-        q = select(Notification).where(
-            Notification.tenant_id == tenant_id, Notification.user_id == user_id
-        ).order_by(Notification.created_at.desc(), Notification.notification_id)  # type: ignore[attr-defined]
+        q = (
+            select(Notification)
+            .where(Notification.tenant_id == tenant_id, Notification.user_id == user_id)
+            .order_by(Notification.created_at.desc(), Notification.notification_id)  # type: ignore[attr-defined]
+        )
         async with self._sessions() as s:
             rows = list((await s.exec(q.offset(offset).limit(limit + 1))).all())
         return rows[:limit], (offset + limit if len(rows) > limit else None)
@@ -229,10 +292,14 @@ class History:
                 s.add(counter)
             owner = candidates[counter.next_index % len(candidates)]
             counter.next_index = (counter.next_index + 1) % len(candidates)
-            s.add(RotationAssignment(
-                idempotency_key=key, tenant_id=tenant_id, owner_id=owner,
-                created_at=datetime.now(UTC),
-            ))
+            s.add(
+                RotationAssignment(
+                    idempotency_key=key,
+                    tenant_id=tenant_id,
+                    owner_id=owner,
+                    created_at=datetime.now(UTC),
+                )
+            )
             return owner
 
     # -- retention --------------------------------------------------------------------------
@@ -247,7 +314,7 @@ class History:
                 delete(SideEffect).where(SideEffect.created_at < cutoff),  # type: ignore[arg-type]
                 delete(RotationAssignment).where(RotationAssignment.created_at < cutoff),  # type: ignore[arg-type]
                 delete(Notification).where(Notification.created_at < cutoff),  # type: ignore[arg-type]
-                delete(EnrollmentRun).where(EnrollmentRun.ended_at < cutoff),  # type: ignore[arg-type]
+                delete(EnrollmentRun).where(EnrollmentRun.ended_at < cutoff),  # type: ignore[arg-type,operator]
             ):
                 res = await s.execute(stmt)
                 removed += res.rowcount or 0  # type: ignore[attr-defined]

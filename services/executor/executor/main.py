@@ -59,7 +59,8 @@ async def start(
         custom_code_worker(client, deps) if role == "custom-code" else main_worker(client, deps)
     )
     running = await start_server(
-        [binding(history)], settings=settings,
+        [binding(history)],
+        settings=settings,
         port=settings.port_for(SERVICE_NAME) if port is None else port,
     )
     await running.set_serving(False)  # not until the worker polls

@@ -18,9 +18,9 @@ from google.protobuf.struct_pb2 import Struct
 
 from crmflow.api.datasource.v1 import datasource_service_pb2 as ds_pb
 from crmflow.api.datasource.v1 import datasource_service_pb2_grpc as ds_grpc
+from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
 from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error
-from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
 from crmflow.model.convert import dict_to_struct, struct_to_dict, to_proto
 from crmflow.records.port import RecordStore
 from crmflow.settings import Settings
@@ -114,8 +114,12 @@ class GrpcResolver(InputResolver):
         if not has_tokens(fields):
             return fields
         request = ds_pb.ResolveInputsRequest(
-            tenant_id=req.tenant_id, workflow_id=req.workflow_id, revision=req.revision,
-            object_type=req.object_type, record_id=req.record_id, action_id=req.action_id,
+            tenant_id=req.tenant_id,
+            workflow_id=req.workflow_id,
+            revision=req.revision,
+            object_type=req.object_type,
+            record_id=req.record_id,
+            action_id=req.action_id,
             fields=dict_to_struct(fields, Struct),
             action_outputs=dict_to_struct(req.action_outputs, Struct),
             event_properties=dict_to_struct(req.event_properties, Struct),
@@ -130,9 +134,12 @@ class GrpcResolver(InputResolver):
             if err.code() == grpc.StatusCode.UNIMPLEMENTED:
                 log.warning("DatasourceService.ResolveInputs unimplemented; rendering locally")
                 return await self._fallback.resolve(req, fields)
-            if err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-                              grpc.StatusCode.FAILED_PRECONDITION):
-                raise from_rpc_error(err) from None
+            if err.code() in (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ):
+                raise (from_rpc_error(err) or err) from None
             raise
         return _known(struct_to_dict(resp.values))
 

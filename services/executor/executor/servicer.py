@@ -23,8 +23,9 @@ MAX_PAGE = 500
 
 def _ts(value):  # type: ignore[no-untyped-def]
     ts = Timestamp()
-    if value is not None:
-        ts.FromDatetime(utc(value))
+    dt = utc(value)
+    if dt is not None:
+        ts.FromDatetime(dt)
     return ts
 
 
@@ -63,9 +64,12 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
             errs.add("status", f"one of {', '.join(s for s in STATUSES if s)}")
         errs.raise_if_any()
         page = await self._history.list_runs(
-            tenant_id=request.tenant_id, workflow_id=request.workflow_id, status=request.status,
+            tenant_id=request.tenant_id,
+            workflow_id=request.workflow_id,
+            status=request.status,
             record_id=request.record_id,
-            offset=_offset(request.page_token), limit=_page_size(request.page_size),
+            offset=_offset(request.page_token),
+            limit=_page_size(request.page_size),
         )
         return pb.ListEnrollmentsResponse(
             enrollments=[_run(r) for r in page.runs], next_page_token=_token(page.next_offset)
@@ -98,12 +102,20 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         for r in rows:
             outputs = Struct()
             outputs.update(json.loads(json.dumps(r.outputs or {}, default=str)))
-            entries.append(pb.TimelineEntry(
-                action_id=r.action_id, action_type=r.action_type, visit=r.visit,
-                status=r.status, reason=r.reason, attempts=r.attempts,
-                started_at=_ts(r.started_at), finished_at=_ts(r.finished_at), outputs=outputs,
-                failed_attempts=by_key.get(r.idempotency_key, []),
-            ))
+            entries.append(
+                pb.TimelineEntry(
+                    action_id=r.action_id,
+                    action_type=r.action_type,
+                    visit=r.visit,
+                    status=r.status,
+                    reason=r.reason,
+                    attempts=r.attempts,
+                    started_at=_ts(r.started_at),
+                    finished_at=_ts(r.finished_at),
+                    outputs=outputs,
+                    failed_attempts=by_key.get(r.idempotency_key, []),
+                )
+            )
         return pb.GetEnrollmentTimelineResponse(enrollment=_run(run), entries=entries)
 
     async def ListNotifications(
@@ -116,15 +128,22 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
             errs.add("user_id", "required")
         errs.raise_if_any()
         rows, nxt = await self._history.list_notifications(
-            tenant_id=request.tenant_id, user_id=request.user_id,
-            offset=_offset(request.page_token), limit=_page_size(request.page_size),
+            tenant_id=request.tenant_id,
+            user_id=request.user_id,
+            offset=_offset(request.page_token),
+            limit=_page_size(request.page_size),
         )
         return pb.ListNotificationsResponse(
             notifications=[
                 pb.Notification(
-                    notification_id=n.notification_id, user_id=n.user_id, title=n.title,
-                    body=n.body, link=n.link, workflow_id=n.workflow_id,
-                    object_type=n.object_type, record_id=n.record_id,
+                    notification_id=n.notification_id,
+                    user_id=n.user_id,
+                    title=n.title,
+                    body=n.body,
+                    link=n.link,
+                    workflow_id=n.workflow_id,
+                    object_type=n.object_type,
+                    record_id=n.record_id,
                     created_at=_ts(n.created_at),
                 )
                 for n in rows
@@ -135,10 +154,16 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
 
 def _run(r: EnrollmentRun) -> pb.EnrollmentRun:
     return pb.EnrollmentRun(
-        run_workflow_id=r.run_workflow_id, workflow_id=r.workflow_id, record_id=r.record_id,
-        revision=r.revision, status=r.status, current_step=r.current_step,
-        enrolled_at=_ts(r.enrolled_at), object_type=r.object_type,
-        enrollment_number=r.enrollment_number, reason=r.reason,
+        run_workflow_id=r.run_workflow_id,
+        workflow_id=r.workflow_id,
+        record_id=r.record_id,
+        revision=r.revision,
+        status=r.status,
+        current_step=r.current_step,
+        enrolled_at=_ts(r.enrolled_at),
+        object_type=r.object_type,
+        enrollment_number=r.enrollment_number,
+        reason=r.reason,
         ended_at=_ts(r.ended_at) if r.ended_at else None,
     )
 
@@ -150,4 +175,3 @@ def binding(history: History) -> ServiceBinding:
         pb_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
 
     return ServiceBinding(SERVICE_NAME, add)
-

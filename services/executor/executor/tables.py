@@ -12,7 +12,9 @@ metadata = SQLModel.metadata
 
 
 def _ts(nullable: bool = False, index: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
+    return Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index)
+    )
 
 
 class EnrollmentRun(SQLModel, table=True):
@@ -82,7 +84,9 @@ class SideEffect(SQLModel, table=True):
 
 class Notification(SQLModel, table=True):
     __tablename__ = "executor_notifications"
-    __table_args__ = (Index("ix_executor_notifications_user", "tenant_id", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_executor_notifications_user", "tenant_id", "user_id", "created_at"),
+    )
 
     notification_id: str = Field(primary_key=True)
     tenant_id: str

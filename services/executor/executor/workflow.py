@@ -16,8 +16,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # "import a.b as c" (not "from a import b"): the sandbox passes a submodule through only
+    # when it is imported by its full name.
+    import crmflow.temporal.search_attributes as sa
+    import executor.dispatch as dispatch
+    import executor.schedule as schedule
     from crmflow.actions.catalogue import default_registry
-    from crmflow.actions.registry import UnknownActionType
     from crmflow.actions.control import (
         CONTROL_TYPES,
         DELAY,
@@ -28,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         DelayKind,
         ValueEqualsFields,
     )
+    from crmflow.actions.registry import UnknownActionType
     from crmflow.criteria import evaluate
     from crmflow.criteria.values import equal
     from crmflow.model.actions import Action, Connection
@@ -41,11 +46,6 @@ with workflow.unsafe.imports_passed_through():
         UnenrollSignal,
     )
     from crmflow.model.records import ChangeEvent
-    # "import a.b as c" (not "from a import b"): the sandbox passes a submodule through only
-    # when it is imported by its full name.
-    import crmflow.temporal.search_attributes as sa
-    import executor.dispatch as dispatch
-    import executor.schedule as schedule
     from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE, action_idempotency_key
     from executor.events import event_matches
     from executor.payloads import (
@@ -81,9 +81,7 @@ class EnrolledRecord:
     def __init__(self, input: EnrollmentInput) -> None:
         self._input = input
         carried = workflow.memo_value(CARRY_MEMO, None, type_hint=RunState)
-        self._state: RunState = carried or RunState(
-            next_action_id=input.definition.start_action_id
-        )
+        self._state: RunState = carried or RunState(next_action_id=input.definition.start_action_id)
         self._events: list[ChangeEvent] = list(self._state.pending_events)
         self._unenroll: UnenrollSignal | None = None
         self._current = ""
@@ -146,12 +144,15 @@ class EnrolledRecord:
         defn = self._input.definition
         action = defn.actions.get(action_id)
         if action is None:
-            raise ApplicationError(f"action {action_id!r} is not in the definition", non_retryable=True)
+            raise ApplicationError(
+                f"action {action_id!r} is not in the definition", non_retryable=True
+            )
         self._state.steps += 1
         self._steps_this_run += 1
         if self._state.steps > dispatch.MAX_STEPS:
             raise ApplicationError(
-                f"stopped after {dispatch.MAX_STEPS} steps (a loop without end?)", non_retryable=True
+                f"stopped after {dispatch.MAX_STEPS} steps (a loop without end?)",
+                non_retryable=True,
             )
         visit = self._state.visits.get(action_id, 0) + 1
         self._state.visits[action_id] = visit
@@ -178,7 +179,9 @@ class EnrolledRecord:
         if t == VALUE_EQUALS:
             return await self._value_equals(action, visit)
         if t == RANDOM_SPLIT:
-            bucket = schedule.split_bucket(workflow.info().workflow_id, action.action_id, str(visit))
+            bucket = schedule.split_bucket(
+                workflow.info().workflow_id, action.action_id, str(visit)
+            )
             acc = 0
             for b in action.branches:
                 acc += b.percentage
@@ -199,9 +202,10 @@ class EnrolledRecord:
         rec = await self._fetch(list(refs.values()))
         now = workflow.now()
         for b in action.branches:
-            if b.criteria is not None and evaluate(
-                b.criteria, rec.properties, now=now, associated=rec.associated
-            ).matched:
+            if (
+                b.criteria is not None
+                and evaluate(b.criteria, rec.properties, now=now, associated=rec.associated).matched
+            ):
                 return b.connection
         return action.default_connection
 
@@ -235,16 +239,17 @@ class EnrolledRecord:
             target = schedule.next_weekday_time(now, tz, f.days_of_week, f.time_of_day)
             await self._sleep_until(target, summary)
         elif f.kind in (DelayKind.UNTIL_DATE, DelayKind.UNTIL_DATE_PROPERTY):
+            when: datetime | None
             if f.kind == DelayKind.UNTIL_DATE:
-                target = f.date
+                when = f.date
             else:
                 value = (await self._fetch([])).properties.get(f.date_property)
-                target = schedule.date_property_target(value, tz, f.offset_days, f.time_of_day)
-            if target is None or target <= now:
+                when = schedule.date_property_target(value, tz, f.offset_days, f.time_of_day)
+            if when is None or when <= now:
                 if f.if_passed == "end":
                     raise _Stop("completed", f"delay {action.action_id}: the date has passed")
                 return action.connection
-            await self._sleep_until(target, summary)
+            await self._sleep_until(when, summary)
         elif f.kind == DelayKind.UNTIL_EVENT:
             return await self._wait_for_event(action, f, summary)
         return action.connection
@@ -307,42 +312,67 @@ class EnrolledRecord:
         summary = _summary(action)
         started = workflow.now()
         req = self._request(action, visit)
-        queue = await self._custom_code_queue() if opts.queue == dispatch.CUSTOM_CODE_QUEUE else None
+        queue = (
+            await self._custom_code_queue() if opts.queue == dispatch.CUSTOM_CODE_QUEUE else None
+        )
         try:
             result: ActionResult
             if opts.local:
                 result = await workflow.execute_local_activity(
-                    opts.activity_name, req, result_type=ActionResult,
+                    opts.activity_name,
+                    req,
+                    result_type=ActionResult,
                     start_to_close_timeout=opts.start_to_close,
                     schedule_to_close_timeout=opts.schedule_to_close,
-                    retry_policy=opts.retry, summary=summary,
+                    retry_policy=opts.retry,
+                    summary=summary,
                 )
             else:
                 result = await workflow.execute_activity(
-                    opts.activity_name, req, result_type=ActionResult, task_queue=queue,
+                    opts.activity_name,
+                    req,
+                    result_type=ActionResult,
+                    task_queue=queue,
                     start_to_close_timeout=opts.start_to_close,
                     schedule_to_close_timeout=opts.schedule_to_close,
-                    retry_policy=opts.retry, summary=summary,
+                    retry_policy=opts.retry,
+                    summary=summary,
                 )
         except (ActivityError, ApplicationError) as err:  # local activities raise the cause
             cause = err.cause if isinstance(err, ActivityError) else err
             reason = getattr(cause, "message", None) or str(cause or err)
             self._state.failures += 1
-            self._pending.append(ActionOutcome(
-                action_id=action.action_id, action_type=action.action_type, visit=visit,
-                status="failed", reason=reason, attempts=0, started_at=started,
-                finished_at=workflow.now(), idempotency_key=req.idempotency_key,
-            ))
+            self._pending.append(
+                ActionOutcome(
+                    action_id=action.action_id,
+                    action_type=action.action_type,
+                    visit=visit,
+                    status="failed",
+                    reason=reason,
+                    attempts=0,
+                    started_at=started,
+                    finished_at=workflow.now(),
+                    idempotency_key=req.idempotency_key,
+                )
+            )
             # A failed action is logged and the record moves on (HubSpot's behaviour).
             return action.connection
         if result.outputs:
             self._state.outputs[action.action_id] = result.outputs
-        self._pending.append(ActionOutcome(
-            action_id=action.action_id, action_type=action.action_type, visit=visit,
-            status=result.status, reason=result.reason, attempts=result.attempt,
-            started_at=result.started_at or started, finished_at=workflow.now(),
-            outputs=result.outputs, idempotency_key=req.idempotency_key,
-        ))
+        self._pending.append(
+            ActionOutcome(
+                action_id=action.action_id,
+                action_type=action.action_type,
+                visit=visit,
+                status=result.status,
+                reason=result.reason,
+                attempts=result.attempt,
+                started_at=result.started_at or started,
+                finished_at=workflow.now(),
+                outputs=result.outputs,
+                idempotency_key=req.idempotency_key,
+            )
+        )
         return action.connection
 
     async def _wait_for_window(self, action: Action, visit: int) -> None:
@@ -354,7 +384,8 @@ class EnrolledRecord:
             workflow.info().workflow_id, action.action_id, str(visit)
         )
         workflow.set_current_details(
-            f"Waiting for the execution window to run {action.action_id} at {target:%Y-%m-%d %H:%M} UTC"
+            f"Waiting for the execution window to run {action.action_id}"
+            f" at {target:%Y-%m-%d %H:%M} UTC"
         )
         await self._sleep_until(target, "Wait for execution window")
 
@@ -364,11 +395,18 @@ class EnrolledRecord:
         wf_id = workflow.info().workflow_id
         event = i.triggering_event
         return ActionRequest(
-            tenant_id=i.tenant_id, workflow_id=i.workflow_id, revision=i.revision,
-            object_type=i.object_type, record_id=i.record_id, run_workflow_id=wf_id,
-            enrollment_number=i.enrollment_number, action_id=action.action_id,
-            action_type=action.action_type, type_version=action.type_version,
-            fields=action.fields, visit=visit,
+            tenant_id=i.tenant_id,
+            workflow_id=i.workflow_id,
+            revision=i.revision,
+            object_type=i.object_type,
+            record_id=i.record_id,
+            run_workflow_id=wf_id,
+            enrollment_number=i.enrollment_number,
+            action_id=action.action_id,
+            action_type=action.action_type,
+            type_version=action.type_version,
+            fields=action.fields,
+            visit=visit,
             idempotency_key=action_idempotency_key(wf_id, action.action_id, visit),
             action_outputs=self._state.outputs,
             event_properties=dict(event.properties) if event else {},
@@ -382,7 +420,9 @@ class EnrolledRecord:
         rec: FetchRecordResult = await workflow.execute_local_activity(
             dispatch.FETCH_RECORD,
             FetchRecordRequest(
-                tenant_id=i.tenant_id, object_type=i.object_type, record_id=i.record_id,
+                tenant_id=i.tenant_id,
+                object_type=i.object_type,
+                record_id=i.record_id,
                 associations=refs,
             ),
             result_type=FetchRecordResult,
@@ -400,11 +440,19 @@ class EnrolledRecord:
         await workflow.execute_local_activity(
             dispatch.RECORD_PROGRESS,
             RunProgress(
-                tenant_id=i.tenant_id, run_workflow_id=workflow.info().workflow_id,
-                workflow_id=i.workflow_id, revision=i.revision, object_type=i.object_type,
-                record_id=i.record_id, enrollment_number=i.enrollment_number,
-                enrolled_at=i.enrolled_at, status=status,  # type: ignore[arg-type]
-                current_step=step, reason=reason, at=workflow.now(), outcomes=outcomes,
+                tenant_id=i.tenant_id,
+                run_workflow_id=workflow.info().workflow_id,
+                workflow_id=i.workflow_id,
+                revision=i.revision,
+                object_type=i.object_type,
+                record_id=i.record_id,
+                enrollment_number=i.enrollment_number,
+                enrolled_at=i.enrolled_at,
+                status=status,  # type: ignore[arg-type]
+                current_step=step,
+                reason=reason,
+                at=workflow.now(),
+                outcomes=outcomes,
             ),
             start_to_close_timeout=_LOCAL,
             retry_policy=dispatch.INTERNAL_RETRY,
@@ -415,8 +463,11 @@ class EnrolledRecord:
         # value replays identically even if the configuration changes later.
         if not self._state.custom_code_task_queue:
             cfg: dict[str, Any] = await workflow.execute_local_activity(
-                dispatch.WORKER_CONFIG, None, result_type=dict,
-                start_to_close_timeout=_LOCAL, retry_policy=dispatch.INTERNAL_RETRY,
+                dispatch.WORKER_CONFIG,
+                None,
+                result_type=dict,
+                start_to_close_timeout=_LOCAL,
+                retry_policy=dispatch.INTERNAL_RETRY,
             )
             self._state.custom_code_task_queue = str(cfg["custom_code_task_queue"])
         return self._state.custom_code_task_queue

@@ -11,7 +11,14 @@ from crmflow.actions.registry import ActionRegistry
 @cache
 def default_registry() -> ActionRegistry:
     # Built once per process and never mutated afterwards.
-    return ActionRegistry([
-        *control.SPECS, *record.SPECS, *communication.SPECS, *webhook.SPECS,
-        *custom_code.SPECS, *data.SPECS, *flow.SPECS,
-    ])
+    return ActionRegistry(
+        [
+            *control.SPECS,
+            *record.SPECS,
+            *communication.SPECS,
+            *webhook.SPECS,
+            *custom_code.SPECS,
+            *data.SPECS,
+            *flow.SPECS,
+        ]
+    )

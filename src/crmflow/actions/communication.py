@@ -43,13 +43,29 @@ class InAppNotificationFields(Model):
 
 
 SPECS = [
-    ActionSpec(SEND_MARKETING_EMAIL, MarketingEmailFields, "Send marketing email",
-               "communication", token_fields=("subject", "body"), plan_feature="marketing_email",
-               summary=lambda f: f"Send email: {f.subject}"),  # type: ignore[attr-defined]
-    ActionSpec(SEND_INTERNAL_EMAIL, InternalEmailFields, "Send internal email notification",
-               "communication", token_fields=("subject", "body"),
-               summary=lambda f: f"Notify by email: {f.subject}"),  # type: ignore[attr-defined]
-    ActionSpec(SEND_IN_APP_NOTIFICATION, InAppNotificationFields, "Send in-app notification",
-               "communication", token_fields=("title", "body"),
-               summary=lambda f: f"Notify in app: {f.title}"),  # type: ignore[attr-defined]
+    ActionSpec(
+        SEND_MARKETING_EMAIL,
+        MarketingEmailFields,
+        "Send marketing email",
+        "communication",
+        token_fields=("subject", "body"),
+        plan_feature="marketing_email",
+        summary=lambda f: f"Send email: {f.subject}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        SEND_INTERNAL_EMAIL,
+        InternalEmailFields,
+        "Send internal email notification",
+        "communication",
+        token_fields=("subject", "body"),
+        summary=lambda f: f"Notify by email: {f.subject}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        SEND_IN_APP_NOTIFICATION,
+        InAppNotificationFields,
+        "Send in-app notification",
+        "communication",
+        token_fields=("title", "body"),
+        summary=lambda f: f"Notify in app: {f.title}",
+    ),  # type: ignore[attr-defined]
 ]

@@ -63,7 +63,14 @@ class CustomCodeFields(Model):
 
 
 SPECS = [
-    ActionSpec(CUSTOM_CODE, CustomCodeFields, "Custom code", "custom_code", undoable=False,
-               token_fields=("inputs",), plan_feature="operations_hub",
-               summary=lambda f: f"Run custom code ({len(f.outputs)} outputs)"),  # type: ignore[attr-defined]
+    ActionSpec(
+        CUSTOM_CODE,
+        CustomCodeFields,
+        "Custom code",
+        "custom_code",
+        undoable=False,
+        token_fields=("inputs",),
+        plan_feature="operations_hub",
+        summary=lambda f: f"Run custom code ({len(f.outputs)} outputs)",
+    ),  # type: ignore[attr-defined]
 ]

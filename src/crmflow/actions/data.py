@@ -43,7 +43,12 @@ class FormatDataFields(Model):
 
 
 SPECS = [
-    ActionSpec(FORMAT_DATA, FormatDataFields, "Format data", "data",
-               token_fields=("input", "inputs"),
-               summary=lambda f: f"Format data: {f.operation.value}"),  # type: ignore[attr-defined]
+    ActionSpec(
+        FORMAT_DATA,
+        FormatDataFields,
+        "Format data",
+        "data",
+        token_fields=("input", "inputs"),
+        summary=lambda f: f"Format data: {f.operation.value}",
+    ),  # type: ignore[attr-defined]
 ]

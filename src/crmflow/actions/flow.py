@@ -22,9 +22,18 @@ class UnenrollFromWorkflowsFields(Model):
 
 
 SPECS = [
-    ActionSpec(ENROLL_IN_WORKFLOW, EnrollInWorkflowFields, "Enroll in another workflow", "flow",
-               summary=lambda f: f"Enroll in workflow {f.workflow_id}"),  # type: ignore[attr-defined]
-    ActionSpec(UNENROLL_FROM_WORKFLOWS, UnenrollFromWorkflowsFields,
-               "Unenroll from other workflows", "flow",
-               summary=lambda f: f"Unenroll from {len(f.workflow_ids)} workflow(s)"),  # type: ignore[attr-defined]
+    ActionSpec(
+        ENROLL_IN_WORKFLOW,
+        EnrollInWorkflowFields,
+        "Enroll in another workflow",
+        "flow",
+        summary=lambda f: f"Enroll in workflow {f.workflow_id}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        UNENROLL_FROM_WORKFLOWS,
+        UnenrollFromWorkflowsFields,
+        "Unenroll from other workflows",
+        "flow",
+        summary=lambda f: f"Unenroll from {len(f.workflow_ids)} workflow(s)",
+    ),  # type: ignore[attr-defined]
 ]

@@ -133,34 +133,89 @@ def _copy_summary(f: CopyPropertyFields) -> str:
 
 SPECS = [
     ActionSpec(
-        SET_PROPERTY, SetPropertyFields, "Set property value", "record",
+        SET_PROPERTY,
+        SetPropertyFields,
+        "Set property value",
+        "record",
         token_fields=("value",),
         summary=lambda f: f"Set {f.property}",  # type: ignore[attr-defined]
     ),
-    ActionSpec(COPY_PROPERTY, CopyPropertyFields, "Copy property value", "record",
-               summary=_copy_summary),  # type: ignore[arg-type]
-    ActionSpec(CLEAR_PROPERTY, ClearPropertyFields, "Clear property value", "record",
-               summary=lambda f: f"Clear {f.property}"),  # type: ignore[attr-defined]
-    ActionSpec(CREATE_RECORD, CreateRecordFields, "Create record", "record",
-               token_fields=("properties",),
-               summary=lambda f: f"Create {f.object_type}"),  # type: ignore[attr-defined]
-    ActionSpec(CREATE_TASK, CreateTaskFields, "Create task", "record",
-               token_fields=("title", "body"),
-               summary=lambda f: f"Create task: {f.title}"),  # type: ignore[attr-defined]
-    ActionSpec(CREATE_NOTE, CreateNoteFields, "Create note", "record", token_fields=("body",),
-               summary=lambda f: "Create note"),
-    ActionSpec(ASSOCIATE_RECORDS, AssociateFields, "Create associations", "record",
-               token_fields=("to_record_id",),
-               summary=lambda f: f"Associate with {f.to_object_type}"),  # type: ignore[attr-defined]
-    ActionSpec(REMOVE_ASSOCIATION, RemoveAssociationFields, "Remove associations", "record",
-               token_fields=("to_record_id",),
-               summary=lambda f: f"Remove {f.to_object_type} associations"),  # type: ignore[attr-defined]
-    ActionSpec(ROTATE_OWNER, RotateOwnerFields, "Rotate record to owner", "record",
-               summary=lambda f: "Rotate to owner"),
-    ActionSpec(ADD_TO_LIST, ListFields, "Add to static list", "record",
-               summary=lambda f: f"Add to list {f.list_id}"),  # type: ignore[attr-defined]
-    ActionSpec(REMOVE_FROM_LIST, ListFields, "Remove from static list", "record",
-               summary=lambda f: f"Remove from list {f.list_id}"),  # type: ignore[attr-defined]
-    ActionSpec(SET_MARKETING_STATUS, MarketingStatusFields, "Set marketing contact status",
-               "record", summary=lambda f: f"Set marketing status: {f.status.value}"),  # type: ignore[attr-defined]
+    ActionSpec(
+        COPY_PROPERTY, CopyPropertyFields, "Copy property value", "record", summary=_copy_summary
+    ),  # type: ignore[arg-type]
+    ActionSpec(
+        CLEAR_PROPERTY,
+        ClearPropertyFields,
+        "Clear property value",
+        "record",
+        summary=lambda f: f"Clear {f.property}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        CREATE_RECORD,
+        CreateRecordFields,
+        "Create record",
+        "record",
+        token_fields=("properties",),
+        summary=lambda f: f"Create {f.object_type}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        CREATE_TASK,
+        CreateTaskFields,
+        "Create task",
+        "record",
+        token_fields=("title", "body"),
+        summary=lambda f: f"Create task: {f.title}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        CREATE_NOTE,
+        CreateNoteFields,
+        "Create note",
+        "record",
+        token_fields=("body",),
+        summary=lambda f: "Create note",
+    ),
+    ActionSpec(
+        ASSOCIATE_RECORDS,
+        AssociateFields,
+        "Create associations",
+        "record",
+        token_fields=("to_record_id",),
+        summary=lambda f: f"Associate with {f.to_object_type}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        REMOVE_ASSOCIATION,
+        RemoveAssociationFields,
+        "Remove associations",
+        "record",
+        token_fields=("to_record_id",),
+        summary=lambda f: f"Remove {f.to_object_type} associations",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        ROTATE_OWNER,
+        RotateOwnerFields,
+        "Rotate record to owner",
+        "record",
+        summary=lambda f: "Rotate to owner",
+    ),
+    ActionSpec(
+        ADD_TO_LIST,
+        ListFields,
+        "Add to static list",
+        "record",
+        summary=lambda f: f"Add to list {f.list_id}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        REMOVE_FROM_LIST,
+        ListFields,
+        "Remove from static list",
+        "record",
+        summary=lambda f: f"Remove from list {f.list_id}",
+    ),  # type: ignore[attr-defined]
+    ActionSpec(
+        SET_MARKETING_STATUS,
+        MarketingStatusFields,
+        "Set marketing contact status",
+        "record",
+        summary=lambda f: f"Set marketing status: {f.status.value}",
+    ),  # type: ignore[attr-defined]
 ]

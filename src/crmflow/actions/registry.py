@@ -30,7 +30,7 @@ class ActionSpec:
     # Field names whose string values may hold personalization tokens.
     token_fields: tuple[str, ...] = ()
     # Human summary for the Temporal UI and the minimap ("Delay 2 days").
-    summary: Callable[[BaseModel], str] = field(default=lambda f: "")
+    summary: Callable[[Any], str] = field(default=lambda f: "")
 
     @property
     def key(self) -> tuple[str, int]:

@@ -54,7 +54,13 @@ def _summary(f: WebhookFields) -> str:
 
 
 SPECS = [
-    ActionSpec(SEND_WEBHOOK, WebhookFields, "Send a webhook", "webhook",
-               token_fields=("url", "body", "headers", "query"), plan_feature="operations_hub",
-               summary=_summary),  # type: ignore[arg-type]
+    ActionSpec(
+        SEND_WEBHOOK,
+        WebhookFields,
+        "Send a webhook",
+        "webhook",
+        token_fields=("url", "body", "headers", "query"),
+        plan_feature="operations_hub",
+        summary=_summary,
+    ),  # type: ignore[arg-type]
 ]

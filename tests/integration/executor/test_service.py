@@ -33,7 +33,8 @@ async def services(temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue
 
     host, port = temporal_env.client.service_client.config.target_host.split(":")
     temporal = TemporalSettings(address=f"{host}:{port}").model_copy(
-        update={"task_queue": task_queue, "custom_code_task_queue": f"{task_queue}-code"})
+        update={"task_queue": task_queue, "custom_code_task_queue": f"{task_queue}-code"}
+    )
     settings = Settings(data_dir=tmp_path, temporal=temporal)
     dr = await start_dr(settings, port=0)
     settings.datasource_resolver_address = f"127.0.0.1:{dr.port}"
@@ -46,7 +47,9 @@ async def services(temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue
 
 
 async def test_enrolled_record_changes_the_crm_record_and_is_listed(
-    services, temporal_env: WorkflowEnvironment, tenant_id: str  # type: ignore[no-untyped-def]
+    services,
+    temporal_env: WorkflowEnvironment,
+    tenant_id: str,  # type: ignore[no-untyped-def]
 ) -> None:
     settings, ex = services
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{ex.port}")
@@ -56,16 +59,28 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
 
     crm = GrpcRecordStore.connect(settings.datasource_resolver_address, settings)
     rec = await crm.create(tenant_id, "contact", {"email": "ada@example.com", "num_employees": 1})
-    defn = definition([
-        act("a1", "set_property", "a2", property="lifecyclestage", value="lead"),
-        act("a2", "set_property", property="num_employees", mode="increment", amount=2),
-    ])
-    inp = EnrollmentInput(tenant_id=tenant_id, workflow_id="wf-1", revision=1,
-                          object_type="contact", record_id=rec.record_id, enrollment_number=1,
-                          enrolled_at=datetime.now(UTC), definition=defn)
+    defn = definition(
+        [
+            act("a1", "set_property", "a2", property="lifecyclestage", value="lead"),
+            act("a2", "set_property", property="num_employees", mode="increment", amount=2),
+        ]
+    )
+    inp = EnrollmentInput(
+        tenant_id=tenant_id,
+        workflow_id="wf-1",
+        revision=1,
+        object_type="contact",
+        record_id=rec.record_id,
+        enrollment_number=1,
+        enrolled_at=datetime.now(UTC),
+        definition=defn,
+    )
     wf_id = enrollment_workflow_id(tenant_id, "wf-1", "contact", rec.record_id, 1)
     result = await temporal_env.client.execute_workflow(
-        ENROLLMENT_WORKFLOW_TYPE, inp, id=wf_id, task_queue=settings.temporal.task_queue,
+        ENROLLMENT_WORKFLOW_TYPE,
+        inp,
+        id=wf_id,
+        task_queue=settings.temporal.task_queue,
         result_type=EnrollmentResult,
     )
     assert result.status == "completed"
@@ -73,20 +88,27 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
     assert props["lifecyclestage"] == "lead" and props["num_employees"] == 3
 
     stub = pb_grpc.ExecutorServiceStub(channel)
-    listed = await stub.ListEnrollments(pb.ListEnrollmentsRequest(tenant_id=tenant_id,
-                                                                  workflow_id="wf-1"))
+    listed = await stub.ListEnrollments(
+        pb.ListEnrollmentsRequest(tenant_id=tenant_id, workflow_id="wf-1")
+    )
     assert [(e.run_workflow_id, e.status) for e in listed.enrollments] == [(wf_id, "completed")]
-    timeline = await stub.GetEnrollmentTimeline(pb.GetEnrollmentTimelineRequest(
-        tenant_id=tenant_id, run_workflow_id=wf_id))
-    assert [(e.action_id, e.status) for e in timeline.entries] == [("a1", "succeeded"),
-                                                                   ("a2", "succeeded")]
+    timeline = await stub.GetEnrollmentTimeline(
+        pb.GetEnrollmentTimelineRequest(tenant_id=tenant_id, run_workflow_id=wf_id)
+    )
+    assert [(e.action_id, e.status) for e in timeline.entries] == [
+        ("a1", "succeeded"),
+        ("a2", "succeeded"),
+    ]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ListEnrollments(pb.ListEnrollmentsRequest(tenant_id=tenant_id, status="odd"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(bad_request_fields(err.value)) == {"workflow_id", "status"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.GetEnrollmentTimeline(pb.GetEnrollmentTimelineRequest(
-            tenant_id=tenant_id, run_workflow_id=f"nope-{uuid.uuid4().hex}"))
+        await stub.GetEnrollmentTimeline(
+            pb.GetEnrollmentTimelineRequest(
+                tenant_id=tenant_id, run_workflow_id=f"nope-{uuid.uuid4().hex}"
+            )
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     await crm.close()
     await channel.close()

@@ -20,10 +20,18 @@ from tests.workflows.harness import act, definition, enrollment
 
 
 def _worker(tmp_path: Path, address: str, queue: str, marker: str = "") -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "tests.integration.executor.worker_proc", str(tmp_path),
-            address, queue, *([marker] if marker else [])]
-    return subprocess.Popen(args, cwd=Path(__file__).parents[3], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    args = [
+        sys.executable,
+        "-m",
+        "tests.integration.executor.worker_proc",
+        str(tmp_path),
+        address,
+        queue,
+        *([marker] if marker else []),
+    ]
+    return subprocess.Popen(
+        args, cwd=Path(__file__).parents[3], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 async def test_killed_worker_resumes_without_duplicate_side_effects(
@@ -36,15 +44,27 @@ async def test_killed_worker_resumes_without_duplicate_side_effects(
     first = _worker(tmp_path, address, task_queue, str(marker))
     second = None
     try:
-        defn = definition([
-            act("inc", "set_property", "after", property="num_employees", mode="increment",
-                amount=5),
-            act("after", "set_property", property="lifecyclestage", value="lead"),
-        ])
+        defn = definition(
+            [
+                act(
+                    "inc",
+                    "set_property",
+                    "after",
+                    property="num_employees",
+                    mode="increment",
+                    amount=5,
+                ),
+                act("after", "set_property", property="lifecyclestage", value="lead"),
+            ]
+        )
         inp = enrollment(tenant_id, rec.record_id, defn)
         handle = await temporal_env.client.start_workflow(
-            ENROLLMENT_WORKFLOW_TYPE, inp, id=f"crash-{tenant_id}", task_queue=task_queue,
-            result_type=EnrollmentResult)
+            ENROLLMENT_WORKFLOW_TYPE,
+            inp,
+            id=f"crash-{tenant_id}",
+            task_queue=task_queue,
+            result_type=EnrollmentResult,
+        )
 
         async def written() -> bool:
             return marker.exists()
@@ -53,7 +73,8 @@ async def test_killed_worker_resumes_without_duplicate_side_effects(
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         assert (await store.get(tenant_id, "contact", rec.record_id)).properties[
-            "num_employees"] == 15  # committed before the crash
+            "num_employees"
+        ] == 15  # committed before the crash
         second = _worker(tmp_path, address, task_queue)
         result = await handle.result()
         assert result.status == "completed"
@@ -61,8 +82,11 @@ async def test_killed_worker_resumes_without_duplicate_side_effects(
         assert props["num_employees"] == 15  # not 20: the retry did not increment again
         assert props["lifecyclestage"] == "lead"
         events = [e async for e in handle.fetch_history_events()]
-        attempts = [e.activity_task_started_event_attributes.attempt for e in events
-                    if e.HasField("activity_task_started_event_attributes")]
+        attempts = [
+            e.activity_task_started_event_attributes.attempt
+            for e in events
+            if e.HasField("activity_task_started_event_attributes")
+        ]
         assert attempts[0] == 2  # the first action needed a second attempt
     finally:
         for p in (first, second):

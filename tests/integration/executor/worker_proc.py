@@ -14,10 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from crmflow.db import create_engine
-from crmflow.records.sql import SqlRecordStore
-from crmflow.settings import Settings, TemporalSettings
-from crmflow.temporal.client import connect
 from executor import dispatch
 from executor.activities.base import Deps
 from executor.db import migrate
@@ -25,12 +21,18 @@ from executor.history import History
 from executor.resolver import LocalTokens
 from executor.worker import main_worker
 
+from crmflow.db import create_engine
+from crmflow.records.sql import SqlRecordStore
+from crmflow.settings import Settings, TemporalSettings
+from crmflow.temporal.client import connect
+
 
 async def main(data_dir: str, address: str, queue: str, marker: str = "") -> None:
     # Short activity timeout so the retry after the crash comes quickly.
     original = dispatch.ACTION_ACTIVITIES["set_property"]
     dispatch.ACTION_ACTIVITIES["set_property"] = type(original)(
-        "set_property", start_to_close=timedelta(seconds=3), retry=original.retry)
+        "set_property", start_to_close=timedelta(seconds=3), retry=original.retry
+    )
     temporal = TemporalSettings(address=address).model_copy(update={"task_queue": queue})
     settings = Settings(data_dir=Path(data_dir), temporal=temporal)
     store = await SqlRecordStore.open(settings.crm_url(), migrate=True)
@@ -39,7 +41,7 @@ async def main(data_dir: str, address: str, queue: str, marker: str = "") -> Non
 
         async def update(*args: Any, **kw: Any) -> Any:
             rec = await real_update(*args, **kw)
-            Path(marker).write_text("written")
+            Path(marker).write_text("written")  # noqa: ASYNC240 - one tiny test-only write
             await asyncio.sleep(3600)  # killed here, after the CRM committed the write
             return rec
 

@@ -62,7 +62,7 @@ class ActionContext:
         return self.deps.secrets
 
 
-class Skip(Exception):  # noqa: N818 - reads as "raise Skip(why)"
+class Skip(Exception):
     """The action decided not to act (logged as skipped with the reason)."""
 
     def __init__(self, reason: str, outputs: dict[str, Any] | None = None) -> None:
@@ -108,7 +108,9 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
     maybe_done = info.attempt > 1 or info.is_local
     done = await deps.history.completed_effect(key=req.idempotency_key) if maybe_done else None
     if done is not None:
-        log.info("action %s already done (%s); not repeating it", req.action_id, req.idempotency_key)
+        log.info(
+            "action %s already done (%s); not repeating it", req.action_id, req.idempotency_key
+        )
         return ActionResult.model_validate(done)
     try:
         spec = default_registry().get(req.action_type, req.type_version)
@@ -116,14 +118,15 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
         fields: BaseModel = spec.parse_fields(values)
         try:
             outputs = await handler(ActionContext(deps, req, values), fields) or {}
-            result = ActionResult(
-                outputs=outputs, attempt=info.attempt, started_at=started
-            )
+            result = ActionResult(outputs=outputs, attempt=info.attempt, started_at=started)
         except Skip as skip:
             log.info("action %s skipped: %s", req.action_id, skip.reason)
             result = ActionResult(
-                status="skipped", reason=skip.reason, outputs=skip.outputs,
-                attempt=info.attempt, started_at=started,
+                status="skipped",
+                reason=skip.reason,
+                outputs=skip.outputs,
+                attempt=info.attempt,
+                started_at=started,
             )
     except CrmflowError as exc:
         await _attempt_failed(deps, req, info.attempt, exc)
@@ -133,7 +136,8 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
         raise
     if dispatch.ACTION_ACTIVITIES[req.action_type].dedupe:
         await deps.history.store_effect(
-            tenant_id=req.tenant_id, key=req.idempotency_key,
+            tenant_id=req.tenant_id,
+            key=req.idempotency_key,
             result=result.model_dump(mode="json"),
         )
     return result
@@ -142,7 +146,9 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
 async def _attempt_failed(deps: Deps, req: ActionRequest, attempt: int, exc: BaseException) -> None:
     try:
         await deps.history.record_attempt_error(
-            tenant_id=req.tenant_id, key=req.idempotency_key, attempt=attempt,
+            tenant_id=req.tenant_id,
+            key=req.idempotency_key,
+            attempt=attempt,
             error=f"{type(exc).__name__}: {exc}",
         )
     except Exception:  # the history must never turn a retryable failure into another one

@@ -35,10 +35,19 @@ def _send(settings: Settings, msg: EmailMessage) -> None:
             raise RecipientRefused(str(exc)) from None
 
 
-async def send_email(settings: Settings, *, to: list[str], subject: str, html: str,
-                     from_name: str = "", key: str = "") -> str:
+async def send_email(
+    settings: Settings,
+    *,
+    to: list[str],
+    subject: str,
+    html: str,
+    from_name: str = "",
+    key: str = "",
+) -> str:
     msg = EmailMessage()
-    msg["From"] = formataddr((from_name, settings.smtp_sender)) if from_name else settings.smtp_sender
+    msg["From"] = (
+        formataddr((from_name, settings.smtp_sender)) if from_name else settings.smtp_sender
+    )
     msg["To"] = ", ".join(to)
     msg["Subject"] = subject
     msg["Message-ID"] = make_msgid(domain="crmflow.local")
@@ -71,8 +80,14 @@ async def send_marketing_email(ctx: ActionContext, f: MarketingEmailFields) -> d
         raise Skip("the contact unsubscribed from marketing email")
     if props.get("marketing_contact_status") == "non_marketing":
         raise Skip("the contact is a non-marketing contact")
-    mid = await send_email(ctx.deps.settings, to=[to], subject=f.subject, html=f.body,
-                           from_name=f.from_name, key=r.idempotency_key)
+    mid = await send_email(
+        ctx.deps.settings,
+        to=[to],
+        subject=f.subject,
+        html=f.body,
+        from_name=f.from_name,
+        key=r.idempotency_key,
+    )
     return {"message_id": mid, "to": to}
 
 
@@ -87,8 +102,9 @@ async def send_internal_email(ctx: ActionContext, f: InternalEmailFields) -> dic
     wanted = list(f.recipients)
     if "record_owner" in wanted:
         props = (await ctx.store.get(r.tenant_id, r.object_type, r.record_id)).properties
-        wanted = [str(props.get(OWNER_PROPERTY) or "") if w == "record_owner" else w
-                  for w in wanted]
+        wanted = [
+            str(props.get(OWNER_PROPERTY) or "") if w == "record_owner" else w for w in wanted
+        ]
     emails = {w for w in wanted if "@" in w}
     ids = [w for w in wanted if w and "@" not in w]
     if ids:
@@ -96,8 +112,9 @@ async def send_internal_email(ctx: ActionContext, f: InternalEmailFields) -> dic
         emails |= {known[i] for i in ids if i in known}
     if not emails:
         raise Skip("no recipient with an email address")
-    mid = await send_email(ctx.deps.settings, to=sorted(emails), subject=f.subject, html=f.body,
-                           key=r.idempotency_key)
+    mid = await send_email(
+        ctx.deps.settings, to=sorted(emails), subject=f.subject, html=f.body, key=r.idempotency_key
+    )
     return {"message_id": mid, "recipients": len(emails)}
 
 
@@ -114,8 +131,14 @@ async def send_in_app_notification(
             users += [m for m in members if m not in users]
     for user in users:
         await ctx.deps.history.add_notification(
-            tenant_id=r.tenant_id, user_id=user, title=f.title, body=f.body, link=f.link,
-            workflow_id=r.workflow_id, object_type=r.object_type, record_id=r.record_id,
+            tenant_id=r.tenant_id,
+            user_id=user,
+            title=f.title,
+            body=f.body,
+            link=f.link,
+            workflow_id=r.workflow_id,
+            object_type=r.object_type,
+            record_id=r.record_id,
             key=r.idempotency_key,
         )
     return {"notified": len(users)}

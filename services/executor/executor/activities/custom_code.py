@@ -75,19 +75,27 @@ def coerce(out: CodeOutput, value: Any) -> Any:
     except (TypeError, ValueError):
         pass
     raise ApplicationError(
-        f"output {out.name!r} should be a {t.value}, got {value!r}", type="CustomCodeError",
+        f"output {out.name!r} should be a {t.value}, got {value!r}",
+        type="CustomCodeError",
         non_retryable=True,
     )
 
 
-async def run_code(code: str, event: dict[str, Any], *, env: dict[str, str], seconds: int,
-                   allow_network: bool) -> dict[str, Any]:
+async def run_code(
+    code: str, event: dict[str, Any], *, env: dict[str, str], seconds: int, allow_network: bool
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="crmflow-code-") as cwd:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", str(RUNNER),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env,
-            preexec_fn=_limits(seconds, not allow_network),  # noqa: PLW1509
+            sys.executable,
+            "-I",
+            "-S",
+            str(RUNNER),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            preexec_fn=_limits(seconds, not allow_network),
         )
         request = json.dumps({"code": code, "event": event, "allow_network": allow_network})
         try:
@@ -100,16 +108,20 @@ async def run_code(code: str, event: dict[str, Any], *, env: dict[str, str], sec
             await proc.wait()
             raise ApplicationError(
                 f"custom code ran longer than {seconds} s and was stopped",
-                type="CustomCodeTimeout", non_retryable=True,
+                type="CustomCodeTimeout",
+                non_retryable=True,
             ) from None
     lines = stdout.decode(errors="replace").strip().splitlines()
     if not lines:
-        reason = "killed (CPU or memory limit)" if proc.returncode and proc.returncode < 0 else (
-            f"exited with {proc.returncode}"
+        reason = (
+            "killed (CPU or memory limit)"
+            if proc.returncode and proc.returncode < 0
+            else (f"exited with {proc.returncode}")
         )
         raise ApplicationError(
             f"custom code {reason}: {stderr.decode(errors='replace')[-500:]}",
-            type="CustomCodeError", non_retryable=True,
+            type="CustomCodeError",
+            non_retryable=True,
         )
     result: dict[str, Any] = json.loads(lines[-1])
     result["logs"] = stderr.decode(errors="replace")[-2000:]
@@ -120,14 +132,21 @@ async def run_code(code: str, event: dict[str, Any], *, env: dict[str, str], sec
 async def custom_code(ctx: ActionContext, f: CustomCodeFields) -> dict[str, Any]:
     r = ctx.req
     env = await ctx.secrets.get_many(r.tenant_id, f.secrets)
-    event = {"inputs": f.inputs, "object": {"object_type": r.object_type, "record_id": r.record_id},
-             "workflow_id": r.workflow_id, "action_id": r.action_id}
-    result = await run_code(f.code, event, env=env, seconds=f.timeout_seconds,
-                            allow_network=f.allow_network)
+    event = {
+        "inputs": f.inputs,
+        "object": {"object_type": r.object_type, "record_id": r.record_id},
+        "workflow_id": r.workflow_id,
+        "action_id": r.action_id,
+    }
+    result = await run_code(
+        f.code, event, env=env, seconds=f.timeout_seconds, allow_network=f.allow_network
+    )
     if not result.get("ok"):
         raise ApplicationError(
-            f"custom code failed: {result.get('error')}", result.get("trace", ""),
-            type="CustomCodeError", non_retryable=True,
+            f"custom code failed: {result.get('error')}",
+            result.get("trace", ""),
+            type="CustomCodeError",
+            non_retryable=True,
         )
     raw = result.get("outputs") or {}
     if not isinstance(raw, dict):

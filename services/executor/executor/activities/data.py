@@ -20,16 +20,36 @@ from crmflow.criteria.values import as_datetime, as_number
 from crmflow.errors import InvalidArgument
 from executor.activities.base import ActionContext, handles
 
-_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-        ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-        ast.Pow: operator.pow}
-_CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-        ast.Gt: operator.gt, ast.GtE: operator.ge}
+_BIN = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMP = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
 _FUNCS: dict[str, Any] = {
-    "min": min, "max": max, "abs": abs, "round": round, "len": len, "floor": math.floor,
-    "ceil": math.ceil, "upper": lambda s: str(s).upper(), "lower": lambda s: str(s).lower(),
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "round": round,
+    "len": len,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "upper": lambda s: str(s).upper(),
+    "lower": lambda s: str(s).lower(),
     "concat": lambda *a: "".join("" if x is None else str(x) for x in a),
-    "if_else": lambda c, a, b: a if c else b, "number": lambda x: as_number(x) or 0.0,
+    "if_else": lambda c, a, b: a if c else b,
+    "number": lambda x: as_number(x) or 0.0,
 }
 
 
@@ -66,7 +86,11 @@ def evaluate_formula(formula: str, names: dict[str, Any]) -> Any:
                 raise _bad(str(exc)) from None
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Not):
             v = ev(node.operand)
-            return -v if isinstance(node.op, ast.USub) else (v if isinstance(node.op, ast.UAdd) else not v)
+            return (
+                -v
+                if isinstance(node.op, ast.USub)
+                else (v if isinstance(node.op, ast.UAdd) else not v)
+            )
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP:
             return _CMP[type(node.ops[0])](ev(node.left), ev(node.comparators[0]))
         if isinstance(node, ast.BoolOp):
@@ -113,7 +137,7 @@ def format_value(f: FormatDataFields, tz: str) -> Any:
     if op == FormatOperation.REPLACE:
         return text.replace(str(a.get("old", "")), str(a.get("new", "")))
     if op == FormatOperation.SUBSTRING:
-        return text[int(a.get("start", 0)): a.get("end")]
+        return text[int(a.get("start", 0)) : a.get("end")]
     if op == FormatOperation.NUMBER_FORMAT:
         return _number_format(v, a)
     if op == FormatOperation.ROUND:

@@ -14,8 +14,12 @@ from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error
 from executor.activities.base import ActionContext, handles
 
-_FINAL = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-          grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED)
+_FINAL = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.PERMISSION_DENIED,
+)
 
 
 def _stub(ctx: ActionContext) -> pb_grpc.EnrollmentServiceStub:
@@ -33,7 +37,7 @@ async def _call(coro: Any) -> Any:
         return await coro
     except grpc.aio.AioRpcError as err:
         if err.code() in _FINAL:
-            raise from_rpc_error(err) from None  # a CrmflowError: not retried
+            raise (from_rpc_error(err) or err) from None  # a CrmflowError: not retried
         raise
 
 
@@ -44,10 +48,17 @@ async def enroll_in_workflow(ctx: ActionContext, f: EnrollInWorkflowFields) -> d
         from crmflow.errors import InvalidArgument
 
         raise InvalidArgument.field("fields.workflow_id", "a workflow cannot enroll into itself")
-    resp = await _call(_stub(ctx).EnrollManually(pb.EnrollManuallyRequest(
-        tenant_id=r.tenant_id, workflow_id=f.workflow_id, record_ids=[r.record_id],
-        allow_reenrollment=f.allow_reenrollment,
-    ), timeout=30))
+    resp = await _call(
+        _stub(ctx).EnrollManually(
+            pb.EnrollManuallyRequest(
+                tenant_id=r.tenant_id,
+                workflow_id=f.workflow_id,
+                record_ids=[r.record_id],
+                allow_reenrollment=f.allow_reenrollment,
+            ),
+            timeout=30,
+        )
+    )
     return {"workflow_id": f.workflow_id, "response": str(resp).strip()[:200]}
 
 
@@ -60,7 +71,15 @@ async def unenroll_from_workflows(
     for wf in f.workflow_ids:
         if wf == r.workflow_id:
             continue
-        await _call(_stub(ctx).Unenroll(pb.UnenrollRequest(
-            tenant_id=r.tenant_id, workflow_id=wf, record_ids=[r.record_id], reason=reason,
-        ), timeout=30))
+        await _call(
+            _stub(ctx).Unenroll(
+                pb.UnenrollRequest(
+                    tenant_id=r.tenant_id,
+                    workflow_id=wf,
+                    record_ids=[r.record_id],
+                    reason=reason,
+                ),
+                timeout=30,
+            )
+        )
     return {"workflows": len(f.workflow_ids)}

@@ -69,7 +69,10 @@ async def set_property(ctx: ActionContext, f: SetPropertyFields) -> dict[str, An
             tenant_id=r.tenant_id, key=r.idempotency_key, compute=lambda: new_value(ctx, f)
         )
     await ctx.store.update(
-        r.tenant_id, r.object_type, r.record_id, {f.property: value},
+        r.tenant_id,
+        r.object_type,
+        r.record_id,
+        {f.property: value},
         idempotency_key=r.idempotency_key,
     )
     return {"property": f.property, "value": value}
@@ -79,7 +82,10 @@ async def set_property(ctx: ActionContext, f: SetPropertyFields) -> dict[str, An
 async def clear_property(ctx: ActionContext, f: ClearPropertyFields) -> dict[str, Any]:
     r = ctx.req
     await ctx.store.update(
-        r.tenant_id, r.object_type, r.record_id, {f.property: None},
+        r.tenant_id,
+        r.object_type,
+        r.record_id,
+        {f.property: None},
         idempotency_key=r.idempotency_key,
     )
     return {}
@@ -95,7 +101,10 @@ async def copy_property(ctx: ActionContext, f: CopyPropertyFields) -> dict[str, 
         targets = [(r.object_type, r.record_id)]
     else:
         links = await ctx.store.list_associations(
-            r.tenant_id, r.object_type, r.record_id, f.target_object_type,
+            r.tenant_id,
+            r.object_type,
+            r.record_id,
+            f.target_object_type,
             label=f.association_label,
         )
         targets = [(a.to_object_type, a.to_record_id) for a in links]
@@ -103,7 +112,10 @@ async def copy_property(ctx: ActionContext, f: CopyPropertyFields) -> dict[str, 
         raise Skip(f"no associated {f.target_object_type} record to copy to")
     for object_type, record_id in targets:
         await ctx.store.update(
-            r.tenant_id, object_type, record_id, {f.target_property: value},
+            r.tenant_id,
+            object_type,
+            record_id,
+            {f.target_property: value},
             idempotency_key=f"{r.idempotency_key}#{object_type}:{record_id}",
         )
     return {"value": value, "updated": len(targets)}
@@ -124,8 +136,10 @@ def _would_reenroll(ctx: ActionContext, object_type: str, props: dict[str, Any])
             continue
         if ev.event_type == EventType.RECORD_CREATED:
             return "this workflow enrolls every created record of this type"
-        if ev.event_type == EventType.PROPERTY_CHANGED and ev.property in props and (
-            not ev.to_values or any(equal(props[ev.property], v) for v in ev.to_values)
+        if (
+            ev.event_type == EventType.PROPERTY_CHANGED
+            and ev.property in props
+            and (not ev.to_values or any(equal(props[ev.property], v) for v in ev.to_values))
         ):
             return f"setting {ev.property} would trigger this workflow"
     return ""
@@ -142,10 +156,16 @@ async def create_record(ctx: ActionContext, f: CreateRecordFields) -> dict[str, 
         r.tenant_id, f.object_type, f.properties, idempotency_key=r.idempotency_key
     )
     if f.associate_with_enrolled:
-        await ctx.store.associate(r.tenant_id, Association(
-            from_object_type=r.object_type, from_record_id=r.record_id,
-            to_object_type=f.object_type, to_record_id=rec.record_id, label=f.association_label,
-        ))
+        await ctx.store.associate(
+            r.tenant_id,
+            Association(
+                from_object_type=r.object_type,
+                from_record_id=r.record_id,
+                to_object_type=f.object_type,
+                to_record_id=rec.record_id,
+                label=f.association_label,
+            ),
+        )
     return {"record_id": rec.record_id, "object_type": f.object_type}
 
 
@@ -161,7 +181,10 @@ async def create_task(ctx: ActionContext, f: CreateTaskFields) -> dict[str, Any]
     owner = await _record_owner(ctx) if f.assign_to == "record_owner" else f.assign_to
     due = (datetime.now(UTC) + timedelta(days=f.due_in_days)).date().isoformat()
     props: dict[str, Any] = {
-        "title": f.title, "body": f.body, "due_date": due, "task_type": f.task_type,
+        "title": f.title,
+        "body": f.body,
+        "due_date": due,
+        "task_type": f.task_type,
         "status": "NOT_STARTED",
     }
     if f.priority:
@@ -169,10 +192,15 @@ async def create_task(ctx: ActionContext, f: CreateTaskFields) -> dict[str, Any]
     if owner:
         props[OWNER_PROPERTY] = owner
     task = await ctx.store.create(r.tenant_id, "task", props, idempotency_key=r.idempotency_key)
-    await ctx.store.associate(r.tenant_id, Association(
-        from_object_type=r.object_type, from_record_id=r.record_id,
-        to_object_type="task", to_record_id=task.record_id,
-    ))
+    await ctx.store.associate(
+        r.tenant_id,
+        Association(
+            from_object_type=r.object_type,
+            from_record_id=r.record_id,
+            to_object_type="task",
+            to_record_id=task.record_id,
+        ),
+    )
     return {"task_id": task.record_id, "owner_id": owner}
 
 
@@ -180,13 +208,20 @@ async def create_task(ctx: ActionContext, f: CreateTaskFields) -> dict[str, Any]
 async def create_note(ctx: ActionContext, f: CreateNoteFields) -> dict[str, Any]:
     r = ctx.req
     note = await ctx.store.create(
-        r.tenant_id, "note", {"body": f.body, "created_by": f"workflow:{r.workflow_id}"},
+        r.tenant_id,
+        "note",
+        {"body": f.body, "created_by": f"workflow:{r.workflow_id}"},
         idempotency_key=r.idempotency_key,
     )
-    await ctx.store.associate(r.tenant_id, Association(
-        from_object_type=r.object_type, from_record_id=r.record_id,
-        to_object_type="note", to_record_id=note.record_id,
-    ))
+    await ctx.store.associate(
+        r.tenant_id,
+        Association(
+            from_object_type=r.object_type,
+            from_record_id=r.record_id,
+            to_object_type="note",
+            to_record_id=note.record_id,
+        ),
+    )
     return {"note_id": note.record_id}
 
 
@@ -196,10 +231,16 @@ async def associate_records(ctx: ActionContext, f: AssociateFields) -> dict[str,
     if not f.to_record_id:
         raise Skip(f"no {f.to_object_type} record to associate with")
     await ctx.store.get(r.tenant_id, f.to_object_type, f.to_record_id)  # NotFound: no retry
-    await ctx.store.associate(r.tenant_id, Association(
-        from_object_type=r.object_type, from_record_id=r.record_id,
-        to_object_type=f.to_object_type, to_record_id=f.to_record_id, label=f.label,
-    ))
+    await ctx.store.associate(
+        r.tenant_id,
+        Association(
+            from_object_type=r.object_type,
+            from_record_id=r.record_id,
+            to_object_type=f.to_object_type,
+            to_record_id=f.to_record_id,
+            label=f.label,
+        ),
+    )
     return {"record_id": f.to_record_id}
 
 
@@ -235,11 +276,16 @@ async def rotate_owner(ctx: ActionContext, f: RotateOwnerFields) -> dict[str, An
         raise InvalidArgument.field("fields.team_ids", "the teams have no members")
     # The rotation is per workflow action: each rotate action keeps its own turn.
     owner = await ctx.deps.history.rotate(
-        tenant_id=r.tenant_id, rotation_key=f"{r.workflow_id}/{r.action_id}",
-        candidates=candidates, key=r.idempotency_key,
+        tenant_id=r.tenant_id,
+        rotation_key=f"{r.workflow_id}/{r.action_id}",
+        candidates=candidates,
+        key=r.idempotency_key,
     )
     await ctx.store.update(
-        r.tenant_id, r.object_type, r.record_id, {f.property: owner},
+        r.tenant_id,
+        r.object_type,
+        r.record_id,
+        {f.property: owner},
         idempotency_key=r.idempotency_key,
     )
     return {"owner_id": owner}
@@ -267,7 +313,10 @@ async def set_marketing_status(ctx: ActionContext, f: MarketingStatusFields) -> 
     if r.object_type != "contact":
         raise InvalidArgument.field("action_type", "marketing status applies to contacts only")
     await ctx.store.update(
-        r.tenant_id, r.object_type, r.record_id, {f.property: f.status.value},
+        r.tenant_id,
+        r.object_type,
+        r.record_id,
+        {f.property: f.status.value},
         idempotency_key=r.idempotency_key,
     )
     return {"status": f.status.value}

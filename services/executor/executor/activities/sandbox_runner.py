@@ -12,9 +12,8 @@ import traceback
 
 
 def _block_network():
-    import socket
-
     import _socket
+    import socket
 
     def refuse(*args, **kwargs):
         raise PermissionError("network access is disabled for this custom code action")
@@ -24,9 +23,15 @@ def _block_network():
             refuse()
 
     for mod in (socket, _socket):
-        mod.socket = NoSocket
-        for name in ("create_connection", "getaddrinfo", "gethostbyname", "socketpair",
-                     "fromfd", "create_server"):
+        mod.socket = NoSocket  # type: ignore[attr-defined]
+        for name in (
+            "create_connection",
+            "getaddrinfo",
+            "gethostbyname",
+            "socketpair",
+            "fromfd",
+            "create_server",
+        ):
             if hasattr(mod, name):
                 setattr(mod, name, refuse)
 

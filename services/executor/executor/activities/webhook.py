@@ -32,8 +32,9 @@ METADATA_HOSTS = {"169.254.169.254", "fd00:ec2::254", "100.100.100.200", "metada
 MAX_RETRY_AFTER = timedelta(hours=8)
 
 
-def _allowed(host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
-             allow: list[str]) -> bool:
+def _allowed(
+    host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: list[str]
+) -> bool:
     for entry in allow:
         if entry == host:
             return True
@@ -49,8 +50,9 @@ async def check_destination(url: str, allow: list[str]) -> None:
     """Refuse private, loopback, link-local and cloud-metadata destinations (SSRF)."""
     host = urlsplit(url).hostname or ""
     if host in METADATA_HOSTS:
-        raise ApplicationError(f"{host} is a cloud metadata address", type="AddressRefused",
-                               non_retryable=True)
+        raise ApplicationError(
+            f"{host} is a cloud metadata address", type="AddressRefused", non_retryable=True
+        )
     port = urlsplit(url).port or (443 if url.startswith("https") else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -58,11 +60,19 @@ async def check_destination(url: str, allow: list[str]) -> None:
         raise ApplicationError(f"cannot resolve {host}: {exc}", type="DnsError") from None
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
-        bad = (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-               or ip.is_multicast or ip.is_unspecified or str(ip) in METADATA_HOSTS)
+        bad = (
+            ip.is_private
+            or ip.is_loopback
+            or ip.is_link_local
+            or ip.is_reserved
+            or ip.is_multicast
+            or ip.is_unspecified
+            or str(ip) in METADATA_HOSTS
+        )
         if bad and not _allowed(host, ip, allow):
             raise ApplicationError(
-                f"{host} resolves to {ip}, a private or internal address", type="AddressRefused",
+                f"{host} resolves to {ip}, a private or internal address",
+                type="AddressRefused",
                 non_retryable=True,
             )
 
@@ -103,8 +113,9 @@ def _client(ctx: ActionContext) -> httpx.AsyncClient:
     client = ctx.deps.extras.get("webhook_client")
     if client is None:
         timeout = httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT)
-        client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
-                                   limits=httpx.Limits(max_connections=200))
+        client = httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_connections=200)
+        )
         ctx.deps.extras["webhook_client"] = client
     return client
 
@@ -113,16 +124,22 @@ def _client(ctx: ActionContext) -> httpx.AsyncClient:
 async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
     r = ctx.req
     await check_destination(f.url, ctx.deps.settings.webhook_allow_private)
-    headers = {"User-Agent": "crmflow-webhooks/1", "Idempotency-Key": r.idempotency_key,
-               **f.headers}
+    headers = {
+        "User-Agent": "crmflow-webhooks/1",
+        "Idempotency-Key": r.idempotency_key,
+        **f.headers,
+    }
     params = dict(f.query)
     body = b""
     if f.method == "POST":
         payload = f.body
         if payload is None:  # default payload: the enrolled record
             rec = await ctx.store.get(r.tenant_id, r.object_type, r.record_id)
-            payload = {"object_type": r.object_type, "record_id": r.record_id,
-                       "properties": rec.properties}
+            payload = {
+                "object_type": r.object_type,
+                "record_id": r.record_id,
+                "properties": rec.properties,
+            }
         body = json.dumps(payload, sort_keys=True, default=str).encode()
         headers["Content-Type"] = "application/json"
     if f.auth == WebhookAuth.API_KEY:
@@ -137,25 +154,38 @@ async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
         headers["X-Crmflow-Request-Timestamp"] = ts
         headers["X-Crmflow-Signature-v1"] = sign(secret, ts, body)
     try:
-        resp = await _client(ctx).request(f.method, f.url, params=params, headers=headers,
-                                          content=body or None)
+        resp = await _client(ctx).request(
+            f.method, f.url, params=params, headers=headers, content=body or None
+        )
     except httpx.TimeoutException as exc:
-        raise ApplicationError(f"webhook timed out: {type(exc).__name__}",
-                               type="WebhookTimeout") from None
+        raise ApplicationError(
+            f"webhook timed out: {type(exc).__name__}", type="WebhookTimeout"
+        ) from None
     except httpx.TransportError as exc:
-        raise ApplicationError(f"webhook connection failed: {exc}", type="WebhookUnreachable") from None
+        raise ApplicationError(
+            f"webhook connection failed: {exc}", type="WebhookUnreachable"
+        ) from None
     code = resp.status_code
     if code == 429:
-        raise ApplicationError("webhook rate limited (429)", type="WebhookRateLimited",
-                               next_retry_delay=_retry_after(resp.headers.get("Retry-After")))
+        raise ApplicationError(
+            "webhook rate limited (429)",
+            type="WebhookRateLimited",
+            next_retry_delay=_retry_after(resp.headers.get("Retry-After")),
+        )
     if 400 <= code < 500:
-        raise ApplicationError(f"webhook refused with {code}: {resp.text[:200]}",
-                               type="WebhookClientError", non_retryable=True)
+        raise ApplicationError(
+            f"webhook refused with {code}: {resp.text[:200]}",
+            type="WebhookClientError",
+            non_retryable=True,
+        )
     if code >= 500:
         raise ApplicationError(f"webhook failed with {code}", type="WebhookServerError")
     if 300 <= code < 400:
-        raise ApplicationError(f"webhook answered a redirect ({code}); redirects are not followed",
-                               type="WebhookClientError", non_retryable=True)
+        raise ApplicationError(
+            f"webhook answered a redirect ({code}); redirects are not followed",
+            type="WebhookClientError",
+            non_retryable=True,
+        )
     outputs: dict[str, Any] = {"status_code": code}
     if f.response_fields:
         try:
