@@ -53,7 +53,7 @@ def branches_and_delay() -> list[Action]:
             branches=[branch("a", "fmt", percentage=50), branch("b", "fmt", percentage=50)],
         ),
         act("fmt", "format_data", "small", operation="uppercase", input="{{ record.email }}"),
-        act("small", "set_property", property="segment", value="{{ actions.fmt.result }}"),
+        act("small", "set_property", property="segment", value="{{ actions.fmt.outputs.result }}"),
     ]
 
 

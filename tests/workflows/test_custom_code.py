@@ -46,7 +46,7 @@ async def test_custom_code_outputs_feed_a_branch(
         Action(
             action_id="route",
             action_type="value_equals",
-            fields={"expression": "{{ actions.code.tier }}"},
+            fields={"expression": "{{ actions.code.outputs.tier }}"},
             branches=[branch("gold", "set-gold", values=["gold"])],
             default_connection=Connection(next_action_id="set-other"),
         ),

@@ -60,7 +60,7 @@ async def test_record_actions_change_the_crm(
             inputs={"price": "{{ record.price }}", "qty": 3},
             output_name="total",
         ),
-        act("use", "set_property", property="total", value="{{ actions.fmt.total }}"),
+        act("use", "set_property", property="total", value="{{ actions.fmt.outputs.total }}"),
     ]
     async with running_worker(temporal_env.client, tmp_path, task_queue) as h:
         s = h.store
@@ -152,7 +152,7 @@ async def test_rotate_owner_round_robin_persists_across_enrollments_and_notifies
         act(
             "tell",
             "send_in_app_notification",
-            user_ids=["{{ actions.rot.owner_id }}"],
+            user_ids=["{{ actions.rot.outputs.owner_id }}"],
             title="New lead {{ record.email }}",
         ),
     ]

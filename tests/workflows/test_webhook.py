@@ -90,7 +90,7 @@ async def _run(
     FileSecrets(settings.data_dir / "secrets").put(tenant_id, "hook_key", "s3cret")
     actions = [
         act("hook", "send_webhook", "after", **fields),
-        act("after", "set_property", property="plan", value="{{ actions.hook.data.plan }}"),
+        act("after", "set_property", property="plan", value="{{ actions.hook.outputs.data.plan }}"),
     ]
     async with running_worker(
         env.client, tmp_path, task_queue, settings=settings, search_attributes=False
@@ -125,7 +125,7 @@ async def test_5xx_retried_with_documented_backoff_then_outputs_and_signature(
         },
     )
     assert row.status == "succeeded" and row.attempts == 3
-    assert row.outputs["data.plan"] == "pro" and row.outputs["id"] == 7
+    assert row.outputs["data"]["plan"] == "pro" and row.outputs["id"] == 7
     assert props["plan"] == "pro"  # a later action used the selected response field
     # 1 minute, then 2 minutes between the attempts (workflow clock).
     assert utc(row.finished_at) - start >= timedelta(minutes=3)  # type: ignore[operator]

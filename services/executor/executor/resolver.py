@@ -9,7 +9,6 @@ action outputs and event properties — and is the fallback while a resolver ans
 from __future__ import annotations
 
 import logging
-import re
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -22,13 +21,15 @@ from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
 from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error
 from crmflow.model.convert import dict_to_struct, struct_to_dict, to_proto
+from crmflow.errors import InvalidArgument
 from crmflow.records.port import RecordStore
 from crmflow.settings import Settings
+from crmflow.tokens.render import build_context, resolve_value
+from crmflow.tokens.syntax import TemplateError
 from executor.payloads import ActionRequest
 
 log = logging.getLogger("crmflow.executor.resolver")
 
-TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.:\-]+)\s*\}\}")
 
 
 def has_tokens(value: Any) -> bool:
@@ -51,7 +52,8 @@ class InputResolver(ABC):
 
 
 class LocalTokens(InputResolver):
-    """record.<prop> / enrolled.<prop>, actions.<action_id>.<output>, event.<prop>."""
+    """The shared token language (crmflow.tokens) over the enrolled record, earlier action
+    outputs and event properties; no data sources (those need the datasource-resolver)."""
 
     def __init__(self, store: RecordStore) -> None:
         self._store = store
@@ -60,46 +62,24 @@ class LocalTokens(InputResolver):
         if not has_tokens(fields):
             return fields
         record = await self._store.get(req.tenant_id, req.object_type, req.record_id)
-        scope = {
-            "record": record.properties,
-            "enrolled": record.properties,
-            "actions": req.action_outputs,
-            "outputs": req.action_outputs,
-            "event": req.event_properties,
-        }
-        return {k: _render(v, scope) for k, v in fields.items()}
+        context = build_context(
+            object_type=req.object_type, record=record.properties,
+            actions=req.action_outputs, event=req.event_properties,
+        )
+        try:
+            return {k: _known(_render(v, context)) for k, v in fields.items()}
+        except TemplateError as exc:
+            raise InvalidArgument.field("fields", f"bad token: {exc}") from None
 
 
-def _lookup(path: str, scope: dict[str, Any]) -> Any:
-    parts = path.split(".")
-    cur: Any = scope
-    i = 0
-    while i < len(parts):
-        if not isinstance(cur, dict):
-            return None
-        rest = ".".join(parts[i:])
-        if i > 0 and rest in cur:  # outputs keyed by a dotted path ("data.plan")
-            return cur[rest]
-        cur = cur.get(parts[i])
-        i += 1
-    return cur
-
-
-def _render(value: Any, scope: dict[str, Any]) -> Any:
+def _render(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, str):
-        whole = TOKEN.fullmatch(value.strip())
-        if whole:  # a lone token keeps its type (numbers stay numbers)
-            return _lookup(whole.group(1), scope)
-        return TOKEN.sub(lambda m: _text(_lookup(m.group(1), scope)), value)
+        return resolve_value(value, context) if "{{" in value else value
     if isinstance(value, dict):
-        return {k: _render(v, scope) for k, v in value.items()}
+        return {k: _render(v, context) for k, v in value.items()}
     if isinstance(value, list):
-        return [_render(v, scope) for v in value]
+        return [_render(v, context) for v in value]
     return value
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 class GrpcResolver(InputResolver):

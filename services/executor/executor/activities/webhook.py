@@ -192,6 +192,10 @@ async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
             data = resp.json()
         except ValueError:
             data = None
-        for path in f.response_fields:
-            outputs[path] = _pick(data, path)
+        for path in f.response_fields:  # nested as in the response: {{ actions.x.outputs.a.b }}
+            *parents, leaf = path.split(".")
+            node = outputs
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = _pick(data, path)
     return outputs

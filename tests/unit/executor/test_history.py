@@ -1,0 +1,55 @@
+"""Run history repository: progress, paging, notifications, round robin, 90-day pruning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crmflow.db import create_engine
+from executor.db import migrate
+from executor.history import History
+from executor.payloads import ActionOutcome, RunProgress
+
+
+async def _history(db_url: str) -> History:
+    await migrate(db_url)
+    return History(create_engine(db_url))
+
+
+def _progress(tenant: str, n: int, *, status: str = "running", at: datetime,
+              outcomes: list[ActionOutcome] | None = None) -> RunProgress:
+    return RunProgress(tenant_id=tenant, run_workflow_id=f"run-{n}", workflow_id="wf",
+                       revision=1, object_type="contact", record_id=f"c{n}",
+                       enrolled_at=at, status=status, at=at,  # type: ignore[arg-type]
+                       outcomes=outcomes or [])
+
+
+async def test_progress_listing_paging_and_retention(db_url: str, tenant_id: str) -> None:
+    h = await _history(db_url)
+    old = datetime.now(UTC) - timedelta(days=120)
+    out = ActionOutcome(action_id="a1", action_type="set_property", status="succeeded",
+                        finished_at=old, idempotency_key="k")
+    await h.record_progress(_progress(tenant_id, 0, status="completed", at=old, outcomes=[out]))
+    await h.record_progress(_progress(tenant_id, 0, status="completed", at=old, outcomes=[out]))
+    for n in range(1, 6):
+        await h.record_progress(_progress(tenant_id, n, at=datetime.now(UTC)))
+    assert len(await h.timeline(tenant_id=tenant_id, run_workflow_id="run-0")) == 1  # no dup
+    page = await h.list_runs(tenant_id=tenant_id, workflow_id="wf", limit=4)
+    assert len(page.runs) == 4 and page.next_offset == 4
+    rest = await h.list_runs(tenant_id=tenant_id, workflow_id="wf", offset=4, limit=4)
+    assert len(rest.runs) == 2 and rest.next_offset is None
+    done = await h.list_runs(tenant_id=tenant_id, workflow_id="wf", status="completed")
+    assert [r.run_workflow_id for r in done.runs] == ["run-0"]
+    assert await h.prune() >= 2  # the 120-day-old run and its action log
+    assert await h.timeline(tenant_id=tenant_id, run_workflow_id="run-0") == []
+    assert len((await h.list_runs(tenant_id=tenant_id, workflow_id="wf")).runs) == 5
+    await h.engine.dispose()
+
+
+async def test_round_robin_is_stable_per_key(db_url: str, tenant_id: str) -> None:
+    h = await _history(db_url)
+    picks = [await h.rotate(tenant_id=tenant_id, rotation_key="wf/a", candidates=["u1", "u2"],
+                            key=f"k{i}") for i in range(3)]
+    again = await h.rotate(tenant_id=tenant_id, rotation_key="wf/a", candidates=["u1", "u2"],
+                           key="k0")
+    assert picks == ["u1", "u2", "u1"] and again == "u1"
+    await h.engine.dispose()
