@@ -18,10 +18,10 @@ from google.protobuf.struct_pb2 import Struct
 from crmflow.api.datasource.v1 import datasource_service_pb2 as ds_pb
 from crmflow.api.datasource.v1 import datasource_service_pb2_grpc as ds_grpc
 from crmflow.api.workflow.v1 import workflow_pb2 as wf_pb
+from crmflow.errors import InvalidArgument
 from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error
 from crmflow.model.convert import dict_to_struct, struct_to_dict, to_proto
-from crmflow.errors import InvalidArgument
 from crmflow.records.port import RecordStore
 from crmflow.settings import Settings
 from crmflow.tokens.render import build_context, resolve_value
@@ -29,7 +29,6 @@ from crmflow.tokens.syntax import TemplateError
 from executor.payloads import ActionRequest
 
 log = logging.getLogger("crmflow.executor.resolver")
-
 
 
 def has_tokens(value: Any) -> bool:
@@ -63,8 +62,10 @@ class LocalTokens(InputResolver):
             return fields
         record = await self._store.get(req.tenant_id, req.object_type, req.record_id)
         context = build_context(
-            object_type=req.object_type, record=record.properties,
-            actions=req.action_outputs, event=req.event_properties,
+            object_type=req.object_type,
+            record=record.properties,
+            actions=req.action_outputs,
+            event=req.event_properties,
         )
         try:
             return {k: _known(_render(v, context)) for k, v in fields.items()}

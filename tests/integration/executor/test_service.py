@@ -62,7 +62,10 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
     defn = definition(
         [
             act("a1", "set_property", "a2", property="lifecyclestage", value="lead"),
-            act("a2", "set_property", property="num_employees", mode="increment", amount=2),
+            act("a2", "set_property", "a3", property="num_employees", mode="increment", amount=2),
+        # Tokens go through the datasource-resolver's real ResolveInputs.
+        act("a3", "send_in_app_notification", user_ids=["u1"],
+            title="New lead {{ contact.email }} ({{ contact.num_employees }} employees)"),
         ]
     )
     inp = EnrollmentInput(
@@ -96,9 +99,10 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
         pb.GetEnrollmentTimelineRequest(tenant_id=tenant_id, run_workflow_id=wf_id)
     )
     assert [(e.action_id, e.status) for e in timeline.entries] == [
-        ("a1", "succeeded"),
-        ("a2", "succeeded"),
-    ]
+        ("a1", "succeeded"), ("a2", "succeeded"), ("a3", "succeeded")]
+    notes = await stub.ListNotifications(pb.ListNotificationsRequest(tenant_id=tenant_id,
+                                                                     user_id="u1"))
+    assert [n.title for n in notes.notifications] == ["New lead ada@example.com (3 employees)"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ListEnrollments(pb.ListEnrollmentsRequest(tenant_id=tenant_id, status="odd"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crmflow.db import create_engine
 from executor.db import migrate
 from executor.history import History
 from executor.payloads import ActionOutcome, RunProgress
+
+from crmflow.db import create_engine
 
 
 async def _history(db_url: str) -> History:
@@ -15,19 +16,38 @@ async def _history(db_url: str) -> History:
     return History(create_engine(db_url))
 
 
-def _progress(tenant: str, n: int, *, status: str = "running", at: datetime,
-              outcomes: list[ActionOutcome] | None = None) -> RunProgress:
-    return RunProgress(tenant_id=tenant, run_workflow_id=f"run-{n}", workflow_id="wf",
-                       revision=1, object_type="contact", record_id=f"c{n}",
-                       enrolled_at=at, status=status, at=at,  # type: ignore[arg-type]
-                       outcomes=outcomes or [])
+def _progress(
+    tenant: str,
+    n: int,
+    *,
+    status: str = "running",
+    at: datetime,
+    outcomes: list[ActionOutcome] | None = None,
+) -> RunProgress:
+    return RunProgress(
+        tenant_id=tenant,
+        run_workflow_id=f"run-{n}",
+        workflow_id="wf",
+        revision=1,
+        object_type="contact",
+        record_id=f"c{n}",
+        enrolled_at=at,
+        status=status,
+        at=at,  # type: ignore[arg-type]
+        outcomes=outcomes or [],
+    )
 
 
 async def test_progress_listing_paging_and_retention(db_url: str, tenant_id: str) -> None:
     h = await _history(db_url)
     old = datetime.now(UTC) - timedelta(days=120)
-    out = ActionOutcome(action_id="a1", action_type="set_property", status="succeeded",
-                        finished_at=old, idempotency_key="k")
+    out = ActionOutcome(
+        action_id="a1",
+        action_type="set_property",
+        status="succeeded",
+        finished_at=old,
+        idempotency_key="k",
+    )
     await h.record_progress(_progress(tenant_id, 0, status="completed", at=old, outcomes=[out]))
     await h.record_progress(_progress(tenant_id, 0, status="completed", at=old, outcomes=[out]))
     for n in range(1, 6):
@@ -47,9 +67,14 @@ async def test_progress_listing_paging_and_retention(db_url: str, tenant_id: str
 
 async def test_round_robin_is_stable_per_key(db_url: str, tenant_id: str) -> None:
     h = await _history(db_url)
-    picks = [await h.rotate(tenant_id=tenant_id, rotation_key="wf/a", candidates=["u1", "u2"],
-                            key=f"k{i}") for i in range(3)]
-    again = await h.rotate(tenant_id=tenant_id, rotation_key="wf/a", candidates=["u1", "u2"],
-                           key="k0")
+    picks = [
+        await h.rotate(
+            tenant_id=tenant_id, rotation_key="wf/a", candidates=["u1", "u2"], key=f"k{i}"
+        )
+        for i in range(3)
+    ]
+    again = await h.rotate(
+        tenant_id=tenant_id, rotation_key="wf/a", candidates=["u1", "u2"], key="k0"
+    )
     assert picks == ["u1", "u2", "u1"] and again == "u1"
     await h.engine.dispose()

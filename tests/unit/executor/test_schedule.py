@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from crmflow.model.settings import ExecutionWindow, WorkflowSettings
 from executor.schedule import (
     date_property_target,
     next_allowed_time,
@@ -13,6 +12,8 @@ from executor.schedule import (
     split_bucket,
     spread_offset,
 )
+
+from crmflow.model.settings import ExecutionWindow, WorkflowSettings
 
 CPH = ZoneInfo("Europe/Copenhagen")
 
@@ -43,8 +44,9 @@ def test_date_property_target_parses_dates_and_datetimes() -> None:
 def test_window_and_blocked_dates() -> None:
     s = WorkflowSettings(
         time_zone="Europe/Copenhagen",
-        execution_window=ExecutionWindow(days_of_week=[1, 2, 3, 4, 5], start_time="09:00",
-                                         end_time="17:00"),
+        execution_window=ExecutionWindow(
+            days_of_week=[1, 2, 3, 4, 5], start_time="09:00", end_time="17:00"
+        ),
         blocked_dates=[date(2026, 12, 24), date(2026, 12, 25)],
     )
     inside = datetime(2026, 12, 22, 10, 0, tzinfo=CPH)
