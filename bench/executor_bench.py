@@ -101,6 +101,7 @@ async def run_batch(client: Client, starts: list[Any]) -> float:
 
 
 async def main(n: int, rounds: int) -> dict[str, Any]:
+    ThreadingHTTPServer.request_queue_size = 1024  # the default backlog (5) drops connections
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"

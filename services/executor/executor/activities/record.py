@@ -62,6 +62,10 @@ async def new_value(ctx: ActionContext, f: SetPropertyFields) -> Any:
 @handles(spec.SET_PROPERTY)
 async def set_property(ctx: ActionContext, f: SetPropertyFields) -> dict[str, Any]:
     r = ctx.req
+    if f.target_source:
+        raise InvalidArgument.field(
+            "fields.target_source", "updating a data source's record is not supported yet"
+        )
     if f.mode in (SetMode.SET, SetMode.CLEAR):
         value = await new_value(ctx, f)
     else:  # relative to the current value: pin the first attempt's result
