@@ -1,6 +1,9 @@
 """Record the JSON histories replayed by tests/workflows/test_replay.py.
 
-    python -m tests.histories.record
+    python -m tests.histories.record [--tag v2]
+
+Histories recorded before an interpreter change are kept (they guard the old path of each
+``workflow.patched``); new ones get a tag so both are replayed.
 
 Runs representative enrollments on a throwaway dev server and writes one history per file.
 Re-record only on purpose (a new interpreter feature); never to make a replay failure go away
@@ -89,7 +92,7 @@ def loop() -> list[Action]:
     ]
 
 
-async def main() -> None:
+async def main(tag: str = "") -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL,
@@ -144,11 +147,15 @@ async def main() -> None:
             for name, hd in runs.items():
                 first = env.client.get_workflow_handle(hd.id, run_id=hd.first_execution_run_id)
                 history = await first.fetch_history()
-                (HERE / f"{name}.json").write_text(history.to_json())
+                (HERE / f"{tag + '_' if tag else ''}{name}.json").write_text(history.to_json())
                 print("recorded", name, len(history.events), "events")
     finally:
         await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tag", default="")
+    asyncio.run(main(parser.parse_args().tag))
