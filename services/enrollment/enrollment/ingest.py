@@ -109,11 +109,15 @@ class Ingestor:
 
     async def ingest(self, ev: ChangeEvent) -> tuple[bool, list[Outcome]]:
         """Process one validated event. Returns (duplicate, outcomes)."""
-        prior = await self.ledger.processed(ev.tenant_id, ev.event_id)
+        prior, active = await self.ledger.event_state(
+            tenant_id=ev.tenant_id,
+            event_id=ev.event_id,
+            object_type=ev.object_type,
+            record_id=ev.record_id,
+        )
         if prior is not None:
             return True, [Outcome(**o) for o in prior]
         now = self.enroller.clock()
-        active = await self._active(ev)
         record = await self._record(ev) if self.index.has_scope(ev) else {}
         # leaving rules (goal, unenrollment...) only matter where the record is enrolled
         matches = self.index.match(ev, record, now, {r.workflow_id for r in active})
@@ -198,14 +202,6 @@ class Ingestor:
         if r is None:
             return True
         return n >= max(r.min_count, 1) and (r.max_count == 0 or n <= r.max_count)
-
-    async def _active(self, ev: ChangeEvent) -> list[EnrollmentRow]:
-        """The record's active enrollments (one query per event, used three ways)."""
-        return list(
-            await self.ledger.active_for_record(
-                tenant_id=ev.tenant_id, object_type=ev.object_type, record_id=ev.record_id
-            )
-        )
 
     async def _signal_running(
         self, ev: ChangeEvent, active: list[EnrollmentRow], skip: set[str]

@@ -98,21 +98,15 @@ class Ledger:
         record_id: str,
         event_id: str = "",
     ) -> tuple[EnrollmentRow | None, EnrollmentRow | None, EnrollmentFact | None]:
-        """(row enrolled by this event, active row, fact) in one session: what the rules read."""
+        """(row enrolled by this event, active row, fact) in one session: what the rules read.
+
+        One query finds both the active row and a row this event created (a redelivery after
+        a crash), since both are rows of the same record in the same workflow."""
         async with self.sessions() as s:
-            prior = None
+            wanted: Any = col(EnrollmentRow.status).in_(ACTIVE)
             if event_id:
-                prior = (
-                    await s.exec(
-                        select(EnrollmentRow).where(
-                            EnrollmentRow.tenant_id == tenant_id,
-                            EnrollmentRow.workflow_id == workflow_id,
-                            EnrollmentRow.record_id == record_id,
-                            EnrollmentRow.trigger_event_id == event_id,
-                        )
-                    )
-                ).first()
-            current = (
+                wanted = or_(wanted, col(EnrollmentRow.trigger_event_id) == event_id)
+            rows = (
                 await s.exec(
                     select(EnrollmentRow)
                     .where(
@@ -120,11 +114,13 @@ class Ledger:
                         EnrollmentRow.workflow_id == workflow_id,
                         EnrollmentRow.object_type == object_type,
                         EnrollmentRow.record_id == record_id,
-                        col(EnrollmentRow.status).in_(ACTIVE),
+                        wanted,
                     )
                     .order_by(col(EnrollmentRow.enrollment_number).desc())
                 )
-            ).first()
+            ).all()
+            prior = next((r for r in rows if event_id and r.trigger_event_id == event_id), None)
+            current = next((r for r in rows if r.status in ACTIVE), None)
             fact = await s.get(EnrollmentFact, (tenant_id, workflow_id, object_type, record_id))
             return prior, current, fact
 
@@ -272,6 +268,26 @@ class Ledger:
                 .order_by(col(EnrollmentRow.enrollment_number))
             )
             return (await s.exec(q)).all()
+
+    async def event_state(
+        self, *, tenant_id: str, event_id: str, object_type: str, record_id: str
+    ) -> tuple[list[dict[str, Any]] | None, list[EnrollmentRow]]:
+        """(outcomes if the event was processed, the record's active enrollments) at once."""
+        async with self.sessions() as s:
+            done = await s.get(ProcessedEvent, (tenant_id, event_id))
+            if done is not None:
+                return list(done.outcomes), []
+            rows = (
+                await s.exec(
+                    select(EnrollmentRow).where(
+                        EnrollmentRow.tenant_id == tenant_id,
+                        EnrollmentRow.object_type == object_type,
+                        EnrollmentRow.record_id == record_id,
+                        col(EnrollmentRow.status).in_(ACTIVE),
+                    )
+                )
+            ).all()
+            return None, list(rows)
 
     # Processed events ---------------------------------------------------------------------
     async def processed(self, tenant_id: str, event_id: str) -> list[dict[str, Any]] | None:
