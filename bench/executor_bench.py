@@ -8,7 +8,7 @@ local webhook receiver, a 3-step workflow — set a property, a 1-second delay, 
 * ``bare`` — a hand-written Temporal workflow doing the same three steps with two plain
   activities (store.update with an idempotency key, an httpx POST).
 
-    python bench/executor_bench.py [--n 200] [--rounds 2]
+    python bench/executor_bench.py [--n 200] [--rounds 3]
 
 Writes bench/reports/executor.json with both rates and the ratio executor/bare (the goal is
 >= 1.0; it is the cost of what the interpreter adds). A few minutes at most.
@@ -189,6 +189,14 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
         await env.shutdown()
         server.shutdown()
     best = {k: max(v) for k, v in results.items()}
+    # Each round runs both back to back (alternating which goes first): the per-round ratio
+    # is the least noisy figure on a shared machine; report their median.
+    paired = sorted(e / b for e, b in zip(results["executor"], results["bare"], strict=True))
+    median = (
+        paired[len(paired) // 2]
+        if len(paired) % 2
+        else sum(paired[len(paired) // 2 - 1 : len(paired) // 2 + 1]) / 2
+    )
     return {
         "benchmark": "executor",
         "workflow": f"set property, {DELAY_SECONDS}s delay, webhook to a local server",
@@ -196,16 +204,19 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
         "rounds": rounds,
         "executor_workflows_per_s": round(best["executor"], 2),
         "bare_workflows_per_s": round(best["bare"], 2),
-        "ratio_executor_to_bare": round(best["executor"] / best["bare"], 3),
+        "ratio_executor_to_bare": round(median, 3),
+        "ratio_best_rounds": round(best["executor"] / best["bare"], 3),
+        "per_round_ratios": [round(x, 3) for x in paired],
         "all_rounds": {k: [round(x, 2) for x in v] for k, v in results.items()},
-        "note": "best round of each; same dev server, CRM store (SQLite) and webhook receiver",
+        "note": "ratio = median of per-round ratios; rates = best round of each; same dev "
+        "server, CRM store (SQLite), webhook receiver and worker process",
     }
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=200)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     report = asyncio.run(main(args.n, args.rounds))
     out = ROOT / "bench" / "reports" / "executor.json"

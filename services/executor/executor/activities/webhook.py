@@ -55,11 +55,16 @@ async def check_destination(url: str, allow: list[str]) -> None:
         )
     port = urlsplit(url).port or (443 if url.startswith("https") else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ApplicationError(f"cannot resolve {host}: {exc}", type="DnsError") from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
+        addresses = [ipaddress.ip_address(host.strip("[]"))]  # a literal: no lookup needed
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror as exc:
+            raise ApplicationError(f"cannot resolve {host}: {exc}", type="DnsError") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for ip in addresses:
         bad = (
             ip.is_private
             or ip.is_loopback
