@@ -14,6 +14,9 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.testing import WorkflowEnvironment
 
 from crmflow.api.executor.v1 import executor_service_pb2 as pb
@@ -63,9 +66,13 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
         [
             act("a1", "set_property", "a2", property="lifecyclestage", value="lead"),
             act("a2", "set_property", "a3", property="num_employees", mode="increment", amount=2),
-        # Tokens go through the datasource-resolver's real ResolveInputs.
-        act("a3", "send_in_app_notification", user_ids=["u1"],
-            title="New lead {{ contact.email }} ({{ contact.num_employees }} employees)"),
+            # Tokens go through the datasource-resolver's real ResolveInputs.
+            act(
+                "a3",
+                "send_in_app_notification",
+                user_ids=["u1"],
+                title="New lead {{ contact.email }} ({{ contact.num_employees }} employees)",
+            ),
         ]
     )
     inp = EnrollmentInput(
@@ -99,9 +106,13 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
         pb.GetEnrollmentTimelineRequest(tenant_id=tenant_id, run_workflow_id=wf_id)
     )
     assert [(e.action_id, e.status) for e in timeline.entries] == [
-        ("a1", "succeeded"), ("a2", "succeeded"), ("a3", "succeeded")]
-    notes = await stub.ListNotifications(pb.ListNotificationsRequest(tenant_id=tenant_id,
-                                                                     user_id="u1"))
+        ("a1", "succeeded"),
+        ("a2", "succeeded"),
+        ("a3", "succeeded"),
+    ]
+    notes = await stub.ListNotifications(
+        pb.ListNotificationsRequest(tenant_id=tenant_id, user_id="u1")
+    )
     assert [n.title for n in notes.notifications] == ["New lead ada@example.com (3 employees)"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ListEnrollments(pb.ListEnrollmentsRequest(tenant_id=tenant_id, status="odd"))
@@ -116,3 +127,32 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     await crm.close()
     await channel.close()
+
+
+async def test_custom_code_role_runs_only_the_custom_code_worker(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> None:
+    from executor.main import start as start_executor
+
+    temporal = TemporalSettings(
+        address=temporal_env.client.service_client.config.target_host
+    ).model_copy(update={"task_queue": task_queue, "custom_code_task_queue": f"{task_queue}-c"})
+    settings = Settings(
+        data_dir=tmp_path, temporal=temporal, crm_mode="grpc", crm_address="127.0.0.1:1"
+    )
+    running = await start_executor(settings, port=0, role="custom-code")
+    try:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        status = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        desc = await temporal_env.client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace="default",
+                task_queue=TaskQueue(name=f"{task_queue}-c"),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            )
+        )
+        assert len(desc.pollers) >= 1
+        await channel.close()
+    finally:
+        await running.stop(0)
