@@ -316,6 +316,6 @@ class History:
                 delete(Notification).where(Notification.created_at < cutoff),  # type: ignore[arg-type]
                 delete(EnrollmentRun).where(EnrollmentRun.ended_at < cutoff),  # type: ignore[arg-type,operator]
             ):
-                res = await s.execute(stmt)
+                res = await (await s.connection()).execute(stmt)
                 removed += res.rowcount or 0  # type: ignore[attr-defined]
         return removed
