@@ -25,13 +25,13 @@ class Enrollment(pb_grpc.EnrollmentServiceServicer):
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    async def EnrollManually(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def EnrollManually(self, request: Any, context: Any) -> Any:
         if request.workflow_id == "missing":
             raise NotFound("workflow", request.workflow_id)
         self.calls.append(("EnrollManually", request))
         return pb.EnrollManuallyResponse()
 
-    async def Unenroll(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def Unenroll(self, request: Any, context: Any) -> Any:
         self.calls.append(("Unenroll", request))
         return pb.UnenrollResponse()
 
