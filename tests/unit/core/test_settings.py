@@ -63,3 +63,9 @@ def test_service_with_bad_configuration_exits_at_once_with_one_line(tmp_path) ->
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "CRMFLOW_PORT" in lines[0]
+
+
+def test_task_queue_can_be_set_in_code_as_well_as_by_env() -> None:
+    from crmflow.settings import TemporalSettings
+
+    assert TemporalSettings(task_queue="q-code").task_queue == "q-code"
