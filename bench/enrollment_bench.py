@@ -497,7 +497,7 @@ asyncio.run(main())
 
 
 SERVER_SNIPPET = """
-import asyncio, sys
+import asyncio, gc, sys
 from crmflow.records.sql import SqlRecordStore
 from crmflow.settings import Settings
 from enrollment.main import start
@@ -506,6 +506,7 @@ async def main():
     settings = Settings()
     records = await SqlRecordStore.open(settings.sqlite_url("crm"))
     running = await start(settings, port=0, records=records)
+    gc.freeze()  # as enrollment.main.run does
     print(running.port, flush=True)
     await running.server.wait_for_termination()
 

@@ -78,9 +78,6 @@ async def start(
     await runtime.wire()
     loaded = await workflows.load()
     log.info("enrollment: %d active workflow revision(s) indexed", loaded)
-    # The index is large and long-lived: keep it out of the cyclic GC's full collections,
-    # which otherwise pause event handling for ~100 ms at 10,000 workflows.
-    gc.freeze()
     servicer = EnrollmentServicer(
         workflows=workflows,
         enroller=enroller,
@@ -110,4 +107,9 @@ async def start(
 
 async def run(settings: Settings) -> None:
     running = await start(settings)
+    # The index is large and long-lived: keep it out of the cyclic GC's full collections,
+    # which otherwise pause event handling for ~100 ms at 10,000 workflows. (Here, not in
+    # start(): in a test process several services start and their garbage must stay
+    # collectable.)
+    gc.freeze()
     await wait_for_termination(running, settings.grace_seconds)
