@@ -16,11 +16,11 @@ from crmflow.errors import InvalidArgument
 from crmflow.grpc.server import ServiceBinding
 from crmflow.model.convert import dict_to_struct, from_proto, struct_to_dict, to_proto
 from crmflow.model.data_sources import DataSource
+from crmflow.model.default_sources import default_data_sources
 from crmflow.model.workflow import WorkflowDefinition
 from crmflow.records.port import RecordStore
 from crmflow.tokens import Escape, references_in
 from datasource_resolver.cache import StepCache
-from datasource_resolver.defaults import default_data_sources
 from datasource_resolver.fields import insertable_fields
 from datasource_resolver.resolver import Resolver, ResolveRequest
 from datasource_resolver.revisions import RevisionSource, RevisionUnavailable

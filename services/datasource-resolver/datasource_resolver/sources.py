@@ -18,6 +18,7 @@ from typing import Any
 from crmflow.errors import InvalidArgument
 from crmflow.model.criteria import FilterGroup, PropertyFilter
 from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
+from crmflow.model.default_sources import PRIMARY_LABEL
 from crmflow.model.records import Record
 from crmflow.records.port import RecordStore
 
@@ -25,9 +26,8 @@ from crmflow.records.port import RecordStore
 # source meant to pick "the" record should not match more (the reduce rule then sees a prefix).
 MAX_CANDIDATES = 1_000
 PAGE = 200
-# Default sources name the primary association; stores that do not label associations fall
-# back to every association of the type (then the reduce rule picks one).
-PRIMARY_LABEL = "primary"
+# Default sources name the primary association (PRIMARY_LABEL); stores that do not label
+# associations fall back to every association of the type (then the reduce rule picks one).
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

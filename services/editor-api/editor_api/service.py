@@ -29,6 +29,7 @@ from crmflow.errors import (
     NotFound,
     PreconditionViolation,
 )
+from crmflow.model.default_sources import with_defaults
 from crmflow.model.workflow import WorkflowDefinition, WorkflowStatus
 from editor_api import changes, graph
 from editor_api import repository as repo
@@ -222,6 +223,9 @@ class EditorCore:
             raise InvalidArgument.field("definition.tenant_id", "does not match tenant_id")
         defn.tenant_id = tenant_id
         defn.workflow_id = defn.workflow_id or f"wf_{uuid.uuid4().hex[:16]}"
+        # HubSpot adds default data sources (e.g. the contact's primary company) to contact,
+        # company, deal and ticket workflows; ids the client already used are left alone.
+        defn = with_defaults(defn)
         check_sizes(defn, actor=actor)
         graph.check_structure(defn)
         now = self.clock()

@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from datasource_resolver.defaults import default_data_sources
 from datasource_resolver.main import start
 from google.protobuf.struct_pb2 import Struct
 from google.rpc import error_details_pb2
@@ -31,6 +30,7 @@ from crmflow.grpc.errors import bad_request_fields, status_from_rpc_error
 from crmflow.grpc.server import RunningServer, ServiceBinding, start_server
 from crmflow.model.actions import Action, Connection
 from crmflow.model.convert import dict_to_struct, struct_to_dict, to_proto
+from crmflow.model.default_sources import default_data_sources
 from crmflow.model.workflow import PublishedRevision, WorkflowDefinition
 from crmflow.records.grpc_adapter import GrpcRecordStore
 from crmflow.records.port import Association

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from datasource_resolver.defaults import default_data_sources
 from datasource_resolver.sources import resolve_source
 
 from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
+from crmflow.model.default_sources import default_data_sources
 from crmflow.model.records import Record
 from crmflow.records.port import ObjectTypeDefinition, PropertyDefinition, PropertyType
 from crmflow.records.sql import SqlRecordStore

@@ -203,17 +203,21 @@ async def test_update_action_comments_sources_triggers_settings(editor: Editor) 
     ad = await editor.stub.AddDataSource(
         pb.AddDataSourceRequest(tenant_id=t, workflow_id=wid, data_source=src)
     )
-    assert [s.source_id for s in ad.workflow.definition.data_sources] == [ad.source_id]
+    # A contact workflow starts with its default sources (primary company, deal, ticket).
+    defaults = [s.source_id for s in w.definition.data_sources]
+    assert defaults == ["company", "deal", "ticket"]
+    assert all(s.is_default for s in w.definition.data_sources)
+    assert [s.source_id for s in ad.workflow.definition.data_sources] == [*defaults, ad.source_id]
     src.source_id = ad.source_id
     src.association_label = "primary"
     ud = await editor.stub.UpdateDataSource(
         pb.UpdateDataSourceRequest(tenant_id=t, workflow_id=wid, data_source=src)
     )
-    assert ud.workflow.definition.data_sources[0].association_label == "primary"
+    assert ud.workflow.definition.data_sources[-1].association_label == "primary"
     dd = await editor.stub.DeleteDataSource(
         pb.DeleteDataSourceRequest(tenant_id=t, workflow_id=wid, source_id=ad.source_id)
     )
-    assert not dd.workflow.definition.data_sources
+    assert [s.source_id for s in dd.workflow.definition.data_sources] == defaults
 
     trig = tr.EnrollmentSettings(
         triggers=[
@@ -254,6 +258,7 @@ async def test_fifty_data_sources_at_most(editor: Editor) -> None:
     w = await editor.create()
     wid = w.definition.workflow_id
     d = w.definition
+    del d.data_sources[:]  # replace the defaults with 50 of our own
     for i in range(50):
         d.data_sources.append(
             wf.DataSource(

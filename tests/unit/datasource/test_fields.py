@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datasource_resolver.defaults import default_data_sources
 from datasource_resolver.fields import insertable_fields
 from datasource_resolver.outputs import output_schema, predecessors
 
 from crmflow.actions.catalogue import default_registry
 from crmflow.model.actions import Action, Connection
 from crmflow.model.criteria import PropertyFilter
+from crmflow.model.default_sources import default_data_sources
 from crmflow.model.triggers import EventTrigger, EventType, Trigger
 from crmflow.model.workflow import WorkflowDefinition
 from crmflow.records.port import PropertyDefinition, PropertyType

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from datasource_resolver.defaults import default_data_sources, with_defaults
 from datasource_resolver.validation import reference_errors, validate_references
 
 from crmflow.actions.catalogue import default_registry
@@ -11,6 +10,7 @@ from crmflow.errors import InvalidArgument
 from crmflow.model.actions import Action, Branch, Connection
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.data_sources import MAX_DATA_SOURCES, DataSource, DataSourceKind
+from crmflow.model.default_sources import default_data_sources, with_defaults
 from crmflow.model.triggers import EventTrigger, EventType, Trigger
 from crmflow.model.workflow import WorkflowDefinition
 

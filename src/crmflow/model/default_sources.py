@@ -1,15 +1,18 @@
 """Data sources added automatically to contact-, company-, deal- and ticket-based workflows.
 
-editor-api calls ``default_data_sources`` when a workflow is created (and ``with_defaults`` to
-top up an existing definition); the ids below are what templates reference, e.g.
-``{{ sources.company.domain }}`` in a contact workflow.
+editor-api applies ``with_defaults`` when a workflow is created (from scratch or a template);
+the datasource-resolver lists them (ListDefaultDataSources) and resolves the "primary" label
+leniently. The ids below are what templates reference, e.g. ``{{ sources.company.domain }}`` in
+a contact workflow. Pure data, so it lives in the core model both services share.
 """
 
 from __future__ import annotations
 
 from crmflow.model.data_sources import MAX_DATA_SOURCES, DataSource, DataSourceKind, ReduceRule
 from crmflow.model.workflow import WorkflowDefinition
-from datasource_resolver.sources import PRIMARY_LABEL
+
+# Association label of "the" company of a contact/deal/ticket.
+PRIMARY_LABEL = "primary"
 
 _RECENT = ReduceRule.MOST_RECENTLY_UPDATED
 _NEWEST = ReduceRule.MOST_RECENTLY_CREATED
