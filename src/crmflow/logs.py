@@ -18,9 +18,7 @@ _SECRET_KEYS = ("secret", "password", "token", "api_key", "apikey", "authorizati
 
 
 def redact(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: ("***" if any(s in k.lower() for s in _SECRET_KEYS) else v) for k, v in data.items()
-    }
+    return {k: ("***" if any(s in k.lower() for s in _SECRET_KEYS) else v) for k, v in data.items()}
 
 
 class _ContextFilter(logging.Filter):
