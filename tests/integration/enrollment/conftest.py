@@ -56,25 +56,5 @@ async def service(
 
 @pytest.fixture
 async def ts_env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
-    """The time-skipping server with crmflow's search attributes (enrollments set them)."""
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-    from temporalio.service import RPCError
-
-    from crmflow.temporal import search_attributes as sa
-
-    kinds = {
-        "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-        "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-    }
-    for key in sa.ALL:
-        try:
-            await time_skipping_env.client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(
-                    namespace=time_skipping_env.client.namespace,
-                    search_attributes={key.name: kinds[key.indexed_value_type.name]},
-                )
-            )
-        except RPCError:
-            pass  # already registered by an earlier test
+    """The time-skipping server; the root fixture registers crmflow's search attributes."""
     return time_skipping_env
