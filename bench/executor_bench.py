@@ -93,11 +93,12 @@ def definition(url: str) -> WorkflowDefinition:
     )
 
 
-async def run_batch(client: Client, starts: list[Any]) -> float:
-    t0 = time.perf_counter()
+async def run_batch(client: Client, starts: list[Any]) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds (all threads: workers, SDK core, stores)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     handles = await asyncio.gather(*[client.start_workflow(*args, **kw) for args, kw in starts])
     await asyncio.gather(*[h.result() for h in handles])
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 async def main(n: int, rounds: int) -> dict[str, Any]:
@@ -132,6 +133,7 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
     ]
     defn = definition(url)
     results: dict[str, list[float]] = {"executor": [], "bare": []}
+    cpu: dict[str, list[float]] = {"executor": [], "bare": []}
     executor_worker = main_worker(env.client, deps)
     bare_worker = Worker(
         env.client,
@@ -179,9 +181,14 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
                             )
                             for rid in ids
                         ]
-                    seconds = await run_batch(env.client, starts)
+                    seconds, cpu_s = await run_batch(env.client, starts)
                     results[kind].append(n / seconds)
-                    print(f"round {r} {kind}: {n / seconds:.1f} workflows/s", flush=True)
+                    cpu[kind].append(cpu_s * 1000 / n)
+                    print(
+                        f"round {r} {kind}: {n / seconds:.1f} workflows/s,"
+                        f" {cpu_s * 1000 / n:.1f} ms CPU/workflow (worker process)",
+                        flush=True,
+                    )
     finally:
         await http.aclose()
         await store.close()
@@ -208,6 +215,10 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
         "ratio_best_rounds": round(best["executor"] / best["bare"], 3),
         "per_round_ratios": [round(x, 3) for x in paired],
         "all_rounds": {k: [round(x, 2) for x in v] for k, v in results.items()},
+        # CPU of the bench process (workers, SDK core threads, CRM store, webhook receiver) per
+        # completed workflow; the dev server's CPU is not included. Less noisy than wall rates
+        # on a shared machine.
+        "cpu_ms_per_workflow": {k: [round(x, 1) for x in v] for k, v in cpu.items()},
         "note": "ratio = median of per-round ratios; rates = best round of each; same dev "
         "server, CRM store (SQLite), webhook receiver and worker process",
     }

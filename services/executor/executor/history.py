@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, delete, func, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crmflow.db import session_factory
 from executor.group_commit import GroupCommit
@@ -56,71 +55,6 @@ class History:
     # -- run progress ---------------------------------------------------------------------
     async def record_progress(self, p: RunProgress) -> None:
         await self._commits.submit(("progress", p))
-
-    async def _apply_progress(self, s: AsyncSession, p: RunProgress) -> None:
-        if True:  # keeps the block shape of a session body
-            run = await s.get(EnrollmentRun, (p.tenant_id, p.run_workflow_id))
-            if run is None:
-                run = EnrollmentRun(
-                    tenant_id=p.tenant_id,
-                    run_workflow_id=p.run_workflow_id,
-                    workflow_id=p.workflow_id,
-                    revision=p.revision,
-                    object_type=p.object_type,
-                    record_id=p.record_id,
-                    enrollment_number=p.enrollment_number,
-                    status=p.status,
-                    enrolled_at=p.enrolled_at,
-                    updated_at=p.at,
-                )
-                s.add(run)
-            run.status = p.status
-            run.current_step = p.current_step
-            run.updated_at = p.at
-            if p.status != "running":
-                run.reason = p.reason
-                run.ended_at = p.at
-            for o in p.outcomes:
-                # Local activities may run twice (a lost marker); one row per (action, visit).
-                dup = await s.scalar(
-                    select(func.count())
-                    .select_from(ActionLog)
-                    .where(
-                        ActionLog.tenant_id == p.tenant_id,
-                        ActionLog.run_workflow_id == p.run_workflow_id,
-                        ActionLog.action_id == o.action_id,
-                        ActionLog.visit == o.visit,
-                    )
-                )
-                if dup:
-                    continue
-                attempts = o.attempts
-                if o.status == "failed" and not attempts:
-                    attempts = int(
-                        await s.scalar(
-                            select(func.max(AttemptError.attempt)).where(
-                                AttemptError.idempotency_key == o.idempotency_key
-                            )
-                        )
-                        or 0
-                    )
-                s.add(
-                    ActionLog(
-                        tenant_id=p.tenant_id,
-                        run_workflow_id=p.run_workflow_id,
-                        action_id=o.action_id,
-                        action_type=o.action_type,
-                        visit=o.visit,
-                        status=o.status,
-                        reason=o.reason,
-                        attempts=max(attempts, 1),
-                        started_at=o.started_at,
-                        finished_at=o.finished_at,
-                        outputs=o.outputs,
-                        idempotency_key=o.idempotency_key,
-                        created_at=o.finished_at or p.at,
-                    )
-                )
 
     async def list_runs(
         self,
@@ -195,27 +129,17 @@ class History:
     async def store_effect(self, *, tenant_id: str, key: str, result: dict[str, Any]) -> None:
         await self._commits.submit(("effect", (tenant_id, key, result)))
 
-    async def _apply_effect(self, s: AsyncSession, item: tuple[str, str, dict[str, Any]]) -> None:
-        tenant_id, key, result = item
-        if await s.get(SideEffect, key) is None:  # else stored by an earlier attempt
-            s.add(
-                SideEffect(
-                    idempotency_key=key,
-                    tenant_id=tenant_id,
-                    result=result,
-                    created_at=datetime.now(UTC),
-                )
-            )
-            await s.flush()
-
     async def _apply_batch(self, items: list[tuple[str, Any]]) -> None:
+        """One transaction, a handful of statements per batch (not per item): with hundreds
+        of enrollments stepping at once, per-row ORM work was the executor's main CPU cost."""
+        effects = [item for kind, item in items if kind == "effect"]
+        progress = [item for kind, item in items if kind == "progress"]
         async with self._sessions() as s, s.begin():
-            for kind, item in items:
-                if kind == "progress":
-                    await self._apply_progress(s, item)
-                else:
-                    await self._apply_effect(s, item)
-                await s.flush()
+            conn = await s.connection()
+            if effects:
+                await _insert_effects(conn, effects)
+            if progress:
+                await _apply_progress(conn, progress)
 
     async def remember(self, *, tenant_id: str, key: str, compute: Any) -> Any:
         """The value computed by the first attempt for ``key`` (later attempts reuse it).
@@ -319,3 +243,144 @@ class History:
                 res = await (await s.connection()).execute(stmt)
                 removed += res.rowcount or 0  # type: ignore[attr-defined]
         return removed
+
+
+# -- batch writers (SQLAlchemy Core: executemany, no per-row ORM work) ----------------------
+_RUNS = EnrollmentRun.__table__  # type: ignore[attr-defined]
+_LOG = ActionLog.__table__  # type: ignore[attr-defined]
+_EFFECTS = SideEffect.__table__  # type: ignore[attr-defined]
+
+
+async def _insert_effects(conn: AsyncConnection, items: list[tuple[str, str, Any]]) -> None:
+    """Completed side effects; the first stored result for a key wins (earlier attempts)."""
+    keys = list(dict.fromkeys(key for _, key, _ in items))
+    stored = set(
+        (
+            await conn.execute(
+                select(_EFFECTS.c.idempotency_key).where(_EFFECTS.c.idempotency_key.in_(keys))
+            )
+        ).scalars()
+    )
+    now = datetime.now(UTC)
+    rows = []
+    for tenant_id, key, result in items:
+        if key not in stored:
+            stored.add(key)
+            rows.append(
+                {
+                    "idempotency_key": key,
+                    "tenant_id": tenant_id,
+                    "result": result,
+                    "created_at": now,
+                }
+            )
+    if rows:
+        await conn.execute(insert(_EFFECTS), rows)
+
+
+async def _apply_progress(conn: AsyncConnection, items: list[RunProgress]) -> None:
+    """Run rows (insert or update, applied in order) and action-log rows, one per
+    (run, action, visit): local activities may run twice (a lost marker)."""
+    run_ids = list(dict.fromkeys(p.run_workflow_id for p in items))
+    tenants = list(dict.fromkeys(p.tenant_id for p in items))
+    existing = {
+        (t, r)
+        for t, r in await conn.execute(
+            select(_RUNS.c.tenant_id, _RUNS.c.run_workflow_id).where(
+                _RUNS.c.run_workflow_id.in_(run_ids), _RUNS.c.tenant_id.in_(tenants)
+            )
+        )
+    }
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in items:
+        row = runs.setdefault(
+            (p.tenant_id, p.run_workflow_id),
+            {
+                "tenant_id": p.tenant_id,
+                "run_workflow_id": p.run_workflow_id,
+                "workflow_id": p.workflow_id,
+                "revision": p.revision,
+                "object_type": p.object_type,
+                "record_id": p.record_id,
+                "enrollment_number": p.enrollment_number,
+                "enrolled_at": p.enrolled_at,
+                "current_step": "",
+                "reason": "",
+                "ended_at": None,
+            },
+        )
+        row.update(status=p.status, current_step=p.current_step, updated_at=p.at)
+        if p.status != "running":
+            row.update(reason=p.reason, ended_at=p.at)
+    new = [row for key, row in runs.items() if key not in existing]
+    if new:
+        await conn.execute(insert(_RUNS), new)
+    for ended in (False, True):
+        cols = ["status", "current_step", "updated_at"] + (["reason", "ended_at"] if ended else [])
+        rows = [
+            {"k_tenant": row["tenant_id"], "k_run": row["run_workflow_id"]}
+            | {c: row[c] for c in cols}
+            for key, row in runs.items()
+            if key in existing and (row["status"] != "running") == ended
+        ]
+        if rows:
+            await conn.execute(
+                update(_RUNS)
+                .where(
+                    _RUNS.c.tenant_id == bindparam("k_tenant"),
+                    _RUNS.c.run_workflow_id == bindparam("k_run"),
+                )
+                .values({c: bindparam(c) for c in cols}),
+                rows,
+            )
+    outcomes = [(p, o) for p in items for o in p.outcomes]
+    if not outcomes:
+        return
+    logged = {
+        (t, r, a, v)
+        for t, r, a, v in await conn.execute(
+            select(_LOG.c.tenant_id, _LOG.c.run_workflow_id, _LOG.c.action_id, _LOG.c.visit).where(
+                _LOG.c.run_workflow_id.in_(run_ids), _LOG.c.tenant_id.in_(tenants)
+            )
+        )
+    }
+    # A failed action reports no attempt count of its own: the failed attempts recorded it.
+    failed_keys = [
+        o.idempotency_key for _, o in outcomes if o.status == "failed" and not o.attempts
+    ]
+    tried: dict[str, int] = {}
+    if failed_keys:
+        tried = {
+            k: int(n or 0)
+            for k, n in await conn.execute(
+                select(AttemptError.idempotency_key, func.max(AttemptError.attempt))
+                .where(AttemptError.idempotency_key.in_(failed_keys))  # type: ignore[attr-defined]
+                .group_by(AttemptError.idempotency_key)
+            )
+        }
+    rows = []
+    for p, o in outcomes:
+        key = (p.tenant_id, p.run_workflow_id, o.action_id, o.visit)
+        if key in logged:
+            continue
+        logged.add(key)
+        attempts = o.attempts or (tried.get(o.idempotency_key, 0) if o.status == "failed" else 0)
+        rows.append(
+            {
+                "tenant_id": p.tenant_id,
+                "run_workflow_id": p.run_workflow_id,
+                "action_id": o.action_id,
+                "action_type": o.action_type,
+                "visit": o.visit,
+                "status": o.status,
+                "reason": o.reason,
+                "attempts": max(attempts, 1),
+                "started_at": o.started_at,
+                "finished_at": o.finished_at,
+                "outputs": o.outputs,
+                "idempotency_key": o.idempotency_key,
+                "created_at": o.finished_at or p.at,
+            }
+        )
+    if rows:
+        await conn.execute(insert(_LOG), rows)

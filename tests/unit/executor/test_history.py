@@ -78,3 +78,48 @@ async def test_round_robin_is_stable_per_key(db_url: str, tenant_id: str) -> Non
     )
     assert picks == ["u1", "u2", "u1"] and again == "u1"
     await h.engine.dispose()
+
+
+async def test_one_batch_applies_items_in_order_and_dedupes(db_url: str, tenant_id: str) -> None:
+    """Concurrent writers share one batch: runs end in their last state, one log row per
+    (run, action, visit), the first stored side effect wins, failed attempts are counted."""
+    import asyncio
+
+    h = await _history(db_url)
+    now = datetime.now(UTC)
+
+    def out(action: str, status: str = "succeeded", attempts: int = 1) -> ActionOutcome:
+        return ActionOutcome(
+            action_id=action,
+            action_type="send_webhook",
+            status=status,  # type: ignore[arg-type]
+            attempts=attempts,
+            finished_at=now,
+            idempotency_key=f"run-1/{action}",
+        )
+
+    await h.record_attempt_error(tenant_id=tenant_id, key="run-1/b", attempt=1, error="boom")
+    await h.record_attempt_error(tenant_id=tenant_id, key="run-1/b", attempt=2, error="boom")
+    await h.record_progress(_progress(tenant_id, 2, at=now))  # exists before the batch
+    await asyncio.gather(
+        h.record_progress(_progress(tenant_id, 1, at=now, outcomes=[out("a")])),
+        h.record_progress(
+            _progress(
+                tenant_id, 1, status="completed", at=now, outcomes=[out("a"), out("b", "failed", 0)]
+            )
+        ),
+        h.record_progress(_progress(tenant_id, 2, status="unenrolled", at=now)),
+        h.store_effect(tenant_id=tenant_id, key=f"{tenant_id}-k", result={"n": 1}),
+        h.store_effect(tenant_id=tenant_id, key=f"{tenant_id}-k", result={"n": 2}),
+    )
+    run1 = await h.get_run(tenant_id=tenant_id, run_workflow_id="run-1")
+    run2 = await h.get_run(tenant_id=tenant_id, run_workflow_id="run-2")
+    assert run1 is not None and run1.status == "completed" and run1.ended_at is not None
+    assert run2 is not None and run2.status == "unenrolled" and run2.ended_at is not None
+    log = await h.timeline(tenant_id=tenant_id, run_workflow_id="run-1")
+    assert [(r.action_id, r.status, r.attempts) for r in log] == [
+        ("a", "succeeded", 1),
+        ("b", "failed", 2),
+    ]
+    assert await h.completed_effect(key=f"{tenant_id}-k") == {"n": 1}
+    await h.engine.dispose()
