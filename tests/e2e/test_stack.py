@@ -201,6 +201,9 @@ async def test_vertical_slice(stack: Stack) -> None:
     assert sa.get(search_attributes.OBJECT_TYPE) == "contact"
     assert sa.get(search_attributes.RECORD_ID) == record_id
     assert desc.workflow_type == ids.ENROLLMENT_WORKFLOW_TYPE
+    # Readable in the Temporal UI: the workflow's name and the record, then where it came from.
+    assert await desc.static_summary() == f"Qualify MQLs: contact {record_id}"
+    assert "revision 1" in (await desc.static_details() or "")
 
     async def one_run() -> bool:
         n = await client.count_workflows(

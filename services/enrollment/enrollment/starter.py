@@ -60,6 +60,24 @@ class StarterPort(Protocol):
     async def record_event(self, run_id: str, signal: RecordEventSignal) -> None: ...
 
 
+def run_summary(inp: EnrollmentInput) -> str:
+    """What the Temporal UI lists for the run: the workflow's name, then the record."""
+    name = inp.definition.name or inp.workflow_id
+    return f"{name}: {inp.object_type} {inp.record_id}"
+
+
+def run_details(inp: EnrollmentInput) -> str:
+    """Markdown shown on the run's page: where it came from, without any record data."""
+    return "\n".join(
+        [
+            f"**Workflow** {inp.definition.name or '(unnamed)'} (`{inp.workflow_id}`, "
+            f"revision {inp.revision})",
+            f"**Record** {inp.object_type} `{inp.record_id}`, enrollment #{inp.enrollment_number}",
+            f"**Trigger** {inp.trigger or 'unknown'}, at {inp.enrolled_at:%Y-%m-%d %H:%M:%S %Z}",
+        ]
+    )
+
+
 class Starter:
     def __init__(self, client: Client, task_queue: str) -> None:
         self.client = client
@@ -76,7 +94,8 @@ class Starter:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=enrollment_search_attributes(inp),
-                static_summary=f"{inp.object_type} {inp.record_id} in {inp.workflow_id}",
+                static_summary=run_summary(inp),
+                static_details=run_details(inp),
             )
         except WorkflowAlreadyStartedError:
             pass  # it ran already under this id (closed): started exactly once
