@@ -115,6 +115,33 @@ class TriggerIndex:
         scope = self._scopes.get((ev.tenant_id, ev.object_type))
         return scope is not None and bool(scope.workflows)
 
+    def _leaving_direct(
+        self,
+        ev: ChangeEvent,
+        enrolled_in: Collection[str],
+        new: Mapping[str, Any],
+        old: Mapping[str, Any],
+        now: datetime,
+        created: bool,
+        out: list[Match],
+    ) -> None:
+        """Goal, unenrollment criteria and "criteria no longer met" of the workflows the record
+        is enrolled in, evaluated on both states (the same transitions the indexes find)."""
+        for wf in enrolled_in:
+            cw = self._workflows.get((ev.tenant_id, wf))
+            if cw is None or not cw.enabled or cw.object_type != ev.object_type:
+                continue
+            for (role, i), (_g, m) in cw.criteria.items():
+                if role == "unenroll" and m(new, now, EMPTY):
+                    if created or not m(old, now, EMPTY):
+                        out.append(Match(cw, role, i, "criteria"))
+            if cw.goal is not None and cw.definition.enrollment.goal is not None:
+                if cw.goal(new, now, EMPTY) and (created or not cw.goal(old, now, EMPTY)):
+                    out.append(Match(cw, "goal", -1, "goal"))
+            sm = cw.stay_matcher
+            if sm is not None and not created and sm(old, now, EMPTY) and not sm(new, now, EMPTY):
+                out.append(Match(cw, "stay", kind="criteria_not_met"))
+
     def match(
         self,
         ev: ChangeEvent,
@@ -152,12 +179,20 @@ class TriggerIndex:
             return enrolled_in is None or wf in enrolled_in
 
         if changes or created:
-            for ref in scope.rising.rising(changes, now, created=created, new=new):
+            sure: set[TriggerRef] = set()
+            for ref in scope.rising.rising(changes, now, created=created, new=new, sure=sure):
                 cw = self._workflows[(key, ref.workflow_id)]
                 matcher = cw.criteria[(ref.role, ref.idx)][1]
-                if matcher(new, now, EMPTY) and (created or not matcher(old, now, EMPTY)):
+                # ``sure``: a term passed every filter on ``new``, the group matches it
+                if (ref in sure or matcher(new, now, EMPTY)) and (
+                    created or not matcher(old, now, EMPTY)
+                ):
                     out.append(Match(cw, ref.role, ref.idx, "criteria"))
-            if leaving:
+            if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:
+                # A record is enrolled in a handful of workflows: evaluating their leaving
+                # rules directly is exact and cheaper than asking the indexes for all of them.
+                self._leaving_direct(ev, enrolled_in, new, old, now, created, out)
+            elif leaving:
                 for ref in scope.leaving.rising(changes, now, created=created, new=new):
                     if not enrolled(ref.workflow_id):
                         continue
@@ -169,14 +204,16 @@ class TriggerIndex:
                         m, kind = cw.criteria[(ref.role, ref.idx)][1], "criteria"
                     if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
                         out.append(Match(cw, ref.role, ref.idx if kind != "goal" else -1, kind))
-            if leaving and not created:
-                for ref in scope.falling.falling(changes, now, old=old):
-                    if not enrolled(ref.workflow_id):
-                        continue
-                    cw = self._workflows[(key, ref.workflow_id)]
-                    assert cw.stay_matcher is not None
-                    if cw.stay_matcher(old, now, EMPTY) and not cw.stay_matcher(new, now, EMPTY):
-                        out.append(Match(cw, "stay", kind="criteria_not_met"))
+                if not created:
+                    for ref in scope.falling.falling(changes, now, old=old):
+                        if not enrolled(ref.workflow_id):
+                            continue
+                        cw = self._workflows[(key, ref.workflow_id)]
+                        assert cw.stay_matcher is not None
+                        if cw.stay_matcher(old, now, EMPTY) and not cw.stay_matcher(
+                            new, now, EMPTY
+                        ):
+                            out.append(Match(cw, "stay", kind="criteria_not_met"))
         seen: set[TriggerRef] = set()
         for k in event_keys(ev):
             for ref in scope.events.get(k, ()):
@@ -195,3 +232,5 @@ class TriggerIndex:
 
 
 _epoch = datetime(2000, 1, 1).astimezone()
+# Up to this many enrolled workflows, leaving rules are evaluated directly (see match).
+DIRECT_LEAVING = 32

@@ -23,6 +23,7 @@ old and new record (the index never decides alone, it only never misses).
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -308,20 +309,28 @@ class TransitionIndex(Generic[K]):
 
     def __init__(self, max_terms: int = MAX_TERMS) -> None:
         self._props: dict[str, _PropIndex[int]] = {}
-        self._term_key: dict[int, K] = {}
-        self._term_checks: dict[int, tuple[tuple[str, Predicate], ...]] = {}
+        # Keys are numbered: the hot loop dedupes small ints, not (hash-recomputing) tuples.
+        self._kid: dict[K, int] = {}
+        self._key_of: dict[int, K] = {}
         # A term's equality filters as (property, normalised value): checked against the new
         # record's values normalised once per event — a dict lookup instead of a call each.
-        self._term_eqs: dict[int, tuple[tuple[str, Any], ...]] = {}
-        # tid -> (key, eqs, checks): one lookup per flipped term in the hot loop
-        self._terms: dict[int, tuple[K, tuple[tuple[str, Any], ...], tuple[Any, ...]]] = {}
+        # tid -> (key id, eqs, other checks, exact): one lookup per flipped term in the hot
+        # loop; ``exact``: the term has no loose part, so passing every check decides the group.
+        self._terms: dict[
+            int, tuple[int, tuple[tuple[str, Any], ...], tuple[tuple[str, Predicate], ...], bool]
+        ] = {}
         # Terms by their first equality filter ("anchor"): when a change flips many filters,
         # the terms whose anchor the new record fails are dropped with set intersections (C)
         # instead of one Python check each.
         self._anchors: dict[str, dict[Any, set[int]]] = {}
+        # Terms without an equality filter are anchored by their first ``in`` filter, by each
+        # wanted value (as_text): the new record's values (as_set) look them up.
+        self._in_anchors: dict[str, dict[str, set[int]]] = {}
+        self._in_anchor_of: dict[int, tuple[str, frozenset[str]]] = {}
         self._unanchored: set[int] = set()
         self._terms_of: dict[K, list[tuple[int, set[str]]]] = {}
         self._next = 0
+        self._next_kid = 0
         # Keys whose criteria an empty record already meets (checked on record creation).
         self._match_empty: set[K] = set()
         self._max_terms = max_terms
@@ -335,6 +344,10 @@ class TransitionIndex(Generic[K]):
     def add(self, key: K, group: FilterGroup, *, matches_empty: bool = False) -> None:
         if key in self._terms_of:
             self.remove(key)
+        kid = self._next_kid
+        self._next_kid += 1
+        self._kid[key] = kid
+        self._key_of[kid] = key
         terms: list[tuple[int, set[str]]] = []
         for term in terms_of(group, self._max_terms):
             tid = self._next
@@ -346,24 +359,30 @@ class TransitionIndex(Generic[K]):
             for p in term.loose:
                 self._props.setdefault(p, _PropIndex()).loose.add(tid)
                 touched.add(p)
-            self._term_key[tid] = key
             eqs = tuple(
-                (f.property, norm_eq(f.value))
+                (sys.intern(f.property), norm_eq(f.value))
                 for f in term.required
                 if f.operator == "eq" and not is_unknown(f.value)
             )
-            self._term_eqs[tid] = eqs
             if eqs:
                 ap, ak = eqs[0]
                 self._anchors.setdefault(ap, {}).setdefault(ak, set()).add(tid)
             else:
-                self._unanchored.add(tid)
-            self._term_checks[tid] = tuple(
-                (f.property, get_operator(f.operator).make(f))
+                first_in = next((f for f in term.required if f.operator == "in"), None)
+                if first_in is not None:
+                    wanted = frozenset(as_text(v) for v in first_in.values)
+                    by_value = self._in_anchors.setdefault(sys.intern(first_in.property), {})
+                    for w in wanted:
+                        by_value.setdefault(w, set()).add(tid)
+                    self._in_anchor_of[tid] = (first_in.property, wanted)
+                else:
+                    self._unanchored.add(tid)
+            checks = tuple(
+                (sys.intern(f.property), get_operator(f.operator).make(f))
                 for f in sorted(term.required, key=_selectivity)
                 if not (f.operator == "eq" and not is_unknown(f.value))
             )
-            self._terms[tid] = (key, eqs, self._term_checks[tid])
+            self._terms[tid] = (kid, eqs, checks, not term.loose)
             terms.append((tid, touched))
         self._terms_of[key] = terms
         if matches_empty:
@@ -375,14 +394,18 @@ class TransitionIndex(Generic[K]):
                 pi = self._props.get(p)
                 if pi is not None:
                     pi.remove(tid)
-            del self._term_key[tid]
-            del self._term_checks[tid]
-            del self._terms[tid]
-            eqs = self._term_eqs.pop(tid)
+            _, eqs, _, _ = self._terms.pop(tid)
             if eqs:
                 self._anchors[eqs[0][0]][eqs[0][1]].discard(tid)
+            elif tid in self._in_anchor_of:
+                p, wanted = self._in_anchor_of.pop(tid)
+                for w in wanted:
+                    self._in_anchors[p][w].discard(tid)
             else:
                 self._unanchored.discard(tid)
+        kid = self._kid.pop(key, None)
+        if kid is not None:
+            del self._key_of[kid]
         self._match_empty.discard(key)
 
     def keys(self) -> Iterable[K]:
@@ -395,12 +418,15 @@ class TransitionIndex(Generic[K]):
         *,
         created: bool = False,
         new: Mapping[str, Any] | None = None,
+        sure: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone false -> true by ``(property, old, new)`` changes.
 
         ``created``: the record is new (it matched nothing before), so keys an empty record
         already satisfies are candidates too. ``new``: the record after the change; when
-        given, terms whose other required filters fail on it are dropped.
+        given, terms whose other required filters fail on it are dropped. ``sure`` (with
+        ``new``): receives the returned keys whose criteria certainly match ``new`` (a term
+        without loose parts passed every filter), so callers need not evaluate them on it.
         """
         tids: set[int] = set()
         props = self._props
@@ -408,10 +434,13 @@ class TransitionIndex(Generic[K]):
             pi = props.get(prop)
             if pi is not None and o is not n:
                 pi.rising(o, n, now, tids)
+        key_of = self._key_of
         out: set[K] = set(self._match_empty) if created else set()
-        keys = self._term_key
         if new is None:
-            out.update(keys[t] for t in tids)
+            terms_ = self._terms
+            out.update(key_of[terms_[t][0]] for t in tids)
+            return out
+        if not tids:
             return out
         get = new.get
         normed: dict[str, Any] = {}
@@ -423,12 +452,22 @@ class TransitionIndex(Generic[K]):
                 hit = by_value.get(v)
                 if hit:
                     keep |= tids & hit
+            for p, by_text in self._in_anchors.items():
+                raw = get(p)
+                if raw is None or raw == "":
+                    continue
+                for e in as_set(raw):
+                    hit = by_text.get(e)
+                    if hit:
+                        keep |= tids & hit
             tids = keep
         terms = self._terms
+        done: set[int] = set()  # key ids already reported
+        exact: list[int] = []
         for t in tids:
-            key, eqs, term_checks = terms[t]
-            if key in out:
-                continue
+            kid, eqs, term_checks, is_exact = terms[t]
+            if kid in done:
+                continue  # the key is decided: its other terms need no work
             for p, k in eqs:
                 v = normed.get(p, _UNSET)
                 if v is _UNSET:
@@ -441,7 +480,14 @@ class TransitionIndex(Generic[K]):
                     if not pred(get(p), now):
                         break
                 else:
-                    out.add(key)
+                    done.add(kid)
+                    if is_exact:
+                        exact.append(kid)
+        for kid in done:
+            out.add(key_of[kid])
+        if sure is not None:
+            for kid in exact:
+                sure.add(key_of[kid])
         return out
 
     def falling(
@@ -450,10 +496,12 @@ class TransitionIndex(Generic[K]):
         now: datetime,
         *,
         old: Mapping[str, Any] | None = None,
+        sure: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone true -> false (the mirror image of rising);
-        ``old`` is the record before the change (the mirror of ``new``)."""
-        return self.rising(((p, n, o) for p, o, n in changes), now, new=old)
+        ``old`` is the record before the change (the mirror of ``new``; ``sure`` receives
+        keys certainly matching ``old``)."""
+        return self.rising(((p, n, o) for p, o, n in changes), now, new=old, sure=sure)
 
 
 _SELECTIVE = {

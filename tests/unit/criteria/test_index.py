@@ -100,7 +100,7 @@ def test_rising_and_falling_never_miss(
     idx: TransitionIndex[int] = TransitionIndex(max_terms=8)
     for i, g in groups.items():
         idx.add(i, g, matches_empty=matchers[i]({}, NOW, {}))
-    flips = 0
+    flips = sures = 0
     for _ in range(300):
         old = random_record(rng)
         new = dict(old)
@@ -111,7 +111,14 @@ def test_rising_and_falling_never_miss(
             new[p] = n
         want_up = {i for i, m in matchers.items() if m(new, NOW, {}) and not m(old, NOW, {})}
         want_down = {i for i, m in matchers.items() if m(old, NOW, {}) and not m(new, NOW, {})}
-        got_up = idx.rising(changes, NOW, new=new)
+        sure: set[int] = set()
+        got_up = idx.rising(changes, NOW, new=new, sure=sure)
+        # "sure" keys skip the caller's evaluation on the new record: they must match it
+        assert sure <= got_up and all(matchers[i](new, NOW, {}) for i in sure)
+        sure_down: set[int] = set()
+        assert want_down <= idx.falling(changes, NOW, old=old, sure=sure_down)
+        assert all(matchers[i](old, NOW, {}) for i in sure_down)
+        sures += len(sure)
         assert want_up <= idx.rising(changes, NOW)  # without the pre-check too
         got_down = idx.falling(changes, NOW, old=old)
         assert want_up <= got_up, (changes, want_up - got_up)
@@ -121,6 +128,7 @@ def test_rising_and_falling_never_miss(
         got_created = idx.rising([(p, None, v) for p, v in new.items()], NOW, created=True, new=new)
         assert created <= got_created
     assert flips > 0  # the random workload does exercise flips
+    assert sures > 0  # and the "decided on the new record" fast path
 
 
 def test_index_is_selective() -> None:
@@ -180,3 +188,55 @@ def test_dnf_expansion_and_cap() -> None:
 )
 def test_norm_eq_agrees_with_equal(a: Any, b: Any) -> None:
     assert (norm_eq(a) == norm_eq(b)) == equal(a, b)
+
+
+def test_in_anchor_keeps_terms_whose_in_filter_holds() -> None:
+    """Terms without an equality filter are anchored by an ``in`` filter: with the anchor
+    intersection on, a multi-valued or differently-cased value must still find them."""
+    idx: TransitionIndex[int] = TransitionIndex()
+    for i in range(200):
+        idx.add(
+            i,
+            FilterGroup(
+                filters=[
+                    PropertyFilter(property="tags", operator="in", values=[f"T{i % 10}", "x"]),
+                    PropertyFilter(property="score", operator="gt", value=i),
+                ]
+            ),
+        )
+    import crmflow.criteria.index as index_module
+
+    assert len(idx.rising([("score", -1, 1000)], NOW)) == 200 > index_module.ANCHOR_THRESHOLD
+    sure: set[int] = set()
+    got = idx.rising([("score", -1, 1000)], NOW, new={"score": 1000, "tags": "a;t3"}, sure=sure)
+    assert got == sure == {i for i in range(200) if i % 10 == 3}
+    got = idx.rising([("score", -1, 1000)], NOW, new={"score": 1000, "tags": ["X"]})
+    assert got == set(range(200))
+    assert idx.rising([("score", -1, 1000)], NOW, new={"score": 1000}) == set()
+    for i in range(0, 200, 2):
+        idx.remove(i)
+    got = idx.rising([("score", -1, 1000)], NOW, new={"score": 1000, "tags": ["x"]})
+    assert got == set(range(1, 200, 2))
+
+
+def test_sure_only_for_exact_terms() -> None:
+    """A term with a loose part (association filter) passing its checks is not "sure"."""
+    idx: TransitionIndex[str] = TransitionIndex()
+    g = FilterGroup.model_validate(
+        {
+            "filters": [
+                {"property": "stage", "operator": "eq", "value": "lead"},
+                {
+                    "property": "amount",
+                    "operator": "gt",
+                    "value": 5,
+                    "association": {"object_type": "deal"},
+                },
+            ]
+        }
+    )
+    idx.add("assoc", g)
+    idx.add("plain", FilterGroup(filters=[g.filters[0]]))
+    sure: set[str] = set()
+    got = idx.rising([("stage", None, "lead")], NOW, new={"stage": "lead"}, sure=sure)
+    assert got == {"assoc", "plain"} and sure == {"plain"}
