@@ -47,7 +47,10 @@ class ChangeEvent(Model):
     record_id: str
     occurred_at: AwareDatetime
     changes: list[PropertyChange] = Field(default_factory=list)
-    # Properties of a form submission or custom event.
+    # RECORD_CREATED / RECORD_UPDATED: the record's full properties after the change (a
+    # snapshot, so consumers need not read the record back; empty when the producer has none).
+    # RECORD_DELETED: the properties the record had. FORM_SUBMITTED / CUSTOM_EVENT: the event's
+    # own properties.
     properties: dict[str, Any] = Field(default_factory=dict)
     event_name: str = ""
     form_id: str = ""

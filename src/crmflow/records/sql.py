@@ -207,6 +207,8 @@ class SqlRecordStore(SearchMixin, DirectoryMixin, RecordStore):
                             rid,
                             at=now,
                             changes=changes,
+                            # the post-change snapshot: consumers need no read-back
+                            properties=dict(props),
                         )
                     )
                     records.append(
@@ -346,6 +348,9 @@ class SqlRecordStore(SearchMixin, DirectoryMixin, RecordStore):
                         rid,
                         at=now,
                         changes=changed,
+                        # the whole record after the change (enrollment evaluates criteria on
+                        # it without fetching the record back from the CRM)
+                        properties=dict(new),
                     )
                 )
             await self.emit(conn, events)

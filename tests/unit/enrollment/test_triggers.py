@@ -64,6 +64,32 @@ async def test_criteria_reads_the_crm_when_the_event_has_no_snapshot(core: Core)
     assert await core.ingest(ev) == [("wf", "enrolled")]
 
 
+async def test_criteria_use_the_snapshot_the_crm_outbox_sends(core: Core) -> None:
+    """The embedded CRM's events carry the record after the change: enrollment evaluates that
+    state (as of the event), not the CRM's current copy, which has moved on meanwhile."""
+    from crmflow.records.outbox import OutboxDispatcher
+
+    await core.publish("wf", {"triggers": [crit(LEAD, DK)]})
+    c = await core.records.create(
+        core.tenant, "contact", {"lifecyclestage": "subscriber", "country": "DK"}
+    )
+    await core.records.update(core.tenant, "contact", c.record_id, {"lifecyclestage": "lead"})
+    await core.records.update(core.tenant, "contact", c.record_id, {"country": "SE"})
+
+    async def nowhere(events: object) -> None:
+        raise AssertionError("not delivered here")
+
+    created, became_lead, moved = await OutboxDispatcher(core.records, nowhere).pending(core.tenant)
+    assert created.properties["country"] == "DK" and "createdate" in created.properties
+    assert became_lead.properties["lifecyclestage"] == "lead"
+    assert became_lead.properties["country"] == "DK"  # as of that change
+    assert moved.properties["country"] == "SE"
+    assert await core.ingest(created) == []
+    # the CRM's copy (country SE) would not match: only the snapshot explains the enrollment
+    assert await core.ingest(became_lead) == [("wf", "enrolled")]
+    assert await core.ingest(moved) == []
+
+
 async def test_or_criteria_and_other_object_types(core: Core) -> None:
     await core.publish("wf", {"triggers": [crit(LEAD, DK, conj="CONJUNCTION_OR")]})
     await core.publish("deals", {"triggers": [crit(LEAD)]}, object_type="deal")

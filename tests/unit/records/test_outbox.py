@@ -35,6 +35,12 @@ async def test_failed_delivery_keeps_events_and_retries_in_order(sql_store: SqlR
         ChangeEventType.RECORD_CREATED,
         ChangeEventType.RECORD_UPDATED,
     ]
+    # created / updated events carry the whole record after the change
+    assert pending[0].properties["email"] == "a@x.test"
+    assert "firstname" not in pending[0].properties
+    assert pending[1].properties["email"] == "a@x.test"
+    assert pending[1].properties["firstname"] == "A"
+    assert pending[1].properties["lastmodifieddate"]
     fail = False
     assert await d.dispatch_once() == 2
     assert calls[0] == calls[1] == calls[2] == [e.event_id for e in pending]  # same batch again

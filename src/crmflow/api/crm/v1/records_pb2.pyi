@@ -157,7 +157,13 @@ class ChangeEvent(_message.Message):
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PropertyChange]: ...
     @_builtins.property
-    def properties(self) -> _struct_pb2.Struct: ...
+    def properties(self) -> _struct_pb2.Struct:
+        """RECORD_CREATED / RECORD_UPDATED: the record's full properties after the change (a snapshot,
+        so consumers need not read the record back; empty when the producer has none).
+        RECORD_DELETED: the properties the record had. FORM_SUBMITTED / CUSTOM_EVENT: the event's
+        own properties.
+        """
+
     def __init__(
         self,
         *,
