@@ -46,10 +46,17 @@ _EVENT_OF_CHANGE = {
 }
 
 
+def _prop_to(prop: str, value: Any) -> str:
+    """Key of "property changed to value" (the value as the trigger's to_values compare it)."""
+    return f"{prop}\x1f{as_text(value)}"
+
+
 def event_trigger_keys(t: EventTrigger) -> list[tuple[str, str]]:
     """Where an event trigger is filed in the index (see ``event_keys``)."""
     et = t.event_type
     if et == EventType.PROPERTY_CHANGED:
+        if t.to_values:  # filed by target value: a change to another value never looks at it
+            return [("prop_to", _prop_to(t.property, v)) for v in t.to_values]
         return [("prop", t.property)]
     if et == EventType.FORM_SUBMITTED:
         return [("form", t.form_id or "*")]
@@ -65,7 +72,11 @@ def event_trigger_keys(t: EventTrigger) -> list[tuple[str, str]]:
 def event_keys(ev: ChangeEvent) -> list[tuple[str, str]]:
     """The index keys an event can fire (a creation also 'changes' the properties it sets)."""
     et = ev.event_type
-    keys: list[tuple[str, str]] = [("prop", c.property) for c in ev.changes]
+    keys: list[tuple[str, str]] = []
+    for c in ev.changes:
+        keys.append(("prop", c.property))
+        if not is_unknown(c.new_value):
+            keys.append(("prop_to", _prop_to(c.property, c.new_value)))
     mapped = _EVENT_OF_CHANGE.get(et)
     if mapped is None:
         return keys

@@ -119,6 +119,34 @@ async def test_property_changed_event_trigger(core: Core) -> None:
     ]
 
 
+async def test_property_changed_triggers_filed_by_target_value(core: Core) -> None:
+    """Triggers with "to any of" are indexed by (property, value): a change to one of the
+    values (any case, several values, several changes in one event) still finds them, a
+    trigger without to_values fires on any change, and a change to another value fires none."""
+
+    def changed_to(prop: str, *to: str) -> dict:
+        return {
+            "event": {
+                "event_type": "EVENT_TYPE_PROPERTY_CHANGED",
+                "property": prop,
+                "to_values": list(to),
+            }
+        }
+
+    await core.publish("to-mql-or-sql", {"triggers": [changed_to("lifecyclestage", "MQL", "sql")]})
+    await core.publish("any-stage", {"triggers": [changed_to("lifecyclestage")]})
+    await core.publish("to-dk", {"triggers": [changed_to("country", "DK")]})
+    got = await core.ingest(core.event("c1", {"lifecyclestage": ("lead", "mql")}))
+    assert sorted(got) == [("any-stage", "enrolled"), ("to-mql-or-sql", "enrolled")]
+    got = await core.ingest(core.event("c2", {"lifecyclestage": ("lead", "customer")}))
+    assert got == [("any-stage", "enrolled")]
+    got = await core.ingest(core.event("c3", {"city": ("A", "B"), "country": ("SE", "dk")}))
+    assert got == [("to-dk", "enrolled")]
+    assert await core.ingest(core.event("c4", {"lifecyclestage": ("lead", None)})) == [
+        ("any-stage", "enrolled")
+    ]
+
+
 async def test_form_and_custom_event_triggers(core: Core) -> None:
     await core.publish(
         "form",
