@@ -87,7 +87,7 @@ _FLOW = _CRM
 
 _TABLE = [
     *(
-        ActionActivity(t, retry=_CRM, dedupe=False)
+        ActionActivity(t, retry=_CRM, dedupe=False, local=True)
         for t in (
             "set_property",
             "copy_property",

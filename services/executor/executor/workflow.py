@@ -68,6 +68,9 @@ _LOCAL = timedelta(seconds=10)
 SHORT_WAIT = timedelta(minutes=1)
 # workflow.patched ids: each marks an interpreter change made while enrollments were running.
 PATCH_SKIP_FLUSH_SHORT_WAITS = "skip-history-flush-before-short-waits"
+# Actions dispatch marks ``local`` (short, CRM-deduplicated steps) run as local activities.
+# Histories recorded before this change scheduled them as activities and replay that way.
+PATCH_LOCAL_ACTIONS = "local-crm-actions"
 
 
 class _Stop(Exception):
@@ -324,7 +327,7 @@ class EnrolledRecord:
         )
         try:
             result: ActionResult
-            if opts.local:
+            if opts.local and workflow.patched(PATCH_LOCAL_ACTIONS):
                 result = await workflow.execute_local_activity(
                     opts.activity_name,
                     req,

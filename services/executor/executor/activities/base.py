@@ -104,8 +104,10 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
     info = activity.info()
     started = datetime.now(UTC)
     # A first remote attempt cannot have a completed predecessor; local activities re-run with
-    # attempt 1 after a worker crash, so they always look.
-    maybe_done = info.attempt > 1 or info.is_local
+    # attempt 1 after a worker crash, so they always look. Types that store no result (the CRM
+    # deduplicates them by the key) have nothing to look up.
+    dedupe = dispatch.ACTION_ACTIVITIES[req.action_type].dedupe
+    maybe_done = dedupe and (info.attempt > 1 or info.is_local)
     done = await deps.history.completed_effect(key=req.idempotency_key) if maybe_done else None
     if done is not None:
         log.info(
@@ -134,7 +136,7 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
     except Exception as exc:
         await _attempt_failed(deps, req, info.attempt, exc)
         raise
-    if dispatch.ACTION_ACTIVITIES[req.action_type].dedupe:
+    if dedupe:
         await deps.history.store_effect(
             tenant_id=req.tenant_id,
             key=req.idempotency_key,
