@@ -39,6 +39,10 @@ class ActionRequest(Model):
     # (create-record's infinite-loop guard).
     data_sources: list[DataSource] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
+    # The run's last step: the activity writes this run-history update (completed, with the
+    # outcomes not yet written plus its own) in the same group commit as its dedupe record,
+    # and the workflow needs no closing write of its own.
+    final_progress: RunProgress | None = None
 
 
 class ActionResult(Model):
@@ -47,6 +51,7 @@ class ActionResult(Model):
     outputs: dict[str, Any] = Field(default_factory=dict)
     attempt: int = 1
     started_at: AwareDatetime | None = None
+    recorded: bool = False  # final_progress (and this outcome) is in the run history
 
 
 class AssociationRef(Model):
@@ -121,3 +126,6 @@ class RunState(Model):
     failures: int = 0
     pending_events: list[ChangeEvent] = Field(default_factory=list)
     custom_code_task_queue: str = ""
+
+
+ActionRequest.model_rebuild()

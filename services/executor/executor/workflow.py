@@ -71,6 +71,9 @@ PATCH_SKIP_FLUSH_SHORT_WAITS = "skip-history-flush-before-short-waits"
 # Actions dispatch marks ``local`` (short, CRM-deduplicated steps) run as local activities.
 # Histories recorded before this change scheduled them as activities and replay that way.
 PATCH_LOCAL_ACTIONS = "local-crm-actions"
+# The run's last action writes the closing run-history update itself (with its dedupe record);
+# histories recorded before this change end with a record_progress local activity.
+PATCH_FINAL_WRITE_BY_ACTION = "final-history-write-by-action"
 
 
 class _Stop(Exception):
@@ -93,6 +96,7 @@ class EnrolledRecord:
         self._current = ""
         self._steps_this_run = 0
         self._pending: list[ActionOutcome] = []
+        self._final_recorded = False  # the last action wrote the closing run-history update
         # Operators (and tests) may lower the continue-as-new threshold per execution (memo).
         self._steps_per_run = int(
             workflow.memo_value(STEPS_MEMO, dispatch.STEPS_PER_RUN, type_hint=int)
@@ -322,6 +326,11 @@ class EnrolledRecord:
         summary = _summary(action)
         started = workflow.now()
         req = self._request(action, visit)
+        # No next action: the run completes right after this one (nothing can change that
+        # now), so the action itself can write the closing run-history update.
+        last = action.connection is None or not action.connection.next_action_id
+        if last and workflow.patched(PATCH_FINAL_WRITE_BY_ACTION):
+            req.final_progress = self._progress("", "completed", "", list(self._pending))
         queue = (
             await self._custom_code_queue() if opts.queue == dispatch.CUSTOM_CODE_QUEUE else None
         )
@@ -369,6 +378,10 @@ class EnrolledRecord:
             return action.connection
         if result.outputs:
             self._state.outputs[action.action_id] = result.outputs
+        if result.recorded:
+            self._pending = []
+            self._final_recorded = True
+            return action.connection
         self._pending.append(
             ActionOutcome(
                 action_id=action.action_id,
@@ -445,27 +458,32 @@ class EnrolledRecord:
 
     async def _flush(self, step: str, status: str = "running", reason: str = "") -> None:
         """Write the run's status and the outcomes since the last write (one local activity)."""
-        i = self._input
         outcomes, self._pending = self._pending, []
         await workflow.execute_local_activity(
             dispatch.RECORD_PROGRESS,
-            RunProgress(
-                tenant_id=i.tenant_id,
-                run_workflow_id=workflow.info().workflow_id,
-                workflow_id=i.workflow_id,
-                revision=i.revision,
-                object_type=i.object_type,
-                record_id=i.record_id,
-                enrollment_number=i.enrollment_number,
-                enrolled_at=i.enrolled_at,
-                status=status,  # type: ignore[arg-type]
-                current_step=step,
-                reason=reason,
-                at=workflow.now(),
-                outcomes=outcomes,
-            ),
+            self._progress(step, status, reason, outcomes),
             start_to_close_timeout=_LOCAL,
             retry_policy=dispatch.INTERNAL_RETRY,
+        )
+
+    def _progress(
+        self, step: str, status: str, reason: str, outcomes: list[ActionOutcome]
+    ) -> RunProgress:
+        i = self._input
+        return RunProgress(
+            tenant_id=i.tenant_id,
+            run_workflow_id=workflow.info().workflow_id,
+            workflow_id=i.workflow_id,
+            revision=i.revision,
+            object_type=i.object_type,
+            record_id=i.record_id,
+            enrollment_number=i.enrollment_number,
+            enrolled_at=i.enrolled_at,
+            status=status,  # type: ignore[arg-type]
+            current_step=step,
+            reason=reason,
+            at=workflow.now(),
+            outcomes=outcomes,
         )
 
     async def _custom_code_queue(self) -> str:
@@ -486,7 +504,8 @@ class EnrolledRecord:
         self._current = ""
         self._set_status(status)
         workflow.set_current_details(f"{status.capitalize()}{': ' + reason if reason else ''}")
-        await self._flush("", status, reason)
+        if not (status == "completed" and self._final_recorded and not self._pending):
+            await self._flush("", status, reason)
         return EnrollmentResult(status=status, reason=reason, steps=self._state.steps)
 
     def _set_status(self, status: str) -> None:

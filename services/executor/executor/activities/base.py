@@ -9,6 +9,7 @@ written to the run history so the timeline shows retries.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from crmflow.records.port import RecordStore
 from crmflow.settings import Settings
 from executor import dispatch
 from executor.history import History
-from executor.payloads import ActionRequest, ActionResult
+from executor.payloads import ActionOutcome, ActionRequest, ActionResult, RunProgress
 from executor.resolver import InputResolver
 from executor.secrets import FileSecrets, SecretStore
 
@@ -113,7 +114,11 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
         log.info(
             "action %s already done (%s); not repeating it", req.action_id, req.idempotency_key
         )
-        return ActionResult.model_validate(done)
+        prior = ActionResult.model_validate(done)
+        if req.final_progress is not None:  # idempotent: one row per (run, action, visit)
+            prior.recorded = True
+            await deps.history.record_progress(_final_progress(req, prior))
+        return prior
     try:
         spec = default_registry().get(req.action_type, req.type_version)
         values = await deps.resolver.resolve(req, dict(req.fields))
@@ -136,13 +141,47 @@ async def execute(deps: Deps, handler: Handler, req: ActionRequest) -> ActionRes
     except Exception as exc:
         await _attempt_failed(deps, req, info.attempt, exc)
         raise
+    # The dedupe record and (on the run's last step) the run history share one group commit;
+    # both are durable before the activity completes.
+    writes = []
+    if req.final_progress is not None:
+        result.recorded = True
+        writes.append(deps.history.record_progress(_final_progress(req, result)))
     if dedupe:
-        await deps.history.store_effect(
-            tenant_id=req.tenant_id,
-            key=req.idempotency_key,
-            result=result.model_dump(mode="json"),
+        writes.append(
+            deps.history.store_effect(
+                tenant_id=req.tenant_id,
+                key=req.idempotency_key,
+                result=result.model_dump(mode="json"),
+            )
         )
+    if writes:
+        await asyncio.gather(*writes)
     return result
+
+
+def _final_progress(req: ActionRequest, result: ActionResult) -> RunProgress:
+    """The workflow's closing run-history update plus this action's own outcome."""
+    assert req.final_progress is not None
+    p = req.final_progress
+    # Timeline times are workflow time (the workflow stamps the other outcomes with
+    # workflow.now()): this attempt's scheduling in workflow/server time plus its duration.
+    info = activity.info()
+    anchor = max(p.at, info.current_attempt_scheduled_time or p.at)
+    now = anchor + (datetime.now(UTC) - (result.started_at or datetime.now(UTC)))
+    outcome = ActionOutcome(
+        action_id=req.action_id,
+        action_type=req.action_type,
+        visit=req.visit,
+        status=result.status,
+        reason=result.reason,
+        attempts=result.attempt,
+        started_at=result.started_at,
+        finished_at=now,
+        outputs=result.outputs,
+        idempotency_key=req.idempotency_key,
+    )
+    return p.model_copy(update={"outcomes": [*p.outcomes, outcome], "at": now})
 
 
 async def _attempt_failed(deps: Deps, req: ActionRequest, attempt: int, exc: BaseException) -> None:
