@@ -74,6 +74,13 @@ PATCH_LOCAL_ACTIONS = "local-crm-actions"
 # The run's last action writes the closing run-history update itself (with its dedupe record);
 # histories recorded before this change end with a record_progress local activity.
 PATCH_FINAL_WRITE_BY_ACTION = "final-history-write-by-action"
+# One marker per run that stands for all of the changes above: every patch call records a
+# marker AND an upsert of the TemporalChangeVersion search attribute (a visibility write on the
+# server), three per run on a typical workflow. Runs started with this marker take every
+# patched path without asking again; histories without it ask per change, as they were
+# recorded. A later change gets its own id (asked even on these runs), and may in turn be
+# folded into a new baseline marker the same way.
+PATCH_BASELINE = "interpreter-baseline-2"
 
 
 class _Stop(Exception):
@@ -97,6 +104,7 @@ class EnrolledRecord:
         self._steps_this_run = 0
         self._pending: list[ActionOutcome] = []
         self._final_recorded = False  # the last action wrote the closing run-history update
+        self._baseline = False  # set by run(): this run carries PATCH_BASELINE
         # Operators (and tests) may lower the continue-as-new threshold per execution (memo).
         self._steps_per_run = int(
             workflow.memo_value(STEPS_MEMO, dispatch.STEPS_PER_RUN, type_hint=int)
@@ -120,6 +128,7 @@ class EnrolledRecord:
     # -- run ----------------------------------------------------------------------------------
     @workflow.run
     async def run(self, input: EnrollmentInput) -> EnrollmentResult:
+        self._baseline = workflow.patched(PATCH_BASELINE)
         first_run = workflow.memo_value(CARRY_MEMO, None) is None
         if first_run:
             self._set_status("running")
@@ -301,7 +310,7 @@ class EnrolledRecord:
         # The run history is current while we wait — unless the wait is short: then the next
         # write comes soon anyway (one write fewer per step on busy workflows).
         short = target - workflow.now() < SHORT_WAIT
-        if not (short and workflow.patched(PATCH_SKIP_FLUSH_SHORT_WAITS)):
+        if not (short and self._patched(PATCH_SKIP_FLUSH_SHORT_WAITS)):
             await self._flush(self._current)
         remaining = target - workflow.now()
         if remaining <= timedelta(0):
@@ -329,14 +338,14 @@ class EnrolledRecord:
         # No next action: the run completes right after this one (nothing can change that
         # now), so the action itself can write the closing run-history update.
         last = action.connection is None or not action.connection.next_action_id
-        if last and workflow.patched(PATCH_FINAL_WRITE_BY_ACTION):
+        if last and self._patched(PATCH_FINAL_WRITE_BY_ACTION):
             req.final_progress = self._progress("", "completed", "", list(self._pending))
         queue = (
             await self._custom_code_queue() if opts.queue == dispatch.CUSTOM_CODE_QUEUE else None
         )
         try:
             result: ActionResult
-            if opts.local and workflow.patched(PATCH_LOCAL_ACTIONS):
+            if opts.local and self._patched(PATCH_LOCAL_ACTIONS):
                 result = await workflow.execute_local_activity(
                     opts.activity_name,
                     req,
@@ -507,6 +516,10 @@ class EnrolledRecord:
         if not (status == "completed" and self._final_recorded and not self._pending):
             await self._flush("", status, reason)
         return EnrollmentResult(status=status, reason=reason, steps=self._state.steps)
+
+    def _patched(self, patch_id: str) -> bool:
+        """``workflow.patched`` for the changes folded into PATCH_BASELINE."""
+        return self._baseline or workflow.patched(patch_id)
 
     def _set_status(self, status: str) -> None:
         # Only where enrollment started us with crmflow's search attributes: a namespace
