@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crmflow.criteria.evaluate import Matcher
 from crmflow.criteria.index import TransitionIndex
 from crmflow.model.records import ChangeEvent, ChangeEventType
 from enrollment.compiled import (
@@ -49,6 +50,11 @@ class _Scope:
     events: dict[tuple[str, str], set[TriggerRef]] = field(default_factory=dict)
     suppression: dict[str, set[str]] = field(default_factory=dict)
     workflows: set[str] = field(default_factory=set)
+    # workflow -> (workflow, leaving criteria as (role, index, kind, matcher), "stay" matcher):
+    # evaluated directly for the few workflows a record is enrolled in
+    leaving_rules: dict[
+        str, tuple[CompiledWorkflow, tuple[tuple[str, int, str, Matcher], ...], Matcher | None]
+    ] = field(default_factory=dict)
 
 
 class TriggerIndex:
@@ -83,6 +89,15 @@ class TriggerIndex:
             scope.leaving.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
         if cw.stay is not None:
             scope.falling.add(TriggerRef(wf, "stay", 0), cw.stay)
+        rules = tuple(
+            (role, i, "criteria", m)
+            for (role, i), (_g, m) in cw.criteria.items()
+            if role == "unenroll"
+        )
+        if cw.goal is not None and cw.definition.enrollment.goal is not None:
+            rules += (("goal", -1, "goal", cw.goal),)
+        if rules or cw.stay_matcher is not None:
+            scope.leaving_rules[wf] = (cw, rules, cw.stay_matcher)
         for (role, i), et in cw.events.items():
             for k in event_trigger_keys(et.trigger):
                 scope.events.setdefault(k, set()).add(TriggerRef(wf, role, i))
@@ -97,6 +112,7 @@ class TriggerIndex:
         if scope is None or workflow_id not in scope.workflows:
             return cw
         scope.workflows.discard(workflow_id)
+        scope.leaving_rules.pop(workflow_id, None)
         for key in [k for k in scope.rising.keys() if k.workflow_id == workflow_id]:
             scope.rising.remove(key)
         for key in [k for k in scope.leaving.keys() if k.workflow_id == workflow_id]:
@@ -115,9 +131,9 @@ class TriggerIndex:
         scope = self._scopes.get((ev.tenant_id, ev.object_type))
         return scope is not None and bool(scope.workflows)
 
+    @staticmethod
     def _leaving_direct(
-        self,
-        ev: ChangeEvent,
+        scope: _Scope,
         enrolled_in: Collection[str],
         new: Mapping[str, Any],
         old: Mapping[str, Any],
@@ -127,20 +143,18 @@ class TriggerIndex:
     ) -> None:
         """Goal, unenrollment criteria and "criteria no longer met" of the workflows the record
         is enrolled in, evaluated on both states (the same transitions the indexes find)."""
+        rules = scope.leaving_rules
         for wf in enrolled_in:
-            cw = self._workflows.get((ev.tenant_id, wf))
-            if cw is None or not cw.enabled or cw.object_type != ev.object_type:
+            r = rules.get(wf)
+            if r is None:
                 continue
-            for (role, i), (_g, m) in cw.criteria.items():
-                if role == "unenroll" and m(new, now, EMPTY):
-                    if created or not m(old, now, EMPTY):
-                        out.append(Match(cw, role, i, "criteria"))
-            if cw.goal is not None and cw.definition.enrollment.goal is not None:
-                if cw.goal(new, now, EMPTY) and (created or not cw.goal(old, now, EMPTY)):
-                    out.append(Match(cw, "goal", -1, "goal"))
-            sm = cw.stay_matcher
-            if sm is not None and not created and sm(old, now, EMPTY) and not sm(new, now, EMPTY):
-                out.append(Match(cw, "stay", kind="criteria_not_met"))
+            cw, leaving, stay = r
+            for role, i, kind, m in leaving:
+                if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
+                    out.append(Match(cw, role, i, kind))
+            if stay is not None and not created and stay(old, now, EMPTY):
+                if not stay(new, now, EMPTY):
+                    out.append(Match(cw, "stay", kind="criteria_not_met"))
 
     def match(
         self,
@@ -191,7 +205,7 @@ class TriggerIndex:
             if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:
                 # A record is enrolled in a handful of workflows: evaluating their leaving
                 # rules directly is exact and cheaper than asking the indexes for all of them.
-                self._leaving_direct(ev, enrolled_in, new, old, now, created, out)
+                self._leaving_direct(scope, enrolled_in, new, old, now, created, out)
             elif leaving:
                 for ref in scope.leaving.rising(changes, now, created=created, new=new):
                     if not enrolled(ref.workflow_id):

@@ -446,16 +446,23 @@ class TransitionIndex(Generic[K]):
         normed: dict[str, Any] = {}
         if len(tids) > ANCHOR_THRESHOLD:
             keep = tids & self._unanchored
-            for p, by_value in self._anchors.items():
+            # only properties the record has: an absent one meets no anchor (a C-level
+            # intersection instead of a lookup per anchored property)
+            anchors = self._anchors
+            for p in anchors.keys() & new.keys():
                 raw = get(p)
-                v = normed[p] = None if is_unknown(raw) else norm_eq(raw)
-                hit = by_value.get(v)
+                if is_unknown(raw):
+                    continue
+                v = normed[p] = norm_eq(raw)
+                hit = anchors[p].get(v)
                 if hit:
                     keep |= tids & hit
-            for p, by_text in self._in_anchors.items():
+            in_anchors = self._in_anchors
+            for p in in_anchors.keys() & new.keys():
                 raw = get(p)
                 if raw is None or raw == "":
                     continue
+                by_text = in_anchors[p]
                 for e in as_set(raw):
                     hit = by_text.get(e)
                     if hit:

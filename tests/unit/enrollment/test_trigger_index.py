@@ -1,0 +1,83 @@
+"""TriggerIndex.match: the direct evaluation of the enrolled workflows' leaving rules finds
+exactly what the leaving / falling indexes find (random criteria, random changes)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+from enrollment import trigger_index
+from enrollment.compiled import compile_revision
+from enrollment.trigger_index import TriggerIndex
+
+from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange
+from crmflow.model.workflow import PublishedRevision, WorkflowDefinition
+from tests.unit.criteria.test_index import PROPS, VALUES, random_group, random_record
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def revision(i: int, rng: random.Random) -> PublishedRevision:
+    enrollment = {
+        "triggers": [{"criteria": {"filter": random_group(rng).model_dump(mode="json")}}],
+        "unenroll_when_criteria_not_met": rng.random() < 0.5,
+    }
+    if rng.random() < 0.5:
+        enrollment["goal"] = random_group(rng).model_dump(mode="json")
+    if rng.random() < 0.5:
+        g = random_group(rng).model_dump(mode="json")
+        enrollment["unenrollment_triggers"] = [{"criteria": {"filter": g}}]
+    d = WorkflowDefinition.model_validate(
+        {
+            "workflow_id": f"wf{i}",
+            "tenant_id": "t",
+            "object_type": "contact",
+            "enrollment": enrollment,
+        }
+    )
+    return PublishedRevision(
+        tenant_id="t", workflow_id=f"wf{i}", revision=1, published_at=NOW, definition=d
+    )
+
+
+def leaving(matches: list[trigger_index.Match]) -> set[tuple[str, str, int, str]]:
+    return {
+        (m.workflow.workflow_id, m.role, m.index, m.kind)
+        for m in matches
+        if m.role in ("goal", "unenroll", "stay")
+    }
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_direct_leaving_rules_agree_with_the_indexes(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    idx = TriggerIndex()
+    for i in range(40):
+        idx.put(compile_revision(revision(i, rng)))
+    idx.put(compile_revision(revision(99, rng), enabled=False))  # fires nothing
+    enrolled = {f"wf{i}" for i in range(0, 40, 2)} | {"wf99", "unknown"}
+    found = 0
+    for n in range(300):
+        old = random_record(rng)
+        changes = [(p, old.get(p), rng.choice(VALUES[p])) for p in rng.sample(PROPS, 2)]
+        new = {**old, **{p: v for p, _, v in changes}}
+        ev = ChangeEvent(
+            event_id=f"e{n}",
+            tenant_id="t",
+            event_type=ChangeEventType.RECORD_UPDATED,
+            object_type="contact",
+            record_id="r1",
+            occurred_at=NOW,
+            changes=[PropertyChange(property=p, old_value=o, new_value=v) for p, o, v in changes],
+        )
+        monkeypatch.setattr(trigger_index, "DIRECT_LEAVING", 10**6)
+        direct = leaving(idx.match(ev, new, NOW, enrolled))
+        monkeypatch.setattr(trigger_index, "DIRECT_LEAVING", -1)
+        indexed = leaving(idx.match(ev, new, NOW, enrolled))
+        assert direct == indexed, (changes, direct ^ indexed)
+        assert all(wf in enrolled for wf, *_ in direct)
+        found += len(direct)
+    assert found > 0  # leaving rules did fire
