@@ -178,7 +178,10 @@ class _PropIndex(Generic[K]):
         self.ordered: dict[tuple[str, str], _Thresholds[K]] = {}
         self.known: set[K] = set()
         self.unknown: set[K] = set()
-        self.generic: list[tuple[Predicate, K]] = []
+        # Filters the other structures cannot index, one predicate per distinct filter
+        # (operator and operand): thousands of workflows share a few "contains"/"starts with"
+        # conditions, and each distinct one is tested once per change.
+        self.generic: dict[tuple[str, str, str], tuple[Predicate, set[K]]] = {}
         self.loose: set[K] = set()
 
     def add_filter(self, f: PropertyFilter, key: K) -> None:
@@ -210,7 +213,11 @@ class _PropIndex(Generic[K]):
         elif op == "is_unknown":
             self.unknown.add(key)
         else:
-            self.generic.append((get_operator(op).make(f), key))
+            sig = (op, repr(f.value), repr(f.values))
+            hit = self.generic.get(sig)
+            if hit is None:
+                hit = self.generic[sig] = (get_operator(op).make(f), set())
+            hit[1].add(key)
 
     def remove(self, key: K) -> None:
         for d in (self.eq, self.neq, self.in_, self.not_in):
@@ -223,7 +230,11 @@ class _PropIndex(Generic[K]):
         self.known.discard(key)
         self.unknown.discard(key)
         self.loose.discard(key)
-        self.generic = [g for g in self.generic if g[1] != key]
+        for sig in [sig for sig, (_p, keys) in self.generic.items() if key in keys]:
+            keys = self.generic[sig][1]
+            keys.discard(key)
+            if not keys:
+                del self.generic[sig]
 
     def rising(self, old: Any, new: Any, now: datetime, out: set[K]) -> None:
         """Add keys with a filter on this property that ``old -> new`` turns true."""
@@ -258,9 +269,9 @@ class _PropIndex(Generic[K]):
             out |= self.known
         if self.unknown and n_unknown and not o_unknown:
             out |= self.unknown
-        for pred, key in self.generic:
+        for pred, keys in self.generic.values():
             if pred(new, now) and not pred(old, now):
-                out.add(key)
+                out |= keys
 
     def _ordered(self, old: Any, new: Any, now: datetime, out: set[K]) -> None:
         conv: dict[str, tuple[float | None, float | None]] = {}

@@ -240,3 +240,22 @@ def test_sure_only_for_exact_terms() -> None:
     sure: set[str] = set()
     got = idx.rising([("stage", None, "lead")], NOW, new={"stage": "lead"}, sure=sure)
     assert got == {"assoc", "plain"} and sure == {"plain"}
+
+
+def test_shared_generic_filters_are_tested_once_and_removed_per_key() -> None:
+    """Identical "contains" filters of many keys share one predicate; removing one key keeps
+    the others, removing the last drops the predicate."""
+    idx: TransitionIndex[int] = TransitionIndex()
+    contains = PropertyFilter(property="email", operator="contains", value="ACME")
+    other = PropertyFilter(property="email", operator="contains", value="shop")
+    for i in range(5):
+        idx.add(i, FilterGroup(filters=[contains if i < 4 else other]))
+    assert len(idx._props["email"].generic) == 2
+    assert idx.rising([("email", "a@x.dk", "b@acme.dk")], NOW) == {0, 1, 2, 3}
+    idx.remove(1)
+    idx.add(2, FilterGroup(filters=[other]))  # re-added with another filter
+    assert idx.rising([("email", "a@x.dk", "b@acme.dk")], NOW) == {0, 3}
+    assert idx.rising([("email", "b@acme.dk", "c@shop.se")], NOW) == {2, 4}
+    for i in (0, 3):
+        idx.remove(i)
+    assert len(idx._props["email"].generic) == 1
