@@ -8,7 +8,7 @@ local webhook receiver, a 3-step workflow — set a property, a 1-second delay, 
 * ``bare`` — a hand-written Temporal workflow doing the same three steps with two plain
   activities (store.update with an idempotency key, an httpx POST).
 
-    python bench/executor_bench.py [--n 200] [--rounds 3]
+    python bench/executor_bench.py [--n 200] [--rounds 3] [--warmup N] [--bytecode-cache]
 
 Writes bench/reports/executor.json with both rates and the ratio executor/bare (the goal is
 >= 1.0; it is the cost of what the interpreter adds). A few minutes at most.
@@ -54,7 +54,6 @@ from crmflow.temporal.devserver import temporal_cli  # noqa: E402
 from crmflow.temporal.plugin import CrmflowPlugin  # noqa: E402
 
 DELAY_SECONDS = 1
-WARMUP = 20  # workflows of each kind run before the measured rounds
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -102,7 +101,8 @@ async def run_batch(client: Client, starts: list[Any]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-async def main(n: int, rounds: int) -> dict[str, Any]:
+async def main(n: int, rounds: int, warmup: int | None = None) -> dict[str, Any]:
+    warmup = n if warmup is None else warmup
     ThreadingHTTPServer.request_queue_size = 1024  # the default backlog (5) drops connections
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -185,7 +185,7 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
                             for rid in ids
                         ]
                     if r < 0:
-                        starts = starts[:WARMUP]
+                        starts = starts[:warmup]
                     seconds, cpu_s = await run_batch(env.client, starts)
                     if r < 0:
                         continue
@@ -215,6 +215,7 @@ async def main(n: int, rounds: int) -> dict[str, Any]:
         "benchmark": "executor",
         "workflow": f"set property, {DELAY_SECONDS}s delay, webhook to a local server",
         "workflows_per_round": n,
+        "warmup_workflows": warmup,
         "rounds": rounds,
         "executor_workflows_per_s": round(best["executor"], 2),
         "bare_workflows_per_s": round(best["bare"], 2),
@@ -236,6 +237,9 @@ if __name__ == "__main__":
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument(
+        "--warmup", type=int, default=None, help="untimed workflows of each kind (default: --n)"
+    )
+    p.add_argument(
         "--bytecode-cache",
         action="store_true",
         help="let Python cache bytecode (in a temp dir) even under PYTHONDONTWRITEBYTECODE: the "
@@ -246,7 +250,7 @@ if __name__ == "__main__":
     if args.bytecode_cache:
         sys.dont_write_bytecode = False
         sys.pycache_prefix = tempfile.mkdtemp(prefix="executor-bench-pyc-")
-    report = asyncio.run(main(args.n, args.rounds))
+    report = asyncio.run(main(args.n, args.rounds, args.warmup))
     report["bytecode_cache"] = not sys.dont_write_bytecode
     out = ROOT / "bench" / "reports" / "executor.json"
     out.parent.mkdir(parents=True, exist_ok=True)
