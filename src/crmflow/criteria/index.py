@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import sys
+import time
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,12 @@ K = TypeVar("K", bound=Hashable)
 _UNSET = object()
 # Flipped terms above which anchors are intersected before per-term checks (measured).
 ANCHOR_THRESHOLD = 96
+# With the new record known, candidates come either anchor-first (TransitionIndex._anchor_first:
+# cheap when anchors are selective, e.g. one campaign of hundreds per workflow) or flip-first
+# plus the anchor intersection (cheaper when many terms share a few anchor values). None: each
+# index measures both on every SAMPLE_EVERY-th call and uses the faster; True/False force one.
+ANCHOR_FIRST: bool | None = None
+SAMPLE_EVERY = 64
 
 # More terms than this and a sub-group is indexed loosely (by the properties it reads).
 MAX_TERMS = 32
@@ -339,9 +346,19 @@ class TransitionIndex(Generic[K]):
         self._in_anchors: dict[str, dict[str, set[int]]] = {}
         self._in_anchor_of: dict[int, tuple[str, frozenset[str]]] = {}
         self._unanchored: set[int] = set()
+        # Anchor-first lookup (``rising`` with the new record): anchored terms by anchor, then
+        # by each property they read — the terms whose anchor the new record meets and that
+        # read a changed property, found without building the (much larger) set of every term
+        # a change flips. Unanchored terms keep a flip index of their own.
+        self._touch: dict[str, dict[Any, dict[str, set[int]]]] = {}
+        self._in_touch: dict[str, dict[str, dict[str, set[int]]]] = {}
+        self._unanchored_props: dict[str, _PropIndex[int]] = {}
         self._terms_of: dict[K, list[tuple[int, set[str]]]] = {}
         self._next = 0
         self._next_kid = 0
+        self._calls = 0
+        self._cost_anchor_first = self._cost_flip_first = 0.0
+        self._prefer_anchor_first = False
         # Keys whose criteria an empty record already meets (checked on record creation).
         self._match_empty: set[K] = set()
         self._max_terms = max_terms
@@ -378,16 +395,28 @@ class TransitionIndex(Generic[K]):
             if eqs:
                 ap, ak = eqs[0]
                 self._anchors.setdefault(ap, {}).setdefault(ak, set()).add(tid)
+                by_prop = self._touch.setdefault(ap, {}).setdefault(ak, {})
+                for p in touched:
+                    by_prop.setdefault(p, set()).add(tid)
             else:
                 first_in = next((f for f in term.required if f.operator == "in"), None)
                 if first_in is not None:
                     wanted = frozenset(as_text(v) for v in first_in.values)
-                    by_value = self._in_anchors.setdefault(sys.intern(first_in.property), {})
+                    ip = sys.intern(first_in.property)
+                    by_value = self._in_anchors.setdefault(ip, {})
                     for w in wanted:
                         by_value.setdefault(w, set()).add(tid)
-                    self._in_anchor_of[tid] = (first_in.property, wanted)
+                        by_prop = self._in_touch.setdefault(ip, {}).setdefault(w, {})
+                        for p in touched:
+                            by_prop.setdefault(p, set()).add(tid)
+                    self._in_anchor_of[tid] = (ip, wanted)
                 else:
                     self._unanchored.add(tid)
+                    for f in term.required:
+                        pi = self._unanchored_props.setdefault(f.property, _PropIndex())
+                        pi.add_filter(f, tid)
+                    for p in term.loose:
+                        self._unanchored_props.setdefault(p, _PropIndex()).loose.add(tid)
             checks = tuple(
                 (sys.intern(f.property), get_operator(f.operator).make(f))
                 for f in sorted(term.required, key=_selectivity)
@@ -408,12 +437,22 @@ class TransitionIndex(Generic[K]):
             _, eqs, _, _ = self._terms.pop(tid)
             if eqs:
                 self._anchors[eqs[0][0]][eqs[0][1]].discard(tid)
+                by_prop = self._touch[eqs[0][0]][eqs[0][1]]
+                for p in touched:
+                    by_prop[p].discard(tid)
             elif tid in self._in_anchor_of:
-                p, wanted = self._in_anchor_of.pop(tid)
+                ip, wanted = self._in_anchor_of.pop(tid)
                 for w in wanted:
-                    self._in_anchors[p][w].discard(tid)
+                    self._in_anchors[ip][w].discard(tid)
+                    by_prop = self._in_touch[ip][w]
+                    for p in touched:
+                        by_prop[p].discard(tid)
             else:
                 self._unanchored.discard(tid)
+                for p in touched:
+                    upi = self._unanchored_props.get(p)
+                    if upi is not None:
+                        upi.remove(tid)
         kid = self._kid.pop(key, None)
         if kid is not None:
             del self._key_of[kid]
@@ -439,23 +478,71 @@ class TransitionIndex(Generic[K]):
         ``new``): receives the returned keys whose criteria certainly match ``new`` (a term
         without loose parts passed every filter), so callers need not evaluate them on it.
         """
+        if new is None:
+            return self._rising(changes, now, created, None, sure, False)
+        mode = ANCHOR_FIRST
+        if mode is None:  # adaptive: the faster strategy for this index, re-measured now and then
+            self._calls += 1
+            if self._calls % SAMPLE_EVERY == 1:
+                return self._sample(changes, now, created, new, sure)
+            mode = self._prefer_anchor_first
+        return self._rising(changes, now, created, new, sure, mode)
+
+    def _sample(
+        self,
+        changes: Iterable[tuple[str, Any, Any]],
+        now: datetime,
+        created: bool,
+        new: Mapping[str, Any],
+        sure: set[K] | None,
+    ) -> set[K]:
+        """Run both candidate strategies on this change, keep a moving average of their cost
+        and prefer the cheaper (both answers are valid: each a superset the caller confirms)."""
+        changes = list(changes)
+        t0 = time.perf_counter()
+        sure_a: set[K] = set()
+        out = self._rising(changes, now, created, new, sure_a, True)
+        t1 = time.perf_counter()
+        self._rising(changes, now, created, new, set(), False)
+        t2 = time.perf_counter()
+        self._cost_anchor_first += (t1 - t0 - self._cost_anchor_first) * 0.05
+        self._cost_flip_first += (t2 - t1 - self._cost_flip_first) * 0.05
+        self._prefer_anchor_first = self._cost_anchor_first < self._cost_flip_first
+        if sure is not None:
+            sure |= sure_a
+        return out
+
+    def _rising(
+        self,
+        changes: Iterable[tuple[str, Any, Any]],
+        now: datetime,
+        created: bool,
+        new: Mapping[str, Any] | None,
+        sure: set[K] | None,
+        anchor_first: bool,
+    ) -> set[K]:
         tids: set[int] = set()
-        props = self._props
-        for prop, o, n in changes:
-            pi = props.get(prop)
-            if pi is not None and o is not n:
-                pi.rising(o, n, now, tids)
         key_of = self._key_of
         out: set[K] = set(self._match_empty) if created else set()
+        get = new.get if new is not None else None
+        normed: dict[str, Any] = {}
+        if new is not None and anchor_first:
+            changes = changes if isinstance(changes, list) else list(changes)
+            self._anchor_first(changes, new, now, normed, tids)
+        else:
+            props = self._props
+            for prop, o, n in changes:
+                pi = props.get(prop)
+                if pi is not None and o is not n:
+                    pi.rising(o, n, now, tids)
         if new is None:
             terms_ = self._terms
             out.update(key_of[terms_[t][0]] for t in tids)
             return out
+        assert get is not None
         if not tids:
             return out
-        get = new.get
-        normed: dict[str, Any] = {}
-        if len(tids) > ANCHOR_THRESHOLD:
+        if not anchor_first and len(tids) > ANCHOR_THRESHOLD:
             keep = tids & self._unanchored
             # only properties the record has: an absent one meets no anchor (a C-level
             # intersection instead of a lookup per anchored property)
@@ -507,6 +594,51 @@ class TransitionIndex(Generic[K]):
             for kid in exact:
                 sure.add(key_of[kid])
         return out
+
+    def _anchor_first(
+        self,
+        changes: list[tuple[str, Any, Any]],
+        new: Mapping[str, Any],
+        now: datetime,
+        normed: dict[str, Any],
+        tids: set[int],
+    ) -> None:
+        """Candidate terms: unanchored ones a change flips, and anchored ones whose anchor
+        ``new`` meets and that read a changed property (a superset of the flipped ones that
+        can hold on ``new``; the caller's per-term checks do the rest)."""
+        uprops = self._unanchored_props
+        changed = []
+        for prop, o, n in changes:
+            changed.append(prop)
+            pi = uprops.get(prop)
+            if pi is not None and o is not n:
+                pi.rising(o, n, now, tids)
+        get = new.get
+        touch = self._touch
+        for p in touch.keys() & new.keys():
+            raw = get(p)
+            if is_unknown(raw):
+                continue
+            v = normed[p] = norm_eq(raw)
+            by_prop = touch[p].get(v)
+            if by_prop:
+                for c in changed:
+                    hit = by_prop.get(c)
+                    if hit:
+                        tids |= hit
+        in_touch = self._in_touch
+        for p in in_touch.keys() & new.keys():
+            raw = get(p)
+            if raw is None or raw == "":
+                continue
+            by_text = in_touch[p]
+            for e in as_set(raw):
+                by_prop = by_text.get(e)
+                if by_prop:
+                    for c in changed:
+                        hit = by_prop.get(c)
+                        if hit:
+                            tids |= hit
 
     def falling(
         self,

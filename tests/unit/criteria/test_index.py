@@ -85,14 +85,19 @@ def random_record(rng: random.Random) -> dict[str, Any]:
     return {p: rng.choice(VALUES[p]) for p in PROPS if rng.random() < 0.8}
 
 
-@pytest.mark.parametrize("anchor_threshold", [0, 10**9])
+@pytest.mark.parametrize(
+    "anchor_first,anchor_threshold", [(True, 0), (False, 0), (False, 10**9), (None, 0)]
+)
 @pytest.mark.parametrize("seed", range(4))
 def test_rising_and_falling_never_miss(
-    seed: int, anchor_threshold: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, anchor_first: bool | None, anchor_threshold: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Also with the anchor intersection always on (threshold 0) and always off."""
+    """Anchor-first, flip-first with the anchor intersection always on (threshold 0) and
+    always off, and adaptive (None: both measured every other call, the faster one used)."""
     import crmflow.criteria.index as index_module
 
+    monkeypatch.setattr(index_module, "SAMPLE_EVERY", 2)
+    monkeypatch.setattr(index_module, "ANCHOR_FIRST", anchor_first)
     monkeypatch.setattr(index_module, "ANCHOR_THRESHOLD", anchor_threshold)
     rng = random.Random(seed)
     groups = {i: random_group(rng) for i in range(150)}
