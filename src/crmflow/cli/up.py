@@ -70,6 +70,7 @@ class Stack:
         self.ports = {name: getattr(args, f"port_{name}") for name in DEFAULT_PORTS}
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.logs: list[IO[bytes]] = []
+        self.stopping = False  # set by SIGINT/SIGTERM; checked by every wait
 
     def env(self) -> dict[str, str]:
         host = self.args.host
@@ -130,6 +131,12 @@ class Stack:
         asyncio.run(self._wait_serving())
 
     def _check_alive(self) -> None:
+        """While starting: an interrupt or a dead child ends the start."""
+        if self.stopping:
+            raise UpError("interrupted while starting")
+        self.check_children()
+
+    def check_children(self) -> None:
         for name, proc in self.children:
             if proc.poll() is not None:
                 tail = _tail(self.data_dir / "logs" / f"{name}.log")
@@ -203,10 +210,8 @@ def _up(args: argparse.Namespace) -> int:
     except BlockingIOError:
         print(f"crmflow: a stack is already running on data dir {stack.data_dir}", file=sys.stderr)
         return 1
-    stop = {"now": False}
-
     def on_signal(signum: int, _frame: object) -> None:
-        stop["now"] = True
+        stack.stopping = True
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -220,8 +225,8 @@ def _up(args: argparse.Namespace) -> int:
             print(f"  {name:<20} {host}:{port}")
         print(f"  data and logs  {stack.data_dir}")
         print("Try `crmflow demo` in another terminal. Ctrl-C stops everything.", flush=True)
-        while not stop["now"]:
-            stack._check_alive()
+        while not stack.stopping:
+            stack.check_children()
             time.sleep(0.5)
         print("crmflow: stopping...", file=sys.stderr)
         return 0
