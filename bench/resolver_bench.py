@@ -46,7 +46,6 @@ from typing import Any
 from datasource_resolver.cache import StepCache
 from datasource_resolver.record_cache import CachedReads, RecordCache
 from datasource_resolver.resolver import Resolver, ResolveRequest
-from datasource_resolver.sources import email_domain, reduce
 
 from crmflow.model.criteria import FilterGroup, PropertyFilter
 from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
@@ -56,6 +55,7 @@ from crmflow.records.port import (
     PropertyDefinition,
     PropertyType,
 )
+from crmflow.records.sources import email_domain, reduce
 from crmflow.records.sql import SqlRecordStore
 from crmflow.tokens import Escape, build_context, parse, render_template, resolve_value
 

@@ -24,10 +24,10 @@ from crmflow.errors import InvalidArgument, NotFound
 from crmflow.model.data_sources import DataSource, DataSourceKind
 from crmflow.model.records import Record
 from crmflow.records.port import RecordStore
+from crmflow.records.sources import resolve_source, searched_types
 from crmflow.tokens import Escape, build_context, parse, references_in
 from crmflow.tokens.render import render_template, resolve_value
 from datasource_resolver.cache import StepCache, StepData, StepKey, deps_of
-from datasource_resolver.sources import resolve_source, searched_types
 
 log = logging.getLogger("datasource_resolver.resolver")
 

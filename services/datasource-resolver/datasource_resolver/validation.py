@@ -10,6 +10,7 @@ from __future__ import annotations
 from crmflow.actions.registry import ActionRegistry
 from crmflow.errors import ErrorList
 from crmflow.model.workflow import WorkflowDefinition
+from crmflow.records.sources import TRANSFORMS
 from crmflow.tokens import TemplateError, references_in
 from crmflow.tokens.references import References
 from datasource_resolver.outputs import output_schema, predecessors
@@ -20,7 +21,6 @@ from datasource_resolver.schema_view import (
     has_event_properties,
     view,
 )
-from datasource_resolver.sources import TRANSFORMS
 
 
 def _known(names: object) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from datasource_resolver.sources import resolve_source
 
 from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
 from crmflow.model.default_sources import default_data_sources
 from crmflow.model.records import Record
 from crmflow.records.port import ObjectTypeDefinition, PropertyDefinition, PropertyType
+from crmflow.records.sources import resolve_source
 from crmflow.records.sql import SqlRecordStore
 from tests.integration.datasource.conftest import Seeder
 

@@ -22,8 +22,10 @@ from temporalio.testing import WorkflowEnvironment
 from crmflow.api.executor.v1 import executor_service_pb2 as pb
 from crmflow.api.executor.v1 import executor_service_pb2_grpc as pb_grpc
 from crmflow.grpc.errors import bad_request_fields
+from crmflow.model.data_sources import DataSource, DataSourceKind
 from crmflow.model.enrollment import EnrollmentInput, EnrollmentResult
 from crmflow.records.grpc_adapter import GrpcRecordStore
+from crmflow.records.port import Association
 from crmflow.settings import Settings, TemporalSettings
 from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE, enrollment_workflow_id
 from tests.workflows.harness import act, definition
@@ -127,6 +129,100 @@ async def test_enrolled_record_changes_the_crm_record_and_is_listed(
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     await crm.close()
     await channel.close()
+
+
+async def test_set_property_on_a_data_sources_record(
+    services,
+    temporal_env: WorkflowEnvironment,
+    tenant_id: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """HubSpot's "update the enrolled contact's associated company": the action writes to the
+    record the data source resolves to, and skips (logged) when the source has no record."""
+    settings, _ex = services
+    crm = GrpcRecordStore.connect(settings.datasource_resolver_address, settings)
+    contact = await crm.create(tenant_id, "contact", {"email": "ada@acme.test"})
+    loner = await crm.create(tenant_id, "contact", {"email": "bob@nowhere.test"})
+    acme = await crm.create(tenant_id, "company", {"name": "Acme", "numberofemployees": 10})
+    other = await crm.create(tenant_id, "company", {"name": "Other", "numberofemployees": 5})
+    for company, label in ((acme, "primary"), (other, "")):
+        await crm.associate(
+            tenant_id,
+            Association(
+                from_object_type="contact",
+                from_record_id=contact.record_id,
+                to_object_type="company",
+                to_record_id=company.record_id,
+                label=label,
+            ),
+        )
+    defn = definition(
+        [
+            act(
+                "a1",
+                "set_property",
+                "a2",
+                property="industry",
+                value="Software",
+                target_source="company",
+            ),
+            act(
+                "a2",
+                "set_property",
+                property="numberofemployees",
+                mode="increment",
+                amount=5,
+                target_source="company",
+            ),
+        ]
+    )
+    defn.data_sources = [
+        DataSource(
+            source_id="company",
+            kind=DataSourceKind.ASSOCIATED,
+            object_type="company",
+            association_label="primary",
+        )
+    ]
+    results = {}
+    for rec in (contact, loner):
+        inp = EnrollmentInput(
+            tenant_id=tenant_id,
+            workflow_id="wf-src",
+            revision=1,
+            object_type="contact",
+            record_id=rec.record_id,
+            enrollment_number=1,
+            enrolled_at=datetime.now(UTC),
+            definition=defn,
+        )
+        results[rec.record_id] = await temporal_env.client.execute_workflow(
+            ENROLLMENT_WORKFLOW_TYPE,
+            inp,
+            id=enrollment_workflow_id(tenant_id, "wf-src", "contact", rec.record_id, 1),
+            task_queue=settings.temporal.task_queue,
+            result_type=EnrollmentResult,
+        )
+    assert {r.status for r in results.values()} == {"completed"}
+    got = (await crm.get(tenant_id, "company", acme.record_id)).properties
+    assert got["industry"] == "Software" and got["numberofemployees"] == 15
+    untouched = (await crm.get(tenant_id, "company", other.record_id)).properties
+    assert "industry" not in untouched and untouched["numberofemployees"] == 5
+    assert "industry" not in (await crm.get(tenant_id, "contact", contact.record_id)).properties
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{_ex.port}")
+    timeline = await pb_grpc.ExecutorServiceStub(channel).GetEnrollmentTimeline(
+        pb.GetEnrollmentTimelineRequest(
+            tenant_id=tenant_id,
+            run_workflow_id=enrollment_workflow_id(
+                tenant_id, "wf-src", "contact", loner.record_id, 1
+            ),
+        )
+    )
+    assert [(e.action_id, e.status) for e in timeline.entries] == [
+        ("a1", "skipped"),
+        ("a2", "skipped"),
+    ]
+    await channel.close()
+    await crm.close()
 
 
 async def test_custom_code_role_runs_only_the_custom_code_worker(

@@ -6,10 +6,10 @@ import time
 from datetime import UTC, datetime
 
 from datasource_resolver.cache import StepCache, StepData, deps_of
-from datasource_resolver.sources import email_domain, reduce
 
 from crmflow.model.data_sources import ReduceRule
 from crmflow.model.records import ChangeEvent, ChangeEventType, Record
+from crmflow.records.sources import email_domain, reduce
 
 
 def _rec(t: str, ot: str, rid: str, c: int = 0, u: int = 0) -> Record:

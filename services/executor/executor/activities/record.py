@@ -25,6 +25,7 @@ from crmflow.criteria.values import as_number, equal
 from crmflow.errors import InvalidArgument
 from crmflow.model.triggers import EventType
 from crmflow.records.port import Association
+from crmflow.records.sources import resolve_source
 from executor.activities.base import ActionContext, Skip, handles
 
 OWNER_PROPERTY = "hubspot_owner_id"
@@ -43,13 +44,16 @@ def _add_days(current: Any, days: float) -> Any:
     raise InvalidArgument.field("fields.property", f"cannot add days to {current!r}")
 
 
-async def new_value(ctx: ActionContext, f: SetPropertyFields) -> Any:
+async def new_value(
+    ctx: ActionContext, f: SetPropertyFields, target: tuple[str, str] | None = None
+) -> Any:
     r = ctx.req
     if f.mode == SetMode.SET:
         return f.value
     if f.mode == SetMode.CLEAR:
         return None
-    current = (await ctx.store.get(r.tenant_id, r.object_type, r.record_id)).properties
+    object_type, record_id = target or (r.object_type, r.record_id)
+    current = (await ctx.store.get(r.tenant_id, object_type, record_id)).properties
     if f.mode == SetMode.COPY:
         return current.get(f.source_property)
     if f.mode in (SetMode.INCREMENT, SetMode.DECREMENT):
@@ -62,24 +66,46 @@ async def new_value(ctx: ActionContext, f: SetPropertyFields) -> Any:
 @handles(spec.SET_PROPERTY)
 async def set_property(ctx: ActionContext, f: SetPropertyFields) -> dict[str, Any]:
     r = ctx.req
-    if f.target_source:
-        raise InvalidArgument.field(
-            "fields.target_source", "updating a data source's record is not supported yet"
-        )
+    # "" = the enrolled record; otherwise the record a data source resolves to (e.g. update
+    # the contact's primary company), read the same way the datasource-resolver reads it.
+    target = await source_record(ctx, f.target_source) if f.target_source else None
     if f.mode in (SetMode.SET, SetMode.CLEAR):
-        value = await new_value(ctx, f)
+        value = await new_value(ctx, f, target)
     else:  # relative to the current value: pin the first attempt's result
         value = await ctx.deps.history.remember(
-            tenant_id=r.tenant_id, key=r.idempotency_key, compute=lambda: new_value(ctx, f)
+            tenant_id=r.tenant_id,
+            key=r.idempotency_key,
+            compute=lambda: new_value(ctx, f, target),
         )
+    object_type, record_id = target or (r.object_type, r.record_id)
     await ctx.store.update(
         r.tenant_id,
-        r.object_type,
-        r.record_id,
+        object_type,
+        record_id,
         {f.property: value},
         idempotency_key=r.idempotency_key,
     )
-    return {"property": f.property, "value": value}
+    out = {"property": f.property, "value": value}
+    if target:
+        out["object_type"], out["record_id"] = target
+    return out
+
+
+async def source_record(ctx: ActionContext, source_id: str) -> tuple[str, str]:
+    """(object type, record id) of a data source's record; Skip when it has none."""
+    r = ctx.req
+    src = next((s for s in r.data_sources if s.source_id == source_id), None)
+    if src is None:
+        raise InvalidArgument.field(
+            "fields.target_source", f"no data source {source_id!r} in this revision"
+        )
+    enrolled = await ctx.store.get(r.tenant_id, r.object_type, r.record_id)
+    found = await resolve_source(
+        ctx.store, r.tenant_id, src, r.object_type, r.record_id, enrolled
+    )
+    if found is None:
+        raise Skip(f"data source {source_id!r} has no record for this enrollment")
+    return found.object_type, found.record_id
 
 
 @handles(spec.CLEAR_PROPERTY)
