@@ -130,6 +130,13 @@ class Enroller:
                 record_id=record_id,
                 event_id=event.event_id if event is not None else "",
             )
+            for reserved in (prior, current):
+                if reserved is not None and reserved.status == "pending":
+                    # A crash (or an unreachable Temporal) left this enrollment reserved but
+                    # not started. Whoever asks next finishes the start - idempotent through
+                    # the deterministic id - instead of leaving it to the next sweep.
+                    await self.start_row(reserved, cw, event, started=started)
+                    break
             if prior is not None:
                 # Same event again after a crash (before it was marked processed): same answer.
                 return Outcome(

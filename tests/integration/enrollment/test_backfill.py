@@ -17,6 +17,7 @@ from crmflow.api.enrollment.v1 import enrollment_service_pb2_grpc as pb_grpc
 from crmflow.records.sql import SqlRecordStore
 from crmflow.temporal import search_attributes as sa
 from crmflow.temporal.ids import backfill_workflow_id
+from tests.helpers import eventually
 from tests.integration.enrollment.conftest import service_settings
 from tests.integration.enrollment.helpers import criteria, revision
 from tests.integration.enrollment.standin import StandInEnrolledRecord
@@ -75,16 +76,21 @@ async def test_backfill_resumes_after_restart_without_duplicates(
                 pb.GetBackfillProgressRequest(tenant_id=tenant_id, workflow_id="wf-bf")
             )
             assert got.done and got.status == "completed" and got.backfill_workflow_id == wid
-            # exactly the 20 leads, each once
-            ids = set()
-            async for wf in client.list_workflows(
-                f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'"
-            ):
-                ids.add(wf.id)
-            count = await client.count_workflows(
-                f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'"
-            )
-            assert count.count == len(ids) == 20
+            # exactly the 20 leads, each once (visibility may trail the starts by a moment, far
+            # less than the recovery sweep's period, so a start left to the sweep still fails)
+            async def twenty_distinct() -> bool:
+                ids = set()
+                async for wf in client.list_workflows(
+                    f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'"
+                ):
+                    ids.add(wf.id)
+                count = await client.count_workflows(
+                    f"CrmflowTenantId = '{tenant_id}' AND WorkflowType = 'EnrolledRecord'"
+                )
+                assert count.count == len(ids) == 20, (count.count, len(ids))
+                return True
+
+            await eventually(twenty_distinct, timeout=3)
             desc = await handle.describe()
             assert desc.typed_search_attributes.get(sa.STATUS) == "backfill_done"
             # publishing the same revision again does not run it twice

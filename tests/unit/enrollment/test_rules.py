@@ -229,6 +229,27 @@ async def test_crash_between_ledger_and_start_is_recovered_once(core: Core) -> N
     assert list(core.starter.runs) == [f"enroll/{core.tenant}/wf/contact-c1/1"]
 
 
+async def test_the_next_attempt_finishes_a_pending_start(core: Core) -> None:
+    """A retried backfill page or redelivered event must not wait for the sweep."""
+    await core.publish("wf", {"triggers": [TRIG]})
+    core.starter.fail = True
+    assert await core.ingest(to_lead(core)) == [("wf", "enrolled")]
+    assert core.starter.runs == {}
+    core.starter.fail = False
+    cw = core.workflows.get(core.tenant, "wf")
+    out = await core.enroller.enroll(cw, "c1", trigger="backfill", record={})
+    assert out.outcome == "already_enrolled"
+    assert list(core.starter.runs) == [f"enroll/{core.tenant}/wf/contact-c1/1"]
+    [row] = await core.ledger.active_for_record(
+        tenant_id=core.tenant, object_type="contact", record_id="c1"
+    )
+    assert row.status == "running"
+    from datetime import timedelta
+
+    core.tick(minutes=5)
+    assert await recover_pending(core.enroller, core.index, age=timedelta(seconds=30)) == 0
+
+
 async def test_retention_prunes_old_history_and_facts(core: Core) -> None:
     from datetime import timedelta
 
