@@ -8,7 +8,14 @@ local webhook receiver, a 3-step workflow — set a property, a 1-second delay, 
 * ``bare`` — a hand-written Temporal workflow doing the same three steps with two plain
   activities (store.update with an idempotency key, an httpx POST).
 
+Sandbox configuration: the executor's worker passes its interpreter module through the
+workflow sandbox (executor.worker.INTERPRETER_MODULES; imported once per worker, not once per
+run); the bare peer is configured as a hand-written workflow usually is, its module
+re-imported per run. ``--bare-passthrough`` gives the bare peer the same treatment, to see
+how much of the ratio that configuration accounts for.
+
     python bench/executor_bench.py [--n 200] [--rounds 3] [--warmup N] [--bytecode-cache]
+                                   [--bare-passthrough]
 
 Writes bench/reports/executor.json with both rates and the ratio executor/bare (the goal is
 >= 1.0; it is the cost of what the interpreter adds). A few minutes at most.
@@ -41,6 +48,10 @@ from executor.worker import main_worker  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
+from temporalio.worker.workflow_sandbox import (  # noqa: E402
+    SandboxedWorkflowRunner,
+    SandboxRestrictions,
+)
 
 from bench.executor_bare import BareInput, BareThreeSteps, bare_activities  # noqa: E402
 from crmflow.db import create_engine  # noqa: E402
@@ -101,7 +112,9 @@ async def run_batch(client: Client, starts: list[Any]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-async def main(n: int, rounds: int, warmup: int | None = None) -> dict[str, Any]:
+async def main(
+    n: int, rounds: int, warmup: int | None = None, bare_passthrough: bool = False
+) -> dict[str, Any]:
     warmup = n if warmup is None else warmup
     ThreadingHTTPServer.request_queue_size = 1024  # the default backlog (5) drops connections
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
@@ -141,6 +154,13 @@ async def main(n: int, rounds: int, warmup: int | None = None) -> dict[str, Any]
         task_queue=f"{queue}-bare",
         workflows=[BareThreeSteps],
         activities=bare_activities(store, http),
+        # By default the bare peer runs as a hand-written workflow does: its module re-imported
+        # by the sandbox per run. --bare-passthrough gives it the executor's treatment.
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("bench.executor_bare")
+        )
+        if bare_passthrough
+        else SandboxedWorkflowRunner(),
     )
     try:
         async with executor_worker, bare_worker:
@@ -229,6 +249,7 @@ async def main(n: int, rounds: int, warmup: int | None = None) -> dict[str, Any]
         "cpu_ms_per_workflow": {k: [round(x, 1) for x in v] for k, v in cpu.items()},
         "note": "ratio = median of per-round ratios; rates = best round of each; same dev "
         "server, CRM store (SQLite), webhook receiver and worker process",
+        "bare_module_passed_through": bare_passthrough,
     }
 
 
@@ -246,11 +267,18 @@ if __name__ == "__main__":
         "sandbox re-imports each workflow's module per workflow run, and without cached "
         "bytecode it compiles the module's source every time (bigger module, bigger cost)",
     )
+    p.add_argument(
+        "--bare-passthrough",
+        action="store_true",
+        help="pass the bare workflow's module through the sandbox too, as the executor does "
+        "with its interpreter (by default the bare peer is configured as a hand-written "
+        "workflow usually is: its module re-imported per run)",
+    )
     args = p.parse_args()
     if args.bytecode_cache:
         sys.dont_write_bytecode = False
         sys.pycache_prefix = tempfile.mkdtemp(prefix="executor-bench-pyc-")
-    report = asyncio.run(main(args.n, args.rounds, args.warmup))
+    report = asyncio.run(main(args.n, args.rounds, args.warmup, args.bare_passthrough))
     report["bytecode_cache"] = not sys.dont_write_bytecode
     out = ROOT / "bench" / "reports" / "executor.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,9 @@ async def running_worker(
     deps = Deps(
         settings=settings, store=store, resolver=resolver or LocalTokens(store), history=history
     )
+    # The interpreter under the full sandbox here (production passes it through, see
+    # executor.worker): every workflow test doubles as a check that it makes no restricted call.
+    worker_kw.setdefault("strict_sandbox", True)
     workers: list[Worker] = [main_worker(client, deps, **worker_kw)]
     if custom_code:
         workers.append(custom_code_worker(client, deps))

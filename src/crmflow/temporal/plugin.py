@@ -7,6 +7,8 @@ deterministic and importing them per-workflow would be slow).
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.plugin import SimplePlugin
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -14,9 +16,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 PASSTHROUGH_MODULES = ("crmflow.model", "crmflow.criteria", "pydantic", "pydantic_core")
 
 
-def _runner(existing: object) -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+def _runner(existing: object) -> object:
+    # Add to the worker's own sandbox configuration rather than replace it: a worker may pass
+    # more modules through (the executor passes its interpreter through) or opt out of the
+    # sandbox entirely, and the plugin must not undo that.
+    if existing is not None and not isinstance(existing, SandboxedWorkflowRunner):
+        return existing
+    base = existing or SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)
+    return dataclasses.replace(
+        base, restrictions=base.restrictions.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )
 
 
