@@ -198,9 +198,10 @@ async def test_private_addresses_are_refused_unless_allowed(
     assert hook.requests == []
 
 
-async def test_metadata_address_is_always_refused() -> None:
+def test_metadata_address_is_always_refused() -> None:
     from executor.activities.webhook import check_destination
     from temporalio.exceptions import ApplicationError
 
-    with pytest.raises(ApplicationError, match="metadata"):
-        await check_destination("http://169.254.169.254/latest/meta-data", ["169.254.0.0/16"])
+    with pytest.raises(ApplicationError, match="metadata") as err:
+        check_destination("http://169.254.169.254/latest/meta-data")
+    assert err.value.non_retryable and err.value.type == "AddressRefused"

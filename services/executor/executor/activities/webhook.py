@@ -7,17 +7,13 @@ final except 429, whose Retry-After sets the next attempt; 5xx and timeouts are 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from temporalio.exceptions import ApplicationError
@@ -25,61 +21,28 @@ from temporalio.exceptions import ApplicationError
 from crmflow.actions import webhook as spec
 from crmflow.actions.webhook import WebhookAuth, WebhookFields
 from executor.activities.base import ActionContext, handles
+from executor.activities.destination_guard import (
+    AddressRefused,
+    check_url,
+    guarded_client,
+)
 
 CONNECT_TIMEOUT = 3.0
 RESPONSE_TIMEOUT = 30.0
-METADATA_HOSTS = {"169.254.169.254", "fd00:ec2::254", "100.100.100.200", "metadata.google.internal"}
 MAX_RETRY_AFTER = timedelta(hours=8)
 
 
-def _allowed(
-    host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: list[str]
-) -> bool:
-    for entry in allow:
-        if entry == host:
-            return True
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+def _refused(exc: AddressRefused) -> ApplicationError:
+    return ApplicationError(str(exc), type="AddressRefused", non_retryable=True)
 
 
-async def check_destination(url: str, allow: list[str]) -> None:
-    """Refuse private, loopback, link-local and cloud-metadata destinations (SSRF)."""
-    host = urlsplit(url).hostname or ""
-    if host in METADATA_HOSTS:
-        raise ApplicationError(
-            f"{host} is a cloud metadata address", type="AddressRefused", non_retryable=True
-        )
-    port = urlsplit(url).port or (443 if url.startswith("https") else 80)
+def check_destination(url: str) -> None:
+    """Refuse what needs no lookup (scheme, metadata host names) before building the request;
+    resolved addresses are checked when the connection is opened (destination_guard)."""
     try:
-        addresses = [ipaddress.ip_address(host.strip("[]"))]  # a literal: no lookup needed
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except socket.gaierror as exc:
-            raise ApplicationError(f"cannot resolve {host}: {exc}", type="DnsError") from None
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for ip in addresses:
-        bad = (
-            ip.is_private
-            or ip.is_loopback
-            or ip.is_link_local
-            or ip.is_reserved
-            or ip.is_multicast
-            or ip.is_unspecified
-            or str(ip) in METADATA_HOSTS
-        )
-        if bad and not _allowed(host, ip, allow):
-            raise ApplicationError(
-                f"{host} resolves to {ip}, a private or internal address",
-                type="AddressRefused",
-                non_retryable=True,
-            )
+        check_url(url)
+    except AddressRefused as exc:
+        raise _refused(exc) from None
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -114,12 +77,13 @@ def _pick(data: Any, path: str) -> Any:
 
 
 def _client(ctx: ActionContext) -> httpx.AsyncClient:
-    """One pooled client per worker (TLS context and connections are reused)."""
+    """One pooled client per worker (TLS context and connections are reused); it connects
+    only to public addresses or the operator's allow-list (webhook_allow_private)."""
     client = ctx.deps.extras.get("webhook_client")
     if client is None:
-        timeout = httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT)
-        client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_connections=200)
+        client = guarded_client(
+            ctx.deps.settings.webhook_allow_private,
+            timeout=httpx.Timeout(RESPONSE_TIMEOUT, connect=CONNECT_TIMEOUT),
         )
         ctx.deps.extras["webhook_client"] = client
     return client
@@ -128,7 +92,7 @@ def _client(ctx: ActionContext) -> httpx.AsyncClient:
 @handles(spec.SEND_WEBHOOK)
 async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
     r = ctx.req
-    await check_destination(f.url, ctx.deps.settings.webhook_allow_private)
+    check_destination(f.url)
     headers = {
         "User-Agent": "crmflow-webhooks/1",
         "Idempotency-Key": r.idempotency_key,
@@ -162,6 +126,8 @@ async def send_webhook(ctx: ActionContext, f: WebhookFields) -> dict[str, Any]:
         resp = await _client(ctx).request(
             f.method, f.url, params=params, headers=headers, content=body or None
         )
+    except AddressRefused as exc:
+        raise _refused(exc) from None
     except httpx.TimeoutException as exc:
         raise ApplicationError(
             f"webhook timed out: {type(exc).__name__}", type="WebhookTimeout"
