@@ -305,6 +305,7 @@ schema = {
                 "graceSeconds": {"type": "number", "minimum": 0, "maximum": 600},
                 "otlpEndpoint": S(pattern="^$|^https?://"),
                 "webhookAllowPrivate": {"type": "array", "items": S(minLength=1)},
+                "customCodeIsolation": {"type": "string", "enum": ["required", "best-effort"]},
                 "smtp": obj(
                     {
                         "host": S(),

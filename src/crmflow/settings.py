@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     )
     # Webhooks: hosts/CIDRs allowed even though private (tests use 127.0.0.1).
     webhook_allow_private: list[str] = Field(default_factory=list)
+    # Custom code: "required" refuses to run user code where the kernel cannot confine it to
+    # its own files (Landlock); "best-effort" runs it with only the in-process guards.
+    custom_code_isolation: Literal["required", "best-effort"] = "required"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=2525, ge=1, le=65535)
     smtp_sender: str = "workflows@crmflow.local"

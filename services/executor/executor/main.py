@@ -19,6 +19,7 @@ from crmflow.grpc.server import RunningServer, start_server, wait_for_terminatio
 from crmflow.settings import Settings
 from crmflow.temporal.client import connect
 from executor.activities.base import Deps
+from executor.activities.custom_code import landlock_abi
 from executor.db import migrate
 from executor.history import History
 from executor.resolver import GrpcResolver, InputResolver, LocalTokens
@@ -88,7 +89,23 @@ async def start(
 
     running.on_stop.append(stop_worker)
     log.info("executor (%s) worker on %s", role, worker.task_queue)
+    if role == "custom-code":
+        _report_isolation(settings)
     return running
+
+
+def _report_isolation(settings: Settings) -> None:
+    abi = landlock_abi()
+    if abi:
+        log.info("custom code is confined with Landlock (ABI %d)", abi)
+    elif settings.custom_code_isolation == "required":
+        log.warning(
+            "this kernel (or the container's seccomp profile) offers no Landlock: custom code "
+            "actions will fail with CustomCodeIsolationUnavailable until it does, or until "
+            "CRMFLOW_CUSTOM_CODE_ISOLATION=best-effort (in-process guards only)"
+        )
+    else:
+        log.warning("no Landlock: custom code runs with in-process guards only (best-effort)")
 
 
 async def _maybe_await(value):  # type: ignore[no-untyped-def]

@@ -165,6 +165,7 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- with $v.config.webhookAllowPrivate }}
 CRMFLOW_WEBHOOK_ALLOW_PRIVATE: {{ toJson . | quote }}
 {{- end }}
+CRMFLOW_CUSTOM_CODE_ISOLATION: {{ $v.config.customCodeIsolation | quote }}
 {{- if $v.config.smtp.host }}
 CRMFLOW_SMTP_HOST: {{ $v.config.smtp.host | quote }}
 CRMFLOW_SMTP_PORT: {{ $v.config.smtp.port | toString | quote }}

@@ -4,7 +4,11 @@ Limits: wall clock (<= 20 s) and CPU time, 128 MB address space, small file size
 dumps (``resource.setrlimit`` in the child); an empty environment except the named tenant
 secrets; a fresh temporary working directory; ``python -I -S`` (no site-packages, no user
 paths); network blocked in the child unless the action allows it (and, when the worker may,
-a new empty network namespace). Outputs are checked against their declared types.
+a new empty network namespace). The child confines itself to the standard library and its
+own directory with Landlock before running user code, so it cannot read the worker's files
+(databases, other tenants' secrets, /proc/<worker>/environ); without Landlock the action fails
+unless ``custom_code_isolation`` is "best-effort" (see sandbox_runner.py). Outputs are checked
+against their declared types.
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ from executor.activities.base import ActionContext, handles
 RUNNER = Path(__file__).with_name("sandbox_runner.py")
 MEMORY_BYTES = spec.MAX_MEMORY_MB * 1024 * 1024
 CLONE_NEWNET = 0x40000000
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI this kernel offers to the custom-code child (0: none). A probe only:
+    the child confines itself (sandbox_runner.py)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        return max(0, int(libc.syscall(444, None, ctypes.c_size_t(0), 1)))
+    except (OSError, AttributeError):
+        return 0
 
 
 def _limits(seconds: int, isolate_network: bool) -> Any:
@@ -82,7 +97,13 @@ def coerce(out: CodeOutput, value: Any) -> Any:
 
 
 async def run_code(
-    code: str, event: dict[str, Any], *, env: dict[str, str], seconds: int, allow_network: bool
+    code: str,
+    event: dict[str, Any],
+    *,
+    env: dict[str, str],
+    seconds: int,
+    allow_network: bool,
+    require_isolation: bool = True,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="crmflow-code-") as cwd:
         proc = await asyncio.create_subprocess_exec(
@@ -97,7 +118,14 @@ async def run_code(
             env=env,
             preexec_fn=_limits(seconds, not allow_network),
         )
-        request = json.dumps({"code": code, "event": event, "allow_network": allow_network})
+        request = json.dumps(
+            {
+                "code": code,
+                "event": event,
+                "allow_network": allow_network,
+                "require_isolation": require_isolation,
+            }
+        )
         try:
             stdout, stderr = await asyncio.wait_for(
                 proc.communicate(request.encode()), timeout=seconds
@@ -124,6 +152,12 @@ async def run_code(
             non_retryable=True,
         )
     result: dict[str, Any] = json.loads(lines[-1])
+    if result.get("isolation_unavailable"):
+        # A property of the worker's host, not of the code: fail the action with the reason
+        # (operators see it in the run history) instead of running the code unconfined.
+        raise ApplicationError(
+            str(result.get("error")), type="CustomCodeIsolationUnavailable", non_retryable=True
+        )
     result["logs"] = stderr.decode(errors="replace")[-2000:]
     return result
 
@@ -139,7 +173,12 @@ async def custom_code(ctx: ActionContext, f: CustomCodeFields) -> dict[str, Any]
         "action_id": r.action_id,
     }
     result = await run_code(
-        f.code, event, env=env, seconds=f.timeout_seconds, allow_network=f.allow_network
+        f.code,
+        event,
+        env=env,
+        seconds=f.timeout_seconds,
+        allow_network=f.allow_network,
+        require_isolation=ctx.deps.settings.custom_code_isolation == "required",
     )
     if not result.get("ok"):
         raise ApplicationError(
