@@ -308,9 +308,7 @@ async def main() -> None:
     # The service's embedded-mode wiring (see datasource_resolver.main).
     records = RecordCache()
     steps = StepCache(records=records)
-    service = Resolver(
-        CachedReads(steps.invalidating(store), records), steps, concurrent_sources=False
-    )
+    service = Resolver(CachedReads(steps.invalidating(store), records), steps)
     # Sanity: the resolver and the peer agree on every contact's values.
     for rid in ids[:20]:
         ours = (await resolver.resolve(_req(rid, "check"))).values

@@ -49,7 +49,7 @@ from crmflow.records.sql_base import (
     record_not_found,
 )
 from crmflow.records.sql_directory import DirectoryMixin
-from crmflow.records.sql_search import SearchMixin
+from crmflow.records.sql_sources import SourcesMixin
 from crmflow.records.tables import CrmIdempotency
 
 IDEM = CrmIdempotency.__table__  # type: ignore[attr-defined]
@@ -61,7 +61,7 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class SqlRecordStore(SearchMixin, DirectoryMixin, RecordStore):
+class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> SqlRecordStore:
         if migrate:
