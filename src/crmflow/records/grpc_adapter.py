@@ -18,11 +18,10 @@ from crmflow import errors as e
 from crmflow.api.crm.v1 import crm_service_pb2 as pb
 from crmflow.api.crm.v1 import crm_service_pb2_grpc as pb_grpc
 from crmflow.api.crm.v1 import records_pb2
-from crmflow.api.workflow.v1 import criteria_pb2
+from crmflow.api.workflow.v1 import criteria_pb2, workflow_pb2
 from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error, status_from_rpc_error
 from crmflow.model.convert import from_proto, message_to_dict, to_proto
-from crmflow.api.workflow.v1 import workflow_pb2
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
