@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmflow.db import create_engine
-from crmflow.errors import AlreadyExists, ErrorList, InvalidArgument
+from crmflow.errors import AlreadyExists, ErrorList, InvalidArgument, NotFound
 from crmflow.model.records import ChangeEventType, Record
 from crmflow.records.port import (
     ObjectTypeDefinition,
@@ -41,6 +41,7 @@ from crmflow.records.schema import STANDARD_OBJECT_TYPES, validate_properties
 from crmflow.records.sql_base import (
     HIST,
     OTYPE,
+    RECORD_BY_ID,
     VAL,
     R,
     check_id,
@@ -94,12 +95,15 @@ class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
     # Reads ----------------------------------------------------------------------------
     async def get(self, tenant_id: str, object_type: str, record_id: str) -> Record:
         check_tenant(tenant_id)
-        async with self.read() as conn:
-            await self.schema(conn, tenant_id, object_type)
-            row = (await self.fetch(conn, tenant_id, object_type, [record_id])).get(record_id)
-        if row is None:
+        schema = (await self.schemas(tenant_id, [object_type]))[object_type]
+        if isinstance(schema, NotFound):
+            raise schema
+        rows = await self.read_rows(
+            RECORD_BY_ID, {"t": tenant_id, "ot": object_type, "rid": record_id}
+        )
+        if not rows:
             raise record_not_found(object_type, record_id)
-        return self.to_record(row)
+        return self.to_record(rows[0])
 
     async def batch_get(
         self, tenant_id: str, object_type: str, record_ids: Sequence[str]

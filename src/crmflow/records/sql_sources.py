@@ -6,11 +6,12 @@ with the source's position. A resolution therefore costs one connection checkout
 statement (two when a property-match source needs the enrolled record's values and the caller
 did not pass the record), instead of ~11 port calls of one or two statements each.
 
-The branches use the same pieces as the single-record calls, so both paths agree: association
-rows joined to their records for ``ASSOCIATED`` (the primary-label fallback of default sources
-is an ``ORDER BY label = 'primary' DESC`` instead of a second query), the search translator's
-``eq`` filter for ``PROPERTY_MATCH``/``PROPERTY_VALUE``, and the search's sort keys (ties by
-record id) for the reduce rules. Tenant id and every operand are bound parameters.
+The branches mirror the single-record calls, so both paths agree (tests/integration/datasource
+runs every kind and rule both ways): association rows joined to their records for
+``ASSOCIATED`` (the primary-label fallback of default sources is an ``ORDER BY label =
+'primary' DESC`` instead of a second query), the search translator's ``eq`` on the typed value
+rows for ``PROPERTY_MATCH``/``PROPERTY_VALUE``, and the search's sort keys (ties by record id)
+for the reduce rules. Tenant id and every operand are bound parameters.
 """
 
 from __future__ import annotations
@@ -20,25 +21,56 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crmflow.criteria.values import as_datetime, as_number, as_text
 from crmflow.errors import InvalidArgument, NotFound
-from crmflow.model.criteria import FilterGroup, PropertyFilter
 from crmflow.model.data_sources import DataSource, DataSourceKind
 from crmflow.model.default_sources import PRIMARY_LABEL
 from crmflow.model.records import Record
-from crmflow.records.port import ResolvedSources
+from crmflow.records.port import PropertyDefinition, PropertyType, ResolvedSources
+from crmflow.records.schema import Schema
 from crmflow.records.sources import SORT_FOR, match_value, needs_enrolled
-from crmflow.records.sql_base import R, check_tenant
+from crmflow.records.sql_base import RECORD_BY_ID, R, check_tenant
+from crmflow.records.sql_base import VAL as V
 from crmflow.records.sql_links import A
-from crmflow.records.sql_search import SearchMixin
+from crmflow.records.sql_search import SearchMixin, _noindex
+from crmflow.records.tables import TEXT_INDEX_LEN
 
 log = logging.getLogger("crmflow.records.sql_sources")
 
 ENROLLED = -1  # the branch tag of the enrolled record when it rides in the same statement
 
 
+# Built statements by shape (kinds, types, labels, properties, reduce rules - never values):
+# every operand is a bindparam, so a workflow's sources build their statement once and
+# SQLAlchemy's compiled cache finds it by the memoised cache key (building and keying a
+# 5-branch select costs more than running it).
+_MAX_SHAPES = 1024
+_RECORD = RECORD_BY_ID
+
+
+def _eq_operand(prop: PropertyDefinition, value: Any, path: str) -> tuple[str, Any]:
+    """("text", s) / ("num", x) / ("day", midnight): how ``eq`` compares, as in sql_filters."""
+    if prop.type == PropertyType.NUMBER:
+        n = as_number(value)
+        if n is None:
+            raise InvalidArgument.field(path, f"{value!r} is not a number")
+        return "num", n
+    if prop.type in (PropertyType.DATE, PropertyType.DATETIME):
+        when = as_datetime(value)
+        if when is None:
+            raise InvalidArgument.field(
+                path, f"{value!r} is not a date (ISO-8601 or epoch milliseconds)"
+            )
+        if prop.type == PropertyType.DATE:  # a date equals any instant of that day
+            return "day", when.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        return "num", when.timestamp()
+    return "text", as_text(value)[:TEXT_INDEX_LEN]
+
+
 class SourcesMixin(SearchMixin):
+    _source_stmts: dict[tuple[Any, ...], Any]
+
     async def resolve_sources(
         self,
         tenant_id: str,
@@ -52,41 +84,29 @@ class SourcesMixin(SearchMixin):
         check_tenant(tenant_id)
         out = ResolvedSources(sources={s.source_id: None for s in sources})
         with_record = enrolled is None and (include_record or needs_enrolled(sources))
-        async with self.read() as conn:
-            if with_record and needs_enrolled(sources):
-                # The match values come from the record: read it first (statement 1 of 2).
-                row = (await self.fetch(conn, tenant_id, object_type, [record_id])).get(record_id)
-                enrolled = self.to_record(row) if row is not None else None
-                with_record = False
-            branches: list[Any] = []
-            if with_record:
-                branches.append(
-                    sa.select(sa.literal(ENROLLED, sa.Integer).label("src"), *R.c).where(
-                        R.c.tenant_id == tenant_id,
-                        R.c.object_type == object_type,
-                        R.c.record_id == record_id,
-                    )
-                )
-            for i, src in enumerate(sources):
-                try:
-                    q = await self._branch(
-                        conn, tenant_id, object_type, record_id, src, i, enrolled
-                    )
-                except (NotFound, InvalidArgument) as exc:
-                    # The schema moved under a published revision: this source finds nothing.
-                    out.skipped[src.source_id] = str(exc)
-                    log.warning("data source %r resolved to nothing: %s", src.source_id, exc)
-                    continue
-                if q is not None:
-                    branches.append(q)
-            rows: list[Any] = []
-            if len(branches) == 1:
-                rows = list((await conn.execute(branches[0])).all())
-            elif branches:
-                # Each branch keeps its own ORDER BY/LIMIT inside a derived table (a bare
-                # compound member may not have them).
-                union = sa.union_all(*(sa.select(b.subquery()) for b in branches))
-                rows = list((await conn.execute(union)).all())
+        params: dict[str, Any] = {"t": tenant_id, "ot": object_type, "rid": record_id}
+        if with_record and needs_enrolled(sources):
+            # The match values come from the record: read it first (statement 1 of 2).
+            found = await self.read_rows(_RECORD, params)
+            enrolled = self.to_record(found[0]) if found else None
+            with_record = False
+        schemas = await self.schemas(tenant_id, (s.object_type for s in sources))
+        shapes: list[Any] = [with_record]
+        positions: list[int] = []
+        for i, src in enumerate(sources):
+            try:
+                shape = self._branch(schemas[src.object_type], src, i, enrolled, params)
+            except (NotFound, InvalidArgument) as exc:
+                # The schema moved under a published revision: this source finds nothing.
+                out.skipped[src.source_id] = str(exc)
+                log.warning("data source %r resolved to nothing: %s", src.source_id, exc)
+                continue
+            if shape is not None:
+                shapes.append(shape)
+                positions.append(i)
+        rows: list[Any] = []
+        if with_record or positions:
+            rows = await self.read_rows(self._statement(tuple(shapes), positions), params)
         for row in rows:
             rec = self.to_record(row)
             if row.src == ENROLLED:
@@ -97,36 +117,86 @@ class SourcesMixin(SearchMixin):
             out.record = enrolled
         return out
 
-    async def _branch(
+    def _branch(
         self,
-        conn: AsyncConnection,
-        tenant_id: str,
-        object_type: str,
-        record_id: str,
+        schema: Schema | NotFound,
         src: DataSource,
-        position: int,
+        i: int,
         enrolled: Record | None,
-    ) -> Any | None:
-        """The one-row SELECT for a source (None: nothing to look for)."""
-        schema = await self.schema(conn, tenant_id, src.object_type)
-        # SQLite: look the few candidates up and sort them (see SearchMixin._walk); a source
-        # meant to pick "the" record matches few.
-        order = self._order(schema, SORT_FOR[src.reduce], noindex=self.sqlite)
-        tag = sa.literal(position, sa.Integer).label("src")
+        params: dict[str, Any],
+    ) -> tuple[Any, ...] | None:
+        """A source's branch shape, its operands added to ``params`` (None: nothing to look
+        for). NotFound / InvalidArgument when its type or property no longer exists."""
+        if isinstance(schema, NotFound):
+            raise schema
+        params[f"ty{i}"] = src.object_type
         if src.kind == DataSourceKind.ASSOCIATED:
+            label = ""
+            if src.association_label:
+                # Primary if any, else any association of the type (stores without labels).
+                fallback = src.is_default and src.association_label == PRIMARY_LABEL
+                label = "prefer" if fallback else "only"
+                params[f"lb{i}"] = src.association_label
+            return ("assoc", label, src.reduce)
+        value = (
+            match_value(src, enrolled) if src.kind == DataSourceKind.PROPERTY_MATCH else src.value
+        )
+        if value is None:
+            return None
+        prop = schema.get(src.property, "criteria.filters[0].property")
+        how, operand = _eq_operand(prop, value, "criteria.filters[0].value")
+        params[f"pr{i}"] = src.property
+        params[f"v{i}"] = operand
+        return ("eq", how, src.reduce)
+
+    def _statement(self, shapes: tuple[Any, ...], positions: list[int]) -> Any:
+        key = (shapes, tuple(positions))
+        cache = self.__dict__.setdefault("_source_stmts", {})
+        stmt = cache.get(key)
+        if stmt is None:
+            branches = [
+                self._select(shape, i) for shape, i in zip(shapes[1:], positions, strict=True)
+            ]
+            if shapes[0]:  # the enrolled record rides along (no property-match source)
+                branches.insert(
+                    0, _RECORD.add_columns(sa.literal(ENROLLED, sa.Integer).label("src"))
+                )
+            if len(branches) == 1:
+                stmt = branches[0]
+            else:
+                # Each branch keeps its own ORDER BY/LIMIT inside a derived table (a bare
+                # compound member may not have them).
+                stmt = sa.union_all(*(sa.select(b.subquery()) for b in branches))
+            if len(cache) >= _MAX_SHAPES:
+                cache.clear()
+            cache[key] = stmt
+        return stmt
+
+    def _select(self, shape: tuple[Any, ...], i: int) -> Any:
+        kind, mode, rule = shape
+        sort = SORT_FOR[rule]
+        col = R.c.created_at if sort.lstrip("-") == "createdate" else R.c.updated_at
+        rid = R.c.record_id
+        if self.sqlite:  # look the few candidates up and sort them (see SearchMixin._walk)
+            col, rid = _noindex(col), _noindex(rid)
+        desc = sort.startswith("-")
+        order = [
+            sa.nulls_last(col.desc() if desc else col.asc()),
+            rid.desc() if desc else rid.asc(),
+        ]
+        tag = sa.literal(i, sa.Integer).label("src")
+        if kind == "assoc":
             where = [
-                A.c.tenant_id == tenant_id,
-                A.c.from_type == object_type,
-                A.c.from_id == record_id,
-                A.c.to_type == src.object_type,
+                A.c.tenant_id == sa.bindparam("t"),
+                A.c.from_type == sa.bindparam("ot"),
+                A.c.from_id == sa.bindparam("rid"),
+                A.c.to_type == sa.bindparam(f"ty{i}"),
             ]
             first: list[Any] = []
-            if src.association_label:
-                if src.is_default and src.association_label == PRIMARY_LABEL:
-                    # Primary if any, else any association of the type (stores without labels).
-                    first = [sa.case((A.c.label == src.association_label, 0), else_=1)]
-                else:
-                    where.append(A.c.label == src.association_label)
+            if mode == "only":
+                where.append(A.c.label == sa.bindparam(f"lb{i}"))
+            elif mode == "prefer":
+                first = [sa.case((A.c.label == sa.bindparam(f"lb{i}"), 0), else_=1)]
             joined = A.join(
                 R,
                 sa.and_(
@@ -136,24 +206,34 @@ class SourcesMixin(SearchMixin):
                 ),
             )
             return (
-                sa.select(tag, *R.c)
+                sa.select(R, tag)
                 .select_from(joined)
                 .where(*where)
                 .order_by(*first, *order)
                 .limit(1)
             )
-        value = (
-            match_value(src, enrolled) if src.kind == DataSourceKind.PROPERTY_MATCH else src.value
+        v = V.alias()
+        value = sa.bindparam(f"v{i}")
+        cond = (
+            v.c.value_text == value
+            if mode == "text"
+            else v.c.value_num == value
+            if mode == "num"
+            else v.c.value_num.between(value, value + 86399.999)
         )
-        if value is None:
-            return None
-        group = FilterGroup(
-            filters=[PropertyFilter(property=src.property, operator="eq", value=value)]
+        ids = sa.select(v.c.record_id).where(
+            v.c.tenant_id == sa.bindparam("t"),
+            v.c.object_type == sa.bindparam(f"ty{i}"),
+            v.c.property == sa.bindparam(f"pr{i}"),
+            cond,
         )
-        matches = await self._where(conn, tenant_id, src.object_type, group)
         return (
-            sa.select(tag, *R.c)
-            .where(R.c.tenant_id == tenant_id, R.c.object_type == src.object_type, matches)
+            sa.select(R, tag)
+            .where(
+                R.c.tenant_id == sa.bindparam("t"),
+                R.c.object_type == sa.bindparam(f"ty{i}"),
+                R.c.record_id.in_(ids),
+            )
             .order_by(*order)
             .limit(1)
         )
