@@ -197,10 +197,15 @@ class SqlBase:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        # No explicit begin/commit: the connection autobegins (PostgreSQL: one read transaction)
-        # and is rolled back when returned to the pool, saving a round trip per read.
+        # No explicit begin/commit. SQLite: the driver is in autocommit mode (see _begin).
+        # PostgreSQL: AUTOCOMMIT (a client-side switch in psycopg), so a read is its statements
+        # alone - no BEGIN before them and no ROLLBACK when the connection goes back to the
+        # pool, two round trips saved; each statement is its own snapshot, as on SQLite.
         async with self.engine.connect() as conn:
-            yield await conn.execution_options(crm_read=True)
+            if self.sqlite:
+                yield await conn.execution_options(crm_read=True)
+            else:
+                yield await conn.execution_options(crm_read=True, isolation_level="AUTOCOMMIT")
 
     # Schema ---------------------------------------------------------------------------
     def cached_schema(self, tenant_id: str, object_type: str) -> Schema | None:
