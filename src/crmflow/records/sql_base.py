@@ -13,12 +13,14 @@ import asyncio
 import itertools
 import re
 import secrets
+import sqlite3
 import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -52,6 +54,8 @@ RECORD_BY_ID = sa.select(R).where(
     R.c.object_type == sa.bindparam("ot"),
     R.c.record_id == sa.bindparam("rid"),
 )
+
+T = TypeVar("T")
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 SYSTEM_PROPS = ("createdate", "lastmodifieddate")
@@ -125,6 +129,42 @@ class _Compiled:
         ]
 
 
+class SqliteReader:
+    """One autocommit, query-only sqlite3 connection on one worker thread of its own.
+
+    A hop to the thread is one executor call, whatever runs in it (a statement, or two with
+    Python between them); each statement is its own WAL snapshot and never blocks writers.
+    Writes keep going through the engine's pool (``BEGIN IMMEDIATE``, see ``_begin``).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="crm-sqlite-reader")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self._path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA query_only=ON")
+            self._conn = conn
+        return self._conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._connection()))
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=False)
+
+
 class SqlBase:
     def __init__(
         self,
@@ -143,18 +183,16 @@ class SqlBase:
         self._type_sizes: dict[tuple[str, str], tuple[float, int]] = {}  # plan hints (search)
         # SQLite (a file): hot reads run on one reader connection of our own, see read_rows.
         db = engine.url.database if self.sqlite else None
-        self._reader_path = db if db and db != ":memory:" and not db.startswith("file:") else ""
-        self._reader: Any = None
-        self._reader_lock = asyncio.Lock()
+        file_db = bool(db) and db != ":memory:" and not str(db).startswith("file:")
+        self.reader = SqliteReader(str(db)) if file_db else None
         self._compiled: dict[Any, _Compiled] = {}
 
     def now(self) -> datetime:
         return self._clock()
 
     async def close(self) -> None:
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            await reader.close()
+        if self.reader is not None:
+            await self.reader.close()
         await self.engine.dispose()
 
     async def read_rows(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
@@ -163,32 +201,22 @@ class SqlBase:
         Why: through SQLAlchemy's aiosqlite adapter a read costs ~5 hops to the driver's thread
         (cursor, execute, fetch, close, rollback on return to the pool) plus building and keying
         the statement, ~1 ms on a busy machine for a 14 us primary-key read. For a SQLite file
-        the statement is compiled once and run on a reader connection of our own in ONE hop
-        (``execute_fetchall``), autocommit (each statement its own WAL snapshot, never blocking
-        writers), with SQLAlchemy's own result processors. PostgreSQL: a pooled read.
+        the statement is compiled once and run on the store's reader (``SqliteReader``) in ONE
+        hop, with SQLAlchemy's own result processors. PostgreSQL: a pooled AUTOCOMMIT read.
         """
-        if not self._reader_path:
+        if self.reader is None:
             async with self.read() as conn:
                 return list((await conn.execute(stmt, params)).all())
+        return await self.reader.run(lambda c: self.rows_sync(c, stmt, params))
+
+    def rows_sync(self, conn: sqlite3.Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
+        """``read_rows`` on the reader's thread (several statements can share one hop)."""
         compiled = self._compiled.get(stmt)
         if compiled is None:
             if len(self._compiled) > 4096:
                 self._compiled.clear()
             compiled = self._compiled[stmt] = _Compiled(stmt, self.engine.dialect)
-        reader = self._reader or await self._open_reader()
-        return compiled.rows(await reader.execute_fetchall(compiled.sql, compiled.args(params)))
-
-    async def _open_reader(self) -> Any:
-        import aiosqlite
-
-        async with self._reader_lock:
-            if self._reader is None:
-                reader = await aiosqlite.connect(
-                    self._reader_path, timeout=30, isolation_level=None, check_same_thread=False
-                )
-                await reader.execute("PRAGMA query_only=ON")
-                self._reader = reader
-        return self._reader
+        return compiled.rows(conn.execute(compiled.sql, compiled.args(params)).fetchall())
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -17,6 +17,7 @@ for the reduce rules. Tenant id and every operand are bound parameters.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,28 +86,44 @@ class SourcesMixin(SearchMixin):
         out = ResolvedSources(sources={s.source_id: None for s in sources})
         with_record = enrolled is None and (include_record or needs_enrolled(sources))
         params: dict[str, Any] = {"t": tenant_id, "ot": object_type, "rid": record_id}
-        if with_record and needs_enrolled(sources):
-            # The match values come from the record: read it first (statement 1 of 2).
-            found = await self.read_rows(_RECORD, params)
-            enrolled = self.to_record(found[0]) if found else None
-            with_record = False
+        read_first = with_record and needs_enrolled(sources)
         schemas = await self.schemas(tenant_id, (s.object_type for s in sources))
-        shapes: list[Any] = [with_record]
-        positions: list[int] = []
-        for i, src in enumerate(sources):
-            try:
-                shape = self._branch(schemas[src.object_type], src, i, enrolled, params)
-            except (NotFound, InvalidArgument) as exc:
-                # The schema moved under a published revision: this source finds nothing.
-                out.skipped[src.source_id] = str(exc)
-                log.warning("data source %r resolved to nothing: %s", src.source_id, exc)
-                continue
-            if shape is not None:
-                shapes.append(shape)
-                positions.append(i)
+
+        def plan(enrolled: Record | None) -> Any | None:
+            """The statement for the sources (+ the record unless read first); None: nothing."""
+            shapes: list[Any] = [with_record and not read_first]
+            positions: list[int] = []
+            for i, src in enumerate(sources):
+                try:
+                    shape = self._branch(schemas[src.object_type], src, i, enrolled, params)
+                except (NotFound, InvalidArgument) as exc:
+                    # The schema moved under a published revision: this source finds nothing.
+                    out.skipped[src.source_id] = str(exc)
+                    log.warning("data source %r resolved to nothing: %s", src.source_id, exc)
+                    continue
+                if shape is not None:
+                    shapes.append(shape)
+                    positions.append(i)
+            return self._statement(tuple(shapes), positions) if shapes[0] or positions else None
+
+        def first(found: list[Any]) -> Record | None:
+            return self.to_record(found[0]) if found else None
+
         rows: list[Any] = []
-        if with_record or positions:
-            rows = await self.read_rows(self._statement(tuple(shapes), positions), params)
+        if self.reader is not None:
+            # SQLite: both statements (the record, then the sources) in one hop to the reader.
+            def work(conn: sqlite3.Connection) -> tuple[Record | None, list[Any]]:
+                rec = first(self.rows_sync(conn, _RECORD, params)) if read_first else enrolled
+                stmt = plan(rec)
+                return rec, (self.rows_sync(conn, stmt, params) if stmt is not None else [])
+
+            enrolled, rows = await self.reader.run(work)
+        else:
+            if read_first:
+                enrolled = first(await self.read_rows(_RECORD, params))
+            stmt = plan(enrolled)
+            if stmt is not None:
+                rows = await self.read_rows(stmt, params)
         for row in rows:
             rec = self.to_record(row)
             if row.src == ENROLLED:
@@ -213,7 +230,7 @@ class SourcesMixin(SearchMixin):
                 .limit(1)
             )
         v = V.alias()
-        value = sa.bindparam(f"v{i}")
+        value: Any = sa.bindparam(f"v{i}")
         cond = (
             v.c.value_text == value
             if mode == "text"
