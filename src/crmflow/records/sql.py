@@ -54,6 +54,14 @@ from crmflow.records.sql_sources import SourcesMixin
 from crmflow.records.tables import CrmIdempotency
 
 IDEM = CrmIdempotency.__table__  # type: ignore[attr-defined]
+# batch_get on SQLite: the ids travel as one JSON array parameter, so the statement is built and
+# compiled once (an IN list would compile anew for every count); each id is a primary-key probe.
+_IDS = sa.func.json_each(sa.bindparam("ids")).table_valued("value")
+_BATCH_SQLITE = sa.select(R).where(
+    R.c.tenant_id == sa.bindparam("t"),
+    R.c.object_type == sa.bindparam("ot"),
+    R.c.record_id.in_(sa.select(_IDS.c.value)),
+)
 MAX_PAGE = 1000
 MAX_BATCH = 1000
 
@@ -111,10 +119,19 @@ class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
         check_tenant(tenant_id)
         if len(record_ids) > MAX_BATCH:
             raise InvalidArgument.field("record_ids", f"at most {MAX_BATCH} ids per call")
-        async with self.read() as conn:
-            await self.schema(conn, tenant_id, object_type)
-            rows = await self.fetch(conn, tenant_id, object_type, record_ids)
-        return [self.to_record(rows[i]) for i in dict.fromkeys(record_ids) if i in rows]
+        schema = (await self.schemas(tenant_id, [object_type]))[object_type]
+        if isinstance(schema, NotFound):
+            raise schema
+        ids = list(dict.fromkeys(record_ids))
+        if not ids:
+            return []
+        if self.reader is not None:  # SQLite: one statement whatever the count (ids as JSON)
+            params = {"t": tenant_id, "ot": object_type, "ids": json.dumps(ids)}
+            rows = {r.record_id: r for r in await self.read_rows(_BATCH_SQLITE, params)}
+        else:
+            async with self.read() as conn:
+                rows = await self.fetch(conn, tenant_id, object_type, ids)
+        return [self.to_record(rows[i]) for i in ids if i in rows]
 
     # Writes ---------------------------------------------------------------------------
     async def create(
