@@ -118,12 +118,13 @@ class SourcesMixin(SearchMixin):
                 return rec, (self.rows_sync(conn, stmt, params) if stmt is not None else [])
 
             enrolled, rows = await self.reader.run(work)
-        else:
-            if read_first:
-                enrolled = first(await self.read_rows(_RECORD, params))
-            stmt = plan(enrolled)
-            if stmt is not None:
-                rows = await self.read_rows(stmt, params)
+        else:  # PostgreSQL: one connection checkout for both statements
+            async with self.read() as conn:
+                if read_first:
+                    enrolled = first(list((await conn.execute(_RECORD, params)).all()))
+                stmt = plan(enrolled)
+                if stmt is not None:
+                    rows = list((await conn.execute(stmt, params)).all())
         for row in rows:
             rec = self.to_record(row)
             if row.src == ENROLLED:
