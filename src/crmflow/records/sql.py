@@ -1,8 +1,9 @@
 """SqlRecordStore: the embedded CRM store (SQLite by default, PostgreSQL in production).
 
 Table layout and why: see ``crmflow.records.tables``. Filter translation: ``sql_filters``.
-Search and count: ``sql_search``. Associations and lists: ``sql_links``. Owners,
-subscriptions, custom events and custom definitions: ``sql_directory``.
+Search and count: ``sql_search``. Data sources of a record in one statement: ``sql_sources``.
+Associations and lists: ``sql_links``. Owners, subscriptions, custom events and custom
+definitions: ``sql_directory``.
 
 Guarantees:
 - Every write is one transaction that also writes its change events to the outbox, so an event

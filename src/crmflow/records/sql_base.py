@@ -2,7 +2,9 @@
 
 SQLite: write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the busy
 timeout instead of one failing with "database is locked" when it upgrades a read lock (the
-classic WAL deadlock); reads run statement by statement (autocommit), see ``_begin``.
+classic WAL deadlock); reads run statement by statement (autocommit), see ``_begin``, and the
+hot ones (get, batch_get, list_associations, resolve_sources) on the store's own reader
+connection (``SqliteReader``, ``SqlBase.read_rows``).
 PostgreSQL: rows being changed are read ``FOR UPDATE``, so concurrent updates of one record see
 each other's old values correctly.
 """
@@ -140,7 +142,7 @@ class SqliteReader:
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="crm-sqlite-reader")
+        self._pool: ThreadPoolExecutor | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -152,17 +154,25 @@ class SqliteReader:
         return self._conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="crm-sqlite-reader")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(self._connection()))
 
     async def close(self) -> None:
+        """Close the connection and stop the thread; like ``engine.dispose()`` the store stays
+        usable (the next read opens them again) and closing twice is harmless."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
-        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
-        self._pool.shutdown(wait=False)
+        await asyncio.get_running_loop().run_in_executor(pool, shut)
+        pool.shutdown(wait=False)
 
 
 class SqlBase:
