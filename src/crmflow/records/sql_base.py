@@ -105,30 +105,47 @@ def _install_sqlite_begin(engine: AsyncEngine) -> None:
 
 
 class _Compiled:
-    """A read statement compiled once for the SQLite reader: SQL text, bind order, column
-    names and the result processors SQLAlchemy would apply (JSON, aware datetimes)."""
+    """A read statement compiled once for the SQLite reader: SQL text, where each positional
+    parameter comes from (a caller's bindparam or a constant such as LIMIT's), column names and
+    result processors equivalent to SQLAlchemy's (JSON, aware datetimes)."""
 
     def __init__(self, stmt: Any, dialect: Any) -> None:
         compiled = stmt.compile(dialect=dialect)
         self.sql = str(compiled)
-        self.compiled = compiled
-        self.order = list(compiled.positiontup or [])
+        self.slots = [
+            (name, None if bind.required else bind.effective_value)
+            for name in compiled.positiontup or []
+            for bind in [compiled.binds[name]]
+        ]
         cols = list(stmt.selected_columns)
         self.row = namedtuple("Row", [c.key for c in cols], rename=True)  # type: ignore[misc]
-        self.processors = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in cols
-        ]
+        self.processors = [_processor(c.type, dialect) for c in cols]
 
     def args(self, params: dict[str, Any]) -> list[Any]:
-        values = self.compiled.construct_params(params)
-        return [values[k] for k in self.order]
+        return [params[name] if const is None else const for name, const in self.slots]
 
     def rows(self, raw: Iterable[Any]) -> list[Any]:
         procs = self.processors
+        make = self.row
         return [
-            self.row(*(p(v) if p is not None else v for p, v in zip(procs, r, strict=True)))
+            make(*[p(v) if p is not None else v for p, v in zip(procs, r, strict=True)])
             for r in raw
         ]
+
+
+def _utc_from_sqlite(value: Any) -> datetime | None:
+    # What UTCDateTime over SQLite's DateTime gives, without its regex: SQLite keeps
+    # "YYYY-MM-DD HH:MM:SS[.ffffff]" (naive UTC), which fromisoformat (C) parses.
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    from crmflow.records.tables import UTCDateTime
+
+    if isinstance(type_, UTCDateTime):
+        return _utc_from_sqlite
+    proc: Callable[[Any], Any] | None = type_.dialect_impl(dialect).result_processor(dialect, None)
+    return proc
 
 
 class SqliteReader:
@@ -324,7 +341,8 @@ class SqlBase:
     # Rows -----------------------------------------------------------------------------
     @staticmethod
     def to_record(row: Any) -> Record:
-        return Record(
+        # Rows are the store's own (validated when written): construct without re-validating.
+        return Record.model_construct(
             tenant_id=row.tenant_id,
             object_type=row.object_type,
             record_id=row.record_id,
