@@ -244,7 +244,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "records",
         "contacts": len(ids),
         "seconds_per_measure": s,
-        "backend": "embedded SQLite (WAL), SqlRecordStore over aiosqlite; peers: stdlib sqlite3",
+        "backend": "embedded SQLite (WAL), SqlRecordStore (get/batch_get on its own sqlite3 "
+        "reader thread, searches over aiosqlite); peers: stdlib sqlite3",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "sqlite": sqlite3.sqlite_version,
