@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import time
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -112,9 +112,10 @@ class _Compiled:
     def __init__(self, stmt: Any, dialect: Any) -> None:
         compiled = stmt.compile(dialect=dialect)
         self.sql = str(compiled)
+        names = compiled.positiontup or list(compiled.binds)  # qmark (SQLite) / pyformat (PG)
         self.slots = [
             (name, None if bind.required else bind.effective_value)
-            for name in compiled.positiontup or []
+            for name in names
             for bind in [compiled.binds[name]]
         ]
         cols = list(stmt.selected_columns)
@@ -123,6 +124,9 @@ class _Compiled:
 
     def args(self, params: dict[str, Any]) -> list[Any]:
         return [params[name] if const is None else const for name, const in self.slots]
+
+    def named(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {name: params[name] if const is None else const for name, const in self.slots}
 
     def rows(self, raw: Iterable[Any]) -> list[Any]:
         procs = self.processors
@@ -142,7 +146,7 @@ def _utc_from_sqlite(value: Any) -> datetime | None:
 def _processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
     from crmflow.records.tables import UTCDateTime
 
-    if isinstance(type_, UTCDateTime):
+    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
         return _utc_from_sqlite
     proc: Callable[[Any], Any] | None = type_.dialect_impl(dialect).result_processor(dialect, None)
     return proc
@@ -208,7 +212,8 @@ class SqlBase:
         self._schema_ttl = schema_ttl
         self._schemas: dict[tuple[str, str], tuple[float, Schema]] = {}
         self._type_sizes: dict[tuple[str, str], tuple[float, int]] = {}  # plan hints (search)
-        # SQLite (a file): hot reads run on one reader connection of our own, see read_rows.
+        # SQLite (a file): hot reads run on one reader connection of our own; PostgreSQL: on
+        # psycopg directly. See read_rows.
         db = engine.url.database if self.sqlite else None
         file_db = bool(db) and db != ":memory:" and not str(db).startswith("file:")
         self.reader = SqliteReader(str(db)) if file_db else None
@@ -231,18 +236,44 @@ class SqlBase:
         the statement is compiled once and run on the store's reader (``SqliteReader``) in ONE
         hop, with SQLAlchemy's own result processors. PostgreSQL: a pooled AUTOCOMMIT read.
         """
-        if self.reader is None:
+        if self.reader is not None:
+            return await self.reader.run(lambda c: self.rows_sync(c, stmt, params))
+        if self.sqlite:  # in-memory SQLite: the pool's connection is the database
             async with self.read() as conn:
                 return list((await conn.execute(stmt, params)).all())
-        return await self.reader.run(lambda c: self.rows_sync(c, stmt, params))
+        async with self.pg_reads() as run:
+            return await run(stmt, params)
+
+    @asynccontextmanager
+    async def pg_reads(self) -> AsyncIterator[Callable[[Any, dict[str, Any]], Awaitable[Any]]]:
+        """PostgreSQL: one pooled connection running compiled statements straight on psycopg,
+        in autocommit: one round trip per statement (plus the pool's ping per checkout), where
+        SQLAlchemy's execution layer cost more than the query."""
+        async with self.engine.connect() as conn:
+            pg: Any = (await conn.get_raw_connection()).driver_connection
+            await pg.set_autocommit(True)  # client-side: no BEGIN, no ROLLBACK on return
+
+            async def run(stmt: Any, params: dict[str, Any]) -> list[Any]:
+                compiled = self.compiled(stmt)
+                cur = await pg.execute(compiled.sql, compiled.named(params))
+                return compiled.rows(await cur.fetchall())
+
+            try:
+                yield run
+            finally:
+                await pg.set_autocommit(False)
+
+    def compiled(self, stmt: Any) -> _Compiled:
+        found = self._compiled.get(stmt)
+        if found is None:
+            if len(self._compiled) > 4096:
+                self._compiled.clear()
+            found = self._compiled[stmt] = _Compiled(stmt, self.engine.dialect)
+        return found
 
     def rows_sync(self, conn: sqlite3.Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
         """``read_rows`` on the reader's thread (several statements can share one hop)."""
-        compiled = self._compiled.get(stmt)
-        if compiled is None:
-            if len(self._compiled) > 4096:
-                self._compiled.clear()
-            compiled = self._compiled[stmt] = _Compiled(stmt, self.engine.dialect)
+        compiled = self.compiled(stmt)
         return compiled.rows(conn.execute(compiled.sql, compiled.args(params)).fetchall())
 
     @asynccontextmanager

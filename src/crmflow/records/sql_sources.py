@@ -118,13 +118,19 @@ class SourcesMixin(SearchMixin):
                 return rec, (self.rows_sync(conn, stmt, params) if stmt is not None else [])
 
             enrolled, rows = await self.reader.run(work)
+        elif self.sqlite:  # in-memory SQLite: through the pool
+            if read_first:
+                enrolled = first(await self.read_rows(_RECORD, params))
+            stmt = plan(enrolled)
+            if stmt is not None:
+                rows = await self.read_rows(stmt, params)
         else:  # PostgreSQL: one connection checkout for both statements
-            async with self.read() as conn:
+            async with self.pg_reads() as run:
                 if read_first:
-                    enrolled = first(list((await conn.execute(_RECORD, params)).all()))
+                    enrolled = first(await run(_RECORD, params))
                 stmt = plan(enrolled)
                 if stmt is not None:
-                    rows = list((await conn.execute(stmt, params)).all())
+                    rows = await run(stmt, params)
         for row in rows:
             rec = self.to_record(row)
             if row.src == ENROLLED:
