@@ -234,8 +234,8 @@ class SqlBase:
         (cursor, execute, fetch, close, rollback on return to the pool) plus building and keying
         the statement, ~1 ms on a busy machine for a 14 us primary-key read. For a SQLite file
         the statement is compiled once and run on the store's reader (``SqliteReader``) in ONE
-        hop, with result processors equivalent to SQLAlchemy's. PostgreSQL: the compiled statement on
-        psycopg in autocommit (``pg_reads``).
+        hop, with result processors equivalent to SQLAlchemy's. PostgreSQL: the compiled
+        statement on psycopg in autocommit (``pg_reads``).
         """
         if self.reader is not None:
             return await self.reader.run(lambda c: self.rows_sync(c, stmt, params))
