@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crmflow.errors import NotFound
+from crmflow.model.data_sources import DataSource, DataSourceKind
 from crmflow.records.sql import SqlRecordStore
 
 
@@ -45,8 +46,24 @@ async def test_reads_do_not_wait_for_an_open_write_transaction(tmp_path: Path) -
 
 
 async def test_in_memory_databases_read_through_the_pool() -> None:
+    from sqlmodel import SQLModel
+
+    import crmflow.records.tables  # noqa: F401  (registers the tables)
+
     store = await SqlRecordStore.open("sqlite+aiosqlite:///:memory:", migrate=False)
     try:
         assert store.reader is None  # a second connection would see another, empty database
+        async with store.engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+        c = await store.create("t1", "contact", {"email": "a@x.test"})
+        co = await store.create("t1", "company", {"name": "X", "domain": "x.test"})
+        assert (await store.get("t1", "contact", c.record_id)).record_id == c.record_id
+        src = DataSource(
+            source_id="co", kind=DataSourceKind.PROPERTY_MATCH, object_type="company",
+            property="domain", enrolled_property="email", transform="email_domain",
+        )  # fmt: skip
+        got = await store.resolve_sources("t1", "contact", c.record_id, [src], include_record=True)
+        assert got.record is not None and got.record.record_id == c.record_id
+        assert got.sources["co"] is not None and got.sources["co"].record_id == co.record_id
     finally:
         await store.close()
