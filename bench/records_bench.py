@@ -12,8 +12,8 @@ Peers, side by side on the same file and the same look-ups:
 
 * ``sqlite3_pk``          - plain ``sqlite3``: ``SELECT properties ... WHERE pk`` + ``json.loads``
 * ``sqlite3_value_index`` - plain ``sqlite3``, hand-written SQL over our typed value index (the
-  floor for our design: what the store's layers - SQLAlchemy, aiosqlite thread hop, validation,
-  pydantic - cost on top)
+  floor for our design: what the store's layers - SQLAlchemy, the thread hop (the store's SQLite
+  reader for get / batch_get, aiosqlite for searches), validation, pydantic - cost on top)
 * ``sqlite3_json_extract`` - plain ``sqlite3`` over the record table's JSON with
   ``json_extract`` (the design without the value index: a full scan per search)
 
@@ -244,7 +244,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "records",
         "contacts": len(ids),
         "seconds_per_measure": s,
-        "backend": "embedded SQLite (WAL), SqlRecordStore over aiosqlite; peers: stdlib sqlite3",
+        "backend": "embedded SQLite (WAL), SqlRecordStore (get/batch_get on its own sqlite3 "
+        "reader thread, searches over aiosqlite); peers: stdlib sqlite3",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "sqlite": sqlite3.sqlite_version,

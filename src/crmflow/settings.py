@@ -26,9 +26,7 @@ SERVICES = tuple(DEFAULT_PORTS)
 
 class TemporalSettings(BaseSettings):
     # populate_by_name: code may pass task_queue=... directly; the env uses the CRMFLOW_ alias.
-    model_config = SettingsConfigDict(
-        env_prefix="TEMPORAL_", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TEMPORAL_", extra="ignore", populate_by_name=True)
 
     address: str = "127.0.0.1:7233"
     namespace: str = "default"

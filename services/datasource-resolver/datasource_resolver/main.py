@@ -28,9 +28,7 @@ async def start(settings: Settings, *, port: int | None = None) -> RunningServer
         revisions = RevisionSource(settings)
         host.closers.append(revisions.close)
         bindings = [
-            datasource_binding(
-                reads, cache, concurrent_sources=records is None, revisions=revisions
-            ),
+            datasource_binding(reads, cache, revisions=revisions),
             *host.bindings,
         ]
         running = await start_server(

@@ -19,8 +19,10 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 from crmflow.model.criteria import FilterGroup
+from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
 from crmflow.model.records import Record
-from crmflow.records.port import Association, RecordStore, SearchPage
+from crmflow.records.port import Association, RecordStore, ResolvedSources, SearchPage
+from crmflow.records.sources import needs_enrolled
 from datasource_resolver.delegating_store import DelegatingStore
 
 # Searches whose result depends only on stored data (not on the clock) may be cached.
@@ -65,8 +67,12 @@ class RecordCache:
         self.records = _Lru(max_entries, ttl)
         self.assocs = _Lru(max_entries, ttl)
         self.searches = _Lru(max_entries // 4 or 1, ttl)
-        # Which association lists / searches to drop when a record / a type changes.
+        # Resolved data sources: key -> (record or None, the source type's generation when it
+        # depends on every record of that type, else None).
+        self.sources = _Lru(max_entries, ttl)
+        # Which association lists / searches / sources to drop when a record / a type changes.
         self._assoc_keys: dict[tuple[str, str, str], set[Hashable]] = {}
+        self._source_keys: dict[tuple[str, str, str], set[Hashable]] = {}
         self._search_keys: dict[tuple[str, str], set[Hashable]] = {}
         self._gen: dict[tuple[str, str], int] = {}
         self.hits = 0
@@ -81,13 +87,16 @@ class RecordCache:
             self.records.pop((tenant_id, object_type, rid))
             for k in self._assoc_keys.pop((tenant_id, object_type, rid), ()):
                 self.assocs.pop(k)
+            for k in self._source_keys.pop((tenant_id, object_type, rid), ()):
+                self.sources.pop(k)
         for k in self._search_keys.pop((tenant_id, object_type), ()):
             self.searches.pop(k)
 
     def clear(self) -> None:
-        for lru in (self.records, self.assocs, self.searches):
+        for lru in (self.records, self.assocs, self.searches, self.sources):
             lru.items.clear()
         self._assoc_keys.clear()
+        self._source_keys.clear()
         self._search_keys.clear()
 
     # Used by CachedReads -------------------------------------------------------------------
@@ -105,6 +114,38 @@ class RecordCache:
         self.searches.put(key, page)
         self._search_keys.setdefault((tenant_id, object_type), set()).add(key)
 
+    def get_source(self, key: tuple[Any, ...], src: DataSource) -> tuple[bool, Record | None]:
+        """(hit, record) for a resolved source."""
+        hit = self.sources.get(key)
+        if hit is None:
+            return False, None
+        rec, type_gen = hit
+        if type_gen is not None and type_gen != self.generation(key[0], src.object_type):
+            return False, None
+        return True, rec
+
+    def put_source(
+        self, key: tuple[Any, ...], src: DataSource, rec: Record | None, gens: dict[str, int]
+    ) -> None:
+        """Store a resolved source unless a change raced the read (``gens``: before it).
+
+        Dropped when the enrolled record changes (its associations are part of it) or the picked
+        record does. Searched sources, and "most recently updated" associated ones (any other
+        candidate's update can change the pick), also depend on every record of their type.
+        """
+        tenant_id, object_type, record_id = key[0], key[1], key[2]
+        if any(gen != self.generation(tenant_id, t) for t, gen in gens.items()):
+            return
+        whole_type = (
+            src.kind != DataSourceKind.ASSOCIATED or src.reduce == ReduceRule.MOST_RECENTLY_UPDATED
+        )
+        self.sources.put(key, (rec, gens[src.object_type] if whole_type else None))
+        self._source_keys.setdefault((tenant_id, object_type, record_id), set()).add(key)
+        if rec is not None:
+            self._source_keys.setdefault((tenant_id, rec.object_type, rec.record_id), set()).add(
+                key
+            )
+
     def put_records(self, tenant_id: str, records: Iterable[Record], gens: dict[str, int]) -> None:
         for r in records:
             if gens.get(r.object_type) == self.generation(tenant_id, r.object_type):
@@ -112,7 +153,8 @@ class RecordCache:
 
 
 class CachedReads(DelegatingStore):
-    """``inner`` with get / batch_get / list_associations / equality searches cached."""
+    """``inner`` with get / batch_get / list_associations / equality searches and resolved data
+    sources cached."""
 
     def __init__(self, inner: RecordStore, cache: RecordCache) -> None:
         super().__init__(inner)
@@ -200,3 +242,56 @@ class CachedReads(DelegatingStore):
         self.cache.put_search(key, page, gen)
         self.cache.put_records(tenant_id, page.records, {object_type: gen})
         return page
+
+    async def resolve_sources(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        sources: Sequence[DataSource],
+        *,
+        enrolled: Record | None = None,
+        include_record: bool = False,
+    ) -> ResolvedSources:
+        """Cached sources from the cache; the rest in ONE call to the inner store (the SQL
+        store's single statement), whose answers are cached for the next steps."""
+        cache = self.cache
+        out = ResolvedSources()
+        keys = {
+            s.source_id: (tenant_id, object_type, record_id, s.model_dump_json()) for s in sources
+        }
+        todo: list[DataSource] = []
+        for src in sources:
+            hit, rec = cache.get_source(keys[src.source_id], src)
+            if hit:
+                out.sources[src.source_id] = rec
+            else:
+                todo.append(src)
+        if enrolled is None and (include_record or needs_enrolled(todo)):
+            enrolled = cache.records.get((tenant_id, object_type, record_id))
+        read_record = enrolled is None and (include_record or needs_enrolled(todo))
+        if not todo and not read_record:
+            cache.hits += 1
+            out.record = enrolled if include_record else None
+            return out
+        cache.misses += 1
+        types = {object_type, *(s.object_type for s in todo)}
+        gens = {t: cache.generation(tenant_id, t) for t in types}
+        got = await self.inner.resolve_sources(
+            tenant_id, object_type, record_id, todo, enrolled=enrolled, include_record=read_record
+        )
+        if read_record:
+            enrolled = got.record
+            if enrolled is not None:
+                cache.put_records(tenant_id, [enrolled], gens)
+        out.skipped = dict(got.skipped)
+        for src in todo:
+            rec = got.sources.get(src.source_id)
+            out.sources[src.source_id] = rec
+            if src.source_id not in got.skipped:
+                cache.put_source(keys[src.source_id], src, rec, gens)
+                if rec is not None:
+                    cache.put_records(tenant_id, [rec], gens)
+        out.sources = {s.source_id: out.sources.get(s.source_id) for s in sources}
+        out.record = enrolled if include_record else None
+        return out

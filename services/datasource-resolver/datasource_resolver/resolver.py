@@ -1,10 +1,11 @@
 """ResolveInputs: one action's fields -> typed values for one enrollment step.
 
 Only what the fields reference is read: the enrolled record when a token (or a property-match
-source) needs it, and only the data sources that are referenced. Source look-ups of one step run
-concurrently. Everything read is kept in the step cache (keyed by tenant, workflow, revision,
-record and step), so the executor's retries and the several fields of one action cost one round
-of look-ups; a change to any record read drops the entry.
+source) needs it, and only the data sources that are referenced. Everything read is kept in the
+step cache (keyed by tenant, workflow, revision, record and step), so the executor's retries and
+the several fields of one action cost one round of look-ups; a change to any record read drops
+the entry. The look-ups of one step are one ``RecordStore.resolve_sources`` call (O(1) round
+trips on the SQL store and over gRPC).
 
 Missing data never raises: a missing record or source makes its tokens fall back to their
 defaults or the explicit unknown value, and the paths are reported in ``missing``.
@@ -12,7 +13,6 @@ defaults or the explicit unknown value, and the paths are reported in ``missing`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,11 +20,10 @@ from typing import Any
 
 from crmflow.actions.catalogue import default_registry
 from crmflow.actions.registry import ActionRegistry, UnknownActionType
-from crmflow.errors import InvalidArgument, NotFound
-from crmflow.model.data_sources import DataSource, DataSourceKind
+from crmflow.model.data_sources import DataSource
 from crmflow.model.records import Record
 from crmflow.records.port import RecordStore
-from crmflow.records.sources import resolve_source, searched_types
+from crmflow.records.sources import needs_enrolled, searched_types
 from crmflow.tokens import Escape, build_context, parse, references_in
 from crmflow.tokens.render import render_template, resolve_value
 from datasource_resolver.cache import StepCache, StepData, StepKey, deps_of
@@ -70,12 +69,7 @@ class Resolver:
         store: RecordStore,
         cache: StepCache | None = None,
         registry: ActionRegistry | None = None,
-        *,
-        concurrent_sources: bool = True,
     ) -> None:
-        # Look up a step's sources concurrently: worth it against a remote CRM; against the
-        # in-process store (reads serialised, mostly cached) plain awaits are cheaper.
-        self._concurrent = concurrent_sources
         self._store = store
         self._cache = cache if cache is not None else StepCache()
         self._registry = registry or default_registry()
@@ -96,25 +90,6 @@ class Resolver:
         out.update(req.escapes)
         return out
 
-    async def _enrolled(self, req: ResolveRequest) -> Record | None:
-        try:
-            return await self._store.get(req.tenant_id, req.object_type, req.record_id)
-        except NotFound:
-            return None
-
-    async def _source(
-        self, req: ResolveRequest, src: DataSource, enrolled: Record | None
-    ) -> Record | None:
-        try:
-            return await resolve_source(
-                self._store, req.tenant_id, src, req.object_type, req.record_id, enrolled
-            )
-        except (NotFound, InvalidArgument) as exc:
-            # The schema moved under a published revision (type or property deleted) or the
-            # enrolled record is gone: missing data, not a failed step.
-            log.warning("data source %r resolved to nothing: %s", src.source_id, exc)
-            return None
-
     async def step_data(
         self, req: ResolveRequest, source_ids: set[str], need_record: bool
     ) -> StepData:
@@ -131,17 +106,23 @@ class Resolver:
         wanted = [by_id[s] for s in sorted(source_ids) if s in by_id]
         cached = self._cache.get(key)
         todo = [s for s in wanted if cached is None or s.source_id not in cached.sources]
-        need_record = need_record or any(s.kind == DataSourceKind.PROPERTY_MATCH for s in todo)
+        need_record = need_record or needs_enrolled(todo)
         if cached is not None and not todo and (cached.record is not None or not need_record):
             return cached
         data = cached or StepData(record=None)
+        # One port call for the record and every source (the SQL store and the gRPC adapter
+        # answer it in one statement / one rpc; see RecordStore.resolve_sources).
+        got = await self._store.resolve_sources(
+            req.tenant_id,
+            req.object_type,
+            req.record_id,
+            todo,
+            enrolled=data.record,
+            include_record=need_record and data.record is None,
+        )
         if need_record and data.record is None:
-            data.record = await self._enrolled(req)
-        if self._concurrent and len(todo) > 1:
-            found = list(await asyncio.gather(*(self._source(req, s, data.record) for s in todo)))
-        else:
-            found = [await self._source(req, s, data.record) for s in todo]
-        data.sources.update({s.source_id: r for s, r in zip(todo, found, strict=True)})
+            data.record = got.record
+        data.sources.update({s.source_id: got.sources.get(s.source_id) for s in todo})
         data.deps = (
             deps_of(req.tenant_id, [data.record, *data.sources.values()], searched_types(wanted))
             | data.deps

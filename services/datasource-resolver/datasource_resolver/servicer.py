@@ -61,15 +61,12 @@ class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
         cache: StepCache,
         registry: ActionRegistry | None = None,
         *,
-        concurrent_sources: bool = True,
         revisions: RevisionSource | None = None,
     ) -> None:
         self._store = store
         self._revisions = revisions
         self._registry = registry or default_registry()
-        self._resolver = Resolver(
-            store, cache, self._registry, concurrent_sources=concurrent_sources
-        )
+        self._resolver = Resolver(store, cache, self._registry)
 
     async def _request(
         self, request: pb.ResolveInputsRequest, context: grpc.aio.ServicerContext
@@ -207,12 +204,9 @@ def binding(
     cache: StepCache,
     registry: ActionRegistry | None = None,
     *,
-    concurrent_sources: bool = True,
     revisions: RevisionSource | None = None,
 ) -> ServiceBinding:
-    servicer = DatasourceServicer(
-        store, cache, registry, concurrent_sources=concurrent_sources, revisions=revisions
-    )
+    servicer = DatasourceServicer(store, cache, registry, revisions=revisions)
 
     def add(server: grpc.aio.Server) -> None:
         pb_grpc.add_DatasourceServiceServicer_to_server(servicer, server)

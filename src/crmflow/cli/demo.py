@@ -168,10 +168,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     query = f'CrmflowTenantId = "{tenant}" AND CrmflowWorkflowId = "{wf_id}"'
     runs = await _wait_for_runs(client, query, at_least=len(leads.records))
     ns = settings.temporal.namespace
-    url = (
-        f"{settings.temporal_ui_url}/namespaces/{ns}/workflows?query="
-        f"{urllib.parse.quote(query)}"
-    )
+    url = f"{settings.temporal_ui_url}/namespaces/{ns}/workflows?query={urllib.parse.quote(query)}"
     print(f"{runs} contacts enrolled in total. See the runs in the Temporal UI:\n  {url}")
     return 0
 

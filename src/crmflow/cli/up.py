@@ -210,6 +210,7 @@ def _up(args: argparse.Namespace) -> int:
     except BlockingIOError:
         print(f"crmflow: a stack is already running on data dir {stack.data_dir}", file=sys.stderr)
         return 1
+
     def on_signal(signum: int, _frame: object) -> None:
         stack.stopping = True
 

@@ -18,11 +18,12 @@ from crmflow import errors as e
 from crmflow.api.crm.v1 import crm_service_pb2 as pb
 from crmflow.api.crm.v1 import crm_service_pb2_grpc as pb_grpc
 from crmflow.api.crm.v1 import records_pb2
-from crmflow.api.workflow.v1 import criteria_pb2
+from crmflow.api.workflow.v1 import criteria_pb2, workflow_pb2
 from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error, status_from_rpc_error
 from crmflow.model.convert import from_proto, message_to_dict, to_proto
 from crmflow.model.criteria import FilterGroup
+from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
 from crmflow.records.port import (
     Association,
@@ -32,6 +33,7 @@ from crmflow.records.port import (
     PropertyHistoryEntry,
     RecordStore,
     RecordUpdate,
+    ResolvedSources,
     SearchPage,
     StaticList,
     SubscriptionStatus,
@@ -79,11 +81,17 @@ def _rec(msg: records_pb2.Record) -> Record:
     return rec
 
 
+def _to_rec(rec: Record) -> records_pb2.Record:
+    return to_proto(rec, records_pb2.Record)
+
+
 class GrpcRecordStore(RecordStore):
     def __init__(self, channel: grpc.aio.Channel, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._channel = channel
         self._stub = pb_grpc.CrmServiceStub(channel)
         self._timeout = timeout
+        # False once the CRM answered ResolveDataSources with UNIMPLEMENTED (older platforms).
+        self._resolve_rpc = True
 
     @classmethod
     def connect(cls, address: str, settings: Settings | None = None) -> GrpcRecordStore:
@@ -163,6 +171,59 @@ class GrpcRecordStore(RecordStore):
             ),
         )
         return [_rec(x) for x in r.records]
+
+    async def resolve_sources(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        sources: Sequence[DataSource],
+        *,
+        enrolled: Record | None = None,
+        include_record: bool = False,
+    ) -> ResolvedSources:
+        if not self._resolve_rpc:  # this CRM said UNIMPLEMENTED: the other rpcs, overlapped
+            from crmflow.records.sources import resolve_each
+
+            return await resolve_each(
+                self,
+                tenant_id,
+                object_type,
+                record_id,
+                sources,
+                enrolled=enrolled,
+                include_record=include_record,
+                concurrent=True,
+            )
+        req = pb.ResolveDataSourcesRequest(
+            tenant_id=tenant_id,
+            object_type=object_type,
+            record_id=record_id,
+            sources=[to_proto(s, workflow_pb2.DataSource) for s in sources],
+            enrolled=_to_rec(enrolled) if enrolled is not None else None,
+            include_record=include_record,
+        )
+        try:
+            r = await self._stub.ResolveDataSources(req, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise map_rpc_error(err) from None
+            self._resolve_rpc = False  # a platform CRM without the batched rpc
+            return await self.resolve_sources(
+                tenant_id,
+                object_type,
+                record_id,
+                sources,
+                enrolled=enrolled,
+                include_record=include_record,
+            )
+        return ResolvedSources(
+            record=_rec(r.record) if r.HasField("record") else None,
+            sources={
+                s.source_id: _rec(s.record) if s.HasField("record") else None for s in r.sources
+            },
+            skipped={s.source_id: s.skipped_reason for s in r.sources if s.skipped_reason},
+        )
 
     async def search(
         self,

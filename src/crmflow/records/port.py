@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, Field
 from crmflow.errors import FailedPrecondition, NotFound
 from crmflow.model.base import Model
 from crmflow.model.criteria import FilterGroup
+from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
 
 
@@ -98,6 +99,16 @@ class PropertyHistoryEntry(Model):
     value: Any = None
     changed_at: AwareDatetime
     source: str = ""
+
+
+class ResolvedSources(Model):
+    """What ``RecordStore.resolve_sources`` found for one enrolled record."""
+
+    record: Record | None = None  # the enrolled record, when read (None: missing or not asked)
+    sources: dict[str, Record | None] = Field(default_factory=dict)  # source id -> its record
+    # Source id -> why it resolved to nothing although records may exist: the schema moved
+    # under a published revision (type or property deleted, operand of the wrong type).
+    skipped: dict[str, str] = Field(default_factory=dict)
 
 
 class RecordStore(ABC):
@@ -226,6 +237,41 @@ class RecordStore(ABC):
     @abstractmethod
     async def record_event(self, tenant_id: str, event: ChangeEvent) -> None:
         """Record a custom event or form submission (delivered to enrollment like changes)."""
+
+    # Data sources (issue 7) -------------------------------------------------------------
+    async def resolve_sources(
+        self,
+        tenant_id: str,
+        object_type: str,
+        record_id: str,
+        sources: Sequence[DataSource],
+        *,
+        enrolled: Record | None = None,
+        include_record: bool = False,
+    ) -> ResolvedSources:
+        """Each data source of one enrolled record reduced to one record (by its reduce rule).
+
+        ``enrolled``: the enrolled record when the caller already has it (property-match
+        sources read its values); otherwise the store reads it when a source needs it or
+        ``include_record`` asks for it (then it is returned in ``record``). No match, a missing
+        enrolled record, or a source whose type/property no longer exists resolve to None (the
+        latter also listed in ``skipped``), never to an error; a malformed tenant id is still
+        InvalidArgument.
+
+        This default makes the port's single-record calls source by source (about two per
+        source); the SQL store and the gRPC adapter answer in O(1) round trips.
+        """
+        from crmflow.records.sources import resolve_each
+
+        return await resolve_each(
+            self,
+            tenant_id,
+            object_type,
+            record_id,
+            sources,
+            enrolled=enrolled,
+            include_record=include_record,
+        )
 
     # Extensions (issue 3). Concrete defaults so existing fakes keep working; the SQL and gRPC
     # adapters override all of them. ------------------------------------------------------

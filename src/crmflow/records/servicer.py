@@ -21,6 +21,7 @@ from crmflow.grpc.errors import from_validation_error
 from crmflow.grpc.server import ServiceBinding
 from crmflow.model.convert import from_proto, message_to_dict, struct_to_dict, to_proto
 from crmflow.model.criteria import FilterGroup
+from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
 from crmflow.records.port import (
     Association,
@@ -62,6 +63,35 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
     ) -> pb.BatchGetRecordsResponse:
         rs = await self.store.batch_get(req.tenant_id, req.object_type, list(req.record_ids))
         return pb.BatchGetRecordsResponse(records=[_rec(r) for r in rs])
+
+    async def ResolveDataSources(
+        self, req: pb.ResolveDataSourcesRequest, ctx: Ctx
+    ) -> pb.ResolveDataSourcesResponse:
+        sources = [
+            from_proto(s, DataSource, field=f"sources[{i}]") for i, s in enumerate(req.sources)
+        ]
+        enrolled = (
+            from_proto(req.enrolled, Record, field="enrolled") if req.HasField("enrolled") else None
+        )
+        got = await self.store.resolve_sources(
+            req.tenant_id,
+            req.object_type,
+            req.record_id,
+            sources,
+            enrolled=enrolled,
+            include_record=req.include_record,
+        )
+        return pb.ResolveDataSourcesResponse(
+            record=_rec(got.record) if got.record is not None else None,
+            sources=[
+                pb.ResolvedDataSource(
+                    source_id=s.source_id,
+                    record=_rec(r) if (r := got.sources.get(s.source_id)) is not None else None,
+                    skipped_reason=got.skipped.get(s.source_id, ""),
+                )
+                for s in sources
+            ],
+        )
 
     async def SearchRecords(
         self, req: pb.SearchRecordsRequest, ctx: Ctx

@@ -1,8 +1,9 @@
 """SqlRecordStore: the embedded CRM store (SQLite by default, PostgreSQL in production).
 
 Table layout and why: see ``crmflow.records.tables``. Filter translation: ``sql_filters``.
-Search and count: ``sql_search``. Associations and lists: ``sql_links``. Owners,
-subscriptions, custom events and custom definitions: ``sql_directory``.
+Search and count: ``sql_search``. Data sources of a record in one statement: ``sql_sources``.
+Associations and lists: ``sql_links``. Owners, subscriptions, custom events and custom
+definitions: ``sql_directory``.
 
 Guarantees:
 - Every write is one transaction that also writes its change events to the outbox, so an event
@@ -28,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crmflow.db import create_engine
-from crmflow.errors import AlreadyExists, ErrorList, InvalidArgument
+from crmflow.errors import AlreadyExists, ErrorList, InvalidArgument, NotFound
 from crmflow.model.records import ChangeEventType, Record
 from crmflow.records.port import (
     ObjectTypeDefinition,
@@ -41,6 +42,7 @@ from crmflow.records.schema import STANDARD_OBJECT_TYPES, validate_properties
 from crmflow.records.sql_base import (
     HIST,
     OTYPE,
+    RECORD_BY_ID,
     VAL,
     R,
     check_id,
@@ -49,10 +51,18 @@ from crmflow.records.sql_base import (
     record_not_found,
 )
 from crmflow.records.sql_directory import DirectoryMixin
-from crmflow.records.sql_search import SearchMixin
+from crmflow.records.sql_sources import SourcesMixin
 from crmflow.records.tables import CrmIdempotency
 
 IDEM = CrmIdempotency.__table__  # type: ignore[attr-defined]
+# batch_get on SQLite: the ids travel as one JSON array parameter, so the statement is built and
+# compiled once (an IN list would compile anew for every count); each id is a primary-key probe.
+_IDS = sa.func.json_each(sa.bindparam("ids")).table_valued("value")
+_BATCH_SQLITE = sa.select(R).where(
+    R.c.tenant_id == sa.bindparam("t"),
+    R.c.object_type == sa.bindparam("ot"),
+    R.c.record_id.in_(sa.select(_IDS.c.value)),
+)
 MAX_PAGE = 1000
 MAX_BATCH = 1000
 
@@ -61,7 +71,7 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class SqlRecordStore(SearchMixin, DirectoryMixin, RecordStore):
+class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> SqlRecordStore:
         if migrate:
@@ -94,12 +104,15 @@ class SqlRecordStore(SearchMixin, DirectoryMixin, RecordStore):
     # Reads ----------------------------------------------------------------------------
     async def get(self, tenant_id: str, object_type: str, record_id: str) -> Record:
         check_tenant(tenant_id)
-        async with self.read() as conn:
-            await self.schema(conn, tenant_id, object_type)
-            row = (await self.fetch(conn, tenant_id, object_type, [record_id])).get(record_id)
-        if row is None:
+        schema = (await self.schemas(tenant_id, [object_type]))[object_type]
+        if isinstance(schema, NotFound):
+            raise schema
+        rows = await self.read_rows(
+            RECORD_BY_ID, {"t": tenant_id, "ot": object_type, "rid": record_id}
+        )
+        if not rows:
             raise record_not_found(object_type, record_id)
-        return self.to_record(row)
+        return self.to_record(rows[0])
 
     async def batch_get(
         self, tenant_id: str, object_type: str, record_ids: Sequence[str]
@@ -107,10 +120,19 @@ class SqlRecordStore(SearchMixin, DirectoryMixin, RecordStore):
         check_tenant(tenant_id)
         if len(record_ids) > MAX_BATCH:
             raise InvalidArgument.field("record_ids", f"at most {MAX_BATCH} ids per call")
-        async with self.read() as conn:
-            await self.schema(conn, tenant_id, object_type)
-            rows = await self.fetch(conn, tenant_id, object_type, record_ids)
-        return [self.to_record(rows[i]) for i in dict.fromkeys(record_ids) if i in rows]
+        schema = (await self.schemas(tenant_id, [object_type]))[object_type]
+        if isinstance(schema, NotFound):
+            raise schema
+        ids = list(dict.fromkeys(record_ids))
+        if not ids:
+            return []
+        if self.reader is not None:  # SQLite: one statement whatever the count (ids as JSON)
+            params = {"t": tenant_id, "ot": object_type, "ids": json.dumps(ids)}
+            rows = {r.record_id: r for r in await self.read_rows(_BATCH_SQLITE, params)}
+        else:
+            async with self.read() as conn:
+                rows = await self.fetch(conn, tenant_id, object_type, ids)
+        return [self.to_record(rows[i]) for i in ids if i in rows]
 
     # Writes ---------------------------------------------------------------------------
     async def create(

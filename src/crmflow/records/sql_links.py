@@ -19,7 +19,7 @@ from crmflow.records.port import (
     Association,
     StaticList,
 )
-from crmflow.records.sql_base import SqlBase, check_id, new_id, record_not_found
+from crmflow.records.sql_base import R, SqlBase, check_id, new_id, record_not_found
 from crmflow.records.tables import (
     CrmAssociation,
     CrmList,
@@ -36,6 +36,33 @@ OW = CrmOwner.__table__  # type: ignore[attr-defined]
 SUB = CrmSubscription.__table__  # type: ignore[attr-defined]
 OUT = CrmOutbox.__table__  # type: ignore[attr-defined]
 LABEL_MAX = 64
+
+
+def _links(by_label: bool) -> Any:
+    """One statement for list_associations: the record (no row: NotFound) left-joined to its
+    associations of a type, so a missing record and "no associations" cost one read."""
+    on = [
+        A.c.tenant_id == R.c.tenant_id,
+        A.c.from_type == R.c.object_type,
+        A.c.from_id == R.c.record_id,
+        A.c.to_type == sa.bindparam("to"),
+    ]
+    if by_label:
+        on.append(A.c.label == sa.bindparam("lb"))
+    return (
+        sa.select(A.c.from_type, A.c.from_id, A.c.to_type, A.c.to_id, A.c.label)
+        .select_from(R.outerjoin(A, sa.and_(*on)))
+        .where(
+            R.c.tenant_id == sa.bindparam("t"),
+            R.c.object_type == sa.bindparam("ot"),
+            R.c.record_id == sa.bindparam("rid"),
+        )
+        .order_by(A.c.created_at, A.c.to_id, A.c.label)
+    )
+
+
+_LINKS = _links(False)
+_LINKS_BY_LABEL = _links(True)
 
 
 class LinksMixin(SqlBase):
@@ -98,31 +125,32 @@ class LinksMixin(SqlBase):
         label: str = "",
     ) -> list[Association]:
         check_id(tenant_id, "tenant_id", "tenant id")
-        async with self.read() as conn:
-            await self.schema(conn, tenant_id, object_type)
-            await self.schema(conn, tenant_id, to_object_type)
-            await self.require(conn, tenant_id, object_type, record_id)
-            q = (
-                sa.select(A)
-                .where(
-                    A.c.tenant_id == tenant_id,
-                    A.c.from_type == object_type,
-                    A.c.from_id == record_id,
-                    A.c.to_type == to_object_type,
-                    *([A.c.label == label] if label else []),
-                )
-                .order_by(A.c.created_at, A.c.to_id, A.c.label)
+        for found in (await self.schemas(tenant_id, [object_type, to_object_type])).values():
+            if isinstance(found, NotFound):
+                raise found
+        rows = await self.read_rows(
+            _LINKS_BY_LABEL if label else _LINKS,
+            {
+                "t": tenant_id,
+                "ot": object_type,
+                "rid": record_id,
+                "to": to_object_type,
+                "lb": label,
+            },
+        )
+        if not rows:
+            raise record_not_found(object_type, record_id)
+        return [
+            Association(
+                from_object_type=r.from_type,
+                from_record_id=r.from_id,
+                to_object_type=r.to_type,
+                to_record_id=r.to_id,
+                label=r.label,
             )
-            return [
-                Association(
-                    from_object_type=r.from_type,
-                    from_record_id=r.from_id,
-                    to_object_type=r.to_type,
-                    to_record_id=r.to_id,
-                    label=r.label,
-                )
-                for r in await conn.execute(q)
-            ]
+            for r in rows
+            if r.to_id is not None
+        ]
 
     async def _check_association(
         self, conn: AsyncConnection, tenant_id: str, a: Association

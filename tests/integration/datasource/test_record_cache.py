@@ -9,7 +9,7 @@ from datasource_resolver.record_cache import CachedReads, RecordCache
 from datasource_resolver.resolver import Resolver, ResolveRequest
 
 from crmflow.model.criteria import FilterGroup, PropertyFilter
-from crmflow.model.data_sources import DataSource, DataSourceKind
+from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
 from crmflow.model.records import ChangeEvent, ChangeEventType
 from crmflow.records.port import Association
 from crmflow.records.sql import SqlRecordStore
@@ -134,3 +134,77 @@ async def test_a_later_step_reuses_records_read_by_an_earlier_one(
     misses = records.misses
     assert (await resolver.resolve(req("s2"))).values == {"x": "Acme"}
     assert records.misses == misses
+
+
+async def test_resolved_sources_are_cached_across_steps_and_dropped_by_what_they_depend_on(
+    store: SqlRecordStore, seed: Seeder, tenant_id: str
+) -> None:
+    records = RecordCache()
+    steps = StepCache(records=records)
+    writes = steps.invalidating(store)
+    reads = CachedReads(writes, records)
+    c = await seed.create("contact", firstname="ann")
+    old = await seed.create("deal", dealname="old")
+    new = await seed.create("deal", dealname="new")
+    for d in (old, new):
+        await writes.associate(
+            tenant_id,
+            Association(
+                from_object_type="contact", from_record_id=c.record_id,
+                to_object_type="deal", to_record_id=d.record_id,
+            ),
+        )  # fmt: skip
+    newest = DataSource(
+        source_id="newest", kind=DataSourceKind.ASSOCIATED, object_type="deal",
+        reduce=ReduceRule.MOST_RECENTLY_CREATED,
+    )  # fmt: skip
+    touched = newest.model_copy(
+        update={"source_id": "touched", "reduce": ReduceRule.MOST_RECENTLY_UPDATED}
+    )
+
+    async def picked(src: DataSource) -> str | None:
+        got = await reads.resolve_sources(tenant_id, "contact", c.record_id, [src])
+        rec = got.sources[src.source_id]
+        return rec.properties["dealname"] if rec else None
+
+    assert await picked(newest) == "new" and await picked(touched) == "new"
+    misses = records.misses
+    assert await picked(newest) == "new" and await picked(touched) == "new"
+    assert records.misses == misses  # a later step: both from the cache
+    # The other candidate changes: the creation rule's pick cannot move (kept), the update
+    # rule's can (dropped with any change of its type).
+    seed.clock.tick()
+    await writes.update(tenant_id, "deal", old.record_id, {"amount": 5})
+    assert await picked(newest) == "new"
+    assert records.misses == misses
+    assert await picked(touched) == "old"
+    assert records.misses == misses + 1
+    # The picked record changes: dropped.
+    seed.clock.tick()
+    await writes.update(tenant_id, "deal", new.record_id, {"dealname": "renamed"})
+    assert await picked(newest) == "renamed"
+    # A new association changes the enrolled record's links: dropped.
+    newer = await seed.create("deal", dealname="newer")
+    await writes.associate(
+        tenant_id,
+        Association(
+            from_object_type="contact", from_record_id=c.record_id,
+            to_object_type="deal", to_record_id=newer.record_id,
+        ),
+    )  # fmt: skip
+    assert await picked(newest) == "newer"
+    # Never across tenants.
+    got = await reads.resolve_sources(tenant_id + "z", "contact", c.record_id, [newest])
+    assert got.sources == {"newest": None}
+
+
+async def test_a_source_read_racing_a_write_is_not_kept(
+    store: SqlRecordStore, seed: Seeder, tenant_id: str
+) -> None:
+    records = RecordCache()
+    src = DataSource(source_id="d", kind=DataSourceKind.ASSOCIATED, object_type="deal")
+    key = (tenant_id, "contact", "c1", src.model_dump_json())
+    gens = {"contact": records.generation(tenant_id, "contact"), "deal": 0}
+    records.invalidate(tenant_id, "contact", ["c1"])  # a write landed meanwhile
+    records.put_source(key, src, None, gens)
+    assert records.get_source(key, src) == (False, None)

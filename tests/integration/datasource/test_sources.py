@@ -1,4 +1,10 @@
-"""Every data source kind and every reduce rule against the embedded store (SQLite, PostgreSQL)."""
+"""Every data source kind and every reduce rule against the embedded store (SQLite, PostgreSQL).
+
+Each test runs three ways (``path``): one source through the port's single-record calls
+(``resolve_source``, the executor's path), the port's default ``resolve_sources`` (those calls,
+source by source) and the SQL store's batched ``resolve_sources`` (one statement, reduce in SQL),
+so the batched read must pick exactly what the reference path picks.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,12 @@ import pytest
 from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
 from crmflow.model.default_sources import default_data_sources
 from crmflow.model.records import Record
-from crmflow.records.port import ObjectTypeDefinition, PropertyDefinition, PropertyType
+from crmflow.records.port import (
+    ObjectTypeDefinition,
+    PropertyDefinition,
+    PropertyType,
+    RecordStore,
+)
 from crmflow.records.sources import resolve_source
 from crmflow.records.sql import SqlRecordStore
 from tests.integration.datasource.conftest import Seeder
@@ -18,12 +29,33 @@ VALUE = DataSourceKind.PROPERTY_VALUE
 RULES = list(ReduceRule)
 
 
+PATHS = ("source_by_source", "port_default", "sql_batched")
+_path = {"now": PATHS[0]}
+
+
+@pytest.fixture(params=PATHS, autouse=True)
+def path(request: pytest.FixtureRequest) -> str:
+    _path["now"] = request.param
+    return str(request.param)
+
+
 async def _resolve(
     store: SqlRecordStore, tenant_id: str, src: DataSource, enrolled: Record
 ) -> Record | None:
-    return await resolve_source(
-        store, tenant_id, src, enrolled.object_type, enrolled.record_id, enrolled
-    )
+    if _path["now"] == "source_by_source":
+        return await resolve_source(
+            store, tenant_id, src, enrolled.object_type, enrolled.record_id, enrolled
+        )
+    # The batched paths read the enrolled record themselves (not passed in).
+    batched = store.resolve_sources if _path["now"] == "sql_batched" else None
+    if batched is None:
+        got = await RecordStore.resolve_sources(
+            store, tenant_id, enrolled.object_type, enrolled.record_id, [src]
+        )
+    else:
+        got = await batched(tenant_id, enrolled.object_type, enrolled.record_id, [src])
+    assert set(got.sources) == {src.source_id} and got.record is None
+    return got.sources[src.source_id]
 
 
 async def _three_companies(seed: Seeder, domain: str = "acme.io") -> list[Record]:
@@ -190,3 +222,62 @@ async def test_sources_never_see_another_tenant(
     mine = await seed.create("company", name="Mine", domain="acme.io")
     got = await _resolve(store, tenant_id, src, contact)
     assert got is not None and got.record_id == mine.record_id
+
+
+async def test_all_sources_of_a_record_in_one_call(
+    store: SqlRecordStore, seed: Seeder, tenant_id: str, path: str
+) -> None:
+    """Several kinds at once (each picks its own record), the enrolled record returned, a
+    source whose property no longer exists skipped, a missing enrolled record -> nothing."""
+    if path == "source_by_source":
+        pytest.skip("batched paths only")
+    contact = await seed.create("contact", email="ann@acme.io", firstname="ann")
+    old, new = await _three_companies(seed), None
+    new = await seed.create("company", name="Other", domain="other.io")
+    await seed.link(contact, old[1])
+    await seed.link(contact, new)
+    sources = [
+        DataSource(source_id="first", kind=ASSOC, object_type="company",
+                   reduce=ReduceRule.FIRST_CREATED),
+        DataSource(source_id="last", kind=ASSOC, object_type="company",
+                   reduce=ReduceRule.MOST_RECENTLY_CREATED),
+        DataSource(source_id="dom", kind=MATCH, object_type="company", property="domain",
+                   enrolled_property="email", transform="email_domain",
+                   reduce=ReduceRule.MOST_RECENTLY_CREATED),
+        DataSource(source_id="val", kind=VALUE, object_type="company", property="domain",
+                   value="other.io"),
+        DataSource(source_id="gone", kind=VALUE, object_type="company", property="no_such",
+                   value="x"),
+        DataSource(source_id="nobody", kind=VALUE, object_type="company", property="domain",
+                   value="nobody.io"),
+    ]  # fmt: skip
+    call = (
+        store.resolve_sources
+        if path == "sql_batched"
+        else lambda *a, **k: RecordStore.resolve_sources(store, *a, **k)
+    )
+    got = await call(tenant_id, "contact", contact.record_id, sources, include_record=True)
+    assert got.record is not None and got.record.properties["firstname"] == "ann"
+    picked = {k: (r.record_id if r else None) for k, r in got.sources.items()}
+    assert picked == {
+        "first": old[1].record_id,
+        "last": new.record_id,
+        "dom": old[2].record_id,
+        "val": new.record_id,
+        "gone": None,
+        "nobody": None,
+    }
+    assert set(got.skipped) == {"gone"} and "no_such" in got.skipped["gone"]
+    # The enrolled record passed in: property matches use it (no read of the record).
+    moved = contact.model_copy(update={"properties": {"email": "x@other.io"}})
+    got = await call(tenant_id, "contact", contact.record_id, sources[2:3], enrolled=moved)
+    assert got.sources["dom"] is not None and got.sources["dom"].record_id == new.record_id
+    assert got.record is None
+    # Missing enrolled record: the sources that start from it find nothing, no error (a fixed
+    # value still finds its record).
+    got = await call(tenant_id, "contact", "missing-1", sources, include_record=True)
+    assert got.record is None
+    assert {k for k, r in got.sources.items() if r is not None} == {"val"}
+    # Another tenant's call sees none of it.
+    got = await call(tenant_id + "x", "contact", contact.record_id, sources[:4])
+    assert list(got.sources.values()) == [None] * 4

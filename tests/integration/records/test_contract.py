@@ -14,6 +14,7 @@ import pytest
 from crmflow.criteria import evaluate
 from crmflow.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crmflow.model.criteria import FilterGroup
+from crmflow.model.data_sources import DataSource, DataSourceKind, ReduceRule
 from crmflow.model.records import ChangeEvent, ChangeEventType
 from crmflow.records.port import (
     Association,
@@ -326,6 +327,79 @@ async def test_associations_with_labels(backend: Backend, tenant_id: str) -> Non
         (ChangeEventType.ASSOCIATION_REMOVED, a.record_id, "primary"),
         (ChangeEventType.ASSOCIATION_REMOVED, c.record_id, "primary"),
     ]
+
+
+async def test_resolve_data_sources(backend: Backend, tenant_id: str) -> None:
+    """One call resolves every source kind, reduced to one record each; the same answers on
+    every backend (the gRPC adapter's rpc, and its fallback for CRMs without it)."""
+    store = backend.store
+    c = await store.create(tenant_id, "contact", {"email": "ann@acme.test", "firstname": "ann"})
+    lone = await store.create(tenant_id, "contact", {"email": "bo@none.test"})
+    a = await store.create(tenant_id, "company", {"name": "A", "domain": "acme.test"})
+    b = await store.create(tenant_id, "company", {"name": "B", "domain": "acme.test"})
+    await store.associate(tenant_id, assoc(c, a, "primary"))
+    await store.associate(tenant_id, assoc(c, b))
+    await store.associate(tenant_id, assoc(lone, b))
+    a = await store.update(tenant_id, "company", a.record_id, {"industry": "later"})
+    assoc_ = DataSourceKind.ASSOCIATED
+    sources = [
+        DataSource(source_id="primary", kind=assoc_, object_type="company",
+                   association_label="primary", is_default=True),
+        DataSource(source_id="newest", kind=assoc_, object_type="company",
+                   reduce=ReduceRule.MOST_RECENTLY_CREATED),
+        DataSource(source_id="updated", kind=assoc_, object_type="company"),
+        DataSource(source_id="by_domain", kind=DataSourceKind.PROPERTY_MATCH,
+                   object_type="company", property="domain", enrolled_property="email",
+                   transform="email_domain", reduce=ReduceRule.FIRST_CREATED),
+        DataSource(source_id="by_name", kind=DataSourceKind.PROPERTY_VALUE,
+                   object_type="company", property="name", value="B"),
+        DataSource(source_id="gone", kind=DataSourceKind.PROPERTY_VALUE,
+                   object_type="company", property="no_such_property", value="x"),
+        DataSource(source_id="deal", kind=assoc_, object_type="deal"),
+    ]  # fmt: skip
+
+    async def check(store: RecordStore) -> None:
+        got = await store.resolve_sources(
+            tenant_id, "contact", c.record_id, sources, include_record=True
+        )
+        assert got.record is not None and got.record.record_id == c.record_id
+        assert got.record.properties["firstname"] == "ann"
+        assert {k: r.record_id if r else None for k, r in got.sources.items()} == {
+            "primary": a.record_id,
+            "newest": b.record_id,
+            "updated": a.record_id,
+            "by_domain": a.record_id,
+            "by_name": b.record_id,
+            "gone": None,
+            "deal": None,
+        }
+        assert set(got.skipped) == {"gone"}
+        assert got.sources["by_name"] == await store.get(tenant_id, "company", b.record_id)
+        # A default primary source falls back to any association when none is labelled.
+        got = await store.resolve_sources(tenant_id, "contact", lone.record_id, sources[:1])
+        assert got.record is None and got.sources["primary"] is not None
+        assert got.sources["primary"].record_id == b.record_id
+        # The caller's copy of the enrolled record is what property matches read.
+        moved = c.model_copy(update={"properties": {"email": "x@nowhere.test"}})
+        got = await store.resolve_sources(
+            tenant_id, "contact", c.record_id, sources[3:4], enrolled=moved
+        )
+        assert got.sources == {"by_domain": None}
+        # Another tenant sees nothing; a malformed tenant id is refused.
+        got = await store.resolve_sources(tenant_id + "x", "contact", c.record_id, sources[:5])
+        assert set(got.sources) == {s.source_id for s in sources[:5]}
+        assert all(r is None for r in got.sources.values())
+        with pytest.raises(InvalidArgument) as err:
+            await store.resolve_sources("bad tenant", "contact", c.record_id, sources)
+        assert "tenant_id" in fields(err.value)
+
+    await check(store)
+    if backend.name == "grpc":  # a platform CRM without the rpc: the adapter's fallback
+        store._resolve_rpc = False  # type: ignore[attr-defined]
+        try:
+            await check(store)
+        finally:
+            store._resolve_rpc = True  # type: ignore[attr-defined]
 
 
 async def test_static_lists(backend: Backend, tenant_id: str) -> None:

@@ -22,10 +22,9 @@ from crmflow.actions.record import (
 )
 from crmflow.criteria import evaluate
 from crmflow.criteria.values import as_number, equal
-from crmflow.errors import InvalidArgument
+from crmflow.errors import InvalidArgument, NotFound
 from crmflow.model.triggers import EventType
 from crmflow.records.port import Association
-from crmflow.records.sources import resolve_source
 from executor.activities.base import ActionContext, Skip, handles
 
 OWNER_PROPERTY = "hubspot_owner_id"
@@ -99,10 +98,15 @@ async def source_record(ctx: ActionContext, source_id: str) -> tuple[str, str]:
         raise InvalidArgument.field(
             "fields.target_source", f"no data source {source_id!r} in this revision"
         )
-    enrolled = await ctx.store.get(r.tenant_id, r.object_type, r.record_id)
-    found = await resolve_source(
-        ctx.store, r.tenant_id, src, r.object_type, r.record_id, enrolled
+    # One port call (one rpc to the CRM) for the enrolled record and the source's record.
+    got = await ctx.store.resolve_sources(
+        r.tenant_id, r.object_type, r.record_id, [src], include_record=True
     )
+    if got.record is None:
+        raise NotFound("record", f"{r.object_type}/{r.record_id}")
+    if source_id in got.skipped:  # its type or property no longer exists
+        raise InvalidArgument.field("fields.target_source", got.skipped[source_id])
+    found = got.sources.get(source_id)
     if found is None:
         raise Skip(f"data source {source_id!r} has no record for this enrollment")
     return found.object_type, found.record_id

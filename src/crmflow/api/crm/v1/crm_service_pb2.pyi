@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from crmflow.api.crm.v1 import records_pb2 as _records_pb2
 from crmflow.api.workflow.v1 import criteria_pb2 as _criteria_pb2
+from crmflow.api.workflow.v1 import workflow_pb2 as _workflow_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -235,6 +236,118 @@ class BatchGetRecordsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchGetRecordsResponse: _TypeAlias = BatchGetRecordsResponse  # noqa: Y015
+
+@_typing.final
+class ResolveDataSourcesRequest(_message.Message):
+    """Request of ResolveDataSources."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    SOURCES_FIELD_NUMBER: _builtins.int
+    ENROLLED_FIELD_NUMBER: _builtins.int
+    INCLUDE_RECORD_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Tenant owning the records."""
+    object_type: _builtins.str
+    """Object type of the enrolled record."""
+    record_id: _builtins.str
+    """Id of the enrolled record."""
+    include_record: _builtins.bool
+    """Return the enrolled record in the response too."""
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.DataSource]:
+        """The sources to resolve (source ids unique)."""
+
+    @_builtins.property
+    def enrolled(self) -> _records_pb2.Record:
+        """The enrolled record when the caller has it (property-match sources read its values);
+        unset: the CRM reads it when a source needs it.
+        """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        sources: _abc.Iterable[_workflow_pb2.DataSource] | None = ...,
+        enrolled: _records_pb2.Record | None = ...,
+        include_record: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enrolled", b"enrolled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolled", b"enrolled", "include_record", b"include_record", "object_type", b"object_type", "record_id", b"record_id", "sources", b"sources", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDataSourcesRequest: _TypeAlias = ResolveDataSourcesRequest  # noqa: Y015
+
+@_typing.final
+class ResolvedDataSource(_message.Message):
+    """One data source's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    SKIPPED_REASON_FIELD_NUMBER: _builtins.int
+    source_id: _builtins.str
+    """The source's id."""
+    skipped_reason: _builtins.str
+    """Non-empty when the source could not be looked up (its object type or property no longer
+    exists): it resolved to nothing, not to an error.
+    """
+    @_builtins.property
+    def record(self) -> _records_pb2.Record:
+        """The record it resolved to; unset when nothing matched."""
+
+    def __init__(
+        self,
+        *,
+        source_id: _builtins.str = ...,
+        record: _records_pb2.Record | None = ...,
+        skipped_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "skipped_reason", b"skipped_reason", "source_id", b"source_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolvedDataSource: _TypeAlias = ResolvedDataSource  # noqa: Y015
+
+@_typing.final
+class ResolveDataSourcesResponse(_message.Message):
+    """Response of ResolveDataSources."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    SOURCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def record(self) -> _records_pb2.Record:
+        """The enrolled record, when asked for and it exists."""
+
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResolvedDataSource]:
+        """One entry per requested source, in the order asked."""
+
+    def __init__(
+        self,
+        *,
+        record: _records_pb2.Record | None = ...,
+        sources: _abc.Iterable[Global___ResolvedDataSource] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "sources", b"sources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDataSourcesResponse: _TypeAlias = ResolveDataSourcesResponse  # noqa: Y015
 
 @_typing.final
 class SearchRecordsRequest(_message.Message):

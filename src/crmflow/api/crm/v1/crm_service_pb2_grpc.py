@@ -47,6 +47,11 @@ class CrmServiceStub:
                 request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsResponse.FromString,
                 _registered_method=True)
+        self.ResolveDataSources = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ResolveDataSources',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ResolveDataSourcesRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ResolveDataSourcesResponse.FromString,
+                _registered_method=True)
         self.SearchRecords = channel.unary_unary(
                 '/crmflow.api.crm.v1.CrmService/SearchRecords',
                 request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsRequest.SerializeToString,
@@ -199,6 +204,15 @@ class CrmServiceServicer:
 
     def BatchGetRecords(self, request, context):
         """Get several records; ids that don't exist are left out, the rest keep the order asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveDataSources(self, request, context):
+        """Resolve the data sources of one enrolled record, each reduced to one record by its reduce
+        rule, in one call (what ResolveInputs needs for an action). A CRM may answer UNIMPLEMENTED:
+        crmflow then resolves the sources with the other rpcs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -406,6 +420,11 @@ def add_CrmServiceServicer_to_server(servicer, server):
                     request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsResponse.SerializeToString,
             ),
+            'ResolveDataSources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveDataSources,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ResolveDataSourcesRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ResolveDataSourcesResponse.SerializeToString,
+            ),
             'SearchRecords': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchRecords,
                     request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.SearchRecordsRequest.FromString,
@@ -599,6 +618,33 @@ class CrmService:
             '/crmflow.api.crm.v1.CrmService/BatchGetRecords',
             crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsRequest.SerializeToString,
             crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.BatchGetRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveDataSources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ResolveDataSources',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ResolveDataSourcesRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ResolveDataSourcesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,11 @@ class CrmServiceStub:
     """Get one record by id (NOT_FOUND when missing or another tenant's)."""
     BatchGetRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.BatchGetRecordsRequest, _crm_service_pb2.BatchGetRecordsResponse]
     """Get several records; ids that don't exist are left out, the rest keep the order asked."""
+    ResolveDataSources: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ResolveDataSourcesRequest, _crm_service_pb2.ResolveDataSourcesResponse]
+    """Resolve the data sources of one enrolled record, each reduced to one record by its reduce
+    rule, in one call (what ResolveInputs needs for an action). A CRM may answer UNIMPLEMENTED:
+    crmflow then resolves the sources with the other rpcs.
+    """
     SearchRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.SearchRecordsRequest, _crm_service_pb2.SearchRecordsResponse]
     """Search records of one object type by filter criteria, with paging and the total count."""
     CountRecords: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.CountRecordsRequest, _crm_service_pb2.CountRecordsResponse]
@@ -107,6 +112,11 @@ class CrmServiceAsyncStub(CrmServiceStub):
     """Get one record by id (NOT_FOUND when missing or another tenant's)."""
     BatchGetRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.BatchGetRecordsRequest, _crm_service_pb2.BatchGetRecordsResponse]  # type: ignore[assignment]
     """Get several records; ids that don't exist are left out, the rest keep the order asked."""
+    ResolveDataSources: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ResolveDataSourcesRequest, _crm_service_pb2.ResolveDataSourcesResponse]  # type: ignore[assignment]
+    """Resolve the data sources of one enrolled record, each reduced to one record by its reduce
+    rule, in one call (what ResolveInputs needs for an action). A CRM may answer UNIMPLEMENTED:
+    crmflow then resolves the sources with the other rpcs.
+    """
     SearchRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.SearchRecordsRequest, _crm_service_pb2.SearchRecordsResponse]  # type: ignore[assignment]
     """Search records of one object type by filter criteria, with paging and the total count."""
     CountRecords: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.CountRecordsRequest, _crm_service_pb2.CountRecordsResponse]  # type: ignore[assignment]
@@ -183,6 +193,17 @@ class CrmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_crm_service_pb2.BatchGetRecordsResponse, _abc.Awaitable[_crm_service_pb2.BatchGetRecordsResponse]]:
         """Get several records; ids that don't exist are left out, the rest keep the order asked."""
+
+    @_abc_1.abstractmethod
+    def ResolveDataSources(
+        self,
+        request: _crm_service_pb2.ResolveDataSourcesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ResolveDataSourcesResponse, _abc.Awaitable[_crm_service_pb2.ResolveDataSourcesResponse]]:
+        """Resolve the data sources of one enrolled record, each reduced to one record by its reduce
+        rule, in one call (what ResolveInputs needs for an action). A CRM may answer UNIMPLEMENTED:
+        crmflow then resolves the sources with the other rpcs.
+        """
 
     @_abc_1.abstractmethod
     def SearchRecords(
