@@ -84,22 +84,30 @@ class EnrollmentActivities:
         group = backfill_criteria(cw) if cw else None
         if cw is None or group is None or self.records is None:
             return PageResult(stale=True)
+        # the CRM cannot search "has been enrolled in": a wider search, confirmed below
         page = await self.records.search(
-            inp.tenant_id, cw.object_type, group, limit=inp.page_size, cursor=inp.cursor
+            inp.tenant_id,
+            cw.object_type,
+            group.without_enrollment_filters(),
+            limit=inp.page_size,
+            cursor=inp.cursor,
         )
         res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
         now = self.enroller.clock()
-        for rec in page.records:
-            activity.heartbeat(rec.record_id)
+        records = await self.enroller.with_facts(
+            cw, {r.record_id: r.properties for r in page.records}
+        )
+        for rid, props in records.items():
+            activity.heartbeat(rid)
             if not any(
-                m(rec.properties, now, EMPTY)
+                m(props, now, EMPTY)
                 for (role, _), (_, m) in cw.criteria.items()
                 if role == "enroll"
             ):
                 res.skipped += 1
                 continue
             out = await self.enroller.enroll(
-                cw, rec.record_id, trigger="backfill", record=rec.properties, reenroll_ok=False
+                cw, rid, trigger="backfill", record=props, reenroll_ok=False
             )
             if out.outcome == "enrolled":
                 res.enrolled += 1
@@ -124,10 +132,11 @@ class EnrollmentActivities:
         fired = (inp.fired_at or datetime.now(tz)).astimezone(tz)
         # date-property: a record whose date + offset is today enrolls today
         target = fired.date() - timedelta(days=trig.offset_days)
+        search = schedule_search(trig, target)
         page = await self.records.search(
             inp.tenant_id,
             cw.object_type,
-            schedule_search(trig, target),
+            search.without_enrollment_filters() if search is not None else None,
             limit=inp.page_size or 200,
             cursor=inp.cursor,
         )
@@ -136,9 +145,11 @@ class EnrollmentActivities:
         from crmflow.criteria import compile_group
 
         check = compile_group(trig.filter) if trig.filter else None
-        for rec in page.records:
-            activity.heartbeat(rec.record_id)
-            props = rec.properties
+        records = await self.enroller.with_facts(
+            cw, {r.record_id: r.properties for r in page.records}
+        )
+        for rid, props in records.items():
+            activity.heartbeat(rid)
             if check is not None and not check(props, fired, EMPTY):
                 res.skipped += 1
                 continue
@@ -149,7 +160,7 @@ class EnrollmentActivities:
                 continue
             out = await self.enroller.enroll(
                 cw,
-                rec.record_id,
+                rid,
                 trigger=f"schedule#{inp.trigger_index}",
                 record=props,
                 reenroll_ok=reenroll,

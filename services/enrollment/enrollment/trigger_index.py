@@ -55,6 +55,8 @@ class _Scope:
     leaving_rules: dict[
         str, tuple[CompiledWorkflow, tuple[tuple[str, int, str, Matcher], ...], Matcher | None]
     ] = field(default_factory=dict)
+    # workflow X -> the workflows whose criteria read "has been enrolled in X"
+    fact_readers: dict[str, set[str]] = field(default_factory=dict)
 
 
 class TriggerIndex:
@@ -103,6 +105,8 @@ class TriggerIndex:
                 scope.events.setdefault(k, set()).add(TriggerRef(wf, role, i))
         for list_id in cw.definition.enrollment.suppression_list_ids:
             scope.suppression.setdefault(list_id, set()).add(wf)
+        for read in cw.fact_workflows:
+            scope.fact_readers.setdefault(read, set()).add(wf)
 
     def remove(self, tenant_id: str, workflow_id: str) -> CompiledWorkflow | None:
         cw = self._workflows.pop((tenant_id, workflow_id), None)
@@ -124,7 +128,18 @@ class TriggerIndex:
                 refs.discard(r)
         for wfs in scope.suppression.values():
             wfs.discard(workflow_id)
+        for read in [r for r, wfs in scope.fact_readers.items() if workflow_id in wfs]:
+            scope.fact_readers[read].discard(workflow_id)
+            if not scope.fact_readers[read]:
+                del scope.fact_readers[read]
         return cw
+
+    def reads_facts(self, tenant_id: str, object_type: str, workflow_id: str = "") -> bool:
+        """Does an active workflow read enrollment facts (of ``workflow_id``, or of any)?"""
+        scope = self._scopes.get((tenant_id, object_type))
+        if scope is None or not scope.fact_readers:
+            return False
+        return not workflow_id or workflow_id in scope.fact_readers
 
     def has_scope(self, ev: ChangeEvent) -> bool:
         """Does any active workflow of the tenant enroll this object type?"""

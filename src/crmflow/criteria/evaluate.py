@@ -58,10 +58,16 @@ def _filter_matcher(f: PropertyFilter, path: str) -> Matcher:
     return over_associated
 
 
+def _filter_path(group: FilterGroup, path: str, i: int) -> str:
+    """Path of the i-th of ``group.all_filters()``: enrollment filters keep their own name."""
+    n = len(group.filters)
+    return f"{path}.filters[{i}]" if i < n else f"{path}.enrollment_filters[{i - n}]"
+
+
 def compile_group(group: FilterGroup, path: str = "filter") -> Matcher:
     """A closure for the hot path. Raises InvalidArgument naming a bad filter."""
     parts: list[Matcher] = [
-        _filter_matcher(f, f"{path}.filters[{i}]") for i, f in enumerate(group.filters)
+        _filter_matcher(f, _filter_path(group, path, i)) for i, f in enumerate(group.all_filters())
     ] + [compile_group(g, f"{path}.groups[{i}]") for i, g in enumerate(group.groups)]
     if not parts:
         return lambda rec, now, assoc: True
@@ -101,8 +107,8 @@ def evaluate(
 
     def walk(g: FilterGroup, p: str) -> bool:
         results = []
-        for i, f in enumerate(g.filters):
-            fp = f"{p}.filters[{i}]"
+        for i, f in enumerate(g.all_filters()):
+            fp = _filter_path(g, p, i)
             ok = _filter_matcher(f, fp)(record, now, assoc)
             seen: Any
             if f.association is None:
