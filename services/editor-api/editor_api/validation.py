@@ -72,9 +72,58 @@ async def load_properties(
     return out
 
 
+@dataclass(frozen=True)
+class EnrollmentFilterRef:
+    """A "has been enrolled in workflow X" filter of a draft, with its path in the definition."""
+
+    path: str  # "enrollment.triggers[0].criteria.filter.enrollment_filters[1]"
+    workflow_id: str
+    in_branch: bool  # an if/then branch (the executor cannot read enrollment facts)
+
+
+def _group_refs(group: FilterGroup, path: str, in_branch: bool) -> Iterator[EnrollmentFilterRef]:
+    for i, e in enumerate(group.enrollment_filters):
+        yield EnrollmentFilterRef(f"{path}.enrollment_filters[{i}]", e.workflow_id, in_branch)
+    for i, g in enumerate(group.groups):
+        yield from _group_refs(g, f"{path}.groups[{i}]", in_branch)
+
+
+def enrollment_filter_refs(defn: WorkflowDefinition) -> list[EnrollmentFilterRef]:
+    """Every workflow-enrollment filter of the draft (triggers, goal, branches)."""
+    e = defn.enrollment
+    out: list[EnrollmentFilterRef] = []
+    for name, triggers in (
+        ("triggers", e.triggers),
+        ("reenrollment.triggers", e.reenrollment.triggers),
+        ("unenrollment_triggers", e.unenrollment_triggers),
+    ):
+        for i, t in enumerate(triggers):
+            base = f"enrollment.{name}[{i}]"
+            if t.criteria is not None:
+                out += _group_refs(t.criteria.filter, f"{base}.criteria.filter", False)
+            if t.event is not None and t.event.filter is not None:
+                out += _group_refs(t.event.filter, f"{base}.event.filter", False)
+            if t.schedule is not None and t.schedule.filter is not None:
+                out += _group_refs(t.schedule.filter, f"{base}.schedule.filter", False)
+    if e.goal is not None:
+        out += _group_refs(e.goal, "enrollment.goal", False)
+    for aid, a in defn.actions.items():
+        for i, b in enumerate(a.branches):
+            if b.criteria is not None:
+                out += _group_refs(b.criteria, f"actions[{aid}].branches[{i}].criteria", True)
+    return out
+
+
+BRANCH_FACTS = (
+    "'enrolled in workflow' filters are not supported in if/then branches yet "
+    "(use them in enrollment triggers, unenrollment triggers or the goal)"
+)
+
+
 def referenced_workflows(defn: WorkflowDefinition) -> set[str]:
     """Workflow ids the draft names (to look up before ``validate``)."""
     out = set(defn.enrollment.unenroll_from_workflow_ids)
+    out |= {r.workflow_id for r in enrollment_filter_refs(defn)}
     for a in defn.actions.values():
         for key, value in a.fields.items():
             if key == "workflow_id" or key.endswith(("_workflow_id", "_workflow_ids")):
@@ -371,6 +420,12 @@ class _Checker:
                         f"data_sources[{i}].object_type",
                         f"object type {s.object_type!r} does not exist in the CRM",
                     )
+        for ref in enrollment_filter_refs(d):
+            if ref.in_branch:
+                aid = ref.path.split("]", 1)[0].removeprefix("actions[")
+                self.add(aid, "invalid_field", ref.path, BRANCH_FACTS)
+            else:
+                self.workflow_refs("", f"{ref.path}.workflow_id", [ref.workflow_id])
         for path, why in trigger_locks(self.plan, d.enrollment):
             self.add("", "trigger_locked_by_plan", path, why)
         for i, t in enumerate(d.enrollment.triggers):
