@@ -20,7 +20,8 @@ from crmflow.records.port import RecordStore
 from enrollment.compiled import EMPTY, CompiledWorkflow
 from enrollment.config import EnrollmentConfig
 from enrollment.enroller import Enroller
-from enrollment.payloads import PageInput, PageResult
+from enrollment.payloads import PageInput, PageResult, RecheckWindow
+from enrollment.time_recheck import recheck_search, recheck_triggers
 from enrollment.trigger_index import TriggerIndex
 
 log = logging.getLogger("crmflow.enrollment.activities")
@@ -169,6 +170,89 @@ class EnrollmentActivities:
             res.skipped += out.outcome != "enrolled"
         return res
 
+    @activity.defn(name="enrollment.time_recheck_start")
+    async def time_recheck_start(self, inp: PageInput) -> RecheckWindow:
+        """The instant of the previous complete check (set at activation). A revision without
+        one (activated before this existed) starts its watermark now and enrolls nobody."""
+        cw = self._active(inp)
+        if cw is None or not recheck_triggers(cw) or inp.fired_at is None:
+            return RecheckWindow()
+        ledger = self.enroller.ledger
+        since = await ledger.recheck_watermark(
+            tenant_id=inp.tenant_id, workflow_id=inp.workflow_id, revision=inp.revision
+        )
+        if since is None:
+            await ledger.set_recheck_watermark(
+                tenant_id=inp.tenant_id,
+                workflow_id=inp.workflow_id,
+                revision=inp.revision,
+                checked_until=inp.fired_at,
+            )
+            return RecheckWindow()
+        since = since if since.tzinfo else since.replace(tzinfo=inp.fired_at.tzinfo)
+        return RecheckWindow(since=since) if since < inp.fired_at else RecheckWindow()
+
+    @activity.defn(name="enrollment.time_recheck_page")
+    async def time_recheck_page(self, inp: PageInput) -> PageResult:
+        """Enroll the page's records whose criteria did not match at ``since`` and match at
+        ``fired_at`` (values as the CRM has them now: a change since was an event's job)."""
+        cw = self._active(inp)
+        if cw is None or self.records is None or inp.since is None or inp.fired_at is None:
+            return PageResult(stale=True)
+        since, now = inp.since, inp.fired_at
+        search = recheck_search(cw, since, now)
+        if search is None:
+            return PageResult(stale=True)
+        page = await self.records.search(
+            inp.tenant_id, cw.object_type, search, limit=inp.page_size, cursor=inp.cursor
+        )
+        res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
+        records = await self.enroller.with_facts(
+            cw, {r.record_id: r.properties for r in page.records}
+        )
+        keys = sorted(recheck_triggers(cw), key=lambda k: k[0] != "enroll")
+        for rid, props in records.items():
+            activity.heartbeat(rid)
+            hit = next(
+                (
+                    (role, i)
+                    for role, i in keys
+                    if (m := cw.criteria[(role, i)][1])(props, now, EMPTY)
+                    and not m(props, since, EMPTY)
+                ),
+                None,
+            )
+            if hit is None:
+                res.skipped += 1
+                continue
+            role, i = hit
+            out = await self.enroller.enroll(
+                cw,
+                rid,
+                trigger=f"criteria#{i} (time)",
+                record=props,
+                reenroll_ok=cw.may_reenroll(role, i)
+                and cw.initial_triggers_match(None, props, now),
+                reenrollment_only=role == "reenroll",
+                # a retried page gives the same answer instead of enrolling again
+                dedupe_id=f"time-recheck:{now.isoformat()}",
+            )
+            res.enrolled += out.outcome == "enrolled"
+            res.skipped += out.outcome != "enrolled"
+        return res
+
+    @activity.defn(name="enrollment.time_recheck_done")
+    async def time_recheck_done(self, inp: PageInput) -> None:
+        cw = self._active(inp)
+        if cw is None or inp.fired_at is None:
+            return
+        await self.enroller.ledger.set_recheck_watermark(
+            tenant_id=inp.tenant_id,
+            workflow_id=inp.workflow_id,
+            revision=inp.revision,
+            checked_until=inp.fired_at,
+        )
+
     @activity.defn(name="enrollment.prune")
     async def prune(self) -> dict[str, int]:
         now = self.enroller.clock()
@@ -186,4 +270,12 @@ class EnrollmentActivities:
         return await recover_pending(self.enroller, self.index, age=RECOVERY_AGE)
 
     def all(self) -> list[Any]:
-        return [self.backfill_page, self.schedule_page, self.prune, self.recover]
+        return [
+            self.backfill_page,
+            self.schedule_page,
+            self.time_recheck_start,
+            self.time_recheck_page,
+            self.time_recheck_done,
+            self.prune,
+            self.recover,
+        ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
@@ -346,7 +346,8 @@ class Ledger:
             row = await s.get(TimeRecheck, (tenant_id, workflow_id))
             if row is None or row.revision != revision:
                 return None
-            return row.checked_until
+            at = row.checked_until  # SQLite hands back naive datetimes; we store UTC
+            return at if at.tzinfo else at.replace(tzinfo=UTC)
 
     async def set_recheck_watermark(
         self, *, tenant_id: str, workflow_id: str, revision: int, checked_until: datetime

@@ -35,6 +35,8 @@ class PageInput(Model):
     # it in the workflow's time zone).
     trigger_index: int = -1
     fired_at: AwareDatetime | None = None
+    # Time re-check: the criteria are compared at ``since`` (the last check) and ``fired_at``.
+    since: AwareDatetime | None = None
 
 
 class PageResult(Model):
@@ -73,3 +75,16 @@ class TickResult(Model):
 class MaintenanceResult(Model):
     pruned: dict[str, int] = {}
     recovered: int = 0
+
+
+class TimeRecheckInput(Model):
+    """Started by the time re-check schedule of a revision with time-relative criteria."""
+
+    tenant_id: str
+    workflow_id: str
+    revision: int
+
+
+class RecheckWindow(Model):
+    # None: nothing to do (stale revision, or the first check only sets the watermark)
+    since: AwareDatetime | None = None

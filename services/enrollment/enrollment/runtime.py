@@ -79,7 +79,11 @@ class Runtime:
 
     async def wire(self) -> None:
         """Connect hooks (schedules, backfill) before the revisions are loaded."""
-        self.schedules = Schedules(self.client, self.task_queue)
+        self.schedules = Schedules(
+            self.client,
+            self.task_queue,
+            recheck_every=timedelta(minutes=self.config.time_recheck_minutes),
+        )
         self.workflows.sync_schedules = self.schedules.sync
         self.workflows.start_backfill = self.start_backfill
         self.review = Review(

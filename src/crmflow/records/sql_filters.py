@@ -66,6 +66,7 @@ SQL_OPERATORS = frozenset(
         "after",
         "within_last_days",
         "within_next_days",
+        "more_than_days_ago",
         "is_known",
         "is_unknown",
     }
@@ -234,6 +235,9 @@ class Translator:
                 else (self.now, self.now + days)
             )
             return lambda v: v.c.value_num.between(lo_t.timestamp(), hi_t.timestamp())
+        if key == "more_than_days_ago":
+            before = (self.now - timedelta(days=as_number(f.value) or 0)).timestamp()
+            return lambda v: v.c.value_num < before
         raise InvalidArgument.field(f"{path}.operator", f"operator {key!r} has no SQL form")
 
     def _equals(self, prop: PropertyDefinition, operands: list[Any], path: str) -> Cond:

@@ -620,6 +620,8 @@ FILTERS: list[dict[str, Any]] = [
     {"property": "date_of_birth", "operator": "after", "value": "1990-01-01"},
     {"property": "createdate", "operator": "within_last_days", "value": 1},
     {"property": "createdate", "operator": "within_next_days", "value": 1},
+    {"property": "date_of_birth", "operator": "more_than_days_ago", "value": 365},
+    {"property": "createdate", "operator": "more_than_days_ago", "value": 1},
     {"property": "email", "operator": "is_known"},
     {"property": "email", "operator": "is_unknown"},
     {"property": "interests", "operator": "has_all", "values": ["pricing", "events"]},

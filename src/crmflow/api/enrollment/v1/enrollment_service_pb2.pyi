@@ -62,7 +62,9 @@ class ActivateRevisionResponse(_message.Message):
     """Id of the backfill workflow when enroll_existing was set."""
     @_builtins.property
     def schedule_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Ids of the Temporal Schedules of the revision's schedule triggers."""
+        """Ids of the Temporal Schedules of the revision's schedule triggers and of its time re-check
+        (when its criteria are time-relative, e.g. "more than 7 days ago").
+        """
 
     def __init__(
         self,
