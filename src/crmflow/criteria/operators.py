@@ -194,9 +194,7 @@ _LIST: list[Operator] = [
     Operator("after", "is after", "single", DATES, _ordered(lambda a, b: a > b)),
     Operator("within_last_days", "is within the last N days", "days", DATES, _within(-1)),
     Operator("within_next_days", "is within the next N days", "days", DATES, _within(1)),
-    Operator(
-        "more_than_days_ago", "is more than N days ago", "days", DATES, _more_than_days_ago
-    ),
+    Operator("more_than_days_ago", "is more than N days ago", "days", DATES, _more_than_days_ago),
     Operator("is_known", "is known", "none", ALL_TYPES, lambda f: lambda v, now: not is_unknown(v)),
     Operator("is_unknown", "is unknown", "none", ALL_TYPES, lambda f: lambda v, now: is_unknown(v)),
 ]
