@@ -95,9 +95,7 @@ class EnrollmentActivities:
         )
         res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
         now = self.enroller.clock()
-        records = await self.enroller.with_facts(
-            cw, {r.record_id: r.properties for r in page.records}
-        )
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in page.records})
         for rid, props in records.items():
             activity.heartbeat(rid)
             if not any(
@@ -146,9 +144,7 @@ class EnrollmentActivities:
         from crmflow.criteria import compile_group
 
         check = compile_group(trig.filter) if trig.filter else None
-        records = await self.enroller.with_facts(
-            cw, {r.record_id: r.properties for r in page.records}
-        )
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in page.records})
         for rid, props in records.items():
             activity.heartbeat(rid)
             if check is not None and not check(props, fired, EMPTY):
@@ -207,9 +203,7 @@ class EnrollmentActivities:
             inp.tenant_id, cw.object_type, search, limit=inp.page_size, cursor=inp.cursor
         )
         res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
-        records = await self.enroller.with_facts(
-            cw, {r.record_id: r.properties for r in page.records}
-        )
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in page.records})
         keys = sorted(recheck_triggers(cw), key=lambda k: k[0] != "enroll")
         for rid, props in records.items():
             activity.heartbeat(rid)

@@ -122,19 +122,29 @@ class Enroller:
         if follow is not None:
             follow.extend(outs)
 
-    async def with_facts(
+    async def enrich(
         self, cw: CompiledWorkflow, records: Mapping[str, Mapping[str, Any]]
     ) -> dict[str, dict[str, Any]]:
-        """The records with their ``@enrollment:<workflow>`` virtual properties, when the
-        workflow's criteria read any (one ledger query for the batch)."""
+        """The records with the virtual properties ``cw``'s criteria read: enrollment facts
+        (``@enrollment:<workflow>``, one ledger query for the batch) and associated records
+        (``@assoc:<type>``, through the CRM port per record)."""
         out = {rid: dict(p) for rid, p in records.items()}
-        if not cw.fact_workflows or not out:
+        if not out:
             return out
-        facts = await self.ledger.fact_properties(
-            tenant_id=cw.tenant_id, object_type=cw.object_type, record_ids=list(out)
-        )
-        for rid, props in out.items():
-            props.update(facts.get(rid, {}))
+        if cw.fact_workflows:
+            facts = await self.ledger.fact_properties(
+                tenant_id=cw.tenant_id, object_type=cw.object_type, record_ids=list(out)
+            )
+            for rid, props in out.items():
+                props.update(facts.get(rid, {}))
+        if cw.association_refs and self.records is not None:
+            from enrollment import associated
+
+            for rid, props in out.items():
+                loaded = await associated.load(
+                    self.records, cw.tenant_id, cw.object_type, rid, cw.association_refs
+                )
+                props.update(associated.properties(loaded))
         return out
 
     def _lock(self, tenant_id: str, workflow_id: str, record_id: str) -> asyncio.Lock:

@@ -18,6 +18,7 @@ from crmflow.model.criteria import enrollment_property, is_virtual_property
 from crmflow.model.enrollment import RecordEventSignal, UnenrollReason
 from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange
 from crmflow.records.port import PropertyDefinition, PropertyType
+from enrollment import associated
 from enrollment.enroller import Enroller, FactChange, Outcome
 from enrollment.tables import EnrollmentRow
 from enrollment.trigger_index import Match, TriggerIndex
@@ -166,9 +167,10 @@ class Ingestor:
                 tenant_id=ev.tenant_id, object_type=ev.object_type, record_ids=[ev.record_id]
             )
             record.update(facts[ev.record_id])
+        seen_ev = await self._with_associated(ev, record)
         # leaving rules (goal, unenrollment...) only matter where the record is enrolled
-        matches = self.index.match(ev, record, now, {r.workflow_id for r in active})
-        new = {**record, **{c.property: c.new_value for c in ev.changes}}
+        matches = self.index.match(seen_ev, record, now, {r.workflow_id for r in active})
+        new = {**record, **{c.property: c.new_value for c in seen_ev.changes}}
         outcomes: list[Outcome] = []
         if ev.event_type == ChangeEventType.RECORD_DELETED:
             for row in active:
@@ -232,6 +234,21 @@ class Ingestor:
             ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now, running_ids=started
         )
         return False, outcomes
+
+    async def _with_associated(self, ev: ChangeEvent, record: dict[str, Any]) -> ChangeEvent:
+        """Put the associated records the tenant's criteria read on ``record`` (virtual
+        ``@assoc:<type>`` properties); for an association event, the event as the criteria
+        see it: with the change of those properties it made."""
+        store = self.enroller.records
+        if store is None or ev.event_type == ChangeEventType.RECORD_DELETED:
+            return ev
+        refs = self.index.association_refs(ev.tenant_id, ev.object_type)
+        if not refs:
+            return ev
+        loaded = await associated.load(store, ev.tenant_id, ev.object_type, ev.record_id, refs)
+        record.update(associated.properties(loaded))
+        extra = await associated.link_changes(store, ev, loaded, refs)
+        return ev.model_copy(update={"changes": [*ev.changes, *extra]}) if extra else ev
 
     async def _refined(self, m: Match, ev: ChangeEvent) -> bool:
         """'At least / at most N times (in a date range)': count this record's occurrences."""

@@ -110,7 +110,7 @@ class Review:
             return pb.EstimateEnrollmentResponse(count=0, complete=False)
         store = self._store()
         if group.enrollment_workflows():
-            ids = await self._matching_with_facts(tenant, d.object_type, group)
+            ids = await self._matching_enrich(tenant, d.object_type, group)
             return pb.EstimateEnrollmentResponse(
                 count=len(ids), sample_record_ids=ids[:size], complete=complete
             )
@@ -120,7 +120,7 @@ class Review:
             count=count, sample_record_ids=[r.record_id for r in page.records], complete=complete
         )
 
-    async def _matching_with_facts(
+    async def _matching_enrich(
         self, tenant: str, object_type: str, group: FilterGroup
     ) -> list[str]:
         """Records matching criteria that read enrollment facts: the CRM searches without
@@ -155,7 +155,7 @@ class Review:
             raise FailedPrecondition("the definition has no criteria triggers to list records by")
         store = self._store()
         if group.enrollment_workflows():
-            ids = await self._matching_with_facts(tenant, d.object_type, group)
+            ids = await self._matching_enrich(tenant, d.object_type, group)
             lst = await store.create_list(tenant, request.list_name.strip(), d.object_type)
             for i in range(0, len(ids), 500):
                 await store.add_to_list(tenant, lst.list_id, ids[i : i + 500])
@@ -180,7 +180,7 @@ class Review:
         store = self._store()
         rec = await store.get(tenant, cw.object_type, rid)  # NotFound for an unknown record
         # "has been enrolled in" filters read the ledger's facts (shown in the trace)
-        props = (await self.enroller.with_facts(cw, {rid: rec.properties}))[rid]
+        props = (await self.enroller.enrich(cw, {rid: rec.properties}))[rid]
         now: datetime = self.enroller.clock()
         out = pb.ExplainEnrollmentResponse(workflow_on=cw.enabled)
         e = cw.definition.enrollment

@@ -180,7 +180,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
                     missing[0],
                     f"{cw.object_type} record(s) not found: {', '.join(missing)}",
                 )
-        records = await self.enroller.with_facts(cw, records)  # goal: "has been enrolled in"
+        records = await self.enroller.enrich(cw, records)  # goal: "has been enrolled in"
         outcomes: list[Outcome] = []
         cascaded: list[Outcome] = []  # workflows triggered by these enrollments
         for rid in ids:
