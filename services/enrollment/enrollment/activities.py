@@ -15,13 +15,14 @@ from temporalio import activity
 
 from crmflow.criteria.values import as_datetime
 from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
+from crmflow.model.enrollment import UnenrollReason
 from crmflow.model.triggers import ScheduleFrequency, ScheduleTrigger
 from crmflow.records.port import RecordStore
 from enrollment.compiled import EMPTY, CompiledWorkflow
 from enrollment.config import EnrollmentConfig
 from enrollment.enroller import Enroller
 from enrollment.payloads import PageInput, PageResult, RecheckWindow
-from enrollment.time_recheck import recheck_search, recheck_triggers
+from enrollment.time_recheck import leaving_rules, needs_recheck, recheck_search, recheck_triggers
 from enrollment.trigger_index import TriggerIndex
 
 log = logging.getLogger("crmflow.enrollment.activities")
@@ -171,7 +172,7 @@ class EnrollmentActivities:
         """The instant of the previous complete check (set at activation). A revision without
         one (activated before this existed) starts its watermark now and enrolls nobody."""
         cw = self._active(inp)
-        if cw is None or not recheck_triggers(cw) or inp.fired_at is None:
+        if cw is None or not needs_recheck(cw) or inp.fired_at is None:
             return RecheckWindow()
         ledger = self.enroller.ledger
         since = await ledger.recheck_watermark(
@@ -185,8 +186,11 @@ class EnrollmentActivities:
                 checked_until=inp.fired_at,
             )
             return RecheckWindow()
-        since = since if since.tzinfo else since.replace(tzinfo=inp.fired_at.tzinfo)
-        return RecheckWindow(since=since) if since < inp.fired_at else RecheckWindow()
+        if since >= inp.fired_at:
+            return RecheckWindow()
+        return RecheckWindow(
+            since=since, enrolling=bool(recheck_triggers(cw)), leaving=bool(leaving_rules(cw))
+        )
 
     @activity.defn(name="enrollment.time_recheck_page")
     async def time_recheck_page(self, inp: PageInput) -> PageResult:
@@ -235,6 +239,53 @@ class EnrollmentActivities:
             res.skipped += out.outcome != "enrolled"
         return res
 
+    @activity.defn(name="enrollment.time_recheck_leaving_page")
+    async def time_recheck_leaving_page(self, inp: PageInput) -> PageResult:
+        """The workflow's enrolled records whose goal / unenrollment criteria time made true,
+        or whose enrollment criteria time made false (when so set): unenrolled."""
+        cw = self._active(inp)
+        if cw is None or self.records is None or inp.since is None or inp.fired_at is None:
+            return PageResult(stale=True)
+        rules = leaving_rules(cw)
+        if not rules:
+            return PageResult(stale=True)
+        since, now = inp.since, inp.fired_at
+        rows = await self.enroller.ledger.active_in_workflow(
+            tenant_id=inp.tenant_id,
+            workflow_id=inp.workflow_id,
+            limit=inp.page_size,
+            after_id=int(inp.cursor or 0),
+        )
+        res = PageResult(scanned=len(rows))
+        if len(rows) == inp.page_size:
+            res.next_cursor = str(rows[-1].id)
+        found = await self.records.batch_get(
+            inp.tenant_id, cw.object_type, [r.record_id for r in rows]
+        )
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in found})
+        for row in rows:
+            props = records.get(row.record_id)
+            if props is None:
+                continue  # deleted: the deletion event unenrolls it
+            activity.heartbeat(row.record_id)
+            for role, i, m, rising in rules:
+                flipped = (
+                    m(props, now, EMPTY) and not m(props, since, EMPTY)
+                    if rising
+                    else m(props, since, EMPTY) and not m(props, now, EMPTY)
+                )
+                if flipped:
+                    reason = {
+                        "goal": UnenrollReason.GOAL_MET,
+                        "unenroll": UnenrollReason.UNENROLLMENT_TRIGGER,
+                        "stay": UnenrollReason.CRITERIA_NOT_MET,
+                    }[role]
+                    label = "goal" if role == "goal" else f"{role}#{i}" if i >= 0 else role
+                    out = await self.enroller.unenroll_row(row, reason, f"{label} (time)")
+                    res.unenrolled += out.outcome == "unenrolled"
+                    break
+        return res
+
     @activity.defn(name="enrollment.time_recheck_done")
     async def time_recheck_done(self, inp: PageInput) -> None:
         cw = self._active(inp)
@@ -269,6 +320,7 @@ class EnrollmentActivities:
             self.schedule_page,
             self.time_recheck_start,
             self.time_recheck_page,
+            self.time_recheck_leaving_page,
             self.time_recheck_done,
             self.prune,
             self.recover,

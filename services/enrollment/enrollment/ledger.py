@@ -231,8 +231,9 @@ class Ledger:
             return (await s.exec(q)).all()
 
     async def active_in_workflow(
-        self, *, tenant_id: str, workflow_id: str, limit: int = 1000
+        self, *, tenant_id: str, workflow_id: str, limit: int = 1000, after_id: int = 0
     ) -> Sequence[EnrollmentRow]:
+        """Active rows of a workflow by id, from ``after_id`` on (a cursor for paging)."""
         async with self.sessions() as s:
             q = (
                 select(EnrollmentRow)
@@ -240,7 +241,9 @@ class Ledger:
                     EnrollmentRow.tenant_id == tenant_id,
                     EnrollmentRow.workflow_id == workflow_id,
                     col(EnrollmentRow.status).in_(ACTIVE),
+                    col(EnrollmentRow.id) > after_id,
                 )
+                .order_by(col(EnrollmentRow.id))
                 .limit(limit)
             )
             return (await s.exec(q)).all()

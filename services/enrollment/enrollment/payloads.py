@@ -44,6 +44,7 @@ class PageResult(Model):
     scanned: int = 0
     enrolled: int = 0
     skipped: int = 0
+    unenrolled: int = 0
     # The revision is no longer active (or the workflow is off): stop paging.
     stale: bool = False
 
@@ -70,6 +71,7 @@ class TickResult(Model):
     scanned: int = 0
     enrolled: int = 0
     skipped: int = 0
+    unenrolled: int = 0
 
 
 class MaintenanceResult(Model):
@@ -88,3 +90,6 @@ class TimeRecheckInput(Model):
 class RecheckWindow(Model):
     # None: nothing to do (stale revision, or the first check only sets the watermark)
     since: AwareDatetime | None = None
+    # page the CRM for records that may enroll / the ledger for enrolled ones that may leave
+    enrolling: bool = False
+    leaving: bool = False

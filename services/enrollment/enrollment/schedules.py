@@ -32,7 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from crmflow.model.triggers import ScheduleFrequency, ScheduleTrigger
 from enrollment.compiled import CompiledWorkflow
 from enrollment.payloads import ScheduleTickInput, TimeRecheckInput
-from enrollment.time_recheck import recheck_triggers
+from enrollment.time_recheck import needs_recheck
 
 log = logging.getLogger("crmflow.enrollment.schedules")
 
@@ -147,7 +147,7 @@ class Schedules:
             await self._delete(schedule_id(cw.tenant_id, cw.workflow_id, i))
         self._known[(cw.tenant_id, cw.workflow_id)] = len(triggers)
         rid = recheck_schedule_id(cw.tenant_id, cw.workflow_id)
-        if recheck_triggers(cw):
+        if needs_recheck(cw):
             await self._upsert(rid, build_recheck(cw, self.recheck_every, self.task_queue))
             ids.append(rid)
         else:

@@ -166,23 +166,32 @@ class EnrollmentTimeRecheck:
         if window.since is None:
             return total
         page.since = window.since
-        while True:
-            res: PageResult = await workflow.execute_activity(
-                "enrollment.time_recheck_page",
-                page,
-                result_type=PageResult,
-                start_to_close_timeout=PAGE_TIMEOUT,
-                retry_policy=RETRY,
-            )
-            total.scanned += res.scanned
-            total.enrolled += res.enrolled
-            total.skipped += res.skipped
-            workflow.set_current_details(f"scanned {total.scanned}, enrolled {total.enrolled}")
-            if res.stale:
-                return total
-            if not res.next_cursor:
-                break
-            page.cursor = res.next_cursor
+        for name, wanted in (
+            ("enrollment.time_recheck_page", window.enrolling),
+            ("enrollment.time_recheck_leaving_page", window.leaving),
+        ):
+            page.cursor = ""
+            while wanted:
+                res: PageResult = await workflow.execute_activity(
+                    name,
+                    page,
+                    result_type=PageResult,
+                    start_to_close_timeout=PAGE_TIMEOUT,
+                    retry_policy=RETRY,
+                )
+                total.scanned += res.scanned
+                total.enrolled += res.enrolled
+                total.skipped += res.skipped
+                total.unenrolled += res.unenrolled
+                workflow.set_current_details(
+                    f"scanned {total.scanned}, enrolled {total.enrolled}, "
+                    f"unenrolled {total.unenrolled}"
+                )
+                if res.stale:
+                    return total
+                if not res.next_cursor:
+                    break
+                page.cursor = res.next_cursor
         # only a complete pass moves the watermark: a failed one is redone from the same instant
         await workflow.execute_activity(
             "enrollment.time_recheck_done",

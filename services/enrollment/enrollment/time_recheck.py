@@ -8,7 +8,10 @@ enrollment (or re-enrollment) criteria read a time-relative operator gets a Temp
 the records that can have crossed a boundary since the last check (``since``, a durable
 watermark) and enrolls those whose criteria did not match at ``since`` and match now — the
 same not-matching -> matching transition an event would have produced, applied through the
-same rules (first time only, re-enrollment, suppression, goal, never twice at once).
+same rules (first time only, re-enrollment, suppression, goal, never twice at once). The
+records enrolled in the workflow are re-checked the same way for a goal or unenrollment
+criteria that time made true, and for enrollment criteria that time made false ("unenroll
+when criteria are no longer met").
 
 Pure helpers here; the activity lives in ``activities.py``.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+from crmflow.criteria.evaluate import Matcher
 from crmflow.criteria.operators import TIME_RELATIVE
 from crmflow.criteria.values import as_number
 from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
@@ -37,6 +41,11 @@ def time_filters(group: FilterGroup) -> Iterator[PropertyFilter]:
         yield from time_filters(g)
 
 
+def needs_recheck(cw: CompiledWorkflow) -> bool:
+    """Does time alone change something for this revision (a schedule re-checks it)?"""
+    return bool(recheck_triggers(cw) or leaving_rules(cw))
+
+
 def recheck_triggers(cw: CompiledWorkflow) -> list[tuple[str, int]]:
     """(role, index) of the enroll / re-enroll criteria that time alone can flip."""
     return [
@@ -44,6 +53,25 @@ def recheck_triggers(cw: CompiledWorkflow) -> list[tuple[str, int]]:
         for key, (group, _) in cw.criteria.items()
         if key[0] in ("enroll", "reenroll") and any(True for _ in time_filters(group))
     ]
+
+
+LeavingRule = tuple[str, int, Matcher, bool]  # (role, index, matcher, rising)
+
+
+def leaving_rules(cw: CompiledWorkflow) -> list[LeavingRule]:
+    """Goal and unenrollment criteria that time alone can make true, and "criteria no longer
+    met" that time alone can make false: re-checked for the records enrolled now."""
+    out: list[LeavingRule] = []
+    e = cw.definition.enrollment
+    if cw.goal is not None and e.goal is not None and any(True for _ in time_filters(e.goal)):
+        out.append(("goal", -1, cw.goal, True))
+    for (role, i), (group, m) in cw.criteria.items():
+        if role == "unenroll" and any(True for _ in time_filters(group)):
+            out.append(("unenroll", i, m, True))
+    if cw.stay is not None and cw.stay_matcher is not None:
+        if any(True for _ in time_filters(cw.stay)):
+            out.append(("stay", -1, cw.stay_matcher, False))
+    return out
 
 
 def crossing_window(f: PropertyFilter, since: datetime, now: datetime) -> PropertyFilter:

@@ -18,7 +18,7 @@ from enrollment.compiled import CompiledWorkflow, compile_revision
 from enrollment.enroller import Enroller
 from enrollment.ledger import Ledger
 from enrollment.tables import ActiveRevision
-from enrollment.time_recheck import recheck_triggers
+from enrollment.time_recheck import needs_recheck
 from enrollment.trigger_index import TriggerIndex
 
 log = logging.getLogger("crmflow.enrollment.workflows")
@@ -92,7 +92,7 @@ class ActiveWorkflows:
                 updated_at=now,
             )
         )
-        if recheck_triggers(cw):
+        if needs_recheck(cw):
             # time-relative criteria: records crossing a boundary from now on enroll (the
             # ones matching already are the backfill's, when asked for)
             await self.ledger.set_recheck_watermark(

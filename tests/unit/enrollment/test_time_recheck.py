@@ -56,12 +56,17 @@ async def recheck(core: Core, wf: str, at: datetime) -> list[PageResult]:
         return []
     inp.since = window.since
     pages = []
-    while True:
-        res = await env.run(acts.time_recheck_page, inp)
-        pages.append(res)
-        if res.stale or not res.next_cursor:
-            break
-        inp.cursor = res.next_cursor
+    for fn, wanted in (
+        (acts.time_recheck_page, window.enrolling),
+        (acts.time_recheck_leaving_page, window.leaving),
+    ):
+        inp.cursor = ""
+        while wanted:
+            res = await env.run(fn, inp)
+            pages.append(res)
+            if res.stale or not res.next_cursor:
+                break
+            inp.cursor = res.next_cursor
     await env.run(acts.time_recheck_done, inp)
     return pages
 
@@ -160,3 +165,46 @@ async def test_workflows_without_time_criteria_are_not_rechecked(core: Core) -> 
     await core.publish("wf", {"triggers": [{"criteria": {"filter": {"filters": [LEAD]}}}]})
     cw = core.index.get(core.tenant, "wf")
     assert cw is not None and recheck_triggers(cw) == [] and recheck_search(cw, T0, T0) is None
+
+
+async def test_time_makes_enrolled_records_leave(core: Core) -> None:
+    recent = {"property": "last_activity", "operator": "within_last_days", "value": 10}
+    await crm(core, a=T0 - 2 * DAY, b=T0 - 5 * DAY, c=T0 - 9 * DAY)
+    await core.publish(
+        "wf",
+        {
+            "triggers": [{"criteria": {"filter": {"filters": [LEAD, recent]}}}],
+            "unenroll_when_criteria_not_met": True,
+        },
+    )
+    cw = core.index.get(core.tenant, "wf")
+    assert cw is not None
+    for rid in ("a", "b", "c"):
+        await core.enroller.enroll(cw, rid, trigger="manual", record={})
+    # at T0 + 3 days c's activity is 12 days old: "criteria no longer met" -> unenrolled
+    pages = await recheck(core, "wf", T0 + 3 * DAY)
+    assert sum(p.unenrolled for p in pages) == 1
+    assert core.starter.signals == [(f"enroll/{core.tenant}/wf/contact-c/1", "criteria_not_met")]
+    pages = await recheck(core, "wf", T0 + 6 * DAY)
+    assert [s[0].split("/")[3] for s in core.starter.signals] == ["contact-c", "contact-b"]
+    assert sum(p.unenrolled for p in pages) == 1 and sum(p.scanned for p in pages) == 2
+
+
+async def test_time_makes_the_goal_met(core: Core) -> None:
+    soon = {"property": "last_activity", "operator": "within_next_days", "value": 3}
+    await crm(core, a=T0 + 4 * DAY, b=T0 + 30 * DAY)
+    await core.publish(
+        "wf",
+        {
+            "triggers": [{"criteria": {"filter": {"filters": [LEAD]}}}],
+            "goal": {"filters": [soon]},
+        },
+    )
+    cw = core.index.get(core.tenant, "wf")
+    assert cw is not None
+    for rid in ("a", "b"):
+        await core.enroller.enroll(cw, rid, trigger="manual", record={})
+    assert await recheck(core, "wf", T0 + 12 * 3600 * timedelta(seconds=1)) != []
+    assert core.starter.signals == []
+    await recheck(core, "wf", T0 + 2 * DAY)  # a's date is within 3 days now
+    assert core.starter.signals == [(f"enroll/{core.tenant}/wf/contact-a/1", "goal_met")]
