@@ -76,16 +76,18 @@ async def load_properties(
 class EnrollmentFilterRef:
     """A "has been enrolled in workflow X" filter of a draft, with its path in the definition."""
 
-    path: str  # "enrollment.triggers[0].criteria.filter.enrollment_filters[1]"
+    # "enrollment.triggers[0].criteria.filter.enrollment_filters[1]"; in a branch, relative
+    # to its action: "branches[0].criteria.enrollment_filters[0]"
+    path: str
     workflow_id: str
-    in_branch: bool  # an if/then branch (the executor cannot read enrollment facts)
+    action_id: str = ""  # the if/then action of a branch's filter
 
 
-def _group_refs(group: FilterGroup, path: str, in_branch: bool) -> Iterator[EnrollmentFilterRef]:
+def _group_refs(group: FilterGroup, path: str, action_id: str) -> Iterator[EnrollmentFilterRef]:
     for i, e in enumerate(group.enrollment_filters):
-        yield EnrollmentFilterRef(f"{path}.enrollment_filters[{i}]", e.workflow_id, in_branch)
+        yield EnrollmentFilterRef(f"{path}.enrollment_filters[{i}]", e.workflow_id, action_id)
     for i, g in enumerate(group.groups):
-        yield from _group_refs(g, f"{path}.groups[{i}]", in_branch)
+        yield from _group_refs(g, f"{path}.groups[{i}]", action_id)
 
 
 def enrollment_filter_refs(defn: WorkflowDefinition) -> list[EnrollmentFilterRef]:
@@ -100,24 +102,18 @@ def enrollment_filter_refs(defn: WorkflowDefinition) -> list[EnrollmentFilterRef
         for i, t in enumerate(triggers):
             base = f"enrollment.{name}[{i}]"
             if t.criteria is not None:
-                out += _group_refs(t.criteria.filter, f"{base}.criteria.filter", False)
+                out += _group_refs(t.criteria.filter, f"{base}.criteria.filter", "")
             if t.event is not None and t.event.filter is not None:
-                out += _group_refs(t.event.filter, f"{base}.event.filter", False)
+                out += _group_refs(t.event.filter, f"{base}.event.filter", "")
             if t.schedule is not None and t.schedule.filter is not None:
-                out += _group_refs(t.schedule.filter, f"{base}.schedule.filter", False)
+                out += _group_refs(t.schedule.filter, f"{base}.schedule.filter", "")
     if e.goal is not None:
-        out += _group_refs(e.goal, "enrollment.goal", False)
+        out += _group_refs(e.goal, "enrollment.goal", "")
     for aid, a in defn.actions.items():
         for i, b in enumerate(a.branches):
             if b.criteria is not None:
-                out += _group_refs(b.criteria, f"actions[{aid}].branches[{i}].criteria", True)
+                out += _group_refs(b.criteria, f"branches[{i}].criteria", aid)
     return out
-
-
-BRANCH_FACTS = (
-    "'enrolled in workflow' filters are not supported in if/then branches yet "
-    "(use them in enrollment triggers, unenrollment triggers or the goal)"
-)
 
 
 def referenced_workflows(defn: WorkflowDefinition) -> set[str]:
@@ -421,11 +417,7 @@ class _Checker:
                         f"object type {s.object_type!r} does not exist in the CRM",
                     )
         for ref in enrollment_filter_refs(d):
-            if ref.in_branch:
-                aid = ref.path.split("]", 1)[0].removeprefix("actions[")
-                self.add(aid, "invalid_field", ref.path, BRANCH_FACTS)
-            else:
-                self.workflow_refs("", f"{ref.path}.workflow_id", [ref.workflow_id])
+            self.workflow_refs(ref.action_id, f"{ref.path}.workflow_id", [ref.workflow_id])
         for path, why in trigger_locks(self.plan, d.enrollment):
             self.add("", "trigger_locked_by_plan", path, why)
         for i, t in enumerate(d.enrollment.triggers):

@@ -456,24 +456,35 @@ async def test_enrolled_in_workflow_filters_name_existing_workflows(editor: Edit
     ok = await update(triggers(other, "IS_CURRENTLY_ENROLLED"))
     ef = ok.workflow.definition.enrollment.triggers[0].criteria.filter.enrollment_filters[0]
     assert ef.workflow_id == other and ef.condition == 3
-    # not in if/then branches (the executor cannot read the ledger)
-    crit = json_format.ParseDict(
-        {"enrollment_filters": [{"workflow_id": other, "condition": 1}]},
-        __import__("crmflow.api.workflow.v1.criteria_pb2", fromlist=["x"]).FilterGroup(),
-    )
+    # in if/then branches too (the executor asks the enrollment service)
+    from crmflow.api.workflow.v1 import criteria_pb2
+
+    def crit(workflow_id: str) -> criteria_pb2.FilterGroup:
+        return json_format.ParseDict(
+            {"enrollment_filters": [{"workflow_id": workflow_id, "condition": 1}]},
+            criteria_pb2.FilterGroup(),
+        )
+
     err = await rpc_error(
-        editor.add(wid, 0, "if_then", {}, branches=[wf.Branch(branch_id="b1", criteria=crit)])
+        editor.add(
+            wid, 0, "if_then", {}, branches=[wf.Branch(branch_id="b1", criteria=crit("wf_gone"))]
+        )
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert list(bad_request_fields(err)) == ["action.branches[0].criteria.enrollment_filters[0]"]
+    assert list(bad_request_fields(err)) == [
+        "action.branches[0].criteria.enrollment_filters[0].workflow_id"
+    ]
+    added = await editor.add(
+        wid, 0, "if_then", {}, branches=[wf.Branch(branch_id="b1", criteria=crit(other))]
+    )
+    assert added.workflow.draft_revision > ok.workflow.draft_revision
     # the referenced workflow deleted later: edits go on, validation reports it
     await editor.stub.DeleteWorkflow(
         pb.DeleteWorkflowRequest(tenant_id=t, workflow_id=other, actor="ann")
     )
     v = await editor.validate(wid)
-    assert [(i.code, i.field) for i in v.issues if i.code == "unknown_workflow"] == [
-        (
-            "unknown_workflow",
-            "enrollment.triggers[0].criteria.filter.enrollment_filters[0].workflow_id",
-        )
-    ]
+    branch_action = added.action_id
+    assert {(i.action_id, i.field) for i in v.issues if i.code == "unknown_workflow"} == {
+        ("", "enrollment.triggers[0].criteria.filter.enrollment_filters[0].workflow_id"),
+        (branch_action, "branches[0].criteria.enrollment_filters[0].workflow_id"),
+    }

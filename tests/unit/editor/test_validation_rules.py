@@ -161,9 +161,15 @@ def test_enrolled_in_workflow_filters_are_workflow_references() -> None:
         )
     ]
     d.actions["a"].branches = [
-        Branch(branch_id="x", criteria=FilterGroup.model_validate({"enrollment_filters": [ef]}))
+        Branch(
+            branch_id="x",
+            criteria=FilterGroup.model_validate(
+                {"enrollment_filters": [{**ef, "workflow_id": "wf_c"}]}
+            ),
+        )
     ]
-    assert ("a", "invalid_field") in {
-        (i.action_id, i.code)
-        for i in validate(d, registry=REG, plan=Plan("t"), known_workflows={"wf_a", "wf_b"})
-    }
+    assert referenced_workflows(d) == {"wf_a", "wf_b", "wf_c"}
+    issues = validate(d, registry=REG, plan=Plan("t"), known_workflows={"wf_a", "wf_b"})
+    assert [(i.action_id, i.code, i.field) for i in issues] == [
+        ("a", "unknown_workflow", "branches[0].criteria.enrollment_filters[0].workflow_id")
+    ]
