@@ -238,10 +238,7 @@ def test_demo_produces_runs(stack: Stack) -> None:
     # Running it again loads nothing twice and publishes no second workflow.
     again = subprocess.run(
         [sys.executable, "-m", "crmflow.cli.main", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=stack.env(),
+        capture_output=True, text=True, timeout=180, env=stack.env(),
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert "reusing workflow" in again.stdout

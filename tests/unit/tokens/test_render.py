@@ -32,7 +32,7 @@ def ctx() -> dict[str, Any]:
             "created": "2024-03-05T10:20:30Z",
             "birthday": "1990-12-24",
             "tags": ["a", "b", "c"],
-            "bio": '<b>Tom & "Jerry"</b>',
+            "bio": "<b>Tom & \"Jerry\"</b>",
         },
         sources={"company": {"domain": "acme.io", "name": "Acme"}, "nothing": None},
         actions={"a1": {"score": 42, "items": [{"sku": "X1"}]}},
@@ -48,19 +48,19 @@ def ctx() -> dict[str, Any]:
         ("{{ contact.firstname | upcase }}", "ANN"),
         ("{{ contact.firstname | capitalize }}", "Ann"),
         ("{{ sources.company.name | downcase }}", "acme"),
-        ('{{ contact.lastname | default: "there" }}', "there"),  # empty -> default
+        ("{{ contact.lastname | default: \"there\" }}", "there"),  # empty -> default
         ("{{ contact.missing | default: 'friend' }}", "friend"),
         ("{{ contact.missing | default: 0 }}", "0"),
-        ('{{ sources.nothing.name | default: "n/a" }}', "n/a"),
+        ("{{ sources.nothing.name | default: \"n/a\" }}", "n/a"),
         ("{{ contact.firstname | truncate: 2, '' }}", "an"),
         ("{{ contact.bio | truncate: 8 }}", "<b>To..."),
-        ('{{ contact.bio | truncate: 6, "…" }}', "<b>To…"),
-        ('{{ contact.created | date: "%Y-%m-%d" }}', "2024-03-05"),
-        ('{{ contact.birthday | date: "%d %B %Y" }}', "24 December 1990"),
+        ("{{ contact.bio | truncate: 6, \"…\" }}", "<b>To…"),
+        ("{{ contact.created | date: \"%Y-%m-%d\" }}", "2024-03-05"),
+        ("{{ contact.birthday | date: \"%d %B %Y\" }}", "24 December 1990"),
         ("{{ contact.amount | number: 2 }}", "1,234.50"),
-        ('{{ contact.amount | number: 2, "." }}', "1.234,50"),
+        ("{{ contact.amount | number: 2, \".\" }}", "1.234,50"),
         ("{{ contact.amount | round }}", "1234"),
-        ('{{ contact.tags | join: "/" }}', "a/b/c"),
+        ("{{ contact.tags | join: \"/\" }}", "a/b/c"),
         ("{{ contact.tags | first }}{{ contact.tags | last }}", "ac"),
         ("{{ contact.tags | size }}", "3"),
         ("{{ contact.vip }}", "true"),
@@ -87,7 +87,7 @@ def test_missing_without_default_renders_empty_and_is_reported(ctx: dict[str, An
 
 
 def test_filters_on_bad_data_never_raise(ctx: dict[str, Any]) -> None:
-    assert render('{{ contact.firstname | date: "%Y" }}', ctx) == ""
+    assert render("{{ contact.firstname | date: \"%Y\" }}", ctx) == ""
     assert render("{{ contact.firstname | number: 2 }}", ctx) == ""
     assert render("{{ contact.firstname | number: 2 | default: 'x' }}", ctx) == "x"
     assert render("{{ contact.firstname.deeper.still }}", ctx) == ""

@@ -100,7 +100,9 @@ async def source_record(ctx: ActionContext, source_id: str) -> tuple[str, str]:
             "fields.target_source", f"no data source {source_id!r} in this revision"
         )
     enrolled = await ctx.store.get(r.tenant_id, r.object_type, r.record_id)
-    found = await resolve_source(ctx.store, r.tenant_id, src, r.object_type, r.record_id, enrolled)
+    found = await resolve_source(
+        ctx.store, r.tenant_id, src, r.object_type, r.record_id, enrolled
+    )
     if found is None:
         raise Skip(f"data source {source_id!r} has no record for this enrollment")
     return found.object_type, found.record_id
