@@ -73,6 +73,19 @@ SQL_OPERATORS = frozenset(
 )
 
 
+def refuse_enrollment_filters(group: FilterGroup, path: str = "criteria") -> None:
+    """ "Has been enrolled in workflow X" is enrollment history, not CRM data: the enrollment
+    service evaluates it (and searches the CRM without it). Silently dropping it would widen
+    an AND and narrow an OR, so a search naming one is refused."""
+    if group.enrollment_filters:
+        raise InvalidArgument.field(
+            f"{path}.enrollment_filters[0]",
+            "the CRM cannot search enrollment history (the enrollment service evaluates it)",
+        )
+    for i, g in enumerate(group.groups):
+        refuse_enrollment_filters(g, f"{path}.groups[{i}]")
+
+
 def needs_python(group: FilterGroup) -> bool:
     return any(f.operator not in SQL_OPERATORS for f in group.filters) or any(
         needs_python(g) for g in group.groups

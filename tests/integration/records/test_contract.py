@@ -828,3 +828,28 @@ async def test_datetime_filters_and_epoch_operands(store: RecordStore, tenant_id
         {"filters": [{"property": "amount", "operator": "eq", "value": "100.5"}]}
     )
     assert await store.count(tenant_id, "deal", amount) == 1
+
+
+async def test_enrollment_filters_are_refused_by_name(store: RecordStore, tenant_id: str) -> None:
+    group = FilterGroup.model_validate(
+        {
+            "filters": [{"property": "email", "operator": "is_known"}],
+            "groups": [
+                {
+                    "enrollment_filters": [
+                        {
+                            "workflow_id": "wf-a",
+                            "condition": "ENROLLMENT_CONDITION_HAS_BEEN_ENROLLED",
+                        }
+                    ]
+                }
+            ],
+        }
+    )
+    for call in (
+        store.search(tenant_id, "contact", group),
+        store.count(tenant_id, "contact", group),
+    ):
+        with pytest.raises(InvalidArgument) as bad:
+            await call
+        assert fields(bad.value) == {"criteria.groups[0].enrollment_filters[0]"}
