@@ -196,6 +196,39 @@ class Enroller:
         with the initial triggers (used by schedules and backfills). ``follow`` collects what
         the enrollment did to workflows triggered by it ("has been enrolled in"). ``dedupe_id``
         stands in for the event id when there is no event (a time re-check of one record)."""
+        redo: list[FactChange] = []
+        out = await self._enroll(
+            cw,
+            record_id,
+            trigger=trigger,
+            record=record,
+            event=event,
+            reenroll_ok=reenroll_ok,
+            reenrollment_only=reenrollment_only,
+            started=started,
+            follow=follow,
+            dedupe_id=dedupe_id,
+            redo=redo,
+        )
+        for change in redo:  # outside the per-record lock: the cascade may come back here
+            await self.fact_changed(change, follow)
+        return out
+
+    async def _enroll(
+        self,
+        cw: CompiledWorkflow,
+        record_id: str,
+        *,
+        trigger: str,
+        record: Mapping[str, Any] | None,
+        event: ChangeEvent | None,
+        reenroll_ok: bool | None,
+        reenrollment_only: bool,
+        started: list[int] | None,
+        follow: list[Outcome] | None,
+        dedupe_id: str,
+        redo: list[FactChange],
+    ) -> Outcome:
         wf, tenant = cw.workflow_id, cw.tenant_id
         if not cw.enabled:
             return Outcome(wf, record_id, "workflow_off", detail="the workflow is off")
@@ -216,7 +249,21 @@ class Enroller:
                     await self.start_row(reserved, cw, event, started=started)
                     break
             if prior is not None:
-                # Same event again after a crash (before it was marked processed): same answer.
+                # Same event again after a crash (before it was marked processed): same answer,
+                # and the enrollment's consequences elsewhere are offered again (idempotent by
+                # the change's id), in case the crash came before they were worked out.
+                redo.append(
+                    FactChange(
+                        tenant,
+                        cw.object_type,
+                        record_id,
+                        wf,
+                        PAST if prior.enrollment_number > 1 else None,
+                        CURRENT,
+                        prior.run_workflow_id,
+                        record,
+                    )
+                )
                 return Outcome(
                     wf,
                     record_id,

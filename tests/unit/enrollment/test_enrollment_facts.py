@@ -172,3 +172,26 @@ async def test_only_workflows_reading_facts_pay_for_them(core: Core) -> None:
     assert not core.index.reads_facts(core.tenant, "contact", "b")
     await core.publish("b", {"triggers": [TRIG]}, revision=2)
     assert not core.index.reads_facts(core.tenant, "contact")
+
+
+async def test_a_crash_before_the_cascade_is_made_up_on_redelivery(core: Core) -> None:
+    import pytest
+
+    await core.publish("a", {"triggers": [TRIG]})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    hook = core.enroller.on_fact_change
+
+    async def crash(_: object) -> list[object]:
+        raise RuntimeError("process died")
+
+    core.enroller.on_fact_change = crash  # type: ignore[assignment]
+    ev = to_lead(core)
+    with pytest.raises(RuntimeError):
+        await core.ingestor.ingest(ev)
+    assert core.starter.started() == [f"enroll/{core.tenant}/a/contact-c1/1"]
+    core.enroller.on_fact_change = hook
+    # the event is redelivered: a answers as before, b gets its enrollment now
+    assert await core.ingest(ev) == [("a", "already_enrolled"), ("b", "enrolled")]
+    # and once more: a duplicate, nothing new
+    dup, _ = await core.ingestor.ingest(ev)
+    assert dup and len(core.starter.runs) == 2
