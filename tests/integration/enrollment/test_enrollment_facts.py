@@ -79,6 +79,14 @@ async def test_enrollment_in_a_starts_b(service: Service, tenant_id: str) -> Non
         )
     )
     assert [e.workflow_id for e in only_b.enrollments] == ["b"]
+    # b's run ends by itself (terminated here): the answer follows Temporal, not the ledger
+    await client.get_workflow_handle(run_b).terminate("done")
+    only_b = await service.stub.ListRecordEnrollments(
+        pb.ListRecordEnrollmentsRequest(
+            tenant_id=tenant_id, object_type="contact", record_id="c1", workflow_ids=["b"]
+        )
+    )
+    assert [(e.times_enrolled, e.currently_enrolled) for e in only_b.enrollments] == [(1, False)]
 
     # Explain shows the fact it read
     why = await service.stub.ExplainEnrollment(
