@@ -180,7 +180,7 @@ Global___WorkflowEnrollmentFilter: _TypeAlias = WorkflowEnrollmentFilter  # noqa
 
 @_typing.final
 class FilterGroup(_message.Message):
-    """Nested AND/OR groups of property filters."""
+    """Nested AND/OR groups of property filters and workflow-enrollment filters."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
