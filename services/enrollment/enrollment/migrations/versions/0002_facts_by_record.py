@@ -15,9 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_fact_record", "enrollment_fact", ["tenant_id", "object_type", "record_id"]
-    )
+    op.create_index("ix_fact_record", "enrollment_fact", ["tenant_id", "object_type", "record_id"])
     op.create_table(
         "time_recheck",
         sa.Column("tenant_id", sa.String(64), primary_key=True),
