@@ -76,6 +76,7 @@ async def test_backfill_resumes_after_restart_without_duplicates(
                 pb.GetBackfillProgressRequest(tenant_id=tenant_id, workflow_id="wf-bf")
             )
             assert got.done and got.status == "completed" and got.backfill_workflow_id == wid
+
             # exactly the 20 leads, each once (visibility may trail the starts by a moment, far
             # less than the recovery sweep's period, so a start left to the sweep still fails)
             async def twenty_distinct() -> bool:

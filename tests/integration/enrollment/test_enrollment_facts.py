@@ -184,3 +184,35 @@ async def test_estimate_and_bad_input(service: Service, tenant_id: str) -> None:
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert any(f.endswith("enrollment_filters.0.condition") for f in bad_request_fields(err.value))
+
+
+async def test_a_run_ending_by_itself_leaves_is_currently_enrolled(
+    service: Service, tenant_id: str
+) -> None:
+    from tests.helpers import eventually
+
+    await service.records.create(tenant_id, "contact", {"lifecyclestage": "lead"}, record_id="c1")
+    await activate(service, tenant_id, "a", {"triggers": [criteria(LEAD)]})
+    await activate(
+        service, tenant_id, "b", {"triggers": [enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED")]}
+    )
+    res = await service.stub.IngestEvents(
+        pb.IngestEventsRequest(tenant_id=tenant_id, events=[to_lead(tenant_id, "c1")])
+    )
+    assert [(o.workflow_id, o.outcome) for o in res.results[0].outcomes] == [("a", "enrolled")]
+    client = service.env.client
+    # a's run finishes on its own (no unenrollment through the service)
+    await client.get_workflow_handle(
+        enrollment_workflow_id(tenant_id, "a", "contact", "c1", 1)
+    ).terminate("finished")
+    run_b = enrollment_workflow_id(tenant_id, "b", "contact", "c1", 1)
+
+    async def b_started() -> bool:
+        try:
+            await client.get_workflow_handle(run_b).describe()
+            return True
+        except Exception:
+            return False
+
+    # the recovery loop's visibility sweep (every 15 s) notices the closed run
+    await eventually(b_started, timeout=40)
