@@ -35,6 +35,19 @@ class Enrollment(pb_grpc.EnrollmentServiceServicer):
         self.calls.append(("Unenroll", request))
         return pb.UnenrollResponse()
 
+    async def ListRecordEnrollments(self, request: Any, context: Any) -> Any:
+        self.calls.append(("ListRecordEnrollments", request))
+        facts = {"c1": {"wf-a": False}, "c2": {"wf-a": True, "wf-b": False}}.get(
+            request.record_id, {}
+        )
+        return pb.ListRecordEnrollmentsResponse(
+            enrollments=[
+                pb.RecordEnrollment(workflow_id=w, times_enrolled=1, currently_enrolled=cur)
+                for w, cur in sorted(facts.items())
+                if not request.workflow_ids or w in request.workflow_ids
+            ]
+        )
+
 
 @pytest.fixture
 async def enrollment_service(tmp_path: Path) -> AsyncIterator[tuple[Enrollment, int]]:
@@ -84,3 +97,52 @@ async def test_enroll_elsewhere_and_unenroll_from_others(
         ("Unenroll", "wf-nurture", ["c1"]),
     ]
     assert "wf-1" in servicer.calls[1][1].reason
+
+
+@pytest.mark.parametrize(
+    ("record_id", "segment"), [("c1", "was-in-a"), ("c2", "in-a-now"), ("c3", "never")]
+)
+async def test_if_then_branches_on_enrollment_in_other_workflows(
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    task_queue: str,
+    tenant_id: str,
+    enrollment_service: tuple[Enrollment, int],
+    record_id: str,
+    segment: str,
+) -> None:
+    from crmflow.model.actions import Action, Connection
+    from crmflow.model.criteria import FilterGroup
+    from tests.workflows.harness import branch
+
+    def cond(c: str) -> FilterGroup:
+        return FilterGroup.model_validate(
+            {"enrollment_filters": [{"workflow_id": "wf-a", "condition": c}]}
+        )
+
+    servicer, port = enrollment_service
+    settings = make_settings(tmp_path, task_queue, enrollment_address=f"127.0.0.1:{port}")
+    actions = [
+        Action(
+            action_id="b",
+            action_type="if_then",
+            branches=[
+                branch(
+                    "now", "set-now", criteria=cond("ENROLLMENT_CONDITION_IS_CURRENTLY_ENROLLED")
+                ),
+                branch("was", "set-was", criteria=cond("ENROLLMENT_CONDITION_HAS_BEEN_ENROLLED")),
+            ],
+            default_connection=Connection(next_action_id="set-never"),
+        ),
+        act("set-now", "set_property", property="segment", value="in-a-now"),
+        act("set-was", "set_property", property="segment", value="was-in-a"),
+        act("set-never", "set_property", property="segment", value="never"),
+    ]
+    async with running_worker(temporal_env.client, tmp_path, task_queue, settings=settings) as h:
+        h.store.put(tenant_id, "contact", record_id)
+        result = await h.run(enrollment(tenant_id, record_id, definition(actions)))
+        assert result.status == "completed"
+        got = (await h.store.get(tenant_id, "contact", record_id)).properties["segment"]
+        assert got == segment
+    asked = [r for k, r in servicer.calls if k == "ListRecordEnrollments"]
+    assert [(r.record_id, list(r.workflow_ids)) for r in asked] == [(record_id, ["wf-a"])]

@@ -38,8 +38,10 @@ from editor_api.documents import ModelCache, dump
 from editor_api.edits import Edit
 from editor_api.plans import Plan, enforce_definition, enforce_workflow_count
 from editor_api.validation import (
+    EnrollmentFilterRef,
     Issue,
     PropertySource,
+    enrollment_filter_refs,
     load_properties,
     referenced_workflows,
     validate,
@@ -311,10 +313,47 @@ class EditorCore:
             self.expect(row, expected)
             plan = await self.plan(s, tenant_id)
             defn = self.models.take(row.draft)
+            before = {(r.action_id, r.path, r.workflow_id) for r in enrollment_filter_refs(defn)}
             result, summary = fn(defn, plan)
+            await self.check_enrollment_filters(s, tenant_id, defn, before, operation)
             await self.write_draft(s, row, defn, operation=operation, actor=actor, summary=summary)
             self.models.put(row.draft, defn)
             return await self.view(s, row), result
+
+    async def check_enrollment_filters(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        defn: WorkflowDefinition,
+        before: set[tuple[str, str, str]],
+        operation: str,
+    ) -> None:
+        """ "Enrolled in workflow X" filters this edit adds must name an existing workflow of
+        the tenant (INVALID_ARGUMENT naming the field, in the request's own terms). Filters
+        already in the draft are left to ValidateWorkflow: deleting workflow X must not make
+        every later edit of this one fail."""
+        added = [
+            r
+            for r in enrollment_filter_refs(defn)
+            if (r.action_id, r.path, r.workflow_id) not in before
+        ]
+        if not added:
+            return
+
+        def field(r: EnrollmentFilterRef) -> str:
+            if r.action_id and operation in ("AddAction", "UpdateAction"):
+                return f"action.{r.path}"  # the request's own action
+            path = f"actions.{r.action_id}.{r.path}" if r.action_id else r.path
+            return ("definition." if operation == "UpdateWorkflow" else "") + path
+
+        known = await repo.existing_workflow_ids(
+            session, tenant_id=tenant_id, workflow_ids={r.workflow_id for r in added}
+        )
+        for r in added:
+            if r.workflow_id not in known:
+                raise InvalidArgument.field(
+                    field(r) + ".workflow_id", f"workflow {r.workflow_id!r} does not exist"
+                )
 
     async def replace(
         self, tenant_id: str, new: WorkflowDefinition, *, expected: int, actor: str

@@ -72,9 +72,54 @@ async def load_properties(
     return out
 
 
+@dataclass(frozen=True)
+class EnrollmentFilterRef:
+    """A "has been enrolled in workflow X" filter of a draft, with its path in the definition."""
+
+    # "enrollment.triggers[0].criteria.filter.enrollment_filters[1]"; in a branch, relative
+    # to its action: "branches[0].criteria.enrollment_filters[0]"
+    path: str
+    workflow_id: str
+    action_id: str = ""  # the if/then action of a branch's filter
+
+
+def _group_refs(group: FilterGroup, path: str, action_id: str) -> Iterator[EnrollmentFilterRef]:
+    for i, e in enumerate(group.enrollment_filters):
+        yield EnrollmentFilterRef(f"{path}.enrollment_filters[{i}]", e.workflow_id, action_id)
+    for i, g in enumerate(group.groups):
+        yield from _group_refs(g, f"{path}.groups[{i}]", action_id)
+
+
+def enrollment_filter_refs(defn: WorkflowDefinition) -> list[EnrollmentFilterRef]:
+    """Every workflow-enrollment filter of the draft (triggers, goal, branches)."""
+    e = defn.enrollment
+    out: list[EnrollmentFilterRef] = []
+    for name, triggers in (
+        ("triggers", e.triggers),
+        ("reenrollment.triggers", e.reenrollment.triggers),
+        ("unenrollment_triggers", e.unenrollment_triggers),
+    ):
+        for i, t in enumerate(triggers):
+            base = f"enrollment.{name}[{i}]"
+            if t.criteria is not None:
+                out += _group_refs(t.criteria.filter, f"{base}.criteria.filter", "")
+            if t.event is not None and t.event.filter is not None:
+                out += _group_refs(t.event.filter, f"{base}.event.filter", "")
+            if t.schedule is not None and t.schedule.filter is not None:
+                out += _group_refs(t.schedule.filter, f"{base}.schedule.filter", "")
+    if e.goal is not None:
+        out += _group_refs(e.goal, "enrollment.goal", "")
+    for aid, a in defn.actions.items():
+        for i, b in enumerate(a.branches):
+            if b.criteria is not None:
+                out += _group_refs(b.criteria, f"branches[{i}].criteria", aid)
+    return out
+
+
 def referenced_workflows(defn: WorkflowDefinition) -> set[str]:
     """Workflow ids the draft names (to look up before ``validate``)."""
     out = set(defn.enrollment.unenroll_from_workflow_ids)
+    out |= {r.workflow_id for r in enrollment_filter_refs(defn)}
     for a in defn.actions.values():
         for key, value in a.fields.items():
             if key == "workflow_id" or key.endswith(("_workflow_id", "_workflow_ids")):
@@ -371,6 +416,8 @@ class _Checker:
                         f"data_sources[{i}].object_type",
                         f"object type {s.object_type!r} does not exist in the CRM",
                     )
+        for ref in enrollment_filter_refs(d):
+            self.workflow_refs(ref.action_id, f"{ref.path}.workflow_id", [ref.workflow_id])
         for path, why in trigger_locks(self.plan, d.enrollment):
             self.add("", "trigger_locked_by_plan", path, why)
         for i, t in enumerate(d.enrollment.triggers):

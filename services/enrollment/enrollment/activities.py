@@ -15,12 +15,14 @@ from temporalio import activity
 
 from crmflow.criteria.values import as_datetime
 from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
+from crmflow.model.enrollment import UnenrollReason
 from crmflow.model.triggers import ScheduleFrequency, ScheduleTrigger
 from crmflow.records.port import RecordStore
 from enrollment.compiled import EMPTY, CompiledWorkflow
 from enrollment.config import EnrollmentConfig
 from enrollment.enroller import Enroller
-from enrollment.payloads import PageInput, PageResult
+from enrollment.payloads import PageInput, PageResult, RecheckWindow
+from enrollment.time_recheck import leaving_rules, needs_recheck, recheck_search, recheck_triggers
 from enrollment.trigger_index import TriggerIndex
 
 log = logging.getLogger("crmflow.enrollment.activities")
@@ -84,22 +86,28 @@ class EnrollmentActivities:
         group = backfill_criteria(cw) if cw else None
         if cw is None or group is None or self.records is None:
             return PageResult(stale=True)
+        # the CRM cannot search "has been enrolled in": a wider search, confirmed below
         page = await self.records.search(
-            inp.tenant_id, cw.object_type, group, limit=inp.page_size, cursor=inp.cursor
+            inp.tenant_id,
+            cw.object_type,
+            group.without_enrollment_filters(),
+            limit=inp.page_size,
+            cursor=inp.cursor,
         )
         res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
         now = self.enroller.clock()
-        for rec in page.records:
-            activity.heartbeat(rec.record_id)
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in page.records})
+        for rid, props in records.items():
+            activity.heartbeat(rid)
             if not any(
-                m(rec.properties, now, EMPTY)
+                m(props, now, EMPTY)
                 for (role, _), (_, m) in cw.criteria.items()
                 if role == "enroll"
             ):
                 res.skipped += 1
                 continue
             out = await self.enroller.enroll(
-                cw, rec.record_id, trigger="backfill", record=rec.properties, reenroll_ok=False
+                cw, rid, trigger="backfill", record=props, reenroll_ok=False
             )
             if out.outcome == "enrolled":
                 res.enrolled += 1
@@ -124,10 +132,11 @@ class EnrollmentActivities:
         fired = (inp.fired_at or datetime.now(tz)).astimezone(tz)
         # date-property: a record whose date + offset is today enrolls today
         target = fired.date() - timedelta(days=trig.offset_days)
+        search = schedule_search(trig, target)
         page = await self.records.search(
             inp.tenant_id,
             cw.object_type,
-            schedule_search(trig, target),
+            search.without_enrollment_filters() if search is not None else None,
             limit=inp.page_size or 200,
             cursor=inp.cursor,
         )
@@ -136,9 +145,9 @@ class EnrollmentActivities:
         from crmflow.criteria import compile_group
 
         check = compile_group(trig.filter) if trig.filter else None
-        for rec in page.records:
-            activity.heartbeat(rec.record_id)
-            props = rec.properties
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in page.records})
+        for rid, props in records.items():
+            activity.heartbeat(rid)
             if check is not None and not check(props, fired, EMPTY):
                 res.skipped += 1
                 continue
@@ -149,7 +158,7 @@ class EnrollmentActivities:
                 continue
             out = await self.enroller.enroll(
                 cw,
-                rec.record_id,
+                rid,
                 trigger=f"schedule#{inp.trigger_index}",
                 record=props,
                 reenroll_ok=reenroll,
@@ -157,6 +166,137 @@ class EnrollmentActivities:
             res.enrolled += out.outcome == "enrolled"
             res.skipped += out.outcome != "enrolled"
         return res
+
+    @activity.defn(name="enrollment.time_recheck_start")
+    async def time_recheck_start(self, inp: PageInput) -> RecheckWindow:
+        """The instant of the previous complete check (set at activation). A revision without
+        one (activated before this existed) starts its watermark now and enrolls nobody."""
+        cw = self._active(inp)
+        if cw is None or not needs_recheck(cw) or inp.fired_at is None:
+            return RecheckWindow()
+        ledger = self.enroller.ledger
+        since = await ledger.recheck_watermark(
+            tenant_id=inp.tenant_id, workflow_id=inp.workflow_id, revision=inp.revision
+        )
+        if since is None:
+            await ledger.set_recheck_watermark(
+                tenant_id=inp.tenant_id,
+                workflow_id=inp.workflow_id,
+                revision=inp.revision,
+                checked_until=inp.fired_at,
+            )
+            return RecheckWindow()
+        if since >= inp.fired_at:
+            return RecheckWindow()
+        return RecheckWindow(
+            since=since, enrolling=bool(recheck_triggers(cw)), leaving=bool(leaving_rules(cw))
+        )
+
+    @activity.defn(name="enrollment.time_recheck_page")
+    async def time_recheck_page(self, inp: PageInput) -> PageResult:
+        """Enroll the page's records whose criteria did not match at ``since`` and match at
+        ``fired_at`` (values as the CRM has them now: a change since was an event's job)."""
+        cw = self._active(inp)
+        if cw is None or self.records is None or inp.since is None or inp.fired_at is None:
+            return PageResult(stale=True)
+        since, now = inp.since, inp.fired_at
+        search = recheck_search(cw, since, now)
+        if search is None:
+            return PageResult(stale=True)
+        page = await self.records.search(
+            inp.tenant_id, cw.object_type, search, limit=inp.page_size, cursor=inp.cursor
+        )
+        res = PageResult(next_cursor=page.next_cursor, scanned=len(page.records))
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in page.records})
+        keys = sorted(recheck_triggers(cw), key=lambda k: k[0] != "enroll")
+        for rid, props in records.items():
+            activity.heartbeat(rid)
+            hit = next(
+                (
+                    (role, i)
+                    for role, i in keys
+                    if (m := cw.criteria[(role, i)][1])(props, now, EMPTY)
+                    and not m(props, since, EMPTY)
+                ),
+                None,
+            )
+            if hit is None:
+                res.skipped += 1
+                continue
+            role, i = hit
+            out = await self.enroller.enroll(
+                cw,
+                rid,
+                trigger=f"criteria#{i} (time)",
+                record=props,
+                reenroll_ok=cw.may_reenroll(role, i)
+                and cw.initial_triggers_match(None, props, now),
+                reenrollment_only=role == "reenroll",
+                # a retried page gives the same answer instead of enrolling again
+                dedupe_id=f"time-recheck:{now.isoformat()}",
+            )
+            res.enrolled += out.outcome == "enrolled"
+            res.skipped += out.outcome != "enrolled"
+        return res
+
+    @activity.defn(name="enrollment.time_recheck_leaving_page")
+    async def time_recheck_leaving_page(self, inp: PageInput) -> PageResult:
+        """The workflow's enrolled records whose goal / unenrollment criteria time made true,
+        or whose enrollment criteria time made false (when so set): unenrolled."""
+        cw = self._active(inp)
+        if cw is None or self.records is None or inp.since is None or inp.fired_at is None:
+            return PageResult(stale=True)
+        rules = leaving_rules(cw)
+        if not rules:
+            return PageResult(stale=True)
+        since, now = inp.since, inp.fired_at
+        rows = await self.enroller.ledger.active_in_workflow(
+            tenant_id=inp.tenant_id,
+            workflow_id=inp.workflow_id,
+            limit=inp.page_size,
+            after_id=int(inp.cursor or 0),
+        )
+        res = PageResult(scanned=len(rows))
+        if len(rows) == inp.page_size:
+            res.next_cursor = str(rows[-1].id)
+        found = await self.records.batch_get(
+            inp.tenant_id, cw.object_type, [r.record_id for r in rows]
+        )
+        records = await self.enroller.enrich(cw, {r.record_id: r.properties for r in found})
+        for row in rows:
+            props = records.get(row.record_id)
+            if props is None:
+                continue  # deleted: the deletion event unenrolls it
+            activity.heartbeat(row.record_id)
+            for role, i, m, rising in rules:
+                flipped = (
+                    m(props, now, EMPTY) and not m(props, since, EMPTY)
+                    if rising
+                    else m(props, since, EMPTY) and not m(props, now, EMPTY)
+                )
+                if flipped:
+                    reason = {
+                        "goal": UnenrollReason.GOAL_MET,
+                        "unenroll": UnenrollReason.UNENROLLMENT_TRIGGER,
+                        "stay": UnenrollReason.CRITERIA_NOT_MET,
+                    }[role]
+                    label = "goal" if role == "goal" else f"{role}#{i}" if i >= 0 else role
+                    out = await self.enroller.unenroll_row(row, reason, f"{label} (time)")
+                    res.unenrolled += out.outcome == "unenrolled"
+                    break
+        return res
+
+    @activity.defn(name="enrollment.time_recheck_done")
+    async def time_recheck_done(self, inp: PageInput) -> None:
+        cw = self._active(inp)
+        if cw is None or inp.fired_at is None:
+            return
+        await self.enroller.ledger.set_recheck_watermark(
+            tenant_id=inp.tenant_id,
+            workflow_id=inp.workflow_id,
+            revision=inp.revision,
+            checked_until=inp.fired_at,
+        )
 
     @activity.defn(name="enrollment.prune")
     async def prune(self) -> dict[str, int]:
@@ -175,4 +315,13 @@ class EnrollmentActivities:
         return await recover_pending(self.enroller, self.index, age=RECOVERY_AGE)
 
     def all(self) -> list[Any]:
-        return [self.backfill_page, self.schedule_page, self.prune, self.recover]
+        return [
+            self.backfill_page,
+            self.schedule_page,
+            self.time_recheck_start,
+            self.time_recheck_page,
+            self.time_recheck_leaving_page,
+            self.time_recheck_done,
+            self.prune,
+            self.recover,
+        ]

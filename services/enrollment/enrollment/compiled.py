@@ -171,6 +171,10 @@ class CompiledWorkflow:
     goal: Matcher | None = None
     stay: FilterGroup | None = None
     stay_matcher: Matcher | None = None
+    # Workflows whose enrollment facts (``@enrollment:<id>``) this revision's criteria read.
+    fact_workflows: frozenset[str] = frozenset()
+    # (object type, label) of the associated records its criteria read (``@assoc:<key>``).
+    association_refs: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def tenant_id(self) -> str:
@@ -226,6 +230,27 @@ class CompiledWorkflow:
         return False
 
 
+def _groups(e: Any) -> list[FilterGroup]:
+    """Every criteria group of the enrollment settings (triggers, event filters, goal)."""
+    out: list[FilterGroup] = [e.goal] if e.goal is not None else []
+    for t in [*e.triggers, *e.reenrollment.triggers, *e.unenrollment_triggers]:
+        if t.criteria is not None:
+            out.append(t.criteria.filter)
+        if t.event is not None:
+            if t.event.filter is not None:
+                out.append(t.event.filter)
+        if t.schedule is not None and t.schedule.filter is not None:
+            out.append(t.schedule.filter)
+    return out
+
+
+def _association_refs(group: FilterGroup) -> set[tuple[str, str]]:
+    out = {(f.association.object_type, f.association.label) for f in group.filters if f.association}
+    for g in group.groups:
+        out |= _association_refs(g)
+    return out
+
+
 def compile_revision(rev: PublishedRevision, *, enabled: bool = True) -> CompiledWorkflow:
     """Compile every matcher once. Raises InvalidArgument naming a bad filter."""
     cw = CompiledWorkflow(revision=rev, enabled=enabled)
@@ -256,6 +281,9 @@ def compile_revision(rev: PublishedRevision, *, enabled: bool = True) -> Compile
                 cw.events[(role, i)] = CompiledEventTrigger(ev, flt, evf)
     if e.goal is not None and not e.goal.is_empty():
         cw.goal = compile_group(e.goal, f"{base}.goal")
+    groups = _groups(rev.definition.enrollment)
+    cw.fact_workflows = frozenset(wf for g in groups for wf in g.enrollment_workflows())
+    cw.association_refs = frozenset(ref for g in groups for ref in _association_refs(g))
     enroll_criteria = [t.criteria.filter for t in e.triggers if t.criteria is not None]
     if e.unenroll_when_criteria_not_met and enroll_criteria:
         cw.stay = FilterGroup(conjunction=Conjunction.OR, groups=enroll_criteria)

@@ -19,6 +19,8 @@ class EnrollmentConfig(BaseSettings):
     processed_event_days: int = Field(default=30, ge=1)
     # When the daily maintenance job (retention + recovery) runs, UTC.
     maintenance_hour: int = Field(default=3, ge=0, le=23)
+    # How often time-relative criteria ("more than 7 days ago") are re-checked, minutes.
+    time_recheck_minutes: int = Field(default=60, ge=1)
     backfill_page_size: int = Field(default=200, ge=1, le=1000)
     backfill_pages_per_run: int = Field(default=20, ge=1)
 

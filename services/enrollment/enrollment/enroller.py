@@ -18,12 +18,14 @@ that the recovery sweep starts later (same id: no duplicate).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from crmflow.model.criteria import CURRENT, PAST
 from crmflow.model.enrollment import EnrollmentInput, UnenrollReason, UnenrollSignal
 from crmflow.model.records import ChangeEvent
 from crmflow.records.port import RecordStore
@@ -58,6 +60,29 @@ class Outcome:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class FactChange:
+    """A record's enrollment state in a workflow changed (its ``@enrollment:<workflow>``
+    virtual property went ``old`` -> ``new``): other workflows may trigger on it."""
+
+    tenant_id: str
+    object_type: str
+    record_id: str
+    workflow_id: str
+    old: str | None
+    new: str | None
+    # The enrollment's Temporal workflow id: with ``new`` it names the change (dedupe).
+    run_workflow_id: str
+    record: Mapping[str, Any] | None = None
+
+
+FactHook = Callable[[FactChange], Awaitable[list[Outcome]]]
+# Enrollment in A triggers B ("has been enrolled in A"), B triggers C...: a chain deeper than
+# this is a loop between workflows' criteria, not a design; it stops (and is logged).
+MAX_CASCADE = 8
+_cascade_depth: contextvars.ContextVar[int] = contextvars.ContextVar("cascade", default=0)
+
+
 class Enroller:
     def __init__(
         self,
@@ -72,6 +97,55 @@ class Enroller:
         self.records = records
         self.clock = clock
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # Set by the Ingestor: evaluates a FactChange against the other workflows' triggers.
+        self.on_fact_change: FactHook | None = None
+
+    async def fact_changed(self, change: FactChange, follow: list[Outcome] | None) -> None:
+        """Let the workflows that read "has been enrolled in X" react (enroll / unenroll)."""
+        if self.on_fact_change is None:
+            return
+        depth = _cascade_depth.get()
+        if depth >= MAX_CASCADE:
+            log.warning(
+                "enrollment cascade deeper than %d stopped at %s (%s -> %s)",
+                MAX_CASCADE,
+                change.workflow_id,
+                change.old,
+                change.new,
+            )
+            return
+        token = _cascade_depth.set(depth + 1)
+        try:
+            outs = await self.on_fact_change(change)
+        finally:
+            _cascade_depth.reset(token)
+        if follow is not None:
+            follow.extend(outs)
+
+    async def enrich(
+        self, cw: CompiledWorkflow, records: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """The records with the virtual properties ``cw``'s criteria read: enrollment facts
+        (``@enrollment:<workflow>``, one ledger query for the batch) and associated records
+        (``@assoc:<type>``, through the CRM port per record)."""
+        out = {rid: dict(p) for rid, p in records.items()}
+        if not out:
+            return out
+        if cw.fact_workflows:
+            facts = await self.ledger.fact_properties(
+                tenant_id=cw.tenant_id, object_type=cw.object_type, record_ids=list(out)
+            )
+            for rid, props in out.items():
+                props.update(facts.get(rid, {}))
+        if cw.association_refs and self.records is not None:
+            from enrollment import associated
+
+            for rid, props in out.items():
+                loaded = await associated.load(
+                    self.records, cw.tenant_id, cw.object_type, rid, cw.association_refs
+                )
+                props.update(associated.properties(loaded))
+        return out
 
     def _lock(self, tenant_id: str, workflow_id: str, record_id: str) -> asyncio.Lock:
         key = (tenant_id, workflow_id, record_id)
@@ -114,10 +188,47 @@ class Enroller:
         reenroll_ok: bool | None = None,
         reenrollment_only: bool = False,
         started: list[int] | None = None,
+        follow: list[Outcome] | None = None,
+        dedupe_id: str = "",
     ) -> Outcome:
         """Apply the rules and enroll. ``reenroll_ok``: may a previously enrolled record enter
         again (decided by the caller from the trigger); None = ask the workflow's settings
-        with the initial triggers (used by schedules and backfills)."""
+        with the initial triggers (used by schedules and backfills). ``follow`` collects what
+        the enrollment did to workflows triggered by it ("has been enrolled in"). ``dedupe_id``
+        stands in for the event id when there is no event (a time re-check of one record)."""
+        redo: list[FactChange] = []
+        out = await self._enroll(
+            cw,
+            record_id,
+            trigger=trigger,
+            record=record,
+            event=event,
+            reenroll_ok=reenroll_ok,
+            reenrollment_only=reenrollment_only,
+            started=started,
+            follow=follow,
+            dedupe_id=dedupe_id,
+            redo=redo,
+        )
+        for change in redo:  # outside the per-record lock: the cascade may come back here
+            await self.fact_changed(change, follow)
+        return out
+
+    async def _enroll(
+        self,
+        cw: CompiledWorkflow,
+        record_id: str,
+        *,
+        trigger: str,
+        record: Mapping[str, Any] | None,
+        event: ChangeEvent | None,
+        reenroll_ok: bool | None,
+        reenrollment_only: bool,
+        started: list[int] | None,
+        follow: list[Outcome] | None,
+        dedupe_id: str,
+        redo: list[FactChange],
+    ) -> Outcome:
         wf, tenant = cw.workflow_id, cw.tenant_id
         if not cw.enabled:
             return Outcome(wf, record_id, "workflow_off", detail="the workflow is off")
@@ -128,7 +239,7 @@ class Enroller:
                 workflow_id=wf,
                 object_type=cw.object_type,
                 record_id=record_id,
-                event_id=event.event_id if event is not None else "",
+                event_id=event.event_id if event is not None else dedupe_id,
             )
             for reserved in (prior, current):
                 if reserved is not None and reserved.status == "pending":
@@ -138,7 +249,21 @@ class Enroller:
                     await self.start_row(reserved, cw, event, started=started)
                     break
             if prior is not None:
-                # Same event again after a crash (before it was marked processed): same answer.
+                # Same event again after a crash (before it was marked processed): same answer,
+                # and the enrollment's consequences elsewhere are offered again (idempotent by
+                # the change's id), in case the crash came before they were worked out.
+                redo.append(
+                    FactChange(
+                        tenant,
+                        cw.object_type,
+                        record_id,
+                        wf,
+                        PAST if prior.enrollment_number > 1 else None,
+                        CURRENT,
+                        prior.run_workflow_id,
+                        record,
+                    )
+                )
                 return Outcome(
                     wf,
                     record_id,
@@ -193,7 +318,7 @@ class Enroller:
                 object_type=cw.object_type,
                 record_id=record_id,
                 trigger=trigger,
-                event_id=event.event_id if event else "",
+                event_id=event.event_id if event else dedupe_id,
                 now=now,
                 run_id_for=lambda n: enrollment_workflow_id(
                     tenant, wf, cw.object_type, record_id, n
@@ -207,6 +332,7 @@ class Enroller:
                     detail="enrolled concurrently by another request",
                 )
             ok = await self.start_row(row, cw, event, started=started)
+            was = PAST if fact is not None and fact.enrollment_count > 0 else None
         for other in cw.definition.enrollment.unenroll_from_workflow_ids:
             if other != wf:
                 await self.unenroll(
@@ -216,7 +342,14 @@ class Enroller:
                     record_id,
                     UnenrollReason.ENROLLED_ELSEWHERE,
                     f"enrolled in {wf}",
+                    follow=follow,
                 )
+        await self.fact_changed(
+            FactChange(
+                tenant, cw.object_type, record_id, wf, was, CURRENT, row.run_workflow_id, record
+            ),
+            follow,
+        )
         return Outcome(
             wf,
             record_id,
@@ -271,6 +404,8 @@ class Enroller:
         record_id: str,
         reason: UnenrollReason,
         detail: str = "",
+        *,
+        follow: list[Outcome] | None = None,
     ) -> Outcome:
         row = await self.ledger.current(
             tenant_id=tenant_id,
@@ -280,16 +415,36 @@ class Enroller:
         )
         if row is None:
             return Outcome(workflow_id, record_id, "not_enrolled")
-        return await self.unenroll_row(row, reason, detail)
+        return await self.unenroll_row(row, reason, detail, follow=follow)
 
     async def unenroll_row(
-        self, row: EnrollmentRow, reason: UnenrollReason, detail: str = ""
+        self,
+        row: EnrollmentRow,
+        reason: UnenrollReason,
+        detail: str = "",
+        *,
+        follow: list[Outcome] | None = None,
+        cascade: bool = True,
     ) -> Outcome:
+        """``cascade=False``: other workflows are not told (the record was deleted)."""
         assert row.id is not None
         signalled = await self.starter.unenroll(
             row.run_workflow_id, UnenrollSignal(reason=reason, detail=detail)
         )
         await self.ledger.set_status(row.id, "unenrolled", now=self.clock(), reason=reason.value)
+        if cascade:
+            await self.fact_changed(
+                FactChange(
+                    row.tenant_id,
+                    row.object_type,
+                    row.record_id,
+                    row.workflow_id,
+                    CURRENT,
+                    PAST,
+                    row.run_workflow_id,
+                ),
+                follow,
+            )
         return Outcome(
             row.workflow_id,
             row.record_id,

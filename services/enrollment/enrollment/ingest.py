@@ -9,14 +9,17 @@ with its outcomes, so a redelivery returns the same answer and does nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 from crmflow.errors import InvalidArgument, NotFound
+from crmflow.model.criteria import enrollment_property, is_virtual_property
 from crmflow.model.enrollment import RecordEventSignal, UnenrollReason
-from crmflow.model.records import ChangeEvent, ChangeEventType
+from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange
 from crmflow.records.port import PropertyDefinition, PropertyType
-from enrollment.enroller import Enroller, Outcome
+from enrollment import associated
+from enrollment.enroller import Enroller, FactChange, Outcome
 from enrollment.tables import EnrollmentRow
 from enrollment.trigger_index import Match, TriggerIndex
 
@@ -63,13 +66,21 @@ class Ingestor:
         self.index = index
         self.enroller = enroller
         self._schemas: dict[tuple[str, str], dict[str, PropertyDefinition]] = {}
+        enroller.on_fact_change = self.enrollment_changed
 
     @property
     def ledger(self):  # type: ignore[no-untyped-def]
         return self.enroller.ledger
 
     async def check_types(self, ev: ChangeEvent, path: str) -> None:
-        """Refuse values of the wrong type for their property definition (INVALID_ARGUMENT)."""
+        """Refuse values of the wrong type for their property definition (INVALID_ARGUMENT),
+        and virtual properties ('@...'), which only this service computes."""
+        for j, c in enumerate(ev.changes):
+            if is_virtual_property(c.property):
+                raise InvalidArgument.field(
+                    f"{path}.changes[{j}].property",
+                    f"{c.property!r}: names starting with '@' are computed by the service",
+                )
         store = self.enroller.records
         if store is None or not ev.changes:
             return
@@ -107,8 +118,39 @@ class Ingestor:
                 return {}
         return {}
 
-    async def ingest(self, ev: ChangeEvent) -> tuple[bool, list[Outcome]]:
-        """Process one validated event. Returns (duplicate, outcomes)."""
+    async def enrollment_changed(self, ch: FactChange) -> list[Outcome]:
+        """A record's enrollment in a workflow changed: to the workflows whose criteria read
+        "has been / is currently enrolled in" it, that is a change of the virtual property
+        ``@enrollment:<workflow>``, ingested as an event of its own (idempotent by its id)."""
+        if not self.index.reads_facts(ch.tenant_id, ch.object_type, ch.workflow_id):
+            return []
+        event_id = f"enrollment:{ch.run_workflow_id}:{ch.new or 'none'}"
+        if len(event_id) > 200:
+            event_id = "enrollment:" + hashlib.sha256(event_id.encode()).hexdigest()
+        ev = ChangeEvent(
+            event_id=event_id,
+            tenant_id=ch.tenant_id,
+            event_type=ChangeEventType.RECORD_UPDATED,
+            object_type=ch.object_type,
+            record_id=ch.record_id,
+            occurred_at=self.enroller.clock(),
+            changes=[
+                PropertyChange(
+                    property=enrollment_property(ch.workflow_id),
+                    old_value=ch.old,
+                    new_value=ch.new,
+                )
+            ],
+            properties={k: v for k, v in (ch.record or {}).items() if not is_virtual_property(k)},
+        )
+        dup, outcomes = await self.ingest(ev, synthetic=True)
+        return [] if dup else outcomes
+
+    async def ingest(
+        self, ev: ChangeEvent, *, synthetic: bool = False
+    ) -> tuple[bool, list[Outcome]]:
+        """Process one validated event. Returns (duplicate, outcomes). ``synthetic``: made by
+        this service (an enrollment elsewhere), not sent to the record's running enrollments."""
         prior, active = await self.ledger.event_state(
             tenant_id=ev.tenant_id,
             event_id=ev.event_id,
@@ -119,18 +161,26 @@ class Ingestor:
             return True, [Outcome(**o) for o in prior]
         now = self.enroller.clock()
         record = await self._record(ev) if self.index.has_scope(ev) else {}
+        if record and self.index.reads_facts(ev.tenant_id, ev.object_type):
+            # "has been enrolled in X" criteria read the ledger's facts as virtual properties
+            facts = await self.ledger.fact_properties(
+                tenant_id=ev.tenant_id, object_type=ev.object_type, record_ids=[ev.record_id]
+            )
+            record.update(facts[ev.record_id])
+        seen_ev = await self._with_associated(ev, record)
         # leaving rules (goal, unenrollment...) only matter where the record is enrolled
-        matches = self.index.match(ev, record, now, {r.workflow_id for r in active})
-        new = {**record, **{c.property: c.new_value for c in ev.changes}}
+        matches = self.index.match(seen_ev, record, now, {r.workflow_id for r in active})
+        new = {**record, **{c.property: c.new_value for c in seen_ev.changes}}
         outcomes: list[Outcome] = []
         if ev.event_type == ChangeEventType.RECORD_DELETED:
             for row in active:
                 outcomes.append(
                     await self.enroller.unenroll_row(
-                        row, UnenrollReason.RECORD_DELETED, f"event {ev.event_id}"
+                        row, UnenrollReason.RECORD_DELETED, f"event {ev.event_id}", cascade=False
                     )
                 )
         unenrolled: set[str] = set()
+        cascaded: list[Outcome] = []  # what these (un)enrollments did to other workflows
         for m in matches:
             reason = _UNENROLL_ROLES.get(m.role)
             if reason is None or m.workflow.workflow_id in unenrolled:
@@ -144,6 +194,7 @@ class Ingestor:
                 ev.record_id,
                 reason,
                 f"{m.trigger_label} (event {ev.event_id})",
+                follow=cascaded,
             )
             if out.outcome == "unenrolled":
                 unenrolled.add(m.workflow.workflow_id)
@@ -173,13 +224,31 @@ class Ingestor:
                     reenroll_ok=reenroll_ok,
                     reenrollment_only=m.role == "reenroll",
                     started=started,
+                    follow=cascaded,
                 )
             )
-        await self._signal_running(ev, active, {o.run_workflow_id for o in outcomes})
+        outcomes += cascaded
+        if not synthetic:
+            await self._signal_running(ev, active, {o.run_workflow_id for o in outcomes})
         await self.ledger.mark_processed(
             ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now, running_ids=started
         )
         return False, outcomes
+
+    async def _with_associated(self, ev: ChangeEvent, record: dict[str, Any]) -> ChangeEvent:
+        """Put the associated records the tenant's criteria read on ``record`` (virtual
+        ``@assoc:<type>`` properties); for an association event, the event as the criteria
+        see it: with the change of those properties it made."""
+        store = self.enroller.records
+        if store is None or ev.event_type == ChangeEventType.RECORD_DELETED:
+            return ev
+        refs = self.index.association_refs(ev.tenant_id, ev.object_type)
+        if not refs:
+            return ev
+        loaded = await associated.load(store, ev.tenant_id, ev.object_type, ev.record_id, refs)
+        record.update(associated.properties(loaded))
+        extra = await associated.link_changes(store, ev, loaded, refs)
+        return ev.model_copy(update={"changes": [*ev.changes, *extra]}) if extra else ev
 
     async def _refined(self, m: Match, ev: ChangeEvent) -> bool:
         """'At least / at most N times (in a date range)': count this record's occurrences."""

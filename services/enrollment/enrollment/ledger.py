@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from crmflow.model.criteria import CURRENT, PAST, enrollment_property
 from enrollment.tables import (
     ActiveRevision,
     EnrollmentFact,
     EnrollmentRow,
     EventOccurrence,
     ProcessedEvent,
+    TimeRecheck,
 )
 
 ACTIVE = ("pending", "running")
@@ -229,8 +231,9 @@ class Ledger:
             return (await s.exec(q)).all()
 
     async def active_in_workflow(
-        self, *, tenant_id: str, workflow_id: str, limit: int = 1000
+        self, *, tenant_id: str, workflow_id: str, limit: int = 1000, after_id: int = 0
     ) -> Sequence[EnrollmentRow]:
+        """Active rows of a workflow by id, from ``after_id`` on (a cursor for paging)."""
         async with self.sessions() as s:
             q = (
                 select(EnrollmentRow)
@@ -238,7 +241,9 @@ class Ledger:
                     EnrollmentRow.tenant_id == tenant_id,
                     EnrollmentRow.workflow_id == workflow_id,
                     col(EnrollmentRow.status).in_(ACTIVE),
+                    col(EnrollmentRow.id) > after_id,
                 )
+                .order_by(col(EnrollmentRow.id))
                 .limit(limit)
             )
             return (await s.exec(q)).all()
@@ -288,6 +293,82 @@ class Ledger:
                 )
             ).all()
             return None, list(rows)
+
+    # Enrollment facts as virtual properties ("has been enrolled in workflow X") -----------
+    async def record_facts(
+        self,
+        *,
+        tenant_id: str,
+        object_type: str,
+        record_ids: Sequence[str],
+        workflow_ids: Sequence[str] = (),
+    ) -> tuple[dict[str, list[EnrollmentFact]], dict[str, list[EnrollmentRow]]]:
+        """(facts, active rows) per record id, in one session (optionally of some workflows)."""
+        facts: dict[str, list[EnrollmentFact]] = {r: [] for r in record_ids}
+        active: dict[str, list[EnrollmentRow]] = {r: [] for r in record_ids}
+        if not record_ids:
+            return facts, active
+        async with self.sessions() as s:
+            fq = select(EnrollmentFact).where(
+                EnrollmentFact.tenant_id == tenant_id,
+                EnrollmentFact.object_type == object_type,
+                col(EnrollmentFact.record_id).in_(list(record_ids)),
+            )
+            aq = select(EnrollmentRow).where(
+                EnrollmentRow.tenant_id == tenant_id,
+                EnrollmentRow.object_type == object_type,
+                col(EnrollmentRow.record_id).in_(list(record_ids)),
+                col(EnrollmentRow.status).in_(ACTIVE),
+            )
+            if workflow_ids:
+                fq = fq.where(col(EnrollmentFact.workflow_id).in_(list(workflow_ids)))
+                aq = aq.where(col(EnrollmentRow.workflow_id).in_(list(workflow_ids)))
+            for f in (await s.exec(fq.order_by(col(EnrollmentFact.workflow_id)))).all():
+                if f.enrollment_count > 0:
+                    facts[f.record_id].append(f)
+            for r in (await s.exec(aq)).all():
+                active[r.record_id].append(r)
+        return facts, active
+
+    async def fact_properties(
+        self, *, tenant_id: str, object_type: str, record_ids: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """Per record: ``@enrollment:<workflow>`` -> "current" (pending/running enrollment) or
+        "past" (enrolled before, within the facts' retention); never enrolled: absent."""
+        facts, active = await self.record_facts(
+            tenant_id=tenant_id, object_type=object_type, record_ids=record_ids
+        )
+        return {rid: virtual_properties(facts[rid], active[rid]) for rid in record_ids}
+
+    # Time-relative criteria re-check watermark ----------------------------------------------
+    async def recheck_watermark(
+        self, *, tenant_id: str, workflow_id: str, revision: int
+    ) -> datetime | None:
+        """Through when this revision's time-relative criteria were re-checked (None: never)."""
+        async with self.sessions() as s:
+            row = await s.get(TimeRecheck, (tenant_id, workflow_id))
+            if row is None or row.revision != revision:
+                return None
+            at = row.checked_until  # SQLite hands back naive datetimes; we store UTC
+            return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+    async def set_recheck_watermark(
+        self, *, tenant_id: str, workflow_id: str, revision: int, checked_until: datetime
+    ) -> None:
+        async with self.writing(), self.sessions() as s:
+            row = await s.get(TimeRecheck, (tenant_id, workflow_id))
+            if row is None:
+                row = TimeRecheck(
+                    tenant_id=tenant_id,
+                    workflow_id=workflow_id,
+                    revision=revision,
+                    checked_until=checked_until,
+                )
+            else:
+                row.revision = revision
+                row.checked_until = checked_until
+            s.add(row)
+            await s.commit()
 
     # Processed events ---------------------------------------------------------------------
     async def processed(self, tenant_id: str, event_id: str) -> list[dict[str, Any]] | None:
@@ -416,3 +497,13 @@ class Ledger:
                 "processed_events": p.rowcount,  # type: ignore[attr-defined]
                 "occurrences": o.rowcount,  # type: ignore[attr-defined]
             }
+
+
+def virtual_properties(
+    facts: Sequence[EnrollmentFact], active: Sequence[EnrollmentRow]
+) -> dict[str, str]:
+    """The ``@enrollment:<workflow>`` properties of one record (see crmflow.model.criteria)."""
+    out = {enrollment_property(f.workflow_id): PAST for f in facts if f.enrollment_count > 0}
+    for r in active:
+        out[enrollment_property(r.workflow_id)] = CURRENT
+    return out

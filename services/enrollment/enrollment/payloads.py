@@ -35,6 +35,8 @@ class PageInput(Model):
     # it in the workflow's time zone).
     trigger_index: int = -1
     fired_at: AwareDatetime | None = None
+    # Time re-check: the criteria are compared at ``since`` (the last check) and ``fired_at``.
+    since: AwareDatetime | None = None
 
 
 class PageResult(Model):
@@ -42,6 +44,7 @@ class PageResult(Model):
     scanned: int = 0
     enrolled: int = 0
     skipped: int = 0
+    unenrolled: int = 0
     # The revision is no longer active (or the workflow is off): stop paging.
     stale: bool = False
 
@@ -68,8 +71,25 @@ class TickResult(Model):
     scanned: int = 0
     enrolled: int = 0
     skipped: int = 0
+    unenrolled: int = 0
 
 
 class MaintenanceResult(Model):
     pruned: dict[str, int] = {}
     recovered: int = 0
+
+
+class TimeRecheckInput(Model):
+    """Started by the time re-check schedule of a revision with time-relative criteria."""
+
+    tenant_id: str
+    workflow_id: str
+    revision: int
+
+
+class RecheckWindow(Model):
+    # None: nothing to do (stale revision, or the first check only sets the watermark)
+    since: AwareDatetime | None = None
+    # page the CRM for records that may enroll / the ledger for enrolled ones that may leave
+    enrolling: bool = False
+    leaving: bool = False

@@ -15,10 +15,11 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from crmflow.api.enrollment.v1 import enrollment_service_pb2 as pb
-from crmflow.criteria import evaluate
+from crmflow.criteria import compile_group, evaluate
 from crmflow.criteria.evaluate import FilterTrace
 from crmflow.errors import FailedPrecondition, InvalidArgument, NotFound
 from crmflow.model.convert import from_proto
+from crmflow.model.criteria import FilterGroup
 from crmflow.model.workflow import WorkflowDefinition
 from crmflow.records.port import RecordStore
 from crmflow.temporal.ids import backfill_workflow_id
@@ -108,11 +109,41 @@ class Review:
         if group is None:
             return pb.EstimateEnrollmentResponse(count=0, complete=False)
         store = self._store()
+        if group.enrollment_workflows():
+            ids = await self._matching_enrich(tenant, d.object_type, group)
+            return pb.EstimateEnrollmentResponse(
+                count=len(ids), sample_record_ids=ids[:size], complete=complete
+            )
         count = await store.count(tenant, d.object_type, group)
         page = await store.search(tenant, d.object_type, group, limit=size)
         return pb.EstimateEnrollmentResponse(
             count=count, sample_record_ids=[r.record_id for r in page.records], complete=complete
         )
+
+    async def _matching_enrich(
+        self, tenant: str, object_type: str, group: FilterGroup
+    ) -> list[str]:
+        """Records matching criteria that read enrollment facts: the CRM searches without
+        them (a superset), each page is confirmed with the facts from the ledger."""
+        store = self._store()
+        check = compile_group(group)
+        now = self.enroller.clock()
+        wide = group.without_enrollment_filters()
+        out: list[str] = []
+        cursor = ""
+        while True:
+            page = await store.search(tenant, object_type, wide, limit=500, cursor=cursor)
+            facts = await self.enroller.ledger.fact_properties(
+                tenant_id=tenant,
+                object_type=object_type,
+                record_ids=[r.record_id for r in page.records],
+            )
+            for r in page.records:
+                if check({**r.properties, **facts[r.record_id]}, now, {}):
+                    out.append(r.record_id)
+            if not page.next_cursor:
+                return out
+            cursor = page.next_cursor
 
     async def save_as_list(self, request: Any) -> pb.SaveEstimateAsListResponse:
         tenant = require_id(request.tenant_id, "tenant_id")
@@ -123,6 +154,12 @@ class Review:
         if group is None:
             raise FailedPrecondition("the definition has no criteria triggers to list records by")
         store = self._store()
+        if group.enrollment_workflows():
+            ids = await self._matching_enrich(tenant, d.object_type, group)
+            lst = await store.create_list(tenant, request.list_name.strip(), d.object_type)
+            for i in range(0, len(ids), 500):
+                await store.add_to_list(tenant, lst.list_id, ids[i : i + 500])
+            return pb.SaveEstimateAsListResponse(list_id=lst.list_id, count=len(ids))
         lst = await store.create_list(tenant, request.list_name.strip(), d.object_type)
         cursor, n = "", 0
         while True:
@@ -142,7 +179,8 @@ class Review:
         rid = require_id(request.record_id, "record_id")
         store = self._store()
         rec = await store.get(tenant, cw.object_type, rid)  # NotFound for an unknown record
-        props = dict(rec.properties)
+        # "has been enrolled in" filters read the ledger's facts (shown in the trace)
+        props = (await self.enroller.enrich(cw, {rid: rec.properties}))[rid]
         now: datetime = self.enroller.clock()
         out = pb.ExplainEnrollmentResponse(workflow_on=cw.enabled)
         e = cw.definition.enrollment

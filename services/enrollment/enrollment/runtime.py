@@ -23,6 +23,7 @@ from crmflow.temporal.ids import BACKFILL_WORKFLOW_TYPE, backfill_workflow_id
 from enrollment.activities import EnrollmentActivities
 from enrollment.compiled import CompiledWorkflow
 from enrollment.config import EnrollmentConfig
+from enrollment.ended_runs import EndedRuns
 from enrollment.enroller import Enroller
 from enrollment.ingest import Ingestor
 from enrollment.ledger import Ledger
@@ -79,7 +80,11 @@ class Runtime:
 
     async def wire(self) -> None:
         """Connect hooks (schedules, backfill) before the revisions are loaded."""
-        self.schedules = Schedules(self.client, self.task_queue)
+        self.schedules = Schedules(
+            self.client,
+            self.task_queue,
+            recheck_every=timedelta(minutes=self.config.time_recheck_minutes),
+        )
         self.workflows.sync_schedules = self.schedules.sync
         self.workflows.start_backfill = self.start_backfill
         self.review = Review(
@@ -132,6 +137,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._recovery_loop(), name="enrollment-recovery"))
 
     async def _recovery_loop(self) -> None:
+        ended = EndedRuns(self.client, self.enroller, self.index)
         while True:
             try:
                 n = await recover_pending(self.enroller, self.index, age=RECOVERY_AGE)
@@ -139,6 +145,10 @@ class Runtime:
                     log.warning("recovery sweep started %d orphaned enrollment(s)", n)
             except Exception:
                 log.exception("recovery sweep failed")
+            try:  # "is currently enrolled in X" facts of runs that finished by themselves
+                await ended.sweep()
+            except Exception:
+                log.exception("ended-runs sweep failed")
             await asyncio.sleep(RECOVERY_EVERY)
 
     async def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""Temporal Schedules for schedule triggers (one per trigger) and the daily maintenance job.
+"""Temporal Schedules for schedule triggers (one per trigger), the time re-check of
+time-relative criteria (one per workflow that has them) and the daily maintenance job.
 
 A schedule fires ``EnrollmentScheduleTick`` on ``crmflow-enrollment`` in the workflow's time
 zone; it is paused while the workflow is off and deleted when a new revision drops the trigger.
@@ -17,6 +18,7 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
@@ -29,7 +31,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from crmflow.model.triggers import ScheduleFrequency, ScheduleTrigger
 from enrollment.compiled import CompiledWorkflow
-from enrollment.payloads import ScheduleTickInput
+from enrollment.payloads import ScheduleTickInput, TimeRecheckInput
+from enrollment.time_recheck import needs_recheck
 
 log = logging.getLogger("crmflow.enrollment.schedules")
 
@@ -38,6 +41,10 @@ MAINTENANCE_SCHEDULE_ID = "crmflow-enrollment-maintenance"
 
 def schedule_id(tenant_id: str, workflow_id: str, index: int) -> str:
     return f"enroll-schedule/{tenant_id}/{workflow_id}/{index}"
+
+
+def recheck_schedule_id(tenant_id: str, workflow_id: str) -> str:
+    return f"enroll-recheck/{tenant_id}/{workflow_id}"
 
 
 def _r(*values: int) -> list[ScheduleRange]:
@@ -98,10 +105,30 @@ def build(cw: CompiledWorkflow, index: int, t: ScheduleTrigger, task_queue: str)
     )
 
 
+def build_recheck(cw: CompiledWorkflow, every: timedelta, task_queue: str) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            "EnrollmentTimeRecheck",
+            TimeRecheckInput(
+                tenant_id=cw.tenant_id, workflow_id=cw.workflow_id, revision=cw.revision.revision
+            ),
+            id=f"time-recheck/{cw.tenant_id}/{cw.workflow_id}",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        # a missed tick is not lost: the next one covers everything since the watermark
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(paused=not cw.enabled, note="" if cw.enabled else "workflow is off"),
+    )
+
+
 class Schedules:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, recheck_every: timedelta = timedelta(hours=1)
+    ) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.recheck_every = recheck_every
         self._known: dict[tuple[str, str], int] = {}
 
     async def sync(self, cw: CompiledWorkflow) -> list[str]:
@@ -119,6 +146,12 @@ class Schedules:
         for i in range(len(triggers), previous):
             await self._delete(schedule_id(cw.tenant_id, cw.workflow_id, i))
         self._known[(cw.tenant_id, cw.workflow_id)] = len(triggers)
+        rid = recheck_schedule_id(cw.tenant_id, cw.workflow_id)
+        if needs_recheck(cw):
+            await self._upsert(rid, build_recheck(cw, self.recheck_every, self.task_queue))
+            ids.append(rid)
+        else:
+            await self._delete(rid)
         return ids
 
     def remember(self, cw: CompiledWorkflow) -> None:

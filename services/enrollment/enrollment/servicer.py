@@ -24,7 +24,7 @@ from crmflow.model.convert import from_proto, message_to_dict
 from crmflow.model.enrollment import UnenrollReason
 from crmflow.model.records import ChangeEvent
 from crmflow.model.workflow import PublishedRevision
-from enrollment.enroller import Enroller, Outcome
+from enrollment.enroller import Enroller, Outcome, aware
 from enrollment.ingest import Ingestor
 from enrollment.workflows import ActiveWorkflows
 
@@ -180,7 +180,9 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
                     missing[0],
                     f"{cw.object_type} record(s) not found: {', '.join(missing)}",
                 )
-        outcomes = []
+        records = await self.enroller.enrich(cw, records)  # goal: "has been enrolled in"
+        outcomes: list[Outcome] = []
+        cascaded: list[Outcome] = []  # workflows triggered by these enrollments
         for rid in ids:
             outcomes.append(
                 await self.enroller.enroll(
@@ -190,9 +192,10 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
                     record=records.get(rid),
                     reenroll_ok=bool(request.allow_reenrollment)
                     or cw.definition.enrollment.reenrollment.enabled,
+                    follow=cascaded,
                 )
             )
-        return pb.EnrollManuallyResponse(outcomes=[outcome_pb(o) for o in outcomes])
+        return pb.EnrollManuallyResponse(outcomes=[outcome_pb(o) for o in outcomes + cascaded])
 
     async def Unenroll(self, request: Any, context: Any) -> pb.UnenrollResponse:
         tenant = require_id(request.tenant_id, "tenant_id")
@@ -200,13 +203,20 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
         ids = [require_id(r, f"record_ids[{i}]") for i, r in enumerate(request.record_ids)]
         if not ids:
             raise InvalidArgument.field("record_ids", "name at least one record")
+        cascaded: list[Outcome] = []
         outcomes = [
             await self.enroller.unenroll(
-                tenant, cw.workflow_id, cw.object_type, rid, UnenrollReason.MANUAL, request.reason
+                tenant,
+                cw.workflow_id,
+                cw.object_type,
+                rid,
+                UnenrollReason.MANUAL,
+                request.reason,
+                follow=cascaded,
             )
             for rid in ids
         ]
-        return pb.UnenrollResponse(outcomes=[outcome_pb(o) for o in outcomes])
+        return pb.UnenrollResponse(outcomes=[outcome_pb(o) for o in outcomes + cascaded])
 
     # Review, explain, backfill (enrollment.review) -----------------------------------------
     async def EstimateEnrollment(self, request: Any, context: Any) -> Any:
@@ -220,6 +230,36 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
 
     async def GetBackfillProgress(self, request: Any, context: Any) -> Any:
         return await self._extra("backfill_progress", request)
+
+    async def ListRecordEnrollments(
+        self, request: Any, context: Any
+    ) -> pb.ListRecordEnrollmentsResponse:
+        """The ledger's enrollment facts of one record (what "has been enrolled in" reads)."""
+        tenant = require_id(request.tenant_id, "tenant_id")
+        object_type = require_id(request.object_type, "object_type")
+        rid = require_id(request.record_id, "record_id")
+        wanted = [require_id(w, f"workflow_ids[{i}]") for i, w in enumerate(request.workflow_ids)]
+        facts, active = await self.enroller.ledger.record_facts(
+            tenant_id=tenant, object_type=object_type, record_ids=[rid], workflow_ids=wanted
+        )
+        store = self.enroller.records
+        if not facts[rid] and store is not None:
+            await store.get(tenant, object_type, rid)  # NOT_FOUND for an unknown record
+        # a run that ended by itself is still "running" in the ledger until someone asks
+        # Temporal (lazy reconciliation, as the rules do): this answer should be right
+        current = {r.workflow_id: r for r in active[rid] if await self.enroller._is_current(r)}
+        out = pb.ListRecordEnrollmentsResponse()
+        for f in facts[rid]:
+            e = out.enrollments.add(
+                workflow_id=f.workflow_id,
+                times_enrolled=f.enrollment_count,
+                currently_enrolled=f.workflow_id in current,
+            )
+            if f.workflow_id in current:
+                e.current_run_workflow_id = current[f.workflow_id].run_workflow_id
+            e.first_enrolled_at.FromDatetime(aware(f.first_enrolled_at))
+            e.last_enrolled_at.FromDatetime(aware(f.last_enrolled_at))
+        return out
 
     async def _extra(self, name: str, request: Any) -> Any:
         if self.extras is None:

@@ -11,6 +11,8 @@
   enrollment number): decides first-enrollment-only and the next enrollment number, and outlives
   the history (2 years by default).
 * ``event_occurrence`` — per-record event counts for "at least / at most N times" refinements.
+* ``time_recheck`` — per workflow, the instant through which time-relative criteria were last
+  re-checked (the next sweep enrolls records that crossed a boundary after it).
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ class EnrollmentRow(SQLModel, table=True):
 
 class EnrollmentFact(SQLModel, table=True):
     __tablename__ = "enrollment_fact"
+    # "which workflows has this record been enrolled in" (virtual @enrollment properties)
+    __table_args__ = (Index("ix_fact_record", "tenant_id", "object_type", "record_id"),)
 
     tenant_id: str = Field(primary_key=True, max_length=64)
     workflow_id: str = Field(primary_key=True, max_length=128)
@@ -110,3 +114,12 @@ class EventOccurrence(SQLModel, table=True):
     object_type: str = Field(max_length=64)
     record_id: str = Field(max_length=128)
     occurred_at: datetime = _ts(nullable=False)
+
+
+class TimeRecheck(SQLModel, table=True):
+    __tablename__ = "time_recheck"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    workflow_id: str = Field(primary_key=True, max_length=128)
+    revision: int
+    checked_until: datetime = _ts(nullable=False)

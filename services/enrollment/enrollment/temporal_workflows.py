@@ -7,6 +7,9 @@
   page in flight; pages already done are never redone, enrollments never duplicate.
 * ``EnrollmentScheduleTick`` — started by a Temporal Schedule per schedule trigger; enrolls the
   records matching the trigger at that tick.
+* ``EnrollmentTimeRecheck`` — started by a revision's time re-check schedule; enrolls the
+  records whose time-relative criteria started to match since the previous check (see
+  ``time_recheck.py``).
 * ``EnrollmentMaintenance`` — started by a daily schedule: ledger retention and the recovery
   sweep.
 """
@@ -27,8 +30,10 @@ with workflow.unsafe.imports_passed_through():
         MaintenanceResult,
         PageInput,
         PageResult,
+        RecheckWindow,
         ScheduleTickInput,
         TickResult,
+        TimeRecheckInput,
     )
 
 PAGE_TIMEOUT = timedelta(minutes=5)
@@ -139,6 +144,64 @@ class EnrollmentScheduleTick:
             cursor = res.next_cursor
 
 
+@workflow.defn(name="EnrollmentTimeRecheck")
+class EnrollmentTimeRecheck:
+    @workflow.run
+    async def run(self, inp: TimeRecheckInput) -> TickResult:
+        fired_at = workflow.now()
+        page = PageInput(
+            tenant_id=inp.tenant_id,
+            workflow_id=inp.workflow_id,
+            revision=inp.revision,
+            fired_at=fired_at,
+        )
+        window: RecheckWindow = await workflow.execute_activity(
+            "enrollment.time_recheck_start",
+            page,
+            result_type=RecheckWindow,
+            start_to_close_timeout=PAGE_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        total = TickResult()
+        if window.since is None:
+            return total
+        page.since = window.since
+        for name, wanted in (
+            ("enrollment.time_recheck_page", window.enrolling),
+            ("enrollment.time_recheck_leaving_page", window.leaving),
+        ):
+            page.cursor = ""
+            while wanted:
+                res: PageResult = await workflow.execute_activity(
+                    name,
+                    page,
+                    result_type=PageResult,
+                    start_to_close_timeout=PAGE_TIMEOUT,
+                    retry_policy=RETRY,
+                )
+                total.scanned += res.scanned
+                total.enrolled += res.enrolled
+                total.skipped += res.skipped
+                total.unenrolled += res.unenrolled
+                workflow.set_current_details(
+                    f"scanned {total.scanned}, enrolled {total.enrolled}, "
+                    f"unenrolled {total.unenrolled}"
+                )
+                if res.stale:
+                    return total
+                if not res.next_cursor:
+                    break
+                page.cursor = res.next_cursor
+        # only a complete pass moves the watermark: a failed one is redone from the same instant
+        await workflow.execute_activity(
+            "enrollment.time_recheck_done",
+            page,
+            start_to_close_timeout=PAGE_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        return total
+
+
 @workflow.defn(name="EnrollmentMaintenance")
 class EnrollmentMaintenance:
     @workflow.run
@@ -158,4 +221,9 @@ class EnrollmentMaintenance:
         return MaintenanceResult(pruned=pruned, recovered=recovered)
 
 
-WORKFLOWS = [EnrollExistingRecords, EnrollmentScheduleTick, EnrollmentMaintenance]
+WORKFLOWS = [
+    EnrollExistingRecords,
+    EnrollmentScheduleTick,
+    EnrollmentTimeRecheck,
+    EnrollmentMaintenance,
+]

@@ -55,6 +55,10 @@ class _Scope:
     leaving_rules: dict[
         str, tuple[CompiledWorkflow, tuple[tuple[str, int, str, Matcher], ...], Matcher | None]
     ] = field(default_factory=dict)
+    # workflow X -> the workflows whose criteria read "has been enrolled in X"
+    fact_readers: dict[str, set[str]] = field(default_factory=dict)
+    # (object type, label) of associated records -> the workflows whose criteria read them
+    assoc_readers: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
 
 class TriggerIndex:
@@ -103,6 +107,10 @@ class TriggerIndex:
                 scope.events.setdefault(k, set()).add(TriggerRef(wf, role, i))
         for list_id in cw.definition.enrollment.suppression_list_ids:
             scope.suppression.setdefault(list_id, set()).add(wf)
+        for read in cw.fact_workflows:
+            scope.fact_readers.setdefault(read, set()).add(wf)
+        for ref in cw.association_refs:
+            scope.assoc_readers.setdefault(ref, set()).add(wf)
 
     def remove(self, tenant_id: str, workflow_id: str) -> CompiledWorkflow | None:
         cw = self._workflows.pop((tenant_id, workflow_id), None)
@@ -124,7 +132,21 @@ class TriggerIndex:
                 refs.discard(r)
         for wfs in scope.suppression.values():
             wfs.discard(workflow_id)
+        _drop_reader(scope.fact_readers, workflow_id)
+        _drop_reader(scope.assoc_readers, workflow_id)
         return cw
+
+    def association_refs(self, tenant_id: str, object_type: str) -> set[tuple[str, str]]:
+        """(object type, label) of the associated records active criteria read."""
+        scope = self._scopes.get((tenant_id, object_type))
+        return set(scope.assoc_readers) if scope is not None else set()
+
+    def reads_facts(self, tenant_id: str, object_type: str, workflow_id: str = "") -> bool:
+        """Does an active workflow read enrollment facts (of ``workflow_id``, or of any)?"""
+        scope = self._scopes.get((tenant_id, object_type))
+        if scope is None or not scope.fact_readers:
+            return False
+        return not workflow_id or workflow_id in scope.fact_readers
 
     def has_scope(self, ev: ChangeEvent) -> bool:
         """Does any active workflow of the tenant enroll this object type?"""
@@ -243,6 +265,13 @@ class TriggerIndex:
                 if enrolled(wf):
                     out.append(Match(self._workflows[(key, wf)], "suppressed", kind="suppression"))
         return out
+
+
+def _drop_reader(readers: dict[Any, set[str]], workflow_id: str) -> None:
+    for read in [r for r, wfs in readers.items() if workflow_id in wfs]:
+        readers[read].discard(workflow_id)
+        if not readers[read]:
+            del readers[read]
 
 
 _epoch = datetime(2000, 1, 1).astimezone()

@@ -18,6 +18,7 @@ from enrollment.compiled import CompiledWorkflow, compile_revision
 from enrollment.enroller import Enroller
 from enrollment.ledger import Ledger
 from enrollment.tables import ActiveRevision
+from enrollment.time_recheck import needs_recheck
 from enrollment.trigger_index import TriggerIndex
 
 log = logging.getLogger("crmflow.enrollment.workflows")
@@ -91,6 +92,15 @@ class ActiveWorkflows:
                 updated_at=now,
             )
         )
+        if needs_recheck(cw):
+            # time-relative criteria: records crossing a boundary from now on enroll (the
+            # ones matching already are the backfill's, when asked for)
+            await self.ledger.set_recheck_watermark(
+                tenant_id=rev.tenant_id,
+                workflow_id=rev.workflow_id,
+                revision=rev.revision,
+                checked_until=now,
+            )
         self.index.put(cw)
         schedule_ids = await self.sync_schedules(cw)
         backfill_id = ""

@@ -64,6 +64,9 @@ class FetchRecordRequest(Model):
     object_type: str
     record_id: str
     associations: list[AssociationRef] = Field(default_factory=list)
+    # Workflows whose "has been / is currently enrolled" facts an if/then branch reads: the
+    # result's properties get ``@enrollment:<id>`` from EnrollmentService.ListRecordEnrollments.
+    enrollment_workflows: list[str] = Field(default_factory=list)
 
 
 class FetchRecordResult(Model):

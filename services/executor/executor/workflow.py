@@ -81,6 +81,10 @@ PATCH_FINAL_WRITE_BY_ACTION = "final-history-write-by-action"
 # recorded. A later change gets its own id (asked even on these runs), and may in turn be
 # folded into a new baseline marker the same way.
 PATCH_BASELINE = "interpreter-baseline-2"
+# If/then branches may read "has been / is currently enrolled in workflow X": the record fetch
+# then asks for those facts. No recorded history has such a branch (the filter is newer), the
+# marker guards the fetch's changed input all the same.
+PATCH_BRANCH_ENROLLMENT_FACTS = "branch-enrollment-facts"
 
 
 class _Stop(Exception):
@@ -218,7 +222,12 @@ class EnrolledRecord:
                     refs[key] = AssociationRef(
                         object_type=f.association.object_type, label=f.association.label
                     )
-        rec = await self._fetch(list(refs.values()))
+        facts = sorted(
+            {w for b in action.branches if b.criteria for w in b.criteria.enrollment_workflows()}
+        )
+        if facts and not workflow.patched(PATCH_BRANCH_ENROLLMENT_FACTS):
+            facts = []
+        rec = await self._fetch(list(refs.values()), facts)
         now = workflow.now()
         for b in action.branches:
             if (
@@ -447,16 +456,21 @@ class EnrolledRecord:
             triggers=i.definition.enrollment.triggers,
         )
 
-    async def _fetch(self, refs: list[AssociationRef]) -> FetchRecordResult:
+    async def _fetch(
+        self, refs: list[AssociationRef], enrollment_workflows: list[str] | None = None
+    ) -> FetchRecordResult:
         i = self._input
+        req = FetchRecordRequest(
+            tenant_id=i.tenant_id,
+            object_type=i.object_type,
+            record_id=i.record_id,
+            associations=refs,
+        )
+        if enrollment_workflows:
+            req.enrollment_workflows = enrollment_workflows
         rec: FetchRecordResult = await workflow.execute_local_activity(
             dispatch.FETCH_RECORD,
-            FetchRecordRequest(
-                tenant_id=i.tenant_id,
-                object_type=i.object_type,
-                record_id=i.record_id,
-                associations=refs,
-            ),
+            req,
             result_type=FetchRecordResult,
             start_to_close_timeout=_LOCAL,
             retry_policy=dispatch.INTERNAL_RETRY,

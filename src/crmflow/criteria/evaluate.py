@@ -19,6 +19,23 @@ def association_key(object_type: str, label: str = "") -> str:
     return f"{object_type}:{label}" if label else object_type
 
 
+# Where a service that has no separate ``associated`` mapping (the enrollment service's hot
+# path) puts a record's associated records: a virtual property of the record itself, so old
+# and new states of an association change are just two values of one property.
+ASSOCIATED_PREFIX = "@assoc:"
+
+
+def associated_of(
+    rec: Mapping[str, Any], assoc: Associated, key: str
+) -> Sequence[Mapping[str, Any]]:
+    """The associated records under ``key``: from ``assoc``, else the record's virtual
+    ``@assoc:<key>`` property, else none."""
+    others = assoc.get(key)
+    if others is None:
+        others = rec.get(ASSOCIATED_PREFIX + key) or ()
+    return others
+
+
 @dataclass(frozen=True)
 class FilterTrace:
     path: str
@@ -47,7 +64,7 @@ def _filter_matcher(f: PropertyFilter, path: str) -> Matcher:
     q = scope.quantifier
 
     def over_associated(rec: Mapping[str, Any], now: datetime, assoc: Associated) -> bool:
-        others = assoc.get(key, ())
+        others = associated_of(rec, assoc, key)
         hits = (pred(o.get(prop), now) for o in others)
         if q == AssociationQuantifier.ANY:
             return any(hits)
@@ -58,10 +75,16 @@ def _filter_matcher(f: PropertyFilter, path: str) -> Matcher:
     return over_associated
 
 
+def _filter_path(group: FilterGroup, path: str, i: int) -> str:
+    """Path of the i-th of ``group.all_filters()``: enrollment filters keep their own name."""
+    n = len(group.filters)
+    return f"{path}.filters[{i}]" if i < n else f"{path}.enrollment_filters[{i - n}]"
+
+
 def compile_group(group: FilterGroup, path: str = "filter") -> Matcher:
     """A closure for the hot path. Raises InvalidArgument naming a bad filter."""
     parts: list[Matcher] = [
-        _filter_matcher(f, f"{path}.filters[{i}]") for i, f in enumerate(group.filters)
+        _filter_matcher(f, _filter_path(group, path, i)) for i, f in enumerate(group.all_filters())
     ] + [compile_group(g, f"{path}.groups[{i}]") for i, g in enumerate(group.groups)]
     if not parts:
         return lambda rec, now, assoc: True
@@ -101,15 +124,15 @@ def evaluate(
 
     def walk(g: FilterGroup, p: str) -> bool:
         results = []
-        for i, f in enumerate(g.filters):
-            fp = f"{p}.filters[{i}]"
+        for i, f in enumerate(g.all_filters()):
+            fp = _filter_path(g, p, i)
             ok = _filter_matcher(f, fp)(record, now, assoc)
             seen: Any
             if f.association is None:
                 seen = record.get(f.property)
             else:
                 key = association_key(f.association.object_type, f.association.label)
-                seen = [o.get(f.property) for o in assoc.get(key, ())]
+                seen = [o.get(f.property) for o in associated_of(record, assoc, key)]
             operand = f.values if f.values else f.value
             trace.append(FilterTrace(fp, f.property, f.operator, operand, seen, ok))
             results.append(ok)

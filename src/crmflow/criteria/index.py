@@ -112,7 +112,7 @@ def _split(f: PropertyFilter) -> list[PropertyFilter]:
 def terms_of(group: FilterGroup, max_terms: int = MAX_TERMS) -> list[Term]:
     """The group as an OR of terms (DNF); over-large parts degrade to loose terms."""
     children: list[list[Term]] = []
-    for f in group.filters:
+    for f in group.all_filters():  # enrollment filters: plain filters on a virtual property
         if f.association is not None:
             children.append([Term(loose={ASSOCIATION_PREFIX + f.association.object_type})])
         else:

@@ -98,6 +98,20 @@ def _within(direction: int) -> Callable[[PropertyFilter], Predicate]:
     return make
 
 
+def _more_than_days_ago(f: PropertyFilter) -> Predicate:
+    span = timedelta(days=as_number(f.value) or 0).total_seconds()
+
+    def pred(v: Any, now: datetime) -> bool:
+        x = as_timestamp(v)
+        return x is not None and x < now.timestamp() - span
+
+    return pred
+
+
+# Operators whose result changes with the passage of time alone (re-checked by a schedule).
+TIME_RELATIVE = frozenset({"within_last_days", "within_next_days", "more_than_days_ago"})
+
+
 def _in(f: PropertyFilter) -> Predicate:
     wanted = frozenset(as_text(x) for x in f.values)
 
@@ -180,6 +194,7 @@ _LIST: list[Operator] = [
     Operator("after", "is after", "single", DATES, _ordered(lambda a, b: a > b)),
     Operator("within_last_days", "is within the last N days", "days", DATES, _within(-1)),
     Operator("within_next_days", "is within the next N days", "days", DATES, _within(1)),
+    Operator("more_than_days_ago", "is more than N days ago", "days", DATES, _more_than_days_ago),
     Operator("is_known", "is known", "none", ALL_TYPES, lambda f: lambda v, now: not is_unknown(v)),
     Operator("is_unknown", "is unknown", "none", ALL_TYPES, lambda f: lambda v, now: is_unknown(v)),
 ]

@@ -66,10 +66,24 @@ SQL_OPERATORS = frozenset(
         "after",
         "within_last_days",
         "within_next_days",
+        "more_than_days_ago",
         "is_known",
         "is_unknown",
     }
 )
+
+
+def refuse_enrollment_filters(group: FilterGroup, path: str = "criteria") -> None:
+    """ "Has been enrolled in workflow X" is enrollment history, not CRM data: the enrollment
+    service evaluates it (and searches the CRM without it). Silently dropping it would widen
+    an AND and narrow an OR, so a search naming one is refused."""
+    if group.enrollment_filters:
+        raise InvalidArgument.field(
+            f"{path}.enrollment_filters[0]",
+            "the CRM cannot search enrollment history (the enrollment service evaluates it)",
+        )
+    for i, g in enumerate(group.groups):
+        refuse_enrollment_filters(g, f"{path}.groups[{i}]")
 
 
 def needs_python(group: FilterGroup) -> bool:
@@ -234,6 +248,9 @@ class Translator:
                 else (self.now, self.now + days)
             )
             return lambda v: v.c.value_num.between(lo_t.timestamp(), hi_t.timestamp())
+        if key == "more_than_days_ago":
+            before = (self.now - timedelta(days=as_number(f.value) or 0)).timestamp()
+            return lambda v: v.c.value_num < before
         raise InvalidArgument.field(f"{path}.operator", f"operator {key!r} has no SQL form")
 
     def _equals(self, prop: PropertyDefinition, operands: list[Any], path: str) -> Cond:

@@ -22,7 +22,7 @@ from crmflow.model.records import Record
 from crmflow.records.port import PropertyType, SearchPage
 from crmflow.records.schema import Schema
 from crmflow.records.sql_base import VAL, R, check_tenant
-from crmflow.records.sql_filters import Translator, needs_python
+from crmflow.records.sql_filters import Translator, needs_python, refuse_enrollment_filters
 from crmflow.records.sql_links import LinksMixin
 
 MAX_PAGE = 1000
@@ -119,6 +119,8 @@ class SearchMixin(LinksMixin):
         sort: str = "",
     ) -> SearchPage:
         check_tenant(tenant_id)
+        if criteria is not None:
+            refuse_enrollment_filters(criteria)
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidArgument.field("limit", f"must be between 1 and {MAX_PAGE}")
         offset = _cursor(cursor)
@@ -192,6 +194,8 @@ class SearchMixin(LinksMixin):
         self, tenant_id: str, object_type: str, criteria: FilterGroup | None = None
     ) -> int:
         check_tenant(tenant_id)
+        if criteria is not None:
+            refuse_enrollment_filters(criteria)
         async with self.read() as conn:
             await self.schema(conn, tenant_id, object_type)
             if criteria is not None and needs_python(criteria):

@@ -407,3 +407,84 @@ async def test_action_catalogue_and_operators(editor: Editor) -> None:
     )
     keys = {o.key for o in ops.operators}
     assert {"gt", "between"} <= keys and "contains" not in keys
+
+
+async def test_enrolled_in_workflow_filters_name_existing_workflows(editor: Editor) -> None:
+    from crmflow.api.workflow.v1 import triggers_pb2 as tr
+
+    t = editor.tenant
+    other = (await editor.create()).definition.workflow_id
+    wid = (await editor.create()).definition.workflow_id
+
+    def triggers(workflow_id: str, condition: str = "HAS_BEEN_ENROLLED") -> Any:
+        return json_format.ParseDict(
+            {
+                "triggers": [
+                    {
+                        "criteria": {
+                            "filter": {
+                                "enrollment_filters": [
+                                    {
+                                        "workflow_id": workflow_id,
+                                        "condition": f"ENROLLMENT_CONDITION_{condition}",
+                                    }
+                                ]
+                            }
+                        }
+                    }
+                ]
+            },
+            tr.EnrollmentSettings(),
+        )
+
+    def update(settings: Any) -> Any:
+        return editor.stub.UpdateTriggers(
+            pb.UpdateTriggersRequest(tenant_id=t, workflow_id=wid, enrollment=settings)
+        )
+
+    err = await rpc_error(update(triggers("wf_nowhere")))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(bad_request_fields(err)) == [
+        "enrollment.triggers[0].criteria.filter.enrollment_filters[0].workflow_id"
+    ]
+    # a condition must be named
+    bad = triggers(other)
+    bad.triggers[0].criteria.filter.enrollment_filters[0].condition = 0
+    err = await rpc_error(update(bad))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert any("condition" in f for f in bad_request_fields(err))
+    ok = await update(triggers(other, "IS_CURRENTLY_ENROLLED"))
+    ef = ok.workflow.definition.enrollment.triggers[0].criteria.filter.enrollment_filters[0]
+    assert ef.workflow_id == other and ef.condition == 3
+    # in if/then branches too (the executor asks the enrollment service)
+    from crmflow.api.workflow.v1 import criteria_pb2
+
+    def crit(workflow_id: str) -> criteria_pb2.FilterGroup:
+        return json_format.ParseDict(
+            {"enrollment_filters": [{"workflow_id": workflow_id, "condition": 1}]},
+            criteria_pb2.FilterGroup(),
+        )
+
+    err = await rpc_error(
+        editor.add(
+            wid, 0, "if_then", {}, branches=[wf.Branch(branch_id="b1", criteria=crit("wf_gone"))]
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(bad_request_fields(err)) == [
+        "action.branches[0].criteria.enrollment_filters[0].workflow_id"
+    ]
+    added = await editor.add(
+        wid, 0, "if_then", {}, branches=[wf.Branch(branch_id="b1", criteria=crit(other))]
+    )
+    assert added.workflow.draft_revision > ok.workflow.draft_revision
+    # the referenced workflow deleted later: edits go on, validation reports it
+    await editor.stub.DeleteWorkflow(
+        pb.DeleteWorkflowRequest(tenant_id=t, workflow_id=other, actor="ann")
+    )
+    v = await editor.validate(wid)
+    branch_action = added.action_id
+    assert {(i.action_id, i.field) for i in v.issues if i.code == "unknown_workflow"} == {
+        ("", "enrollment.triggers[0].criteria.filter.enrollment_filters[0].workflow_id"),
+        (branch_action, "branches[0].criteria.enrollment_filters[0].workflow_id"),
+    }

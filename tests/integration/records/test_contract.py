@@ -694,6 +694,8 @@ FILTERS: list[dict[str, Any]] = [
     {"property": "date_of_birth", "operator": "after", "value": "1990-01-01"},
     {"property": "createdate", "operator": "within_last_days", "value": 1},
     {"property": "createdate", "operator": "within_next_days", "value": 1},
+    {"property": "date_of_birth", "operator": "more_than_days_ago", "value": 365},
+    {"property": "createdate", "operator": "more_than_days_ago", "value": 1},
     {"property": "email", "operator": "is_known"},
     {"property": "email", "operator": "is_unknown"},
     {"property": "interests", "operator": "has_all", "values": ["pricing", "events"]},
@@ -900,3 +902,28 @@ async def test_datetime_filters_and_epoch_operands(store: RecordStore, tenant_id
         {"filters": [{"property": "amount", "operator": "eq", "value": "100.5"}]}
     )
     assert await store.count(tenant_id, "deal", amount) == 1
+
+
+async def test_enrollment_filters_are_refused_by_name(store: RecordStore, tenant_id: str) -> None:
+    group = FilterGroup.model_validate(
+        {
+            "filters": [{"property": "email", "operator": "is_known"}],
+            "groups": [
+                {
+                    "enrollment_filters": [
+                        {
+                            "workflow_id": "wf-a",
+                            "condition": "ENROLLMENT_CONDITION_HAS_BEEN_ENROLLED",
+                        }
+                    ]
+                }
+            ],
+        }
+    )
+    for call in (
+        store.search(tenant_id, "contact", group),
+        store.count(tenant_id, "contact", group),
+    ):
+        with pytest.raises(InvalidArgument) as bad:
+            await call
+        assert fields(bad.value) == {"criteria.groups[0].enrollment_filters[0]"}

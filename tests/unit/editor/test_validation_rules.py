@@ -137,3 +137,39 @@ def test_generated_name_is_deterministic() -> None:
     first = naming.generate(d, REG)
     assert first == naming.generate(d.model_copy(deep=True), REG)
     assert first[0].startswith("Contact workflow") and "Delay" in first[1]
+
+
+def test_enrolled_in_workflow_filters_are_workflow_references() -> None:
+    from editor_api.validation import referenced_workflows
+
+    from crmflow.model.criteria import FilterGroup
+
+    ef = {"workflow_id": "wf_a", "condition": "ENROLLMENT_CONDITION_HAS_BEEN_ENROLLED"}
+    d = defn(sp("a"))
+    d.enrollment = d.enrollment.model_validate(
+        {
+            "triggers": [{"criteria": {"filter": {"groups": [{"enrollment_filters": [ef]}]}}}],
+            "goal": {"enrollment_filters": [{**ef, "workflow_id": "wf_b"}]},
+        }
+    )
+    assert referenced_workflows(d) == {"wf_a", "wf_b"}
+    issues = validate(d, registry=REG, plan=Plan("t"), known_workflows={"wf_b"})
+    assert [(i.code, i.field) for i in issues] == [
+        (
+            "unknown_workflow",
+            "enrollment.triggers[0].criteria.filter.groups[0].enrollment_filters[0].workflow_id",
+        )
+    ]
+    d.actions["a"].branches = [
+        Branch(
+            branch_id="x",
+            criteria=FilterGroup.model_validate(
+                {"enrollment_filters": [{**ef, "workflow_id": "wf_c"}]}
+            ),
+        )
+    ]
+    assert referenced_workflows(d) == {"wf_a", "wf_b", "wf_c"}
+    issues = validate(d, registry=REG, plan=Plan("t"), known_workflows={"wf_a", "wf_b"})
+    assert [(i.action_id, i.code, i.field) for i in issues] == [
+        ("a", "unknown_workflow", "branches[0].criteria.enrollment_filters[0].workflow_id")
+    ]

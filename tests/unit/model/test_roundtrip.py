@@ -94,7 +94,13 @@ RICH = {
         ],
         "suppression_list_ids": ["L1", "L2"],
         "goal": {
-            "filters": [{"property": "lifecyclestage", "operator": "eq", "value": "customer"}]
+            "filters": [{"property": "lifecyclestage", "operator": "eq", "value": "customer"}],
+            "enrollment_filters": [
+                {
+                    "workflow_id": "wf-0",
+                    "condition": "ENROLLMENT_CONDITION_IS_NOT_CURRENTLY_ENROLLED",
+                }
+            ],
         },
         "unenroll_from_workflow_ids": ["wf-0"],
     },

@@ -12,7 +12,7 @@ from crmflow.api.enrollment.v1 import enrollment_service_pb2 as pb
 from crmflow.api.enrollment.v1 import enrollment_service_pb2_grpc as pb_grpc
 from crmflow.grpc.channel import open_channel
 from crmflow.grpc.errors import from_rpc_error
-from executor.activities.base import ActionContext, handles
+from executor.activities.base import ActionContext, Deps, handles
 
 _FINAL = (
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -22,14 +22,19 @@ _FINAL = (
 )
 
 
-def _stub(ctx: ActionContext) -> pb_grpc.EnrollmentServiceStub:
-    stub = ctx.deps.extras.get("enrollment_stub")
+def enrollment_stub(deps: Deps) -> pb_grpc.EnrollmentServiceStub:
+    """The EnrollmentService client, opened once per worker."""
+    stub = deps.extras.get("enrollment_stub")
     if stub is None:
-        channel = open_channel(ctx.deps.settings.enrollment_address, ctx.deps.settings)
+        channel = open_channel(deps.settings.enrollment_address, deps.settings)
         stub = pb_grpc.EnrollmentServiceStub(channel)
-        ctx.deps.extras["enrollment_stub"] = stub
-        ctx.deps.extras["enrollment_channel"] = channel
+        deps.extras["enrollment_stub"] = stub
+        deps.extras["enrollment_channel"] = channel
     return stub
+
+
+def _stub(ctx: ActionContext) -> pb_grpc.EnrollmentServiceStub:
+    return enrollment_stub(ctx.deps)
 
 
 async def _call(coro: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
@@ -19,8 +20,37 @@ from executor.payloads import (
     RunProgress,
 )
 
+EnrollmentFacts = Callable[[FetchRecordRequest], Awaitable[dict[str, str]]]
 
-async def fetch_record(store: RecordStore, req: FetchRecordRequest) -> FetchRecordResult:
+
+def enrollment_facts(deps: Deps) -> EnrollmentFacts:
+    """``@enrollment:<workflow>`` -> "current" | "past" of the record, from the enrollment
+    service's ledger (the same virtual properties its triggers read)."""
+
+    async def read(req: FetchRecordRequest) -> dict[str, str]:
+        from crmflow.api.enrollment.v1 import enrollment_service_pb2 as pb
+        from crmflow.model.criteria import CURRENT, PAST, enrollment_property
+        from executor.activities.flow import enrollment_stub
+
+        res = await enrollment_stub(deps).ListRecordEnrollments(
+            pb.ListRecordEnrollmentsRequest(
+                tenant_id=req.tenant_id,
+                object_type=req.object_type,
+                record_id=req.record_id,
+                workflow_ids=req.enrollment_workflows,
+            )
+        )
+        return {
+            enrollment_property(e.workflow_id): CURRENT if e.currently_enrolled else PAST
+            for e in res.enrollments
+        }
+
+    return read
+
+
+async def fetch_record(
+    store: RecordStore, req: FetchRecordRequest, facts: EnrollmentFacts | None = None
+) -> FetchRecordResult:
     try:
         rec = await store.get(req.tenant_id, req.object_type, req.record_id)
     except NotFound:
@@ -35,7 +65,10 @@ async def fetch_record(store: RecordStore, req: FetchRecordRequest) -> FetchReco
         )
         key = f"{ref.object_type}:{ref.label}" if ref.label else ref.object_type
         associated[key] = [o.properties for o in others]
-    return FetchRecordResult(found=True, properties=rec.properties, associated=associated)
+    props = dict(rec.properties)
+    if req.enrollment_workflows and facts is not None:
+        props.update(await facts(req))
+    return FetchRecordResult(found=True, properties=props, associated=associated)
 
 
 def worker_config(settings: Settings) -> dict[str, Any]:
@@ -45,7 +78,7 @@ def worker_config(settings: Settings) -> dict[str, Any]:
 def build_internal_activities(deps: Deps) -> list[Any]:
     @activity.defn(name=dispatch.FETCH_RECORD)
     async def fetch(req: FetchRecordRequest) -> FetchRecordResult:
-        return await fetch_record(deps.store, req)
+        return await fetch_record(deps.store, req, enrollment_facts(deps))
 
     @activity.defn(name=dispatch.RESOLVE_VALUE)
     async def resolve_value(req: ResolveValueRequest) -> ResolveValueResult:

@@ -62,7 +62,9 @@ class ActivateRevisionResponse(_message.Message):
     """Id of the backfill workflow when enroll_existing was set."""
     @_builtins.property
     def schedule_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Ids of the Temporal Schedules of the revision's schedule triggers."""
+        """Ids of the Temporal Schedules of the revision's schedule triggers and of its time re-check
+        (when its criteria are time-relative, e.g. "more than 7 days ago").
+        """
 
     def __init__(
         self,
@@ -743,3 +745,98 @@ class GetBackfillProgressResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBackfillProgressResponse: _TypeAlias = GetBackfillProgressResponse  # noqa: Y015
+
+@_typing.final
+class ListRecordEnrollmentsRequest(_message.Message):
+    """Request of ListRecordEnrollments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_IDS_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    object_type: _builtins.str
+    record_id: _builtins.str
+    @_builtins.property
+    def workflow_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these workflows (empty = every workflow the record has been enrolled in)."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        workflow_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["object_type", b"object_type", "record_id", b"record_id", "tenant_id", b"tenant_id", "workflow_ids", b"workflow_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordEnrollmentsRequest: _TypeAlias = ListRecordEnrollmentsRequest  # noqa: Y015
+
+@_typing.final
+class RecordEnrollment(_message.Message):
+    """A record's enrollment history in one workflow (kept 2 years after the last enrollment)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    FIRST_ENROLLED_AT_FIELD_NUMBER: _builtins.int
+    LAST_ENROLLED_AT_FIELD_NUMBER: _builtins.int
+    TIMES_ENROLLED_FIELD_NUMBER: _builtins.int
+    CURRENTLY_ENROLLED_FIELD_NUMBER: _builtins.int
+    CURRENT_RUN_WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    workflow_id: _builtins.str
+    times_enrolled: _builtins.int
+    currently_enrolled: _builtins.bool
+    """The ledger's enrollment is pending or running."""
+    current_run_workflow_id: _builtins.str
+    """The Temporal workflow id of the current enrollment ("" when not currently enrolled)."""
+    @_builtins.property
+    def first_enrolled_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_enrolled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        workflow_id: _builtins.str = ...,
+        first_enrolled_at: _timestamp_pb2.Timestamp | None = ...,
+        last_enrolled_at: _timestamp_pb2.Timestamp | None = ...,
+        times_enrolled: _builtins.int = ...,
+        currently_enrolled: _builtins.bool = ...,
+        current_run_workflow_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_enrolled_at", b"first_enrolled_at", "last_enrolled_at", b"last_enrolled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_run_workflow_id", b"current_run_workflow_id", "currently_enrolled", b"currently_enrolled", "first_enrolled_at", b"first_enrolled_at", "last_enrolled_at", b"last_enrolled_at", "times_enrolled", b"times_enrolled", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordEnrollment: _TypeAlias = RecordEnrollment  # noqa: Y015
+
+@_typing.final
+class ListRecordEnrollmentsResponse(_message.Message):
+    """Response of ListRecordEnrollments, ordered by workflow id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENROLLMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def enrollments(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordEnrollment]: ...
+    def __init__(
+        self,
+        *,
+        enrollments: _abc.Iterable[Global___RecordEnrollment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrollments", b"enrollments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordEnrollmentsResponse: _TypeAlias = ListRecordEnrollmentsResponse  # noqa: Y015

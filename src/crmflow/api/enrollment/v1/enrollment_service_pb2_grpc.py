@@ -86,6 +86,11 @@ class EnrollmentServiceStub:
                 request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressResponse.FromString,
                 _registered_method=True)
+        self.ListRecordEnrollments = channel.unary_unary(
+                '/crmflow.api.enrollment.v1.EnrollmentService/ListRecordEnrollments',
+                request_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ListRecordEnrollmentsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ListRecordEnrollmentsResponse.FromString,
+                _registered_method=True)
 
 
 class EnrollmentServiceServicer:
@@ -163,6 +168,13 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRecordEnrollments(self, request, context):
+        """Which workflows has a record been enrolled in (the ledger's enrollment facts)?
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnrollmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +227,11 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     servicer.GetBackfillProgress,
                     request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressResponse.SerializeToString,
+            ),
+            'ListRecordEnrollments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecordEnrollments,
+                    request_deserializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ListRecordEnrollmentsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ListRecordEnrollmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -489,6 +506,33 @@ class EnrollmentService:
             '/crmflow.api.enrollment.v1.EnrollmentService/GetBackfillProgress',
             crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressRequest.SerializeToString,
             crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.GetBackfillProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecordEnrollments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.enrollment.v1.EnrollmentService/ListRecordEnrollments',
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ListRecordEnrollmentsRequest.SerializeToString,
+            crmflow_dot_api_dot_enrollment_dot_v1_dot_enrollment__service__pb2.ListRecordEnrollmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,8 @@ class EnrollmentServiceStub:
     """Would a record enroll in a workflow now, and why (or why not)?"""
     GetBackfillProgress: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.GetBackfillProgressRequest, _enrollment_service_pb2.GetBackfillProgressResponse]
     """Progress of the "enroll existing records" backfill of a workflow revision."""
+    ListRecordEnrollments: _grpc.UnaryUnaryMultiCallable[_enrollment_service_pb2.ListRecordEnrollmentsRequest, _enrollment_service_pb2.ListRecordEnrollmentsResponse]
+    """Which workflows has a record been enrolled in (the ledger's enrollment facts)?"""
 
 @_typing.type_check_only
 class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
@@ -83,6 +85,8 @@ class EnrollmentServiceAsyncStub(EnrollmentServiceStub):
     """Would a record enroll in a workflow now, and why (or why not)?"""
     GetBackfillProgress: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.GetBackfillProgressRequest, _enrollment_service_pb2.GetBackfillProgressResponse]  # type: ignore[assignment]
     """Progress of the "enroll existing records" backfill of a workflow revision."""
+    ListRecordEnrollments: _aio.UnaryUnaryMultiCallable[_enrollment_service_pb2.ListRecordEnrollmentsRequest, _enrollment_service_pb2.ListRecordEnrollmentsResponse]  # type: ignore[assignment]
+    """Which workflows has a record been enrolled in (the ledger's enrollment facts)?"""
 
 class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
     """EnrollmentService decides which records enter which workflow and starts one Temporal
@@ -168,5 +172,13 @@ class EnrollmentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_enrollment_service_pb2.GetBackfillProgressResponse, _abc.Awaitable[_enrollment_service_pb2.GetBackfillProgressResponse]]:
         """Progress of the "enroll existing records" backfill of a workflow revision."""
+
+    @_abc_1.abstractmethod
+    def ListRecordEnrollments(
+        self,
+        request: _enrollment_service_pb2.ListRecordEnrollmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_enrollment_service_pb2.ListRecordEnrollmentsResponse, _abc.Awaitable[_enrollment_service_pb2.ListRecordEnrollmentsResponse]]:
+        """Which workflows has a record been enrolled in (the ledger's enrollment facts)?"""
 
 def add_EnrollmentServiceServicer_to_server(servicer: EnrollmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

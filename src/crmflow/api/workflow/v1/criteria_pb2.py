@@ -25,23 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&crmflow/api/workflow/v1/criteria.proto\x12\x17\x63rmflow.api.workflow.v1\x1a\x1cgoogle/protobuf/struct.proto\"z\n\x10\x41ssociationScope\x12\x13\n\x0bobject_type\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x42\n\nquantifier\x18\x03 \x01(\x0e\x32..crmflow.api.workflow.v1.AssociationQuantifier\"\xc3\x01\n\x0ePropertyFilter\x12\x10\n\x08property\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12&\n\x06values\x18\x04 \x03(\x0b\x32\x16.google.protobuf.Value\x12>\n\x0b\x61ssociation\x18\x05 \x01(\x0b\x32).crmflow.api.workflow.v1.AssociationScope\"\xb8\x01\n\x0b\x46ilterGroup\x12\x39\n\x0b\x63onjunction\x18\x01 \x01(\x0e\x32$.crmflow.api.workflow.v1.Conjunction\x12\x38\n\x07\x66ilters\x18\x02 \x03(\x0b\x32\'.crmflow.api.workflow.v1.PropertyFilter\x12\x34\n\x06groups\x18\x03 \x03(\x0b\x32$.crmflow.api.workflow.v1.FilterGroup\"Y\n\x12OperatorDescriptor\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07operand\x18\x03 \x01(\t\x12\x16\n\x0eproperty_types\x18\x04 \x03(\t*S\n\x0b\x43onjunction\x12\x1b\n\x17\x43ONJUNCTION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43ONJUNCTION_AND\x10\x01\x12\x12\n\x0e\x43ONJUNCTION_OR\x10\x02*\xa0\x01\n\x15\x41ssociationQuantifier\x12&\n\"ASSOCIATION_QUANTIFIER_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41SSOCIATION_QUANTIFIER_ANY\x10\x01\x12\x1e\n\x1a\x41SSOCIATION_QUANTIFIER_ALL\x10\x02\x12\x1f\n\x1b\x41SSOCIATION_QUANTIFIER_NONE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&crmflow/api/workflow/v1/criteria.proto\x12\x17\x63rmflow.api.workflow.v1\x1a\x1cgoogle/protobuf/struct.proto\"z\n\x10\x41ssociationScope\x12\x13\n\x0bobject_type\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x42\n\nquantifier\x18\x03 \x01(\x0e\x32..crmflow.api.workflow.v1.AssociationQuantifier\"\xc3\x01\n\x0ePropertyFilter\x12\x10\n\x08property\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12&\n\x06values\x18\x04 \x03(\x0b\x32\x16.google.protobuf.Value\x12>\n\x0b\x61ssociation\x18\x05 \x01(\x0b\x32).crmflow.api.workflow.v1.AssociationScope\"p\n\x18WorkflowEnrollmentFilter\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12?\n\tcondition\x18\x02 \x01(\x0e\x32,.crmflow.api.workflow.v1.EnrollmentCondition\"\x87\x02\n\x0b\x46ilterGroup\x12\x39\n\x0b\x63onjunction\x18\x01 \x01(\x0e\x32$.crmflow.api.workflow.v1.Conjunction\x12\x38\n\x07\x66ilters\x18\x02 \x03(\x0b\x32\'.crmflow.api.workflow.v1.PropertyFilter\x12\x34\n\x06groups\x18\x03 \x03(\x0b\x32$.crmflow.api.workflow.v1.FilterGroup\x12M\n\x12\x65nrollment_filters\x18\x04 \x03(\x0b\x32\x31.crmflow.api.workflow.v1.WorkflowEnrollmentFilter\"Y\n\x12OperatorDescriptor\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07operand\x18\x03 \x01(\t\x12\x16\n\x0eproperty_types\x18\x04 \x03(\t*S\n\x0b\x43onjunction\x12\x1b\n\x17\x43ONJUNCTION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43ONJUNCTION_AND\x10\x01\x12\x12\n\x0e\x43ONJUNCTION_OR\x10\x02*\xa0\x01\n\x15\x41ssociationQuantifier\x12&\n\"ASSOCIATION_QUANTIFIER_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41SSOCIATION_QUANTIFIER_ANY\x10\x01\x12\x1e\n\x1a\x41SSOCIATION_QUANTIFIER_ALL\x10\x02\x12\x1f\n\x1b\x41SSOCIATION_QUANTIFIER_NONE\x10\x03*\xfb\x01\n\x13\x45nrollmentCondition\x12$\n ENROLLMENT_CONDITION_UNSPECIFIED\x10\x00\x12*\n&ENROLLMENT_CONDITION_HAS_BEEN_ENROLLED\x10\x01\x12.\n*ENROLLMENT_CONDITION_HAS_NOT_BEEN_ENROLLED\x10\x02\x12.\n*ENROLLMENT_CONDITION_IS_CURRENTLY_ENROLLED\x10\x03\x12\x32\n.ENROLLMENT_CONDITION_IS_NOT_CURRENTLY_ENROLLED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crmflow.api.workflow.v1.criteria_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONJUNCTION']._serialized_start=697
-  _globals['_CONJUNCTION']._serialized_end=780
-  _globals['_ASSOCIATIONQUANTIFIER']._serialized_start=783
-  _globals['_ASSOCIATIONQUANTIFIER']._serialized_end=943
+  _globals['_CONJUNCTION']._serialized_start=890
+  _globals['_CONJUNCTION']._serialized_end=973
+  _globals['_ASSOCIATIONQUANTIFIER']._serialized_start=976
+  _globals['_ASSOCIATIONQUANTIFIER']._serialized_end=1136
+  _globals['_ENROLLMENTCONDITION']._serialized_start=1139
+  _globals['_ENROLLMENTCONDITION']._serialized_end=1390
   _globals['_ASSOCIATIONSCOPE']._serialized_start=97
   _globals['_ASSOCIATIONSCOPE']._serialized_end=219
   _globals['_PROPERTYFILTER']._serialized_start=222
   _globals['_PROPERTYFILTER']._serialized_end=417
-  _globals['_FILTERGROUP']._serialized_start=420
-  _globals['_FILTERGROUP']._serialized_end=604
-  _globals['_OPERATORDESCRIPTOR']._serialized_start=606
-  _globals['_OPERATORDESCRIPTOR']._serialized_end=695
+  _globals['_WORKFLOWENROLLMENTFILTER']._serialized_start=419
+  _globals['_WORKFLOWENROLLMENTFILTER']._serialized_end=531
+  _globals['_FILTERGROUP']._serialized_start=534
+  _globals['_FILTERGROUP']._serialized_end=797
+  _globals['_OPERATORDESCRIPTOR']._serialized_start=799
+  _globals['_OPERATORDESCRIPTOR']._serialized_end=888
 # @@protoc_insertion_point(module_scope)

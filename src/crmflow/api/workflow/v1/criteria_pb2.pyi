@@ -58,6 +58,36 @@ ASSOCIATION_QUANTIFIER_ALL: AssociationQuantifier.ValueType  # 2
 ASSOCIATION_QUANTIFIER_NONE: AssociationQuantifier.ValueType  # 3
 Global___AssociationQuantifier: _TypeAlias = AssociationQuantifier  # noqa: Y015
 
+class _EnrollmentCondition:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EnrollmentConditionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EnrollmentCondition.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENROLLMENT_CONDITION_UNSPECIFIED: _EnrollmentCondition.ValueType  # 0
+    ENROLLMENT_CONDITION_HAS_BEEN_ENROLLED: _EnrollmentCondition.ValueType  # 1
+    """Enrolled at least once (within the ledger's fact retention, 2 years by default)."""
+    ENROLLMENT_CONDITION_HAS_NOT_BEEN_ENROLLED: _EnrollmentCondition.ValueType  # 2
+    """Never enrolled (within the fact retention)."""
+    ENROLLMENT_CONDITION_IS_CURRENTLY_ENROLLED: _EnrollmentCondition.ValueType  # 3
+    """Enrolled right now (the ledger's enrollment is pending or running)."""
+    ENROLLMENT_CONDITION_IS_NOT_CURRENTLY_ENROLLED: _EnrollmentCondition.ValueType  # 4
+    """Not enrolled right now (never, or the enrollment ended / was unenrolled)."""
+
+class EnrollmentCondition(_EnrollmentCondition, metaclass=_EnrollmentConditionEnumTypeWrapper):
+    """What a workflow-enrollment filter asks of the record's enrollment history."""
+
+ENROLLMENT_CONDITION_UNSPECIFIED: EnrollmentCondition.ValueType  # 0
+ENROLLMENT_CONDITION_HAS_BEEN_ENROLLED: EnrollmentCondition.ValueType  # 1
+"""Enrolled at least once (within the ledger's fact retention, 2 years by default)."""
+ENROLLMENT_CONDITION_HAS_NOT_BEEN_ENROLLED: EnrollmentCondition.ValueType  # 2
+"""Never enrolled (within the fact retention)."""
+ENROLLMENT_CONDITION_IS_CURRENTLY_ENROLLED: EnrollmentCondition.ValueType  # 3
+"""Enrolled right now (the ledger's enrollment is pending or running)."""
+ENROLLMENT_CONDITION_IS_NOT_CURRENTLY_ENROLLED: EnrollmentCondition.ValueType  # 4
+"""Not enrolled right now (never, or the enrollment ended / was unenrolled)."""
+Global___EnrollmentCondition: _TypeAlias = EnrollmentCondition  # noqa: Y015
+
 @_typing.final
 class AssociationScope(_message.Message):
     """Makes a filter read the enrolled record's associated records instead of the record itself."""
@@ -122,29 +152,62 @@ class PropertyFilter(_message.Message):
 Global___PropertyFilter: _TypeAlias = PropertyFilter  # noqa: Y015
 
 @_typing.final
+class WorkflowEnrollmentFilter(_message.Message):
+    """"The record has (not) been / is (not) currently enrolled in workflow X". Not a property of
+    the record: the enrollment service reads it from its ledger (enrollment facts).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    CONDITION_FIELD_NUMBER: _builtins.int
+    workflow_id: _builtins.str
+    """The workflow (same tenant, same object type) whose enrollments are asked about."""
+    condition: Global___EnrollmentCondition.ValueType
+    def __init__(
+        self,
+        *,
+        workflow_id: _builtins.str = ...,
+        condition: Global___EnrollmentCondition.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowEnrollmentFilter: _TypeAlias = WorkflowEnrollmentFilter  # noqa: Y015
+
+@_typing.final
 class FilterGroup(_message.Message):
-    """Nested AND/OR groups of property filters."""
+    """Nested AND/OR groups of property filters and workflow-enrollment filters."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CONJUNCTION_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
+    ENROLLMENT_FILTERS_FIELD_NUMBER: _builtins.int
     conjunction: Global___Conjunction.ValueType
     @_builtins.property
     def filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___PropertyFilter]: ...
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___FilterGroup]: ...
+    @_builtins.property
+    def enrollment_filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowEnrollmentFilter]:
+        """Combined with `filters` and `groups` under the same conjunction."""
+
     def __init__(
         self,
         *,
         conjunction: Global___Conjunction.ValueType = ...,
         filters: _abc.Iterable[Global___PropertyFilter] | None = ...,
         groups: _abc.Iterable[Global___FilterGroup] | None = ...,
+        enrollment_filters: _abc.Iterable[Global___WorkflowEnrollmentFilter] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conjunction", b"conjunction", "filters", b"filters", "groups", b"groups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conjunction", b"conjunction", "enrollment_filters", b"enrollment_filters", "filters", b"filters", "groups", b"groups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,90 @@
+"""Associated records for association-scoped filters ("associated company's industry is X").
+
+The event path has no associated records; criteria reading them would otherwise be evaluated
+against none (an ANY filter never true). When an active workflow of the tenant and object type
+reads associated records, they are fetched through the CRM port and put on the record as the
+virtual property ``@assoc:<object type>[:<label>]`` (``crmflow.criteria.evaluate`` reads it).
+An association added or removed is a change of that property: its value before the event is
+the list without the added record (or with the removed one), so the index and the transition
+check see the flip like any property change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from crmflow.criteria.evaluate import ASSOCIATED_PREFIX, association_key
+from crmflow.errors import CrmflowError
+from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange
+from crmflow.records.port import RecordStore
+
+log = logging.getLogger("crmflow.enrollment.associated")
+
+Ref = tuple[str, str]  # (object type, label)
+Loaded = dict[str, list[tuple[str, dict[str, Any]]]]  # virtual property -> [(id, properties)]
+
+_LINK_EVENTS = (ChangeEventType.ASSOCIATION_ADDED, ChangeEventType.ASSOCIATION_REMOVED)
+
+
+def virtual_name(ref: Ref) -> str:
+    return ASSOCIATED_PREFIX + association_key(*ref)
+
+
+async def load(
+    store: RecordStore, tenant_id: str, object_type: str, record_id: str, refs: Iterable[Ref]
+) -> Loaded:
+    """The record's associated records per (object type, label) the criteria read."""
+    out: Loaded = {}
+    for ot, label in sorted(refs):
+        try:
+            links = await store.list_associations(
+                tenant_id, object_type, record_id, ot, label=label
+            )
+            others = (
+                await store.batch_get(tenant_id, ot, [a.to_record_id for a in links])
+                if links
+                else []
+            )
+        except CrmflowError as exc:  # an object type the CRM no longer has: none associated
+            log.warning("associated %s of %s/%s: %s", ot, object_type, record_id, exc)
+            others = []
+        out[virtual_name((ot, label))] = [(o.record_id, dict(o.properties)) for o in others]
+    return out
+
+
+def properties(loaded: Loaded) -> dict[str, list[dict[str, Any]]]:
+    return {k: [p for _, p in v] for k, v in loaded.items()}
+
+
+async def link_changes(
+    store: RecordStore, ev: ChangeEvent, loaded: Loaded, refs: Iterable[Ref]
+) -> list[PropertyChange]:
+    """For an association added / removed: the virtual properties it changed (old -> new)."""
+    if ev.event_type not in _LINK_EVENTS or not ev.associated_object_type:
+        return []
+    affected = [
+        r
+        for r in refs
+        if r[0] == ev.associated_object_type and (not r[1] or r[1] == ev.association_label)
+    ]
+    if not affected:
+        return []
+    other = ev.associated_record_id
+    removed: dict[str, Any] | None = None
+    if ev.event_type == ChangeEventType.ASSOCIATION_REMOVED:
+        found = await store.batch_get(ev.tenant_id, ev.associated_object_type, [other])
+        removed = dict(found[0].properties) if found else {}
+    out = []
+    for ref in affected:
+        name = virtual_name(ref)
+        now = [(rid, p) for rid, p in loaded.get(name, []) if rid != other]
+        new = [p for _, p in now]
+        if removed is None:  # added: it is in the list now, not before
+            added = [p for rid, p in loaded.get(name, []) if rid == other]
+            new, old = new + added, new
+        else:
+            old = [*new, removed]
+        out.append(PropertyChange(property=name, old_value=old, new_value=new))
+    return out

@@ -1,0 +1,77 @@
+"""Enrollments that ended by themselves: noticed through Temporal visibility, not by asking.
+
+An enrollment leaves "is currently enrolled in X" when it is unenrolled (the service does it
+and emits the change) or when its run simply finishes. Nothing tells the service about the
+latter, and the ledger learns it lazily, when a rule asks Temporal. Workflows that trigger on
+"is not currently enrolled in X" would then never fire. So, while some active workflow reads
+enrollment facts, the recovery loop asks Temporal's visibility for EnrolledRecord runs closed
+since the last look (by their search attributes: tenant, workflow, object type, record), marks
+their ledger rows ended and emits the current -> past change (the same change id an
+unenrollment of that run uses, so a run unenrolled and then closed counts once).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from temporalio.client import Client
+
+from crmflow.model.criteria import CURRENT, PAST
+from crmflow.temporal import search_attributes as sa
+from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE
+from enrollment.enroller import Enroller, FactChange
+from enrollment.ledger import ACTIVE
+from enrollment.trigger_index import TriggerIndex
+
+log = logging.getLogger("crmflow.enrollment.ended_runs")
+
+# Visibility trails the close by a moment; each look overlaps the previous one by this much
+# (a run seen twice is skipped: its row is no longer active).
+OVERLAP = timedelta(seconds=30)
+
+
+class EndedRuns:
+    def __init__(self, client: Client, enroller: Enroller, index: TriggerIndex) -> None:
+        self.client = client
+        self.enroller = enroller
+        self.index = index
+        self.since: datetime = enroller.clock() - OVERLAP
+
+    def wanted(self) -> bool:
+        """Only while some active workflow reads enrollment facts (else no query at all)."""
+        return any(cw.fact_workflows and cw.enabled for cw in self.index.workflows())
+
+    async def sweep(self) -> int:
+        """Reconcile the runs closed since the last sweep; returns how many were still active
+        in the ledger."""
+        started = self.enroller.clock()
+        if not self.wanted():
+            self.since = started - OVERLAP
+            return 0
+        since = self.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        query = (
+            f"WorkflowType = '{ENROLLMENT_WORKFLOW_TYPE}' AND ExecutionStatus != 'Running' "
+            f"AND CloseTime >= '{since}'"
+        )
+        ledger = self.enroller.ledger
+        n = 0
+        async for ex in self.client.list_workflows(query):
+            attrs = ex.typed_search_attributes
+            tenant, wf = attrs.get(sa.TENANT_ID), attrs.get(sa.WORKFLOW_ID)
+            object_type, record_id = attrs.get(sa.OBJECT_TYPE), attrs.get(sa.RECORD_ID)
+            if not (tenant and wf and object_type and record_id):
+                continue  # not started by this service
+            row = await ledger.current(
+                tenant_id=tenant, workflow_id=wf, object_type=object_type, record_id=record_id
+            )
+            if row is None or row.run_workflow_id != ex.id or row.status not in ACTIVE:
+                continue
+            assert row.id is not None
+            await ledger.set_status(row.id, "ended", now=self.enroller.clock())
+            n += 1
+            await self.enroller.fact_changed(
+                FactChange(tenant, object_type, record_id, wf, CURRENT, PAST, ex.id), None
+            )
+        self.since = started - OVERLAP
+        return n

@@ -1,0 +1,197 @@
+""" "Has (not) been / is (not) currently enrolled in workflow X" criteria: read from the ledger's
+facts as virtual properties, evaluated by the same index and evaluator, and enrolling in one
+workflow triggers the workflows that wait for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crmflow.criteria import evaluate
+from crmflow.model.criteria import (
+    CURRENT,
+    PAST,
+    Conjunction,
+    EnrollmentCondition,
+    FilterGroup,
+    PropertyFilter,
+    WorkflowEnrollmentFilter,
+    enrollment_property,
+)
+from tests.unit.enrollment.conftest import T0, Core
+from tests.unit.enrollment.test_rules import TRIG, away, to_lead
+
+
+def enrolled_in(wf: str, condition: str = "HAS_BEEN_ENROLLED") -> dict[str, Any]:
+    return {"workflow_id": wf, "condition": f"ENROLLMENT_CONDITION_{condition}"}
+
+
+def criteria(*enrollment_filters: dict[str, Any], **group: Any) -> dict[str, Any]:
+    return {"criteria": {"filter": {"enrollment_filters": list(enrollment_filters), **group}}}
+
+
+# -- the model and the evaluator ----------------------------------------------------------
+def test_conditions_are_filters_on_the_virtual_property() -> None:
+    g = FilterGroup(
+        enrollment_filters=[
+            WorkflowEnrollmentFilter(workflow_id="a", condition=EnrollmentCondition(c))
+            for c in EnrollmentCondition
+        ]
+    )
+    prop = enrollment_property("a")
+    assert g.properties() == {prop}
+    seen = {}
+    for state in (None, PAST, CURRENT):
+        rec = {} if state is None else {prop: state}
+        r = evaluate(FilterGroup(conjunction=Conjunction.OR, groups=[g]), rec, now=T0)
+        seen[state] = [t.matched for t in r.trace]
+    # has been, has not been, is currently, is not currently
+    assert seen == {
+        None: [False, True, False, True],
+        PAST: [True, False, False, True],
+        CURRENT: [True, False, True, False],
+    }
+    paths = [t.path for t in evaluate(g, {}, now=T0).trace]
+    assert paths[0] == "filter.enrollment_filters[0]" and paths[3].endswith("[3]")
+
+
+def test_crm_search_widens_without_losing_a_match() -> None:
+    lead = PropertyFilter(property="stage", operator="eq", value="lead")
+    ef = WorkflowEnrollmentFilter(workflow_id="a", condition=EnrollmentCondition.HAS_BEEN_ENROLLED)
+    and_ = FilterGroup(filters=[lead], enrollment_filters=[ef])
+    assert and_.without_enrollment_filters() == FilterGroup(filters=[lead])
+    # an OR with an enrollment filter can match any record: the CRM must return them all
+    or_ = FilterGroup(conjunction=Conjunction.OR, filters=[lead], enrollment_filters=[ef])
+    assert or_.without_enrollment_filters().is_empty()
+    nested = FilterGroup(filters=[lead], groups=[or_])
+    assert nested.without_enrollment_filters() == FilterGroup(filters=[lead])
+    assert FilterGroup(filters=[lead]).enrollment_workflows() == set()
+    assert nested.enrollment_workflows() == {"a"}
+
+
+# -- enrollment ---------------------------------------------------------------------------
+async def test_enrolling_in_a_triggers_the_workflow_waiting_for_it(core: Core) -> None:
+    await core.publish("a", {"triggers": [TRIG]})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    ev = to_lead(core)
+    assert await core.ingest(ev) == [("a", "enrolled"), ("b", "enrolled")]
+    runs = core.starter.started()
+    assert runs == [f"enroll/{core.tenant}/a/contact-c1/1", f"enroll/{core.tenant}/b/contact-c1/1"]
+    # the same event again: the same answer, nothing new (the cascade does not repeat)
+    dup, _ = await core.ingestor.ingest(ev)
+    assert dup and core.starter.started() == runs and len(core.starter.starts) == 2
+    facts = await core.ledger.fact_properties(
+        tenant_id=core.tenant, object_type="contact", record_ids=["c1", "c2"]
+    )
+    assert facts == {"c1": {"@enrollment:a": CURRENT, "@enrollment:b": CURRENT}, "c2": {}}
+
+
+async def test_has_not_been_enrolled_combines_with_property_filters(core: Core) -> None:
+    score = {"property": "score", "operator": "gt", "value": 5}
+    await core.publish("a", {"triggers": [{"criteria": {"filter": {"filters": [score]}}}]})
+    lead = {"property": "lifecyclestage", "operator": "eq", "value": "lead"}
+    await core.publish(
+        "b", {"triggers": [criteria(enrolled_in("a", "HAS_NOT_BEEN_ENROLLED"), filters=[lead])]}
+    )
+    ev = core.event("c1", {"score": (1, 9)}, snapshot={"score": 9})
+    assert await core.ingest(ev) == [("a", "enrolled")]
+    core.starter.finish_all()  # still "has been enrolled" after the run ended
+    assert await core.ingest(to_lead(core, "c1", score=9)) == []
+    assert await core.ingest(to_lead(core, "c2")) == [("b", "enrolled")]
+
+
+async def test_currently_enrolled_and_its_end(core: Core) -> None:
+    await core.publish("a", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
+    await core.publish("c", {"triggers": [criteria(enrolled_in("a", "IS_CURRENTLY_ENROLLED"))]})
+    assert await core.ingest(to_lead(core)) == [("a", "enrolled"), ("c", "enrolled")]
+    # leaving a (criteria no longer met) flips "is not currently enrolled in a": b enrolls
+    out = await core.ingest(away(core))
+    assert out == [("a", "unenrolled"), ("b", "enrolled")]
+
+
+async def test_goal_reads_facts(core: Core) -> None:
+    await core.publish("a", {"triggers": [TRIG]})
+    score = {"property": "score", "operator": "gt", "value": 5}
+    await core.publish(
+        "b",
+        {
+            "triggers": [{"criteria": {"filter": {"filters": [score]}}}],
+            "goal": {"enrollment_filters": [enrolled_in("a")]},
+        },
+    )
+    ev = core.event("c1", {"score": (1, 9)}, snapshot={"score": 9})
+    assert await core.ingest(ev) == [("b", "enrolled")]
+    # entering a meets b's goal: b's enrollment ends
+    assert await core.ingest(to_lead(core, score=9)) == [("a", "enrolled"), ("b", "unenrolled")]
+    # and a record already in a does not enter b (goal met)
+    await core.ingest(to_lead(core, "c2"))
+    ev = core.event("c2", {"score": (1, 9)}, snapshot={"score": 9, "lifecyclestage": "lead"})
+    assert await core.ingest(ev) == [("b", "goal_met")]
+
+
+async def test_manual_enrollment_cascades(core: Core) -> None:
+    await core.publish("a", {"triggers": []})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    await core.records.create(core.tenant, "contact", {"firstname": "x"}, record_id="m1")
+    out = await core.enroller.enroll(
+        core.workflows.get(core.tenant, "a"), "m1", trigger="manual", record={}, follow=[]
+    )
+    assert out.outcome == "enrolled"
+    assert f"enroll/{core.tenant}/b/contact-m1/1" in core.starter.runs
+
+
+async def test_cascade_between_two_workflows_stops(core: Core) -> None:
+    # a enrolls on "enrolled in b", b on "enrolled in a": one enrollment each, no loop
+    await core.publish("a", {"triggers": [TRIG, criteria(enrolled_in("b"))]})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    # b's enrollment flips a's second trigger: a answers "already enrolled", and it stops
+    assert await core.ingest(to_lead(core)) == [
+        ("a", "enrolled"),
+        ("b", "enrolled"),
+        ("a", "already_enrolled"),
+    ]
+    assert len(core.starter.runs) == 2
+
+
+async def test_clients_cannot_send_virtual_properties(core: Core) -> None:
+    import pytest
+
+    from crmflow.errors import InvalidArgument
+
+    ev = core.event("c1", {"@enrollment:a": (None, "current")})
+    with pytest.raises(InvalidArgument) as err:
+        await core.ingestor.check_types(ev, "events[0]")
+    assert err.value.violations[0].field == "events[0].changes[0].property"
+
+
+async def test_only_workflows_reading_facts_pay_for_them(core: Core) -> None:
+    await core.publish("a", {"triggers": [TRIG]})
+    assert not core.index.reads_facts(core.tenant, "contact")
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    assert core.index.reads_facts(core.tenant, "contact", "a")
+    assert not core.index.reads_facts(core.tenant, "contact", "b")
+    await core.publish("b", {"triggers": [TRIG]}, revision=2)
+    assert not core.index.reads_facts(core.tenant, "contact")
+
+
+async def test_a_crash_before_the_cascade_is_made_up_on_redelivery(core: Core) -> None:
+    import pytest
+
+    await core.publish("a", {"triggers": [TRIG]})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    hook = core.enroller.on_fact_change
+
+    async def crash(_: object) -> list[object]:
+        raise RuntimeError("process died")
+
+    core.enroller.on_fact_change = crash  # type: ignore[assignment]
+    ev = to_lead(core)
+    with pytest.raises(RuntimeError):
+        await core.ingestor.ingest(ev)
+    assert core.starter.started() == [f"enroll/{core.tenant}/a/contact-c1/1"]
+    core.enroller.on_fact_change = hook
+    # the event is redelivered: a answers as before, b gets its enrollment now
+    assert await core.ingest(ev) == [("a", "already_enrolled"), ("b", "enrolled")]
+    # and once more: a duplicate, nothing new
+    dup, _ = await core.ingestor.ingest(ev)
+    assert dup and len(core.starter.runs) == 2
