@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -340,10 +340,6 @@ class TransitionIndex(Generic[K]):
         # state (a per-event memo keyed by condition id). id -> (property, predicate); ids of
         # dropped conditions are reused.
         self._conds: list[tuple[str, Predicate]] = []
-        # The same conditions for the new record, by how the value is coerced first (see
-        # _fast_form): the coerced value is computed once per property and event, and the
-        # comparison is a C-level bound method instead of a Python predicate call.
-        self._fast: list[tuple[str, int, Callable[..., bool], bool]] = []
         self._cond_id: dict[tuple[str, str, str, str], int] = {}
         self._cond_refs: list[int] = []
         self._cond_sig: list[tuple[str, str, str, str]] = []
@@ -494,17 +490,14 @@ class TransitionIndex(Generic[K]):
         c = self._cond_id.get(sig)
         if c is None:
             entry = (sys.intern(f.property), get_operator(f.operator).make(f))
-            fast = (entry[0], *_fast_form(f, entry[1]))
             if self._cond_free:
                 c = self._cond_free.pop()
                 self._conds[c] = entry
-                self._fast[c] = fast
                 self._cond_refs[c] = 0
                 self._cond_sig[c] = sig
             else:
                 c = len(self._conds)
                 self._conds.append(entry)
-                self._fast.append(fast)
                 self._cond_refs.append(0)
                 self._cond_sig.append(sig)
             self._cond_id[sig] = c
@@ -516,7 +509,6 @@ class TransitionIndex(Generic[K]):
         if self._cond_refs[c] == 0:
             del self._cond_id[self._cond_sig[c]]
             self._conds[c] = ("", _never)
-            self._fast[c] = ("", _RAW, _never, False)
             self._cond_free.append(c)
 
     def conditions(self) -> int:
@@ -640,10 +632,8 @@ class TransitionIndex(Generic[K]):
                         keep |= tids & hit
             tids = keep
         terms = self._terms
-        fast = self._fast
+        conds = self._conds
         memo: dict[int, bool] = {}  # condition id -> its result on ``new`` (this event)
-        # property -> its value coerced (as_set, as_number, as_timestamp), by coercion
-        coerced: tuple[dict[str, Any], ...] = ({}, {}, {}, {})
         done: set[int] = set()  # key ids already reported
         exact: list[int] = []
         norm_cache = _NORM_CACHE
@@ -666,16 +656,8 @@ class TransitionIndex(Generic[K]):
                 for c in term_checks:
                     r = memo.get(c)
                     if r is None:
-                        p, kind, test, neg = fast[c]
-                        if not kind:  # _RAW
-                            r = test(get(p), now)
-                        else:
-                            cm = coerced[kind]
-                            x = cm.get(p, _UNSET)
-                            if x is _UNSET:
-                                x = cm[p] = _COERCE[kind](get(p))
-                            r = False if x is None else test(x) is not neg
-                        memo[c] = r
+                        p, pred = conds[c]
+                        r = memo[c] = pred(get(p), now)
                     if not r:
                         break
                 else:
@@ -792,44 +774,6 @@ class TransitionIndex(Generic[K]):
         ``old`` is the record before the change (the mirror of ``new``; ``sure`` receives
         keys certainly matching ``old``; ``falls`` the mirror of ``rises``)."""
         return self.rising([(p, n, o) for p, o, n in changes], now, new=old, sure=sure, rises=falls)
-
-
-# How a condition reads the new record (see TransitionIndex._fast): the raw value through its
-# predicate, or the value coerced once per event and compared by a bound method.
-_RAW, _SET, _NUM, _TS = 0, 1, 2, 3
-_COERCE: tuple[Callable[[Any], Any], ...] = (lambda v: v, as_set, as_number, as_timestamp)
-# ordered operator -> the operand's bound comparison that equals ``value <op> operand``
-_FLIPPED = {
-    "gt": "__lt__",
-    "after": "__lt__",
-    "gte": "__le__",
-    "lt": "__gt__",
-    "before": "__gt__",
-    "lte": "__ge__",
-}
-
-
-def _fast_form(f: PropertyFilter, pred: Predicate) -> tuple[int, Callable[..., bool], bool]:
-    """(coercion, test, negated) computing the same result as ``pred`` (operators.py):
-
-    * ``in`` / ``not_in``: ``not wanted.isdisjoint(as_set(v))`` / its negation (``_in`` is
-      exactly "a wanted value among the value's elements");
-    * ordered operators: ``x <op> operand`` with x = as_number(v) for a numeric operand, else
-      as_timestamp(v); an unknown x never matches (as ``_ordered``);
-    * anything else: the predicate itself.
-    """
-    op = f.operator
-    if op in ("in", "not_in") and f.values:
-        wanted = frozenset(as_text(x) for x in f.values)
-        return _SET, wanted.isdisjoint, op == "in"
-    if op in _FLIPPED:
-        num = as_number(f.value)
-        if num is not None:
-            return _NUM, getattr(num, _FLIPPED[op]), False
-        when = as_timestamp(f.value)
-        if when is not None:
-            return _TS, getattr(float(when), _FLIPPED[op]), False
-    return _RAW, pred, False
 
 
 def _never(value: Any, now: datetime) -> bool:
