@@ -194,14 +194,8 @@ class TriggerIndex:
 
         if changes or created:
             sure: set[TriggerRef] = set()
-            rises: set[TriggerRef] = set()
-            for ref in scope.rising.rising(
-                changes, now, created=created, new=new, sure=sure, rises=rises
-            ):
+            for ref in scope.rising.rising(changes, now, created=created, new=new, sure=sure):
                 cw = self._workflows[(key, ref.workflow_id)]
-                if ref in rises:  # decided by the index on both states (interned conditions)
-                    out.append(Match(cw, ref.role, ref.idx, "criteria"))
-                    continue
                 matcher = cw.criteria[(ref.role, ref.idx)][1]
                 # ``sure``: a term passed every filter on ``new``, the group matches it
                 if (ref in sure or matcher(new, now, EMPTY)) and (

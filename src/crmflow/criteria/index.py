@@ -334,19 +334,9 @@ class TransitionIndex(Generic[K]):
         # record's values normalised once per event — a dict lookup instead of a call each.
         # tid -> (key id, eqs, other checks, exact): one lookup per flipped term in the hot
         # loop; ``exact``: the term has no loose part, so passing every check decides the group.
-        self._terms: dict[int, tuple[int, tuple[tuple[str, Any], ...], tuple[int, ...], bool]] = {}
-        # Conditions interned across keys: thousands of workflows repeat the same few hundred
-        # filters, so one event evaluates each distinct condition at most once per record
-        # state (a per-event memo keyed by condition id). id -> (property, predicate); ids of
-        # dropped conditions are reused.
-        self._conds: list[tuple[str, Predicate]] = []
-        self._cond_id: dict[tuple[str, str, str, str], int] = {}
-        self._cond_refs: list[int] = []
-        self._cond_sig: list[tuple[str, str, str, str]] = []
-        self._cond_free: list[int] = []
-        # key id -> each term's condition ids (every required filter), or None when a term has
-        # a loose part: such keys cannot be decided from conditions alone.
-        self._key_terms: dict[int, tuple[tuple[int, ...], ...] | None] = {}
+        self._terms: dict[
+            int, tuple[int, tuple[tuple[str, Any], ...], tuple[tuple[str, Predicate], ...], bool]
+        ] = {}
         # Terms by their first equality filter ("anchor"): when a change flips many filters,
         # the terms whose anchor the new record fails are dropped with set intersections (C)
         # instead of one Python check each.
@@ -387,8 +377,6 @@ class TransitionIndex(Generic[K]):
         self._kid[key] = kid
         self._key_of[kid] = key
         terms: list[tuple[int, set[str]]] = []
-        required: list[list[PropertyFilter]] = []
-        exact = True
         for term in terms_of(group, self._max_terms):
             tid = self._next
             self._next += 1
@@ -429,20 +417,14 @@ class TransitionIndex(Generic[K]):
                         pi.add_filter(f, tid)
                     for p in term.loose:
                         self._unanchored_props.setdefault(p, _PropIndex()).loose.add(tid)
-            ordered = sorted(term.required, key=_selectivity)
             checks = tuple(
-                self._intern(f)
-                for f in ordered
+                (sys.intern(f.property), get_operator(f.operator).make(f))
+                for f in sorted(term.required, key=_selectivity)
                 if not (f.operator == "eq" and not is_unknown(f.value))
             )
             self._terms[tid] = (kid, eqs, checks, not term.loose)
-            exact = exact and not term.loose
-            required.append(ordered)
             terms.append((tid, touched))
         self._terms_of[key] = terms
-        self._key_terms[kid] = (
-            tuple(tuple(self._intern(f) for f in fs) for fs in required) if exact else None
-        )
         if matches_empty:
             self._match_empty.add(key)
 
@@ -452,9 +434,7 @@ class TransitionIndex(Generic[K]):
                 pi = self._props.get(p)
                 if pi is not None:
                     pi.remove(tid)
-            _, eqs, checks, _ = self._terms.pop(tid)
-            for c in checks:
-                self._release(c)
+            _, eqs, _, _ = self._terms.pop(tid)
             if eqs:
                 self._anchors[eqs[0][0]][eqs[0][1]].discard(tid)
                 by_prop = self._touch[eqs[0][0]][eqs[0][1]]
@@ -476,44 +456,10 @@ class TransitionIndex(Generic[K]):
         kid = self._kid.pop(key, None)
         if kid is not None:
             del self._key_of[kid]
-            for conds in self._key_terms.pop(kid, None) or ():
-                for c in conds:
-                    self._release(c)
         self._match_empty.discard(key)
 
     def keys(self) -> Iterable[K]:
         return self._terms_of.keys()
-
-    def _intern(self, f: PropertyFilter) -> int:
-        """The id of ``f``'s condition, shared by every term with the same filter."""
-        sig = (f.property, f.operator, repr(f.value), repr(f.values))
-        c = self._cond_id.get(sig)
-        if c is None:
-            entry = (sys.intern(f.property), get_operator(f.operator).make(f))
-            if self._cond_free:
-                c = self._cond_free.pop()
-                self._conds[c] = entry
-                self._cond_refs[c] = 0
-                self._cond_sig[c] = sig
-            else:
-                c = len(self._conds)
-                self._conds.append(entry)
-                self._cond_refs.append(0)
-                self._cond_sig.append(sig)
-            self._cond_id[sig] = c
-        self._cond_refs[c] += 1
-        return c
-
-    def _release(self, c: int) -> None:
-        self._cond_refs[c] -= 1
-        if self._cond_refs[c] == 0:
-            del self._cond_id[self._cond_sig[c]]
-            self._conds[c] = ("", _never)
-            self._cond_free.append(c)
-
-    def conditions(self) -> int:
-        """How many distinct conditions the keys' terms hold (interned)."""
-        return len(self._cond_id)
 
     def rising(
         self,
@@ -523,7 +469,6 @@ class TransitionIndex(Generic[K]):
         created: bool = False,
         new: Mapping[str, Any] | None = None,
         sure: set[K] | None = None,
-        rises: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone false -> true by ``(property, old, new)`` changes.
 
@@ -532,24 +477,16 @@ class TransitionIndex(Generic[K]):
         given, terms whose other required filters fail on it are dropped. ``sure`` (with
         ``new``): receives the returned keys whose criteria certainly match ``new`` (a term
         without loose parts passed every filter), so callers need not evaluate them on it.
-        ``rises`` (with ``new``, not ``created``): receives the returned keys that certainly
-        went false -> true: every term is exact, one holds on ``new`` and none on the previous
-        state (``new`` with the changes' old values); callers need not evaluate them at all.
-        Keys whose exact terms show they already matched before are not returned.
         """
         if new is None:
-            return self._rising(changes, now, created, None, sure, None, False)
-        if created:
-            rises = None
-        elif rises is not None and not isinstance(changes, list):
-            changes = list(changes)  # read twice: flips, then the previous state
+            return self._rising(changes, now, created, None, sure, False)
         mode = ANCHOR_FIRST
         if mode is None:  # adaptive: the faster strategy for this index, re-measured now and then
             self._calls += 1
             if self._calls % SAMPLE_EVERY == 1:
-                return self._sample(changes, now, created, new, sure, rises)
+                return self._sample(changes, now, created, new, sure)
             mode = self._prefer_anchor_first
-        return self._rising(changes, now, created, new, sure, rises, mode)
+        return self._rising(changes, now, created, new, sure, mode)
 
     def _sample(
         self,
@@ -558,16 +495,15 @@ class TransitionIndex(Generic[K]):
         created: bool,
         new: Mapping[str, Any],
         sure: set[K] | None,
-        rises: set[K] | None,
     ) -> set[K]:
         """Run both candidate strategies on this change, keep a moving average of their cost
         and prefer the cheaper (both answers are valid: each a superset the caller confirms)."""
         changes = list(changes)
         t0 = time.perf_counter()
         sure_a: set[K] = set()
-        out = self._rising(changes, now, created, new, sure_a, rises, True)
+        out = self._rising(changes, now, created, new, sure_a, True)
         t1 = time.perf_counter()
-        self._rising(changes, now, created, new, set(), None if rises is None else set(), False)
+        self._rising(changes, now, created, new, set(), False)
         t2 = time.perf_counter()
         self._cost_anchor_first += (t1 - t0 - self._cost_anchor_first) * 0.05
         self._cost_flip_first += (t2 - t1 - self._cost_flip_first) * 0.05
@@ -583,7 +519,6 @@ class TransitionIndex(Generic[K]):
         created: bool,
         new: Mapping[str, Any] | None,
         sure: set[K] | None,
-        rises: set[K] | None,
         anchor_first: bool,
     ) -> set[K]:
         tids: set[int] = set()
@@ -632,11 +567,8 @@ class TransitionIndex(Generic[K]):
                         keep |= tids & hit
             tids = keep
         terms = self._terms
-        conds = self._conds
-        memo: dict[int, bool] = {}  # condition id -> its result on ``new`` (this event)
         done: set[int] = set()  # key ids already reported
         exact: list[int] = []
-        norm_cache = _NORM_CACHE
         for t in tids:
             kid, eqs, term_checks, is_exact = terms[t]
             if kid in done:
@@ -645,76 +577,23 @@ class TransitionIndex(Generic[K]):
                 v = normed.get(p, _UNSET)
                 if v is _UNSET:
                     raw = get(p)
-                    # inlined norm_eq for the common case (a remembered non-empty string)
-                    v = norm_cache.get(raw, _UNSET) if raw.__class__ is str and raw else _UNSET
-                    if v is _UNSET:
-                        v = None if is_unknown(raw) else norm_eq(raw)
-                    normed[p] = v
+                    v = normed[p] = None if is_unknown(raw) else norm_eq(raw)
                 if v != k:
                     break
             else:
-                for c in term_checks:
-                    r = memo.get(c)
-                    if r is None:
-                        p, pred = conds[c]
-                        r = memo[c] = pred(get(p), now)
-                    if not r:
+                for p, pred in term_checks:
+                    if not pred(get(p), now):
                         break
                 else:
                     done.add(kid)
                     if is_exact:
                         exact.append(kid)
-        if rises is not None and exact:
-            self._decide_old(changes, now, get, memo, exact, done, rises)
         for kid in done:
             out.add(key_of[kid])
         if sure is not None:
             for kid in exact:
-                if kid in done:
-                    sure.add(key_of[kid])
+                sure.add(key_of[kid])
         return out
-
-    def _decide_old(
-        self,
-        changes: Iterable[tuple[str, Any, Any]],
-        now: datetime,
-        get: Any,
-        memo: dict[int, bool],
-        exact: list[int],
-        done: set[int],
-        rises: set[K],
-    ) -> None:
-        """For keys known to match ``new`` through an exact term: evaluate every term of the
-        key on the previous state from interned conditions. A condition on an unchanged property
-        has the same result as on ``new`` (shared memo); only changed ones are evaluated on the
-        old values. Keys that matched before leave ``done``; the others certainly rose."""
-        before = {p: o for p, o, _ in changes}
-        conds = self._conds
-        key_terms = self._key_terms
-        key_of = self._key_of
-        memo_old: dict[int, bool] = {}
-        for kid in exact:
-            kterms = key_terms.get(kid)
-            if kterms is None:
-                continue  # a loose term: the caller evaluates the criteria
-            for term in kterms:
-                for c in term:
-                    p, pred = conds[c]
-                    if p in before:
-                        r = memo_old.get(c)
-                        if r is None:
-                            r = memo_old[c] = pred(before[p], now)
-                    else:
-                        r = memo.get(c)
-                        if r is None:
-                            r = memo[c] = pred(get(p), now)
-                    if not r:
-                        break
-                else:
-                    done.discard(kid)  # matched before the change: no transition
-                    break
-            else:
-                rises.add(key_of[kid])
 
     def _anchor_first(
         self,
@@ -768,17 +647,11 @@ class TransitionIndex(Generic[K]):
         *,
         old: Mapping[str, Any] | None = None,
         sure: set[K] | None = None,
-        falls: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone true -> false (the mirror image of rising);
         ``old`` is the record before the change (the mirror of ``new``; ``sure`` receives
-        keys certainly matching ``old``; ``falls`` the mirror of ``rises``)."""
-        return self.rising([(p, n, o) for p, o, n in changes], now, new=old, sure=sure, rises=falls)
-
-
-def _never(value: Any, now: datetime) -> bool:
-    """The predicate of a released condition id (no term refers to it any more)."""
-    return False
+        keys certainly matching ``old``)."""
+        return self.rising(((p, n, o) for p, o, n in changes), now, new=old, sure=sure)
 
 
 _SELECTIVE = {
