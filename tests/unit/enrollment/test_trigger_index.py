@@ -81,3 +81,43 @@ def test_direct_leaving_rules_agree_with_the_indexes(
         assert all(wf in enrolled for wf, *_ in direct)
         found += len(direct)
     assert found > 0  # leaving rules did fire
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_enroll_matches_equal_a_scan_of_every_workflow(seed: int) -> None:
+    """The criteria enrollments ``match`` reports (candidates decided by the index on both
+    states, or confirmed with the compiled criteria) are exactly the transitions a scan of
+    every workflow finds."""
+    rng = random.Random(seed)
+    idx = TriggerIndex()
+    cws = [compile_revision(revision(i, rng)) for i in range(60)]
+    for cw in cws:
+        idx.put(cw)
+    found = 0
+    for n in range(300):
+        old = random_record(rng)
+        changes = [(p, old.get(p), rng.choice(VALUES[p])) for p in rng.sample(PROPS, 2)]
+        new = {**old, **{p: v for p, _, v in changes}}
+        ev = ChangeEvent(
+            event_id=f"e{n}",
+            tenant_id="t",
+            event_type=ChangeEventType.RECORD_UPDATED,
+            object_type="contact",
+            record_id="r1",
+            occurred_at=NOW,
+            changes=[PropertyChange(property=p, old_value=o, new_value=v) for p, o, v in changes],
+        )
+        got = [
+            (m.workflow.workflow_id, m.index)
+            for m in idx.match(ev, new, NOW, set())
+            if m.role == "enroll" and m.kind == "criteria"
+        ]
+        want = {
+            (cw.workflow_id, i)
+            for cw in cws
+            for (role, i), (_g, m) in cw.criteria.items()
+            if role == "enroll" and m(new, NOW, {}) and not m(old, NOW, {})
+        }
+        assert len(got) == len(set(got)) and set(got) == want, (changes, set(got) ^ want)
+        found += len(want)
+    assert found > 0
