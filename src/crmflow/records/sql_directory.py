@@ -233,6 +233,15 @@ class DirectoryMixin(SqlBase):
     async def define_event(self, tenant_id: str, definition: EventDefinition) -> EventDefinition:
         check_id(tenant_id, "tenant_id", "tenant id")
         d = check_definition(definition)
+        try:
+            await self._write_event_definition(tenant_id, d)
+        except sa.exc.IntegrityError:
+            # PostgreSQL: a concurrent first definition of the same name committed between our
+            # read and insert (FOR UPDATE locks no absent row). Again: now it is an update.
+            await self._write_event_definition(tenant_id, d)
+        return d
+
+    async def _write_event_definition(self, tenant_id: str, d: EventDefinition) -> None:
         async with self.write() as conn:
             await self.schema(conn, tenant_id, d.object_type)  # NotFound: unknown object type
             old = await self._read_event_definition(conn, tenant_id, d.name, lock=True)
@@ -256,7 +265,6 @@ class DirectoryMixin(SqlBase):
                     .where(EVDEF.c.tenant_id == tenant_id, EVDEF.c.name == d.name)
                     .values(**values)
                 )
-        return d
 
     async def get_event_definition(self, tenant_id: str, name: str) -> EventDefinition:
         check_id(tenant_id, "tenant_id", "tenant id")

@@ -1059,3 +1059,16 @@ async def test_defined_custom_events_are_checked_when_recorded(
     assert evs[0].properties == {"plan": "pro", "seats": 12, "page": "/p"}  # normalised
     assert evs[1].properties == {"anything": [1, 2]}
     assert len(await backend.events(tenant_id)) == before + 2
+
+
+async def test_concurrent_first_definitions_of_one_event_all_succeed(
+    store: RecordStore, tenant_id: str
+) -> None:
+    import asyncio
+
+    defs = [
+        _ev_def("raced", seats={"type": PropertyType.NUMBER, "label": f"v{i}"}) for i in range(5)
+    ]
+    await asyncio.gather(*(store.define_event(tenant_id, d) for d in defs))
+    got = await store.get_event_definition(tenant_id, "raced")
+    assert got.properties[0].label in {f"v{i}" for i in range(5)}  # one of them, whole
