@@ -63,6 +63,25 @@ def check_value_type(value: Any, pd: PropertyDefinition) -> str | None:
     return None
 
 
+def check_event_value(value: Any, pd: PropertyDefinition) -> str | None:
+    """``check_value_type`` plus what a record change never needs checking here but a sender's
+    free-form event payload does: a structure where a scalar belongs, a multi-select option
+    outside the definition's options."""
+    why = check_value_type(value, pd)
+    if why or value is None or value == "":
+        return why
+    if pd.type == PropertyType.MULTI_SELECT:
+        items = value.split(";") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return f"property {pd.name!r} is a multi_select, got {value!r}"
+        bad = [str(v) for v in items if pd.options and str(v) not in pd.options]
+        if bad:
+            return f"property {pd.name!r} has no option {bad[0]!r}"
+    elif isinstance(value, dict | list):
+        return f"property {pd.name!r} is a {pd.type.value}, got {type(value).__name__}"
+    return None
+
+
 def check_event_properties(ev: ChangeEvent, d: EventDefinition, path: str) -> None:
     """A custom event against its definition: it happens to the definition's object type, and
     carries only defined properties, each a value of its type (``check_value_type``, the rule
@@ -79,7 +98,7 @@ def check_event_properties(ev: ChangeEvent, d: EventDefinition, path: str) -> No
         pd = defs.get(name)
         if pd is None:
             errs.add(f"{path}.properties.{name}", f"unknown property {name!r} of event {d.name!r}")
-        elif why := check_value_type(value, pd):
+        elif why := check_event_value(value, pd):
             errs.add(f"{path}.properties.{name}", why)
     for pd in d.properties:
         if pd.required and ev.properties.get(pd.name) in (None, "", []):

@@ -302,6 +302,8 @@ async def test_defined_custom_events_are_checked_against_their_definition(core: 
                 prop("plan", PropertyType.ENUMERATION, "free", "pro", required=True),
                 prop("seats", PropertyType.NUMBER),
                 prop("trial_ends", PropertyType.DATE),
+                prop("features", PropertyType.MULTI_SELECT, "sso", "api"),
+                prop("source", PropertyType.STRING),
             ],
         ),
     )
@@ -317,6 +319,8 @@ async def test_defined_custom_events_are_checked_against_their_definition(core: 
         ({"plan": "pro", "coupon": "X"}, "events[2].properties.coupon"),
         ({"plan": "pro", "trial_ends": "someday"}, "events[2].properties.trial_ends"),
         ({"seats": 3}, "events[2].properties.plan"),
+        ({"plan": "pro", "features": ["sso", "fax"]}, "events[2].properties.features"),
+        ({"plan": "pro", "source": {"utm": "x"}}, "events[2].properties.source"),
     ]
     for props, field in cases:
         with pytest.raises(InvalidArgument) as err:
@@ -325,7 +329,8 @@ async def test_defined_custom_events_are_checked_against_their_definition(core: 
     with pytest.raises(InvalidArgument) as err:
         await core.ingestor.check_types(signup({"plan": "pro"}, object_type="deal"), "events[0]")
     assert err.value.violations[0].field == "events[0].object_type"
-    await core.ingestor.check_types(signup({"plan": "pro", "seats": "12"}), "events[0]")
+    ok = {"plan": "pro", "seats": "12", "features": "sso;api", "source": "ad"}
+    await core.ingestor.check_types(signup(ok), "events[0]")
     # An event without a definition keeps free-form properties.
     free = core.event(
         "c1", kind=ChangeEventType.CUSTOM_EVENT, event_name="other", snapshot={"x": [1, {}]}
