@@ -8,8 +8,9 @@ from crmflow.actions.registry import ActionRegistry
 from crmflow.model.workflow import WorkflowDefinition
 from datasource_resolver.outputs import output_schema, predecessors
 from datasource_resolver.schema_view import (
+    EventDefinitions,
     Properties,
-    event_property_names,
+    event_view,
     has_event_properties,
     view,
 )
@@ -37,7 +38,10 @@ def insertable_fields(
     registry: ActionRegistry,
     *,
     action_id: str = "",
+    events: EventDefinitions | None = None,
 ) -> list[InsertableField]:
+    """``events``: definitions of the custom events the triggers name; a defined event's
+    properties are listed with their real types, others' guessed from the trigger filters."""
     types = view(properties)
     out: list[InsertableField] = []
     ot = definition.object_type
@@ -84,7 +88,16 @@ def insertable_fields(
                         action_id=aid,
                     )
                 )
-    if has_event_properties(definition) or event_property_names(definition):
-        for name, typ in sorted(event_property_names(definition).items()):
-            out.append(InsertableField(f"event.{name}", f"Event: {name}", typ, "event"))
+    ev = event_view(definition, events)
+    if has_event_properties(definition) or ev.types:
+        for name, typ in sorted(ev.types.items()):
+            out.append(
+                InsertableField(
+                    f"event.{name}",
+                    f"Event: {ev.labels.get(name) or name}",
+                    typ,
+                    "event",
+                    options=ev.options.get(name, []),
+                )
+            )
     return out

@@ -24,7 +24,7 @@ from datasource_resolver.cache import StepCache
 from datasource_resolver.fields import insertable_fields
 from datasource_resolver.resolver import Resolver, ResolveRequest
 from datasource_resolver.revisions import RevisionSource, RevisionUnavailable
-from datasource_resolver.schema_view import load_properties
+from datasource_resolver.schema_view import load_event_definitions, load_properties
 from datasource_resolver.validation import validate_references
 
 SERVICE_NAME = "crmflow.api.datasource.v1.DatasourceService"
@@ -162,7 +162,10 @@ class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
         if request.action_id and request.action_id not in definition.actions:
             raise InvalidArgument.field("action_id", f"no action {request.action_id!r}")
         props = await load_properties(self._store, tenant_id, definition)
-        fields = insertable_fields(definition, props, self._registry, action_id=request.action_id)
+        events = await load_event_definitions(self._store, tenant_id, definition)
+        fields = insertable_fields(
+            definition, props, self._registry, action_id=request.action_id, events=events
+        )
         return pb.ListInsertableFieldsResponse(
             fields=[
                 pb.InsertableField(
@@ -186,7 +189,8 @@ class DatasourceServicer(pb_grpc.DatasourceServiceServicer):
         tenant_id = _required(request.tenant_id, "tenant_id")
         definition = _definition(request)
         props = await load_properties(self._store, tenant_id, definition)
-        checked = validate_references(definition, props, self._registry)
+        events = await load_event_definitions(self._store, tenant_id, definition)
+        checked = validate_references(definition, props, self._registry, events)
         return pb.ValidateReferencesResponse(checked=checked)
 
     async def ListDefaultDataSources(

@@ -15,9 +15,11 @@ from crmflow.tokens import TemplateError, references_in
 from crmflow.tokens.references import References
 from datasource_resolver.outputs import output_schema, predecessors
 from datasource_resolver.schema_view import (
+    EventDefinitions,
+    EventView,
     Properties,
     TypeView,
-    event_property_names,
+    event_view,
     has_event_properties,
     view,
 )
@@ -65,6 +67,7 @@ def _check_refs(
     types: dict[str, TypeView],
     registry: ActionRegistry,
     errors: ErrorList,
+    events: EventView,
 ) -> None:
     ot = definition.object_type
     for tok, reason in refs.malformed:
@@ -106,20 +109,31 @@ def _check_refs(
                 errors.add(field, f"action {aid!r} has no outputs (asked for {n!r})")
             elif n not in schema:
                 errors.add(field, f"unknown output {n!r} of action {aid!r}{_known(schema)}")
-    unknown_event = refs.event - set(event_property_names(definition))
+    unknown_event = refs.event - set(events.types)
     if unknown_event and not has_event_properties(definition):
         listed = ", ".join(sorted(unknown_event))
         errors.add(
             field,
             f"event properties ({listed}) need a custom-event or form-submission trigger",
         )
+    elif unknown_event and events.closed:
+        # Every triggering event is defined: a property none of them defines never arrives.
+        named = ", ".join(repr(e) for e in events.events)
+        for p in sorted(unknown_event):
+            errors.add(field, f"unknown property {p!r} of event {named}{_known(events.types)}")
 
 
 def reference_errors(
-    definition: WorkflowDefinition, properties: Properties, registry: ActionRegistry
+    definition: WorkflowDefinition,
+    properties: Properties,
+    registry: ActionRegistry,
+    events: EventDefinitions | None = None,
 ) -> ErrorList:
-    """Every reference problem of the definition (empty when all resolve)."""
+    """Every reference problem of the definition (empty when all resolve). ``events``: the
+    definitions of the custom events its triggers name (``{{ event.<x> }}`` is checked against
+    them when every triggering event has one)."""
     types = view(properties)
+    ev = event_view(definition, events)
     errors = ErrorList()
     _check_sources(definition, types, errors)
     for aid, action in definition.actions.items():
@@ -130,7 +144,7 @@ def reference_errors(
             except TemplateError as exc:
                 errors.add(field, exc.reason + (f" at {exc.position}" if exc.position >= 0 else ""))
                 continue
-            _check_refs(definition, aid, field, refs, types, registry, errors)
+            _check_refs(definition, aid, field, refs, types, registry, errors, ev)
     return errors
 
 
@@ -138,6 +152,7 @@ def validate_references(
     definition: WorkflowDefinition,
     properties: Properties,
     registry: ActionRegistry | None = None,
+    events: EventDefinitions | None = None,
 ) -> int:
     """Raise INVALID_ARGUMENT naming every unknown source/property/output; else the count of
     token references checked. ``properties`` maps object type -> its property definitions
@@ -145,7 +160,7 @@ def validate_references(
     from crmflow.actions.catalogue import default_registry
 
     reg = registry or default_registry()
-    errors = reference_errors(definition, properties, reg)
+    errors = reference_errors(definition, properties, reg, events)
     errors.raise_if_any("workflow references unknown data")
     count = 0
     for action in definition.actions.values():

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
-from crmflow.errors import InvalidArgument, NotFound
+from crmflow.errors import ErrorList, InvalidArgument, NotFound
 from crmflow.model.criteria import enrollment_property, is_virtual_property
 from crmflow.model.enrollment import RecordEventSignal, UnenrollReason
 from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange
-from crmflow.records.port import PropertyDefinition, PropertyType
+from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
+from crmflow.records.schema import NAME_RE
 from enrollment import associated
 from enrollment.enroller import Enroller, FactChange, Outcome
 from enrollment.tables import EnrollmentRow
@@ -61,11 +63,61 @@ def check_value_type(value: Any, pd: PropertyDefinition) -> str | None:
     return None
 
 
+def check_event_value(value: Any, pd: PropertyDefinition) -> str | None:
+    """``check_value_type`` plus what a record change never needs checking here but a sender's
+    free-form event payload does: a structure where a scalar belongs, a multi-select option
+    outside the definition's options."""
+    why = check_value_type(value, pd)
+    if why or value is None or value == "":
+        return why
+    if pd.type == PropertyType.MULTI_SELECT:
+        items = value.split(";") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return f"property {pd.name!r} is a multi_select, got {value!r}"
+        bad = [str(v) for v in items if pd.options and str(v) not in pd.options]
+        if bad:
+            return f"property {pd.name!r} has no option {bad[0]!r}"
+    elif isinstance(value, dict | list):
+        return f"property {pd.name!r} is a {pd.type.value}, got {type(value).__name__}"
+    return None
+
+
+def check_event_properties(ev: ChangeEvent, d: EventDefinition, path: str) -> None:
+    """A custom event against its definition: it happens to the definition's object type, and
+    carries only defined properties, each a value of its type (``check_value_type``, the rule
+    record changes are held to), with every required one present. InvalidArgument naming
+    ``path.object_type`` or ``path.properties.<name>``."""
+    if ev.object_type != d.object_type:
+        raise InvalidArgument.field(
+            f"{path}.object_type",
+            f"event {d.name!r} happens to {d.object_type!r}, not {ev.object_type!r}",
+        )
+    errs = ErrorList()
+    defs = {p.name: p for p in d.properties}
+    for name, value in ev.properties.items():
+        pd = defs.get(name)
+        if pd is None:
+            errs.add(f"{path}.properties.{name}", f"unknown property {name!r} of event {d.name!r}")
+        elif why := check_event_value(value, pd):
+            errs.add(f"{path}.properties.{name}", why)
+    for pd in d.properties:
+        if pd.required and ev.properties.get(pd.name) in (None, "", []):
+            errs.add(f"{path}.properties.{pd.name}", f"{pd.name!r} is required by event {d.name!r}")
+    errs.raise_if_any(f"event doesn't match its definition {d.name!r}")
+
+
 class Ingestor:
-    def __init__(self, *, index: TriggerIndex, enroller: Enroller) -> None:
+    def __init__(
+        self, *, index: TriggerIndex, enroller: Enroller, event_definition_ttl: float = 30.0
+    ) -> None:
         self.index = index
         self.enroller = enroller
         self._schemas: dict[tuple[str, str], dict[str, PropertyDefinition]] = {}
+        # (tenant, event name) -> (expiry, definition or None = undefined). Most custom events
+        # have no definition, so "none" is cached too: one CRM read per event name per TTL,
+        # not per event. A definition made or changed applies within the TTL.
+        self._event_defs: dict[tuple[str, str], tuple[float, EventDefinition | None]] = {}
+        self._event_def_ttl = event_definition_ttl
         enroller.on_fact_change = self.enrollment_changed
 
     @property
@@ -82,6 +134,10 @@ class Ingestor:
                     f"{c.property!r}: names starting with '@' are computed by the service",
                 )
         store = self.enroller.records
+        if ev.event_type == ChangeEventType.CUSTOM_EVENT and store is not None:
+            d = await self._event_definition(ev.tenant_id, ev.event_name)
+            if d is not None:  # undefined custom events keep free-form properties
+                check_event_properties(ev, d, path)
         if store is None or not ev.changes:
             return
         key = (ev.tenant_id, ev.object_type)
@@ -103,6 +159,24 @@ class Ingestor:
             why = check_value_type(c.new_value, pd)
             if why:
                 raise InvalidArgument.field(f"{path}.changes[{j}].new_value", why)
+
+    async def _event_definition(self, tenant_id: str, name: str) -> EventDefinition | None:
+        if not NAME_RE.match(name):
+            return None  # a name no definition can have: not a defined event
+        key = (tenant_id, name)
+        hit = self._event_defs.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        store = self.enroller.records
+        assert store is not None
+        try:
+            d: EventDefinition | None = await store.get_event_definition(tenant_id, name)
+        except NotFound:
+            d = None
+        if len(self._event_defs) > 10_000:
+            self._event_defs.clear()
+        self._event_defs[key] = (time.monotonic() + self._event_def_ttl, d)
+        return d
 
     async def _record(self, ev: ChangeEvent) -> dict[str, Any]:
         """The record after the event: the event's snapshot, else the CRM's copy, else the

@@ -1,4 +1,5 @@
-"""``crmflow records import|get|search``: load and inspect CRM records over CrmService (gRPC).
+"""``crmflow records import|get|search|define-event|events``: load and inspect CRM records, and
+define custom events, over CrmService (gRPC).
 
 They talk to whatever serves ``crmflow.api.crm.v1.CrmService``: the datasource-resolver in
 embedded mode (the default address), or a platform's CRM (``--address`` / CRMFLOW_CRM_ADDRESS).
@@ -32,6 +33,7 @@ from pydantic import ValidationError
 from crmflow.errors import CrmflowError, InvalidArgument
 from crmflow.model.criteria import FilterGroup
 from crmflow.records.grpc_adapter import GrpcRecordStore
+from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
 from crmflow.settings import Settings, load_settings
 
 ROW_FIELD = re.compile(r"^records\[(\d+)\]\.?(.*)$")
@@ -85,6 +87,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     se.add_argument("--json", action="store_true", help="one JSON record per line")
     common(se)
     se.set_defaults(func=_search)
+
+    de = rsub.add_parser(
+        "define-event",
+        help="create or update a custom event definition (typed properties)",
+        description="Occurrences of a defined event are checked against it (RecordEvent, "
+        "enrollment ingest) and the data panel lists its properties with their types.",
+    )
+    de.add_argument("name", help="event name, as occurrences carry it in event_name")
+    de.add_argument("--object-type", required=True, help="object type the event happens to")
+    de.add_argument("--label", default="")
+    de.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="NAME:TYPE[:OPT,OPT...]",
+        help="a property, e.g. 'seats:number', 'plan:enumeration:free,pro'; append '!' to the "
+        "name to require it ('plan!:enumeration:free,pro'); repeat for more",
+    )
+    common(de)
+    de.set_defaults(func=_define_event)
+
+    ev = rsub.add_parser("events", help="list the tenant's custom event definitions")
+    ev.add_argument("--object-type", default="", help="only events of this object type")
+    ev.add_argument("--json", action="store_true", help="one JSON definition per line")
+    common(ev)
+    ev.set_defaults(func=_events)
 
 
 def _address(args: argparse.Namespace, settings: Settings) -> str:
@@ -367,6 +395,64 @@ def _search(args: argparse.Namespace) -> int:
                 break
         if not args.json:
             print(f"({shown} of {page.total} matching {args.object_type} records)", file=sys.stderr)
+        return 0
+
+    return _run(args, body)
+
+
+# custom event definitions -----------------------------------------------------------------
+def parse_event_property(spec: str, object_type: str, field: str) -> PropertyDefinition:
+    """``'plan!:enumeration:free,pro'`` -> a required enumeration property with two options."""
+    parts = spec.split(":", 2)
+    if len(parts) < 2 or not parts[0].strip("!"):
+        raise InvalidArgument.field(field, f"expected 'NAME:TYPE[:OPTIONS]', got {spec!r}")
+    name, required = parts[0].rstrip("!"), parts[0].endswith("!")
+    try:
+        ptype = PropertyType(parts[1].strip().lower())
+    except ValueError:
+        known = ", ".join(t.value for t in PropertyType)
+        raise InvalidArgument.field(
+            field, f"unknown property type {parts[1]!r} (one of {known})"
+        ) from None
+    options = [o.strip() for o in parts[2].split(",")] if len(parts) == 3 else []
+    return PropertyDefinition(
+        object_type=object_type, name=name, type=ptype, options=options, required=required
+    )
+
+
+def _define_event(args: argparse.Namespace) -> int:
+    async def body(store: GrpcRecordStore) -> int:
+        props = [
+            parse_event_property(spec, args.object_type, f"--property[{i}]")
+            for i, spec in enumerate(args.property)
+        ]
+        saved = await store.define_event(
+            args.tenant,
+            EventDefinition(
+                name=args.name, label=args.label, object_type=args.object_type, properties=props
+            ),
+        )
+        print(f"defined event {saved.name!r} on {saved.object_type}:")
+        _print_event_properties(saved)
+        return 0
+
+    return _run(args, body)
+
+
+def _print_event_properties(d: EventDefinition) -> None:
+    for p in d.properties:
+        opts = f" [{', '.join(p.options)}]" if p.options else ""
+        print(f"  {p.name}: {p.type.value}{opts}" + (" (required)" if p.required else ""))
+
+
+def _events(args: argparse.Namespace) -> int:
+    async def body(store: GrpcRecordStore) -> int:
+        for d in await store.list_event_definitions(args.tenant, args.object_type):
+            if args.json:
+                print(d.model_dump_json())
+            else:
+                print(f"{d.name} ({d.object_type})" + (f"  {d.label}" if d.label else ""))
+                _print_event_properties(d)
         return 0
 
     return _run(args, body)

@@ -27,6 +27,7 @@ from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
 from crmflow.records.port import (
     Association,
+    EventDefinition,
     ObjectTypeDefinition,
     Owner,
     PropertyDefinition,
@@ -152,6 +153,44 @@ class GrpcRecordStore(RecordStore):
             ),
         )
         return from_proto(r.property, PropertyDefinition)
+
+    # Custom event definitions ----------------------------------------------------------
+    # A platform CRM without definitions answers UNIMPLEMENTED: read as "nothing defined"
+    # (free-form events, as before definitions existed), so readers need no special case.
+    async def define_event(self, tenant_id: str, definition: EventDefinition) -> EventDefinition:
+        r = await self._call(
+            self._stub.UpsertEventDefinition,
+            pb.UpsertEventDefinitionRequest(
+                tenant_id=tenant_id, definition=to_proto(definition, records_pb2.EventDefinition)
+            ),
+        )
+        return from_proto(r.definition, EventDefinition, field="definition")
+
+    async def get_event_definition(self, tenant_id: str, name: str) -> EventDefinition:
+        try:
+            r = await self._stub.GetEventDefinition(
+                pb.GetEventDefinitionRequest(tenant_id=tenant_id, name=name),
+                timeout=self._timeout,
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise e.NotFound("event_definition", name) from None
+            raise map_rpc_error(err) from None
+        return from_proto(r.definition, EventDefinition, field="definition")
+
+    async def list_event_definitions(
+        self, tenant_id: str, object_type: str = ""
+    ) -> list[EventDefinition]:
+        try:
+            r = await self._stub.ListEventDefinitions(
+                pb.ListEventDefinitionsRequest(tenant_id=tenant_id, object_type=object_type),
+                timeout=self._timeout,
+            )
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return []
+            raise map_rpc_error(err) from None
+        return [from_proto(d, EventDefinition, field="definitions") for d in r.definitions]
 
     # Records --------------------------------------------------------------------------
     async def get(self, tenant_id: str, object_type: str, record_id: str) -> Record:

@@ -44,6 +44,20 @@ class PropertyDefinition(Model):
     read_only: bool = False
 
 
+class EventDefinition(Model):
+    """A tenant's custom event type (HubSpot's custom event definition): the event name
+    occurrences carry in ``ChangeEvent.event_name``, the object type they happen to, and typed
+    properties. With a definition, an occurrence's properties are checked (unknown or wrong
+    type refused) and the data panel lists them with their real types; without one, a custom
+    event's properties stay free-form. ``properties`` reuse the record property definitions
+    (their ``object_type`` is the event's; ``read_only`` is meaningless and refused)."""
+
+    name: str
+    label: str = ""
+    object_type: str
+    properties: list[PropertyDefinition] = Field(default_factory=list)
+
+
 class ObjectTypeDefinition(Model):
     name: str  # "contact", "company", ..., or a custom object's name
     label: str = ""
@@ -366,6 +380,27 @@ class RecordStore(ABC):
     ) -> PropertyDefinition:
         """Create or change a custom property (standard properties can't be redefined)."""
         raise FailedPrecondition("this CRM does not support custom properties")
+
+    # Custom event definitions. Defaults for adapters without them: nothing is defined, so
+    # every custom event keeps free-form properties.
+    async def define_event(self, tenant_id: str, definition: EventDefinition) -> EventDefinition:
+        """Create or update a custom event definition.
+
+        InvalidArgument naming ``definition.<field>`` for a bad name/property, NotFound for an
+        unknown object type; FailedPrecondition when an update would change the object type or
+        a property's type (occurrences already recorded carry the old shape).
+        """
+        raise FailedPrecondition("this CRM does not support custom event definitions")
+
+    async def get_event_definition(self, tenant_id: str, name: str) -> EventDefinition:
+        """NotFound when the tenant has no definition of that name."""
+        raise NotFound("event_definition", name)
+
+    async def list_event_definitions(
+        self, tenant_id: str, object_type: str = ""
+    ) -> list[EventDefinition]:
+        """The tenant's event definitions by name (optionally only those of one object type)."""
+        return []
 
     async def get_list(self, tenant_id: str, list_id: str) -> StaticList:
         raise FailedPrecondition("this CRM does not support reading lists")

@@ -242,6 +242,18 @@ def check_name(value: str, field: str) -> None:
         )
 
 
+def check_property_definition(p: PropertyDefinition, field: str) -> None:
+    """A property definition's own shape (name, options); InvalidArgument naming ``field.x``."""
+    check_name(p.name, f"{field}.name")
+    if p.type in (PropertyType.ENUMERATION, PropertyType.MULTI_SELECT):
+        if not p.options or any(not o.strip() for o in p.options):
+            raise InvalidArgument.field(f"{field}.options", "needs non-empty options")
+        if len({o.casefold() for o in p.options}) != len(p.options):
+            raise InvalidArgument.field(f"{field}.options", "options must be unique")
+    elif p.options:
+        raise InvalidArgument.field(f"{field}.options", "only enumerations have options")
+
+
 class Schema:
     """The property definitions of one object type for one tenant (standard + custom)."""
 

@@ -25,6 +25,7 @@ from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
 from crmflow.records.port import (
     Association,
+    EventDefinition,
     ObjectTypeDefinition,
     Owner,
     PropertyDefinition,
@@ -291,6 +292,30 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
         prop = from_proto(req.property, PropertyDefinition, field="property")
         saved = await self.store.define_property(req.tenant_id, prop)
         return pb.UpsertPropertyResponse(property=to_proto(saved, records_pb2.PropertyDefinition))
+
+    # Custom event definitions ----------------------------------------------------------
+    async def UpsertEventDefinition(
+        self, req: pb.UpsertEventDefinitionRequest, ctx: Ctx
+    ) -> pb.UpsertEventDefinitionResponse:
+        d = from_proto(req.definition, EventDefinition, field="definition")
+        saved = await self.store.define_event(req.tenant_id, d)
+        return pb.UpsertEventDefinitionResponse(
+            definition=to_proto(saved, records_pb2.EventDefinition)
+        )
+
+    async def GetEventDefinition(
+        self, req: pb.GetEventDefinitionRequest, ctx: Ctx
+    ) -> pb.GetEventDefinitionResponse:
+        d = await self.store.get_event_definition(req.tenant_id, req.name)
+        return pb.GetEventDefinitionResponse(definition=to_proto(d, records_pb2.EventDefinition))
+
+    async def ListEventDefinitions(
+        self, req: pb.ListEventDefinitionsRequest, ctx: Ctx
+    ) -> pb.ListEventDefinitionsResponse:
+        ds = await self.store.list_event_definitions(req.tenant_id, req.object_type)
+        return pb.ListEventDefinitionsResponse(
+            definitions=[to_proto(d, records_pb2.EventDefinition) for d in ds]
+        )
 
     # Events ------------------------------------------------------------------------------
     async def RecordEvent(self, req: pb.RecordEventRequest, ctx: Ctx) -> pb.RecordEventResponse:

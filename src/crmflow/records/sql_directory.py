@@ -13,22 +13,50 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crmflow.errors import AlreadyExists, ErrorList, FailedPrecondition, InvalidArgument
+from crmflow.errors import (
+    AlreadyExists,
+    ErrorList,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from crmflow.model.records import ChangeEvent, ChangeEventType
+from crmflow.records.event_definitions import (
+    check_definition,
+    check_update,
+    validate_event_properties,
+)
 from crmflow.records.port import (
+    EventDefinition,
     ObjectTypeDefinition,
     Owner,
     PropertyDefinition,
     PropertyType,
     SubscriptionStatus,
 )
-from crmflow.records.schema import STANDARD_OBJECT_TYPES, STANDARD_PROPERTIES, Schema, check_name
+from crmflow.records.schema import (
+    STANDARD_OBJECT_TYPES,
+    STANDARD_PROPERTIES,
+    Schema,
+    check_name,
+    check_property_definition,
+)
 from crmflow.records.sql_base import OTYPE, PROP, SqlBase, check_id, new_id
-from crmflow.records.tables import CrmOutbox, CrmOwner, CrmSubscription
+from crmflow.records.tables import CrmEventDefinition, CrmOutbox, CrmOwner, CrmSubscription
 
 OW = CrmOwner.__table__  # type: ignore[attr-defined]
 SUB = CrmSubscription.__table__  # type: ignore[attr-defined]
 OUT = CrmOutbox.__table__  # type: ignore[attr-defined]
+EVDEF = CrmEventDefinition.__table__  # type: ignore[attr-defined]
+
+
+def _event_definition(row: Any) -> EventDefinition:
+    return EventDefinition(
+        name=row.name,
+        label=row.label,
+        object_type=row.object_type,
+        properties=[PropertyDefinition.model_validate(p) for p in row.properties or []],
+    )
 
 
 class DirectoryMixin(SqlBase):
@@ -165,12 +193,99 @@ class DirectoryMixin(SqlBase):
             event = event.model_copy(update={"event_id": new_id()})
         async with self.write() as conn:
             await self.schema(conn, tenant_id, event.object_type)
+            if event.event_type == ChangeEventType.CUSTOM_EVENT:
+                event = await self._checked_against_definition(conn, tenant_id, event)
             await self.require(conn, tenant_id, event.object_type, event.record_id)
             if (
                 await conn.execute(sa.select(OUT.c.seq).where(OUT.c.event_id == event.event_id))
             ).first():
                 return  # already recorded: a retry
             await self.emit(conn, [event])
+
+    async def _checked_against_definition(
+        self, conn: AsyncConnection, tenant_id: str, event: ChangeEvent
+    ) -> ChangeEvent:
+        """A defined custom event's properties validated (and normalised) against its
+        definition; an undefined one is recorded as sent (free-form properties)."""
+        d = await self._read_event_definition(conn, tenant_id, event.event_name)
+        if d is None:
+            return event
+        if d.object_type != event.object_type:
+            raise InvalidArgument.field(
+                "event.object_type",
+                f"event {d.name!r} happens to {d.object_type!r}, not {event.object_type!r}",
+            )
+        props = validate_event_properties(d, event.properties, field="event.properties")
+        return event.model_copy(
+            update={"properties": {k: v for k, v in props.items() if v is not None}}
+        )
+
+    # Custom event definitions ----------------------------------------------------------------
+    async def _read_event_definition(
+        self, conn: AsyncConnection, tenant_id: str, name: str, *, lock: bool = False
+    ) -> EventDefinition | None:
+        stmt = sa.select(EVDEF).where(EVDEF.c.tenant_id == tenant_id, EVDEF.c.name == name)
+        if lock and not self.sqlite:
+            stmt = stmt.with_for_update()
+        row = (await conn.execute(stmt)).first()
+        return _event_definition(row) if row else None
+
+    async def define_event(self, tenant_id: str, definition: EventDefinition) -> EventDefinition:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        d = check_definition(definition)
+        try:
+            await self._write_event_definition(tenant_id, d)
+        except sa.exc.IntegrityError:
+            # PostgreSQL: a concurrent first definition of the same name committed between our
+            # read and insert (FOR UPDATE locks no absent row). Again: now it is an update.
+            await self._write_event_definition(tenant_id, d)
+        return d
+
+    async def _write_event_definition(self, tenant_id: str, d: EventDefinition) -> None:
+        async with self.write() as conn:
+            await self.schema(conn, tenant_id, d.object_type)  # NotFound: unknown object type
+            old = await self._read_event_definition(conn, tenant_id, d.name, lock=True)
+            now = self.now()
+            values = {
+                "label": d.label,
+                "object_type": d.object_type,
+                "properties": [p.model_dump(mode="json") for p in d.properties],
+                "updated_at": now,
+            }
+            if old is None:
+                await conn.execute(
+                    EVDEF.insert().values(
+                        tenant_id=tenant_id, name=d.name, created_at=now, **values
+                    )
+                )
+            else:
+                check_update(old, d)
+                await conn.execute(
+                    EVDEF.update()
+                    .where(EVDEF.c.tenant_id == tenant_id, EVDEF.c.name == d.name)
+                    .values(**values)
+                )
+
+    async def get_event_definition(self, tenant_id: str, name: str) -> EventDefinition:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        check_name(name, "name")
+        async with self.read() as conn:
+            d = await self._read_event_definition(conn, tenant_id, name)
+        if d is None:
+            raise NotFound("event_definition", name, f"no event definition {name!r}")
+        return d
+
+    async def list_event_definitions(
+        self, tenant_id: str, object_type: str = ""
+    ) -> list[EventDefinition]:
+        check_id(tenant_id, "tenant_id", "tenant id")
+        stmt = sa.select(EVDEF).where(EVDEF.c.tenant_id == tenant_id)
+        if object_type:
+            check_name(object_type, "object_type")
+            stmt = stmt.where(EVDEF.c.object_type == object_type)
+        async with self.read() as conn:
+            rows = await conn.execute(stmt.order_by(EVDEF.c.name))
+            return [_event_definition(r) for r in rows]
 
     # Custom object types and properties ----------------------------------------------------
     async def define_object_type(
@@ -187,7 +302,7 @@ class DirectoryMixin(SqlBase):
                 "object_type.primary_property", "must be one of the properties defined with it"
             )
         for i, p in enumerate(properties):
-            _check_property(
+            check_property_definition(
                 p.model_copy(update={"object_type": definition.name}), f"properties[{i}]"
             )
         async with self.write() as conn:
@@ -223,7 +338,7 @@ class DirectoryMixin(SqlBase):
         self, tenant_id: str, definition: PropertyDefinition
     ) -> PropertyDefinition:
         check_id(tenant_id, "tenant_id", "tenant id")
-        _check_property(definition, "property")
+        check_property_definition(definition, "property")
         ot = definition.object_type
         async with self.write() as conn:
             schema = await self.schema(conn, tenant_id, ot)
@@ -245,17 +360,6 @@ class DirectoryMixin(SqlBase):
             await conn.execute(PROP.insert().values(tenant_id=tenant_id, **_prop_row(definition)))
         self.forget_schema(tenant_id, ot)
         return definition
-
-
-def _check_property(p: PropertyDefinition, field: str) -> None:
-    check_name(p.name, f"{field}.name")
-    if p.type in (PropertyType.ENUMERATION, PropertyType.MULTI_SELECT):
-        if not p.options or any(not o.strip() for o in p.options):
-            raise InvalidArgument.field(f"{field}.options", "needs non-empty options")
-        if len({o.casefold() for o in p.options}) != len(p.options):
-            raise InvalidArgument.field(f"{field}.options", "options must be unique")
-    elif p.options:
-        raise InvalidArgument.field(f"{field}.options", "only enumerations have options")
 
 
 def _prop_row(p: PropertyDefinition) -> dict[str, Any]:

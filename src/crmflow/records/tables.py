@@ -74,6 +74,20 @@ class CrmProperty(SQLModel, table=True):
     read_only: bool = False
 
 
+class CrmEventDefinition(SQLModel, table=True):
+    """A custom event definition: one row per (tenant, event name), its typed properties kept
+    whole as JSON (read together, never filtered on)."""
+
+    __tablename__ = "crm_event_definition"
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(primary_key=True, max_length=64)
+    label: str = ""
+    object_type: str = Field(max_length=64)
+    properties: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 class CrmRecord(SQLModel, table=True):
     __tablename__ = "crm_record"
     __table_args__ = (sa.Index("ix_crm_record_created", "tenant_id", "object_type", "created_at"),)
@@ -198,6 +212,7 @@ ALL_TABLES = [
     for t in (
         CrmObjectType,
         CrmProperty,
+        CrmEventDefinition,
         CrmRecord,
         CrmValue,
         CrmAssociation,

@@ -381,3 +381,84 @@ async def test_data_sources_of_the_pinned_revision_when_the_caller_sends_none(
         await crm.close()
         await running.stop(1)
         await editor_server.stop(0)  # again when the test failed before stopping it
+
+
+async def test_data_panel_reads_custom_event_definitions(service: Service, tenant_id: str) -> None:
+    """A defined custom event: its properties typed in the panel, unknown ones refused by
+    ValidateReferences; an undefined one falls back to the trigger filters' guesses."""
+    from crmflow.model.criteria import PropertyFilter
+    from crmflow.model.triggers import EventTrigger, EventType, Trigger
+    from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
+
+    stub, crm = service
+    await crm.define_event(
+        tenant_id,
+        EventDefinition(
+            name="viewed_pricing",
+            label="Viewed pricing",
+            object_type="contact",
+            properties=[
+                PropertyDefinition(
+                    object_type="contact", name="seats", label="Seats", type=PropertyType.NUMBER
+                ),
+                PropertyDefinition(
+                    object_type="contact",
+                    name="plan",
+                    type=PropertyType.ENUMERATION,
+                    options=["free", "pro"],
+                ),
+            ],
+        ),
+    )
+    wf = _definition()
+    wf.enrollment.triggers.append(
+        Trigger(
+            event=EventTrigger(
+                event_type=EventType.CUSTOM_EVENT,
+                event_name="viewed_pricing",
+                event_filters=[PropertyFilter(property="seats", operator="eq", value="3")],
+            )
+        )
+    )
+    wf.actions["a2"].fields["body"] = "{{ event.seats }} seats on {{ event.plan }}"
+    definition = to_proto(wf, workflow_pb2.WorkflowDefinition)
+    resp = await stub.ListInsertableFields(
+        pb.ListInsertableFieldsRequest(tenant_id=tenant_id, definition=definition, action_id="a2")
+    )
+    events = {f.path: f for f in resp.fields if f.group == pb.FIELD_GROUP_EVENT}
+    assert {p: (f.type, f.label) for p, f in events.items()} == {
+        "event.seats": ("number", "Event: Seats"),
+        "event.plan": ("enumeration", "Event: plan"),
+    }
+    assert list(events["event.plan"].options) == ["free", "pro"]
+    ok = await stub.ValidateReferences(
+        pb.ValidateReferencesRequest(tenant_id=tenant_id, definition=definition)
+    )
+    assert ok.checked == 3
+    wf.actions["a2"].fields["body"] = "{{ event.seats }} {{ event.coupon }}"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ValidateReferences(
+            pb.ValidateReferencesRequest(
+                tenant_id=tenant_id, definition=to_proto(wf, workflow_pb2.WorkflowDefinition)
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _violations(err.value) == [
+        (
+            "actions.a2.fields.body",
+            "unknown property 'coupon' of event 'viewed_pricing' (known: plan, seats)",
+        )
+    ]
+    # Another tenant has no definition: free-form, with the filter's guessed type.
+    other = "q" + tenant_id[1:]
+    resp = await stub.ListInsertableFields(
+        pb.ListInsertableFieldsRequest(tenant_id=other, definition=definition, action_id="a2")
+    )
+    assert {(f.path, f.type) for f in resp.fields if f.group == pb.FIELD_GROUP_EVENT} == {
+        ("event.seats", "string")
+    }
+    await stub.ValidateReferences(
+        pb.ValidateReferencesRequest(
+            tenant_id=other, definition=to_proto(wf, workflow_pb2.WorkflowDefinition)
+        )
+    )

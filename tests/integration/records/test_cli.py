@@ -155,3 +155,29 @@ async def test_errors_are_one_line_reasons(
         == 1
     )
     assert "cannot reach CrmService" in capsys.readouterr().err
+
+
+async def test_define_event_then_list(
+    served: tuple[str, SqlRecordStore], tenant_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address, sql = served
+    common = ["--address", address, "--tenant", tenant_id]
+    argv = ["records", "define-event", "viewed_pricing", "--object-type", "contact"]
+    props = ["--property", "seats:number", "--property", "plan!:enumeration:free,pro"]
+    assert await run([*argv, "--label", "Viewed pricing", *props, *common]) == 0
+    assert "plan: enumeration [free, pro] (required)" in capsys.readouterr().out
+    d = await sql.get_event_definition(tenant_id, "viewed_pricing")
+    assert [(p.name, p.type.value, p.required) for p in d.properties] == [
+        ("seats", "number", False),
+        ("plan", "enumeration", True),
+    ]
+    assert await run(["records", "events", "--json", *common]) == 0
+    listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(x["name"], x["label"]) for x in listed] == [("viewed_pricing", "Viewed pricing")]
+    # Bad input: one-line reasons naming the field; a type change is refused by the store.
+    assert await run([*argv, "--property", "seats:integer", *common]) == 1
+    assert "--property[0]: unknown property type 'integer'" in capsys.readouterr().err
+    assert await run([*argv, "--property", "seats:string", *common]) == 1
+    assert "its type can't change" in capsys.readouterr().err
+    assert await run([*argv[:3], "--object-type", "spaceship", *common]) == 1
+    assert "spaceship" in capsys.readouterr().err

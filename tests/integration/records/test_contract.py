@@ -927,3 +927,148 @@ async def test_enrollment_filters_are_refused_by_name(store: RecordStore, tenant
         with pytest.raises(InvalidArgument) as bad:
             await call
         assert fields(bad.value) == {"criteria.groups[0].enrollment_filters[0]"}
+
+
+def _ev_def(name: str = "viewed_pricing", object_type: str = "contact", **props: Any) -> Any:
+    from crmflow.records.port import EventDefinition
+
+    return EventDefinition(
+        name=name,
+        label=name.replace("_", " ").title(),
+        object_type=object_type,
+        properties=[
+            PropertyDefinition(object_type=object_type, name=n, **spec)
+            for n, spec in (
+                props
+                or {
+                    "plan": {"type": PropertyType.ENUMERATION, "options": ["free", "pro"]},
+                    "seats": {"type": PropertyType.NUMBER},
+                    "page": {"type": PropertyType.STRING, "required": True},
+                }
+            ).items()
+        ],
+    )
+
+
+async def test_custom_event_definitions(backend: Backend, tenant_id: str) -> None:
+    store = backend.store
+    saved = await store.define_event(tenant_id, _ev_def())
+    assert [(p.name, p.type, p.object_type) for p in saved.properties] == [
+        ("plan", PropertyType.ENUMERATION, "contact"),
+        ("seats", PropertyType.NUMBER, "contact"),
+        ("page", PropertyType.STRING, "contact"),
+    ]
+    got = await store.get_event_definition(tenant_id, "viewed_pricing")
+    assert got == saved and got.label == "Viewed Pricing"
+    await store.define_event(
+        tenant_id, _ev_def("deal_won_call", "deal", minutes={"type": PropertyType.NUMBER})
+    )
+    assert [d.name for d in await store.list_event_definitions(tenant_id)] == [
+        "deal_won_call",
+        "viewed_pricing",
+    ]
+    assert [d.name for d in await store.list_event_definitions(tenant_id, "deal")] == [
+        "deal_won_call"
+    ]
+    # An update may relabel, add and drop properties; the same name keeps its type.
+    upd = _ev_def(
+        plan={"type": PropertyType.ENUMERATION, "options": ["free", "pro", "team"]},
+        seats={"type": PropertyType.NUMBER, "label": "Seats"},
+        source={"type": PropertyType.STRING},
+    )
+    await store.define_event(tenant_id, upd)
+    got = await store.get_event_definition(tenant_id, "viewed_pricing")
+    assert [p.name for p in got.properties] == ["plan", "seats", "source"]
+    assert got.properties[0].options == ["free", "pro", "team"]
+    with pytest.raises(FailedPrecondition):
+        await store.define_event(tenant_id, _ev_def(seats={"type": PropertyType.STRING}))
+    with pytest.raises(FailedPrecondition):
+        await store.define_event(tenant_id, _ev_def(object_type="company"))
+    assert await store.get_event_definition(tenant_id, "viewed_pricing") == got  # unchanged
+
+    # Bad input names the field; unknown things are NOT_FOUND.
+    with pytest.raises(InvalidArgument) as bad:
+        await store.define_event(tenant_id, _ev_def("Bad Name"))
+    assert fields(bad.value) == {"definition.name"}
+    with pytest.raises(InvalidArgument) as bad:
+        await store.define_event(tenant_id, _ev_def(size={"type": PropertyType.ENUMERATION}))
+    assert fields(bad.value) == {"definition.properties[0].options"}
+    dup = _ev_def(seats={"type": PropertyType.NUMBER})
+    dup.properties.append(dup.properties[0])
+    with pytest.raises(InvalidArgument) as bad:
+        await store.define_event(tenant_id, dup)
+    assert fields(bad.value) == {"definition.properties[1].name"}
+    with pytest.raises(InvalidArgument) as bad:
+        await store.define_event(
+            tenant_id, _ev_def(x={"type": PropertyType.STRING, "read_only": True})
+        )
+    assert fields(bad.value) == {"definition.properties[0].read_only"}
+    with pytest.raises(NotFound):
+        await store.define_event(tenant_id, _ev_def("on_pet", "pet"))
+    with pytest.raises(NotFound):
+        await store.get_event_definition(tenant_id, "never_defined")
+    assert "on_pet" not in {d.name for d in await store.list_event_definitions(tenant_id)}
+
+    # Another tenant sees none of it, and may define the same name its own way.
+    other = "e" + tenant_id[1:]
+    with pytest.raises(NotFound):
+        await store.get_event_definition(other, "viewed_pricing")
+    assert await store.list_event_definitions(other) == []
+    await store.define_event(other, _ev_def(seats={"type": PropertyType.STRING}))
+    assert (await store.get_event_definition(tenant_id, "viewed_pricing")) == got
+
+
+async def test_defined_custom_events_are_checked_when_recorded(
+    backend: Backend, tenant_id: str
+) -> None:
+    store = backend.store
+    await store.define_event(tenant_id, _ev_def())
+    c = await store.create(tenant_id, "contact", {"email": "d@x.test"})
+    deal = await store.create(tenant_id, "deal", {"dealname": "D"})
+    now = datetime.now(UTC)
+
+    def ev(eid: str, props: dict[str, Any], *, name: str = "viewed_pricing", rec: Any = c) -> Any:
+        return ChangeEvent(
+            event_id=eid,
+            tenant_id=tenant_id,
+            event_type=ChangeEventType.CUSTOM_EVENT,
+            object_type=rec.object_type,
+            record_id=rec.record_id,
+            occurred_at=now,
+            event_name=name,
+            properties=props,
+        )
+
+    before = len(await backend.events(tenant_id))
+    await store.record_event(tenant_id, ev("d-1", {"plan": "PRO", "seats": "12", "page": "/p"}))
+    cases: list[tuple[Any, set[str]]] = [
+        (ev("d-2", {"seats": "twelve", "page": "/p"}), {"event.properties.seats"}),
+        (ev("d-3", {"colour": "red", "page": "/p"}), {"event.properties.colour"}),
+        (ev("d-4", {"plan": "gold", "page": "/p"}), {"event.properties.plan"}),
+        (ev("d-5", {"seats": 3}), {"event.properties.page"}),
+        (ev("d-6", {"page": "/p"}, rec=deal), {"event.object_type"}),
+    ]
+    for bad_event, named in cases:
+        with pytest.raises(InvalidArgument) as bad:
+            await store.record_event(tenant_id, bad_event)
+        assert fields(bad.value) == named, bad_event.event_id
+    # Undefined events keep free-form properties.
+    await store.record_event(tenant_id, ev("d-7", {"anything": [1, 2]}, name="not_defined"))
+    evs = [e for e in await backend.events(tenant_id) if e.event_id.startswith("d-")]
+    assert [e.event_id for e in evs] == ["d-1", "d-7"]  # nothing of the refused ones
+    assert evs[0].properties == {"plan": "pro", "seats": 12, "page": "/p"}  # normalised
+    assert evs[1].properties == {"anything": [1, 2]}
+    assert len(await backend.events(tenant_id)) == before + 2
+
+
+async def test_concurrent_first_definitions_of_one_event_all_succeed(
+    store: RecordStore, tenant_id: str
+) -> None:
+    import asyncio
+
+    defs = [
+        _ev_def("raced", seats={"type": PropertyType.NUMBER, "label": f"v{i}"}) for i in range(5)
+    ]
+    await asyncio.gather(*(store.define_event(tenant_id, d) for d in defs))
+    got = await store.get_event_definition(tenant_id, "raced")
+    assert got.properties[0].label in {f"v{i}" for i in range(5)}  # one of them, whole

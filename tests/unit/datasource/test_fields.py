@@ -103,3 +103,52 @@ def test_output_schema_sources() -> None:
         reg,
     ) == {"total": "number"}
     assert output_schema(Action(action_id="x", action_type="format_data"), reg) == {"result": "any"}
+
+
+def test_a_defined_event_lists_its_properties_with_their_real_types() -> None:
+    from crmflow.records.port import EventDefinition
+
+    wf = _wf()
+    wf.enrollment.triggers += [
+        Trigger(
+            event=EventTrigger(
+                event_type=EventType.CUSTOM_EVENT,
+                event_name="viewed",
+                # the filter's operand is a string; the definition says number, and wins
+                event_filters=[PropertyFilter(property="seconds", operator="eq", value="5")],
+            )
+        ),
+        Trigger(
+            event=EventTrigger(
+                event_type=EventType.CUSTOM_EVENT,
+                event_name="clicked",  # no definition: guessed from its filter, as before
+                event_filters=[PropertyFilter(property="button", operator="eq", value="buy")],
+            )
+        ),
+    ]
+    viewed = EventDefinition(
+        name="viewed",
+        object_type="contact",
+        properties=[
+            _p("contact", "seconds", PropertyType.NUMBER),
+            _p("contact", "plan", PropertyType.ENUMERATION, "free", "pro"),
+        ],
+    )
+    fields = {
+        f.path: f
+        for f in insertable_fields(wf, PROPS, default_registry(), events={"viewed": viewed})
+        if f.group == "event"
+    }
+    assert {p: (f.type, f.label) for p, f in fields.items()} == {
+        "event.seconds": ("number", "Event: Seconds"),
+        "event.plan": ("enumeration", "Event: Plan"),
+        "event.button": ("string", "Event: button"),
+    }
+    assert fields["event.plan"].options == ["free", "pro"]
+    # Without definitions: today's inference from the filters.
+    inferred = {
+        f.path: f.type
+        for f in insertable_fields(wf, PROPS, default_registry())
+        if f.group == "event"
+    }
+    assert inferred == {"event.seconds": "string", "event.button": "string"}

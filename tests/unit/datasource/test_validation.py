@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from datasource_resolver.validation import reference_errors, validate_references
 
@@ -193,3 +195,56 @@ def test_a_51st_data_source_is_refused() -> None:
                 for i in range(MAX_DATA_SOURCES + 1)
             ],
         )
+
+
+def _viewed_definition() -> Any:
+    from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
+
+    return EventDefinition(
+        name="viewed",
+        object_type="contact",
+        properties=[
+            PropertyDefinition(object_type="contact", name="page", type=PropertyType.STRING),
+            PropertyDefinition(object_type="contact", name="seconds", type=PropertyType.NUMBER),
+        ],
+    )
+
+
+def _custom(name: str) -> Trigger:
+    return Trigger(event=EventTrigger(event_type=EventType.CUSTOM_EVENT, event_name=name))
+
+
+def test_event_properties_are_checked_against_the_event_definition() -> None:
+    wf = _wf({"body": "{{ event.page }} {{ event.seconds }} {{ event.colour }}"})
+    wf.enrollment.triggers.append(_custom("viewed"))
+    events = {"viewed": _viewed_definition()}
+    violations = [
+        (v.field, v.description)
+        for v in reference_errors(wf, PROPS, default_registry(), events).violations
+    ]
+    assert violations == [
+        (
+            "actions.a2.fields.body",
+            "unknown property 'colour' of event 'viewed' (known: page, seconds)",
+        )
+    ]
+    with pytest.raises(InvalidArgument):
+        validate_references(wf, PROPS, events=events)
+    # Without the definition the event is free-form, as before.
+    assert _errors(wf) == []
+
+
+def test_an_undefined_triggering_event_keeps_event_tokens_open() -> None:
+    wf = _wf({"body": "{{ event.colour }}"})
+    wf.enrollment.triggers += [_custom("viewed"), _custom("clicked")]
+    events = {"viewed": _viewed_definition()}
+    assert reference_errors(wf, PROPS, default_registry(), events).violations == []
+    # A form-submission trigger too: forms carry whatever their fields are.
+    wf.enrollment.triggers[-1] = Trigger(
+        event=EventTrigger(event_type=EventType.FORM_SUBMITTED, form_id="f")
+    )
+    assert reference_errors(wf, PROPS, default_registry(), events).violations == []
+    wf.enrollment.triggers.pop()
+    assert [
+        v.field for v in reference_errors(wf, PROPS, default_registry(), events).violations
+    ] == ["actions.a2.fields.body"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -282,3 +283,56 @@ async def test_wrong_property_type_is_refused_naming_the_field(core: Core) -> No
     assert err.value.violations[0].field == "events[3].changes[0].new_value"
     ok = core.event("c1", {"num_employees": (1, "12")})
     await core.ingestor.check_types(ok, "events[0]")
+
+
+async def test_defined_custom_events_are_checked_against_their_definition(core: Core) -> None:
+    from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
+
+    def prop(name: str, t: PropertyType, *options: str, required: bool = False) -> Any:
+        return PropertyDefinition(
+            object_type="contact", name=name, type=t, options=list(options), required=required
+        )
+
+    await core.records.define_event(
+        core.tenant,
+        EventDefinition(
+            name="signup",
+            object_type="contact",
+            properties=[
+                prop("plan", PropertyType.ENUMERATION, "free", "pro", required=True),
+                prop("seats", PropertyType.NUMBER),
+                prop("trial_ends", PropertyType.DATE),
+                prop("features", PropertyType.MULTI_SELECT, "sso", "api"),
+                prop("source", PropertyType.STRING),
+            ],
+        ),
+    )
+
+    def signup(props: dict[str, Any], **kw: Any) -> Any:
+        return core.event(
+            "c1", kind=ChangeEventType.CUSTOM_EVENT, event_name="signup", snapshot=props, **kw
+        )
+
+    cases = [
+        ({"plan": "pro", "seats": "many"}, "events[2].properties.seats"),
+        ({"plan": "gold"}, "events[2].properties.plan"),
+        ({"plan": "pro", "coupon": "X"}, "events[2].properties.coupon"),
+        ({"plan": "pro", "trial_ends": "someday"}, "events[2].properties.trial_ends"),
+        ({"seats": 3}, "events[2].properties.plan"),
+        ({"plan": "pro", "features": ["sso", "fax"]}, "events[2].properties.features"),
+        ({"plan": "pro", "source": {"utm": "x"}}, "events[2].properties.source"),
+    ]
+    for props, field in cases:
+        with pytest.raises(InvalidArgument) as err:
+            await core.ingestor.check_types(signup(props), "events[2]")
+        assert [v.field for v in err.value.violations] == [field], props
+    with pytest.raises(InvalidArgument) as err:
+        await core.ingestor.check_types(signup({"plan": "pro"}, object_type="deal"), "events[0]")
+    assert err.value.violations[0].field == "events[0].object_type"
+    ok = {"plan": "pro", "seats": "12", "features": "sso;api", "source": "ad"}
+    await core.ingestor.check_types(signup(ok), "events[0]")
+    # An event without a definition keeps free-form properties.
+    free = core.event(
+        "c1", kind=ChangeEventType.CUSTOM_EVENT, event_name="other", snapshot={"x": [1, {}]}
+    )
+    await core.ingestor.check_types(free, "events[0]")

@@ -1507,6 +1507,158 @@ class UpsertPropertyResponse(_message.Message):
 Global___UpsertPropertyResponse: _TypeAlias = UpsertPropertyResponse  # noqa: Y015
 
 @_typing.final
+class UpsertEventDefinitionRequest(_message.Message):
+    """Request of UpsertEventDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Tenant owning the definition."""
+    @_builtins.property
+    def definition(self) -> _records_pb2.EventDefinition:
+        """The definition to create, or to replace the one of the same name with."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        definition: _records_pb2.EventDefinition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertEventDefinitionRequest: _TypeAlias = UpsertEventDefinitionRequest  # noqa: Y015
+
+@_typing.final
+class UpsertEventDefinitionResponse(_message.Message):
+    """Response of UpsertEventDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def definition(self) -> _records_pb2.EventDefinition:
+        """The definition as stored."""
+
+    def __init__(
+        self,
+        *,
+        definition: _records_pb2.EventDefinition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpsertEventDefinitionResponse: _TypeAlias = UpsertEventDefinitionResponse  # noqa: Y015
+
+@_typing.final
+class GetEventDefinitionRequest(_message.Message):
+    """Request of GetEventDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Tenant owning the definition."""
+    name: _builtins.str
+    """The event name."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEventDefinitionRequest: _TypeAlias = GetEventDefinitionRequest  # noqa: Y015
+
+@_typing.final
+class GetEventDefinitionResponse(_message.Message):
+    """Response of GetEventDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def definition(self) -> _records_pb2.EventDefinition:
+        """The definition."""
+
+    def __init__(
+        self,
+        *,
+        definition: _records_pb2.EventDefinition | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEventDefinitionResponse: _TypeAlias = GetEventDefinitionResponse  # noqa: Y015
+
+@_typing.final
+class ListEventDefinitionsRequest(_message.Message):
+    """Request of ListEventDefinitions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Tenant owning the definitions."""
+    object_type: _builtins.str
+    """Only definitions of events happening to this object type; empty for all."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["object_type", b"object_type", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEventDefinitionsRequest: _TypeAlias = ListEventDefinitionsRequest  # noqa: Y015
+
+@_typing.final
+class ListEventDefinitionsResponse(_message.Message):
+    """Response of ListEventDefinitions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFINITIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def definitions(self) -> _containers.RepeatedCompositeFieldContainer[_records_pb2.EventDefinition]:
+        """The definitions, by name."""
+
+    def __init__(
+        self,
+        *,
+        definitions: _abc.Iterable[_records_pb2.EventDefinition] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definitions", b"definitions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEventDefinitionsResponse: _TypeAlias = ListEventDefinitionsResponse  # noqa: Y015
+
+@_typing.final
 class RecordEventRequest(_message.Message):
     """Request of RecordEvent."""
 
@@ -1518,7 +1670,8 @@ class RecordEventRequest(_message.Message):
     @_builtins.property
     def event(self) -> _records_pb2.ChangeEvent:
         """event_type CUSTOM_EVENT (with event_name) or FORM_SUBMITTED (with form_id); event_id and
-        occurred_at are filled in when empty.
+        occurred_at are filled in when empty. A custom event with a definition must fit it
+        (INVALID_ARGUMENT naming `event.properties.<name>` or `event.object_type`).
         """
 
     def __init__(

@@ -182,6 +182,21 @@ class CrmServiceStub:
                 request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyRequest.SerializeToString,
                 response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyResponse.FromString,
                 _registered_method=True)
+        self.UpsertEventDefinition = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/UpsertEventDefinition',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertEventDefinitionRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertEventDefinitionResponse.FromString,
+                _registered_method=True)
+        self.GetEventDefinition = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/GetEventDefinition',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetEventDefinitionRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetEventDefinitionResponse.FromString,
+                _registered_method=True)
+        self.ListEventDefinitions = channel.unary_unary(
+                '/crmflow.api.crm.v1.CrmService/ListEventDefinitions',
+                request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListEventDefinitionsRequest.SerializeToString,
+                response_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListEventDefinitionsResponse.FromString,
+                _registered_method=True)
         self.RecordEvent = channel.unary_unary(
                 '/crmflow.api.crm.v1.CrmService/RecordEvent',
                 request_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.RecordEventRequest.SerializeToString,
@@ -400,6 +415,28 @@ class CrmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertEventDefinition(self, request, context):
+        """Create or update a custom event definition (NOT_FOUND for an unknown object type;
+        FAILED_PRECONDITION when the update would change its object type or a property's type).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEventDefinition(self, request, context):
+        """One custom event definition (NOT_FOUND when the tenant has none of that name).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEventDefinitions(self, request, context):
+        """The tenant's custom event definitions, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordEvent(self, request, context):
         """Record a custom event or a form submission on a record (delivered to enrollment).
         """
@@ -554,6 +591,21 @@ def add_CrmServiceServicer_to_server(servicer, server):
                     servicer.UpsertProperty,
                     request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyRequest.FromString,
                     response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyResponse.SerializeToString,
+            ),
+            'UpsertEventDefinition': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertEventDefinition,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertEventDefinitionRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertEventDefinitionResponse.SerializeToString,
+            ),
+            'GetEventDefinition': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEventDefinition,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetEventDefinitionRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetEventDefinitionResponse.SerializeToString,
+            ),
+            'ListEventDefinitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEventDefinitions,
+                    request_deserializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListEventDefinitionsRequest.FromString,
+                    response_serializer=crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListEventDefinitionsResponse.SerializeToString,
             ),
             'RecordEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordEvent,
@@ -1347,6 +1399,87 @@ class CrmService:
             '/crmflow.api.crm.v1.CrmService/UpsertProperty',
             crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyRequest.SerializeToString,
             crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertPropertyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertEventDefinition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/UpsertEventDefinition',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertEventDefinitionRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.UpsertEventDefinitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEventDefinition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/GetEventDefinition',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetEventDefinitionRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.GetEventDefinitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEventDefinitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crmflow.api.crm.v1.CrmService/ListEventDefinitions',
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListEventDefinitionsRequest.SerializeToString,
+            crmflow_dot_api_dot_crm_dot_v1_dot_crm__service__pb2.ListEventDefinitionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

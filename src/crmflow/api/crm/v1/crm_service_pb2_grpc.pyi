@@ -97,6 +97,14 @@ class CrmServiceStub:
     """Property definitions of an object type."""
     UpsertProperty: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertPropertyRequest, _crm_service_pb2.UpsertPropertyResponse]
     """Create or change a custom property (a type never changes once defined)."""
+    UpsertEventDefinition: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertEventDefinitionRequest, _crm_service_pb2.UpsertEventDefinitionResponse]
+    """Create or update a custom event definition (NOT_FOUND for an unknown object type;
+    FAILED_PRECONDITION when the update would change its object type or a property's type).
+    """
+    GetEventDefinition: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.GetEventDefinitionRequest, _crm_service_pb2.GetEventDefinitionResponse]
+    """One custom event definition (NOT_FOUND when the tenant has none of that name)."""
+    ListEventDefinitions: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.ListEventDefinitionsRequest, _crm_service_pb2.ListEventDefinitionsResponse]
+    """The tenant's custom event definitions, by name."""
     RecordEvent: _grpc.UnaryUnaryMultiCallable[_crm_service_pb2.RecordEventRequest, _crm_service_pb2.RecordEventResponse]
     """Record a custom event or a form submission on a record (delivered to enrollment)."""
 
@@ -169,6 +177,14 @@ class CrmServiceAsyncStub(CrmServiceStub):
     """Property definitions of an object type."""
     UpsertProperty: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertPropertyRequest, _crm_service_pb2.UpsertPropertyResponse]  # type: ignore[assignment]
     """Create or change a custom property (a type never changes once defined)."""
+    UpsertEventDefinition: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.UpsertEventDefinitionRequest, _crm_service_pb2.UpsertEventDefinitionResponse]  # type: ignore[assignment]
+    """Create or update a custom event definition (NOT_FOUND for an unknown object type;
+    FAILED_PRECONDITION when the update would change its object type or a property's type).
+    """
+    GetEventDefinition: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.GetEventDefinitionRequest, _crm_service_pb2.GetEventDefinitionResponse]  # type: ignore[assignment]
+    """One custom event definition (NOT_FOUND when the tenant has none of that name)."""
+    ListEventDefinitions: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.ListEventDefinitionsRequest, _crm_service_pb2.ListEventDefinitionsResponse]  # type: ignore[assignment]
+    """The tenant's custom event definitions, by name."""
     RecordEvent: _aio.UnaryUnaryMultiCallable[_crm_service_pb2.RecordEventRequest, _crm_service_pb2.RecordEventResponse]  # type: ignore[assignment]
     """Record a custom event or a form submission on a record (delivered to enrollment)."""
 
@@ -412,6 +428,32 @@ class CrmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_crm_service_pb2.UpsertPropertyResponse, _abc.Awaitable[_crm_service_pb2.UpsertPropertyResponse]]:
         """Create or change a custom property (a type never changes once defined)."""
+
+    @_abc_1.abstractmethod
+    def UpsertEventDefinition(
+        self,
+        request: _crm_service_pb2.UpsertEventDefinitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.UpsertEventDefinitionResponse, _abc.Awaitable[_crm_service_pb2.UpsertEventDefinitionResponse]]:
+        """Create or update a custom event definition (NOT_FOUND for an unknown object type;
+        FAILED_PRECONDITION when the update would change its object type or a property's type).
+        """
+
+    @_abc_1.abstractmethod
+    def GetEventDefinition(
+        self,
+        request: _crm_service_pb2.GetEventDefinitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.GetEventDefinitionResponse, _abc.Awaitable[_crm_service_pb2.GetEventDefinitionResponse]]:
+        """One custom event definition (NOT_FOUND when the tenant has none of that name)."""
+
+    @_abc_1.abstractmethod
+    def ListEventDefinitions(
+        self,
+        request: _crm_service_pb2.ListEventDefinitionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_service_pb2.ListEventDefinitionsResponse, _abc.Awaitable[_crm_service_pb2.ListEventDefinitionsResponse]]:
+        """The tenant's custom event definitions, by name."""
 
     @_abc_1.abstractmethod
     def RecordEvent(

@@ -26,15 +26,15 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crmflow/api/crm/v1/records.proto\x12\x12\x63rmflow.api.crm.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n\x06Record\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bobject_type\x18\x02 \x01(\t\x12\x11\n\trecord_id\x18\x03 \x01(\t\x12+\n\nproperties\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"x\n\x0ePropertyChange\x12\x10\n\x08property\x18\x01 \x01(\t\x12)\n\told_value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\tnew_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\xb5\x03\n\x0b\x43hangeEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x37\n\nevent_type\x18\x03 \x01(\x0e\x32#.crmflow.api.crm.v1.ChangeEventType\x12\x13\n\x0bobject_type\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\".crmflow.api.crm.v1.PropertyChange\x12+\n\nproperties\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nevent_name\x18\t \x01(\t\x12\x0f\n\x07\x66orm_id\x18\n \x01(\t\x12\x0f\n\x07list_id\x18\x0b \x01(\t\x12\x1e\n\x16\x61ssociated_object_type\x18\x0c \x01(\t\x12\x1c\n\x14\x61ssociated_record_id\x18\r \x01(\t\x12\x19\n\x11\x61ssociation_label\x18\x0e \x01(\t\"\x8a\x01\n\x12PropertyDefinition\x12\x13\n\x0bobject_type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07options\x18\x05 \x03(\t\x12\x10\n\x08required\x18\x06 \x01(\x08\x12\x11\n\tread_only\x18\x07 \x01(\x08\"]\n\x14ObjectTypeDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06\x63ustom\x18\x03 \x01(\x08\x12\x18\n\x10primary_property\x18\x04 \x01(\t\"|\n\x0b\x41ssociation\x12\x18\n\x10\x66rom_object_type\x18\x01 \x01(\t\x12\x16\n\x0e\x66rom_record_id\x18\x02 \x01(\t\x12\x16\n\x0eto_object_type\x18\x03 \x01(\t\x12\x14\n\x0cto_record_id\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\"X\n\x05Owner\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x12\n\nmember_ids\x18\x05 \x03(\t\"@\n\nStaticList\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bobject_type\x18\x03 \x01(\t\"\x8f\x01\n\x14PropertyHistoryEntry\x12\x10\n\x08property\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12.\n\nchanged_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\"N\n\x0cRecordUpdate\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12+\n\nproperties\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct*\xa0\x03\n\x0f\x43hangeEventType\x12!\n\x1d\x43HANGE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12$\n CHANGE_EVENT_TYPE_RECORD_CREATED\x10\x01\x12$\n CHANGE_EVENT_TYPE_RECORD_UPDATED\x10\x02\x12$\n CHANGE_EVENT_TYPE_RECORD_DELETED\x10\x03\x12\'\n#CHANGE_EVENT_TYPE_ASSOCIATION_ADDED\x10\x04\x12)\n%CHANGE_EVENT_TYPE_ASSOCIATION_REMOVED\x10\x05\x12+\n\'CHANGE_EVENT_TYPE_LIST_MEMBERSHIP_ADDED\x10\x06\x12-\n)CHANGE_EVENT_TYPE_LIST_MEMBERSHIP_REMOVED\x10\x07\x12$\n CHANGE_EVENT_TYPE_FORM_SUBMITTED\x10\x08\x12\"\n\x1e\x43HANGE_EVENT_TYPE_CUSTOM_EVENT\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crmflow/api/crm/v1/records.proto\x12\x12\x63rmflow.api.crm.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n\x06Record\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0bobject_type\x18\x02 \x01(\t\x12\x11\n\trecord_id\x18\x03 \x01(\t\x12+\n\nproperties\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"x\n\x0ePropertyChange\x12\x10\n\x08property\x18\x01 \x01(\t\x12)\n\told_value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\tnew_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\xb5\x03\n\x0b\x43hangeEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x37\n\nevent_type\x18\x03 \x01(\x0e\x32#.crmflow.api.crm.v1.ChangeEventType\x12\x13\n\x0bobject_type\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\".crmflow.api.crm.v1.PropertyChange\x12+\n\nproperties\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nevent_name\x18\t \x01(\t\x12\x0f\n\x07\x66orm_id\x18\n \x01(\t\x12\x0f\n\x07list_id\x18\x0b \x01(\t\x12\x1e\n\x16\x61ssociated_object_type\x18\x0c \x01(\t\x12\x1c\n\x14\x61ssociated_record_id\x18\r \x01(\t\x12\x19\n\x11\x61ssociation_label\x18\x0e \x01(\t\"\x8a\x01\n\x12PropertyDefinition\x12\x13\n\x0bobject_type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07options\x18\x05 \x03(\t\x12\x10\n\x08required\x18\x06 \x01(\x08\x12\x11\n\tread_only\x18\x07 \x01(\x08\"\x7f\n\x0f\x45ventDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x13\n\x0bobject_type\x18\x03 \x01(\t\x12:\n\nproperties\x18\x04 \x03(\x0b\x32&.crmflow.api.crm.v1.PropertyDefinition\"]\n\x14ObjectTypeDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06\x63ustom\x18\x03 \x01(\x08\x12\x18\n\x10primary_property\x18\x04 \x01(\t\"|\n\x0b\x41ssociation\x12\x18\n\x10\x66rom_object_type\x18\x01 \x01(\t\x12\x16\n\x0e\x66rom_record_id\x18\x02 \x01(\t\x12\x16\n\x0eto_object_type\x18\x03 \x01(\t\x12\x14\n\x0cto_record_id\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\"X\n\x05Owner\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x12\n\nmember_ids\x18\x05 \x03(\t\"@\n\nStaticList\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bobject_type\x18\x03 \x01(\t\"\x8f\x01\n\x14PropertyHistoryEntry\x12\x10\n\x08property\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12.\n\nchanged_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\"N\n\x0cRecordUpdate\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12+\n\nproperties\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct*\xa0\x03\n\x0f\x43hangeEventType\x12!\n\x1d\x43HANGE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12$\n CHANGE_EVENT_TYPE_RECORD_CREATED\x10\x01\x12$\n CHANGE_EVENT_TYPE_RECORD_UPDATED\x10\x02\x12$\n CHANGE_EVENT_TYPE_RECORD_DELETED\x10\x03\x12\'\n#CHANGE_EVENT_TYPE_ASSOCIATION_ADDED\x10\x04\x12)\n%CHANGE_EVENT_TYPE_ASSOCIATION_REMOVED\x10\x05\x12+\n\'CHANGE_EVENT_TYPE_LIST_MEMBERSHIP_ADDED\x10\x06\x12-\n)CHANGE_EVENT_TYPE_LIST_MEMBERSHIP_REMOVED\x10\x07\x12$\n CHANGE_EVENT_TYPE_FORM_SUBMITTED\x10\x08\x12\"\n\x1e\x43HANGE_EVENT_TYPE_CUSTOM_EVENT\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crmflow.api.crm.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANGEEVENTTYPE']._serialized_start=1637
-  _globals['_CHANGEEVENTTYPE']._serialized_end=2053
+  _globals['_CHANGEEVENTTYPE']._serialized_start=1766
+  _globals['_CHANGEEVENTTYPE']._serialized_end=2182
   _globals['_RECORD']._serialized_start=120
   _globals['_RECORD']._serialized_end=328
   _globals['_PROPERTYCHANGE']._serialized_start=330
@@ -43,16 +43,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHANGEEVENT']._serialized_end=890
   _globals['_PROPERTYDEFINITION']._serialized_start=893
   _globals['_PROPERTYDEFINITION']._serialized_end=1031
-  _globals['_OBJECTTYPEDEFINITION']._serialized_start=1033
-  _globals['_OBJECTTYPEDEFINITION']._serialized_end=1126
-  _globals['_ASSOCIATION']._serialized_start=1128
-  _globals['_ASSOCIATION']._serialized_end=1252
-  _globals['_OWNER']._serialized_start=1254
-  _globals['_OWNER']._serialized_end=1342
-  _globals['_STATICLIST']._serialized_start=1344
-  _globals['_STATICLIST']._serialized_end=1408
-  _globals['_PROPERTYHISTORYENTRY']._serialized_start=1411
-  _globals['_PROPERTYHISTORYENTRY']._serialized_end=1554
-  _globals['_RECORDUPDATE']._serialized_start=1556
-  _globals['_RECORDUPDATE']._serialized_end=1634
+  _globals['_EVENTDEFINITION']._serialized_start=1033
+  _globals['_EVENTDEFINITION']._serialized_end=1160
+  _globals['_OBJECTTYPEDEFINITION']._serialized_start=1162
+  _globals['_OBJECTTYPEDEFINITION']._serialized_end=1255
+  _globals['_ASSOCIATION']._serialized_start=1257
+  _globals['_ASSOCIATION']._serialized_end=1381
+  _globals['_OWNER']._serialized_start=1383
+  _globals['_OWNER']._serialized_end=1471
+  _globals['_STATICLIST']._serialized_start=1473
+  _globals['_STATICLIST']._serialized_end=1537
+  _globals['_PROPERTYHISTORYENTRY']._serialized_start=1540
+  _globals['_PROPERTYHISTORYENTRY']._serialized_end=1683
+  _globals['_RECORDUPDATE']._serialized_start=1685
+  _globals['_RECORDUPDATE']._serialized_end=1763
 # @@protoc_insertion_point(module_scope)

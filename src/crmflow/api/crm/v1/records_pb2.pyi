@@ -236,6 +236,48 @@ class PropertyDefinition(_message.Message):
 Global___PropertyDefinition: _TypeAlias = PropertyDefinition  # noqa: Y015
 
 @_typing.final
+class EventDefinition(_message.Message):
+    """A custom event definition: the typed schema of a tenant's custom event. Occurrences of a
+    defined event (RecordEvent, enrollment's IngestEvents) are checked against it: a property it
+    lacks or a value of the wrong type is INVALID_ARGUMENT naming the property. Events without a
+    definition keep free-form properties.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    OBJECT_TYPE_FIELD_NUMBER: _builtins.int
+    PROPERTIES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The event name occurrences carry in ChangeEvent.event_name (lower-case identifier)."""
+    label: _builtins.str
+    """Human-readable name shown in the editor."""
+    object_type: _builtins.str
+    """Object type the event happens to (contact, deal, a custom object...); never changes."""
+    @_builtins.property
+    def properties(self) -> _containers.RepeatedCompositeFieldContainer[Global___PropertyDefinition]:
+        """The event's properties, typed like record properties (their object_type is the event's;
+        read_only is refused). A property's type never changes once defined.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        label: _builtins.str = ...,
+        object_type: _builtins.str = ...,
+        properties: _abc.Iterable[Global___PropertyDefinition] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "name", b"name", "object_type", b"object_type", "properties", b"properties"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventDefinition: _TypeAlias = EventDefinition  # noqa: Y015
+
+@_typing.final
 class ObjectTypeDefinition(_message.Message):
     """An object type: a standard one (contact, company, deal, ...) or a tenant's custom object."""
 
