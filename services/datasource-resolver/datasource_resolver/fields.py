@@ -6,14 +6,9 @@ from dataclasses import dataclass, field
 
 from crmflow.actions.registry import ActionRegistry
 from crmflow.model.workflow import WorkflowDefinition
+from crmflow.records.event_schema import EventDefinitions, event_view, has_event_properties
 from datasource_resolver.outputs import output_schema, predecessors
-from datasource_resolver.schema_view import (
-    EventDefinitions,
-    Properties,
-    event_view,
-    has_event_properties,
-    view,
-)
+from datasource_resolver.schema_view import Properties, view
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,14 @@ from crmflow.model.convert import dict_to_struct, from_proto, struct_to_dict, to
 from crmflow.model.data_sources import DataSource
 from crmflow.model.default_sources import default_data_sources
 from crmflow.model.workflow import WorkflowDefinition
+from crmflow.records.event_schema import load_event_definitions
 from crmflow.records.port import RecordStore
 from crmflow.tokens import Escape, references_in
 from datasource_resolver.cache import StepCache
 from datasource_resolver.fields import insertable_fields
 from datasource_resolver.resolver import Resolver, ResolveRequest
 from datasource_resolver.revisions import RevisionSource, RevisionUnavailable
-from datasource_resolver.schema_view import load_event_definitions, load_properties
+from datasource_resolver.schema_view import load_properties
 from datasource_resolver.validation import validate_references
 
 SERVICE_NAME = "crmflow.api.datasource.v1.DatasourceService"

@@ -10,19 +10,17 @@ from __future__ import annotations
 from crmflow.actions.registry import ActionRegistry
 from crmflow.errors import ErrorList
 from crmflow.model.workflow import WorkflowDefinition
+from crmflow.records.event_schema import (
+    EventDefinitions,
+    EventView,
+    event_view,
+    has_event_properties,
+)
 from crmflow.records.sources import TRANSFORMS
 from crmflow.tokens import TemplateError, references_in
 from crmflow.tokens.references import References
 from datasource_resolver.outputs import output_schema, predecessors
-from datasource_resolver.schema_view import (
-    EventDefinitions,
-    EventView,
-    Properties,
-    TypeView,
-    event_view,
-    has_event_properties,
-    view,
-)
+from datasource_resolver.schema_view import Properties, TypeView, view
 
 
 def _known(names: object) -> str:

@@ -46,6 +46,11 @@ class _BoundedProperties:
             await asyncio.wait_for(self.inner.list_properties(tenant_id, object_type), self.timeout)
         )
 
+    async def get_event_definition(self, tenant_id: str, name: str) -> Any:
+        return await asyncio.wait_for(
+            self.inner.get_event_definition(tenant_id, name), self.timeout
+        )
+
 
 class _FromSettings:
     """Marker: build the property source from the settings (the CRM port)."""

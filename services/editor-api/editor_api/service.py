@@ -42,6 +42,7 @@ from editor_api.validation import (
     Issue,
     PropertySource,
     enrollment_filter_refs,
+    load_events,
     load_properties,
     referenced_workflows,
     validate,
@@ -447,8 +448,14 @@ class EditorCore:
             defn = self.models.take(row.draft)
             known = await self.known_workflows(s, tenant_id, defn)
         props = await load_properties(self.properties, tenant_id, defn)
+        events = await load_events(self.properties, tenant_id, defn)
         issues = validate(
-            defn, registry=self.registry, plan=plan, properties=props, known_workflows=known
+            defn,
+            registry=self.registry,
+            plan=plan,
+            properties=props,
+            known_workflows=known,
+            events=events,
         )
         # Read-only from here on: the caller lays it out before its next await.
         self.models.put(row.draft, defn)

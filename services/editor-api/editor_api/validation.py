@@ -28,6 +28,13 @@ from crmflow.errors import NotFound
 from crmflow.model.actions import Action
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.workflow import WorkflowDefinition
+from crmflow.records.event_schema import (
+    EventDefinitions,
+    EventView,
+    event_view,
+    has_event_properties,
+    load_event_definitions,
+)
 from crmflow.tokens import TemplateError, references_in
 from editor_api.loops import loops_without_delay
 from editor_api.plans import Plan, trigger_locks
@@ -70,6 +77,20 @@ async def load_properties(
             log.warning("property check skipped: %s", exc)
             return None
     return out
+
+
+async def load_events(
+    source: PropertySource | None, tenant_id: str, defn: WorkflowDefinition
+) -> EventDefinitions | None:
+    """Definitions of the custom events the triggers name; None when no CRM is configured, it
+    cannot be reached or does not keep event definitions (``{{ event.x }}`` then unchecked)."""
+    if source is None or not hasattr(source, "get_event_definition"):
+        return None
+    try:
+        return await load_event_definitions(source, tenant_id, defn)  # type: ignore[arg-type]
+    except Exception as exc:  # the CRM being down must not block editing
+        log.warning("event property check skipped: %s", exc)
+        return None
 
 
 @dataclass(frozen=True)
@@ -153,8 +174,11 @@ class _Checker:
         plan: Plan,
         properties: dict[str, set[str] | None] | None,
         known_workflows: set[str] | None = None,
+        events: EventDefinitions | None = None,
     ) -> None:
         self.defn = defn
+        # What {{ event.x }} may name (the same view the data panel shows).
+        self.events: EventView | None = event_view(defn, events) if events is not None else None
         self.registry = registry
         self.plan = plan
         self.properties = properties
@@ -296,6 +320,7 @@ class _Checker:
                         f"uses an output of action {ref!r}, which does not run before this one "
                         "on any path",
                     )
+            self.event_tokens(aid, path, refs.event)
             for root, props in sorted(refs.objects.items()):
                 if root not in ("record", self.defn.object_type):
                     self.add(
@@ -308,6 +333,27 @@ class _Checker:
                     continue
                 for p in sorted(props):
                     self.check_property(aid, path, self.defn.object_type, p)
+
+    def event_tokens(self, aid: str, path: str, names: set[str]) -> None:
+        """``{{ event.x }}`` needs a trigger whose event carries properties (a custom event or a
+        form submission); when every such trigger is a defined custom event, x must be one of
+        their properties (as the datasource-resolver's ValidateReferences decides)."""
+        if not names:
+            return
+        if not has_event_properties(self.defn):
+            listed = ", ".join(sorted(names))
+            self.add(
+                aid,
+                "invalid_token",
+                path,
+                f"event properties ({listed}) need a custom-event or form-submission trigger",
+            )
+            return
+        if self.events is None or not self.events.closed:
+            return
+        named = ", ".join(repr(e) for e in self.events.events)
+        for p in sorted(names - set(self.events.types)):
+            self.add(aid, "unknown_event_property", path, f"event {named} has no property {p!r}")
 
     def field_properties(self, aid: str, fields: dict[str, Any]) -> None:
         """Fields named ``property`` / ``*_property`` name CRM properties (registry convention);
@@ -451,10 +497,12 @@ def validate(
     plan: Plan,
     properties: dict[str, set[str] | None] | None = None,
     known_workflows: set[str] | None = None,
+    events: EventDefinitions | None = None,
 ) -> list[Issue]:
     """``known_workflows``: the tenant's workflow ids, to check references to other workflows
-    (None skips that check)."""
-    c = _Checker(defn, registry, plan, properties, known_workflows)
+    (None skips that check). ``events``: definitions of the custom events the triggers name
+    (``load_events``; None skips the event-property check)."""
+    c = _Checker(defn, registry, plan, properties, known_workflows, events)
     c.workflow()
     for a in defn.actions.values():
         c.action(a)

@@ -3,10 +3,9 @@ SQLite and PostgreSQL (the data panel's read; the rpcs are tested in test_servic
 
 from __future__ import annotations
 
-from datasource_resolver.schema_view import event_view, load_event_definitions
-
 from crmflow.model.triggers import EventTrigger, EventType, Trigger
 from crmflow.model.workflow import WorkflowDefinition
+from crmflow.records.event_schema import event_view, load_event_definitions
 from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
 from crmflow.records.sql import SqlRecordStore
 

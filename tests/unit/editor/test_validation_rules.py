@@ -173,3 +173,46 @@ def test_enrolled_in_workflow_filters_are_workflow_references() -> None:
     assert [(i.action_id, i.code, i.field) for i in issues] == [
         ("a", "unknown_workflow", "branches[0].criteria.enrollment_filters[0].workflow_id")
     ]
+
+
+def _event_defn(*triggers: object, field: str = "Plan: {{ event.plan }}") -> WorkflowDefinition:
+    from crmflow.model.triggers import EnrollmentSettings, Trigger
+
+    return defn(
+        sp("a", value=field),
+        enrollment=EnrollmentSettings(triggers=[Trigger(event=t) for t in triggers]),  # type: ignore[arg-type]
+    )
+
+
+def test_event_tokens_need_an_event_with_properties_and_a_defined_property() -> None:
+    from crmflow.model.triggers import EventTrigger, EventType
+    from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
+
+    upgraded = EventTrigger(event_type=EventType.CUSTOM_EVENT, event_name="upgraded")
+    definition = EventDefinition(
+        name="upgraded",
+        object_type="contact",
+        properties=[
+            PropertyDefinition(object_type="contact", name="plan", type=PropertyType.STRING)
+        ],
+    )
+    events = {"upgraded": definition}
+
+    def event_codes(d: WorkflowDefinition, ev: dict | None) -> set[tuple[str, str]]:
+        issues = validate(d, registry=REG, plan=Plan("t"), events=ev)
+        return {(i.action_id, i.code) for i in issues}
+
+    # No trigger whose event carries properties: any {{ event.x }} is refused.
+    assert ("a", "invalid_token") in event_codes(defn(sp("a", value="{{ event.plan }}")), events)
+    # A defined custom event: its properties are accepted, others refused by name.
+    assert event_codes(_event_defn(upgraded), events) == set()
+    wrong = _event_defn(upgraded, field="{{ event.tier }}")
+    assert ("a", "unknown_event_property") in event_codes(wrong, events)
+    msg = [i.message for i in validate(wrong, registry=REG, plan=Plan("t"), events=events)]
+    assert any("'tier'" in m for m in msg)
+    # Without a definition (or with a form trigger beside it) the names stay free-form.
+    assert event_codes(_event_defn(upgraded, field="{{ event.tier }}"), {}) == set()
+    form = EventTrigger(event_type=EventType.FORM_SUBMITTED)
+    assert event_codes(_event_defn(upgraded, form, field="{{ event.tier }}"), events) == set()
+    # No CRM answer (None): the property check is skipped, not failed.
+    assert event_codes(wrong, None) == set()
