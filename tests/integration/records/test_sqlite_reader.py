@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,47 @@ async def test_in_memory_databases_read_through_the_pool() -> None:
         assert got.sources["co"] is not None and got.sources["co"].record_id == co.record_id
     finally:
         await store.close()
+
+
+async def test_concurrent_reads_share_hand_offs_and_keep_their_own_results(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import sqlite3
+
+    from crmflow.records.sql_base import SqliteReader
+
+    path = tmp_path / "r.db"
+    with sqlite3.connect(path) as c:
+        c.execute("create table t (n integer)")
+        c.executemany("insert into t values (?)", [(i,) for i in range(50)])
+    reader = SqliteReader(str(path))
+    drains = 0
+    original = reader._drain
+
+    def counting(loop: asyncio.AbstractEventLoop) -> None:
+        nonlocal drains
+        drains += 1
+        original(loop)
+
+    reader._drain = counting  # type: ignore[method-assign]
+
+    def read(n: int) -> Any:
+        def fn(conn: sqlite3.Connection) -> int:
+            if n == 13:
+                raise ValueError("unlucky")
+            return int(conn.execute("select n * 2 from t where n = ?", (n,)).fetchone()[0])
+
+        return fn
+
+    results = await asyncio.gather(
+        *[reader.run(read(n)) for n in range(50)], return_exceptions=True
+    )
+    assert [r for i, r in enumerate(results) if i != 13] == [n * 2 for n in range(50) if n != 13]
+    assert isinstance(results[13], ValueError)  # only its own caller sees the error
+    assert drains < 50  # queued reads rode along in a running drain
+    # A cancelled caller does not disturb the others, and the reader keeps working.
+    slow = asyncio.ensure_future(reader.run(read(1)))
+    slow.cancel()
+    assert await reader.run(read(2)) == 4
+    await reader.close()
