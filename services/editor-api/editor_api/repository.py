@@ -52,15 +52,16 @@ async def count_workflows(session: AsyncSession, *, tenant_id: str, exclude_stat
     return int((await session.exec(stmt)).one())
 
 
-async def existing_workflow_ids(
+async def workflow_object_types(
     session: AsyncSession, *, tenant_id: str, workflow_ids: set[str]
-) -> set[str]:
+) -> dict[str, str]:
+    """The object type each of these workflows enrolls, for those that exist."""
     if not workflow_ids:
-        return set()
-    stmt = select(WorkflowRow.workflow_id).where(
+        return {}
+    stmt = select(WorkflowRow.workflow_id, WorkflowRow.object_type).where(
         WorkflowRow.tenant_id == tenant_id, col(WorkflowRow.workflow_id).in_(sorted(workflow_ids))
     )
-    return set((await session.exec(stmt)).all())
+    return {wid: ot for wid, ot in (await session.exec(stmt)).all()}
 
 
 def _token(pk: int) -> str:

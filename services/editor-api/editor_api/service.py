@@ -122,8 +122,9 @@ class EditorCore:
 
     async def known_workflows(
         self, session: AsyncSession, tenant_id: str, defn: WorkflowDefinition
-    ) -> set[str]:
-        return await repo.existing_workflow_ids(
+    ) -> dict[str, str]:
+        """Referenced workflow id -> the object type it enrolls (existing ones only)."""
+        return await repo.workflow_object_types(
             session, tenant_id=tenant_id, workflow_ids=referenced_workflows(defn)
         )
 
@@ -347,13 +348,19 @@ class EditorCore:
             path = f"actions.{r.action_id}.{r.path}" if r.action_id else r.path
             return ("definition." if operation == "UpdateWorkflow" else "") + path
 
-        known = await repo.existing_workflow_ids(
+        known = await repo.workflow_object_types(
             session, tenant_id=tenant_id, workflow_ids={r.workflow_id for r in added}
         )
         for r in added:
             if r.workflow_id not in known:
                 raise InvalidArgument.field(
                     field(r) + ".workflow_id", f"workflow {r.workflow_id!r} does not exist"
+                )
+            if known[r.workflow_id] != defn.object_type:
+                raise InvalidArgument.field(
+                    field(r) + ".workflow_id",
+                    f"workflow {r.workflow_id!r} enrolls {known[r.workflow_id]} records; this "
+                    f"workflow enrolls {defn.object_type} records, which are never enrolled there",
                 )
 
     async def replace(

@@ -9,7 +9,7 @@ touching this module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -173,7 +173,7 @@ class _Checker:
         registry: ActionRegistry,
         plan: Plan,
         properties: dict[str, set[str] | None] | None,
-        known_workflows: set[str] | None = None,
+        known_workflows: Mapping[str, str] | set[str] | None = None,
         events: EventDefinitions | None = None,
     ) -> None:
         self.defn = defn
@@ -205,11 +205,22 @@ class _Checker:
         return seen
 
     def workflow_refs(self, aid: str, path: str, ids: list[str]) -> None:
-        if self.known_workflows is None:
+        known = self.known_workflows
+        if known is None:
             return
         for wid in ids:
-            if wid and wid not in self.known_workflows:
+            if wid and wid not in known:
                 self.add(aid, "unknown_workflow", path, f"workflow {wid!r} does not exist")
+            elif wid and isinstance(known, Mapping) and known[wid] != self.defn.object_type:
+                # Records only ever enroll in workflows of their own type: a reference across
+                # types (enroll in, unenroll from, "has been enrolled in") could never apply.
+                self.add(
+                    aid,
+                    "workflow_object_type_mismatch",
+                    path,
+                    f"workflow {wid!r} enrolls {known[wid]} records, not "
+                    f"{self.defn.object_type} records",
+                )
 
     def add(self, action_id: str, code: str, field: str, message: str) -> None:
         self.issues.append(Issue(action_id, code, field, message))
@@ -496,12 +507,12 @@ def validate(
     registry: ActionRegistry,
     plan: Plan,
     properties: dict[str, set[str] | None] | None = None,
-    known_workflows: set[str] | None = None,
+    known_workflows: Mapping[str, str] | set[str] | None = None,
     events: EventDefinitions | None = None,
 ) -> list[Issue]:
-    """``known_workflows``: the tenant's workflow ids, to check references to other workflows
-    (None skips that check). ``events``: definitions of the custom events the triggers name
-    (``load_events``; None skips the event-property check)."""
+    """``known_workflows``: the referenced workflows that exist, ideally with the object type
+    each enrolls (a set checks existence only; None skips the check). ``events``: definitions
+    of the custom events the triggers name (``load_events``; None skips that check)."""
     c = _Checker(defn, registry, plan, properties, known_workflows, events)
     c.workflow()
     for a in defn.actions.values():

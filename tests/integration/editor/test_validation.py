@@ -447,6 +447,14 @@ async def test_enrolled_in_workflow_filters_name_existing_workflows(editor: Edit
     assert list(bad_request_fields(err)) == [
         "enrollment.triggers[0].criteria.filter.enrollment_filters[0].workflow_id"
     ]
+    # a workflow of another object type: a contact is never enrolled there
+    deals = (await editor.create(object_type="deal")).definition.workflow_id
+    err = await rpc_error(update(triggers(deals)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(bad_request_fields(err)) == [
+        "enrollment.triggers[0].criteria.filter.enrollment_filters[0].workflow_id"
+    ]
+    assert "enrolls deal records" in err.details()
     # a condition must be named
     bad = triggers(other)
     bad.triggers[0].criteria.filter.enrollment_filters[0].condition = 0

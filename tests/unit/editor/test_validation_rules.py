@@ -173,6 +173,25 @@ def test_enrolled_in_workflow_filters_are_workflow_references() -> None:
     assert [(i.action_id, i.code, i.field) for i in issues] == [
         ("a", "unknown_workflow", "branches[0].criteria.enrollment_filters[0].workflow_id")
     ]
+    # With the object type each enrolls: a reference across types could never apply.
+    known = {"wf_a": "contact", "wf_b": "deal", "wf_c": "contact"}
+    issues = validate(d, registry=REG, plan=Plan("t"), known_workflows=known)
+    assert [(i.action_id, i.code, i.field) for i in issues] == [
+        ("", "workflow_object_type_mismatch", "enrollment.goal.enrollment_filters[0].workflow_id")
+    ]
+    d.enrollment.unenroll_from_workflow_ids = ["wf_b"]
+    d.actions["b"] = Action(
+        action_id="b", action_type="enroll_in_workflow", fields={"workflow_id": "wf_b"}
+    )
+    d.actions["a"].connection = Connection(next_action_id="b")
+    issues = validate(d, registry=REG, plan=Plan("t"), known_workflows=known)
+    assert {
+        (i.action_id, i.field) for i in issues if i.code == "workflow_object_type_mismatch"
+    } == {
+        ("", "enrollment.goal.enrollment_filters[0].workflow_id"),
+        ("", "enrollment.unenroll_from_workflow_ids"),
+        ("b", "fields.workflow_id"),
+    }
 
 
 def _event_defn(*triggers: object, field: str = "Plan: {{ event.plan }}") -> WorkflowDefinition:
