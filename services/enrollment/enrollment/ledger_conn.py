@@ -7,12 +7,17 @@ back, each a GIL hand-off on a busy machine; an ingested event cost ~40 of them.
 ledger writes its hot operations as plain synchronous functions over a SQLAlchemy Core
 ``Connection`` and this module runs each function in one go:
 
-* SQLite file: on a connection of our own (stdlib ``sqlite3`` under SQLAlchemy's sync pysqlite
-  dialect, so types are processed exactly as on the async engine) on a worker thread of its
-  own: one executor call per read or write, whatever the function does inside. Writes begin
-  with ``BEGIN IMMEDIATE`` (the reads inside the transaction see what the write will be based
-  on; no "database is locked" upgrade failure); reads run in autocommit, each statement its own
-  WAL snapshot, never blocking a writer.
+* SQLite file: connections of our own (stdlib ``sqlite3`` under SQLAlchemy's sync pysqlite
+  dialect, so types are processed exactly as on the async engine). Writes run on a worker
+  thread of their own, one executor call per transaction whatever the function does inside,
+  and begin with ``BEGIN IMMEDIATE`` (the reads inside the transaction see what the write
+  will be based on; no "database is locked" upgrade failure); a write may wait for another
+  process's lock (busy timeout), which must not stall the event loop. Reads run right on the
+  event loop, on a query-only connection in autocommit: each statement is its own WAL
+  snapshot, and a WAL reader does not wait for writers, so a primary-key read costs tens of
+  microseconds where a hand-off to a thread and back costs more (and, on a busy machine, a
+  wait for the GIL). In the rare cases a WAL read can be told "busy" (a checkpoint restarting
+  the log, recovery after a crash) it gives up after ``READ_BUSY_S`` and goes to the thread.
 * PostgreSQL (and in-memory SQLite, where only the pool's connection sees the database): the
   same functions through ``AsyncConnection.run_sync``; reads in AUTOCOMMIT (no BEGIN, no
   ROLLBACK on return to the pool), writes in one transaction.
@@ -29,11 +34,14 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
 _READ = "ledger_read"
+# How long a read on the event loop may wait for SQLite's lock before it moves to the thread.
+READ_BUSY_S = 0.02
 
 
 def sqlite_file(engine: AsyncEngine) -> str | None:
@@ -46,15 +54,23 @@ def sqlite_file(engine: AsyncEngine) -> str | None:
     return str(db)
 
 
-def _sync_sqlite_engine(path: str) -> sa.Engine:
+def _sync_sqlite_engine(path: str, *, reader: bool = False) -> sa.Engine:
     def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")  # as crmflow.db.create_engine
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        conn = sqlite3.connect(
+            path,
+            timeout=READ_BUSY_S if reader else 30,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        if reader:
+            conn.execute("PRAGMA query_only=ON")
+        else:
+            conn.execute("PRAGMA journal_mode=WAL")  # as crmflow.db.create_engine
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    # One connection, used only from the worker thread.
+    # One connection, used only from one thread (the worker's, or the event loop's: reader).
     engine = sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.StaticPool)
 
     @event.listens_for(engine, "begin")
@@ -66,6 +82,11 @@ def _sync_sqlite_engine(path: str) -> sa.Engine:
     return engine
 
 
+def _busy(exc: OperationalError) -> bool:
+    msg = str(exc.orig).lower()
+    return "locked" in msg or "busy" in msg
+
+
 class LedgerConn:
     """Runs ``fn(connection)`` as one read (``read``) or one write transaction (``write``)."""
 
@@ -74,6 +95,7 @@ class LedgerConn:
         self._path = sqlite_file(engine)
         self._sync: sa.Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._reader: sa.Engine | None = None
 
     @property
     def threaded(self) -> bool:
@@ -90,6 +112,14 @@ class LedgerConn:
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """``fn``'s statements, each its own snapshot (autocommit); ``fn`` must not write."""
         if self._path is not None:
+            if self._reader is None:
+                self._reader = _sync_sqlite_engine(self._path, reader=True)
+            try:
+                with self._reader.connect() as c:
+                    return fn(c.execution_options(**{_READ: True}))
+            except OperationalError as exc:
+                if not _busy(exc):
+                    raise
 
             def run() -> T:
                 assert self._sync is not None
@@ -117,7 +147,10 @@ class LedgerConn:
             return await ac.run_sync(fn)
 
     async def close(self) -> None:
-        """Close the connection and stop the thread (the next call opens them again)."""
+        """Close the connections and stop the thread (the next call opens them again)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.dispose()
         thread, self._thread = self._thread, None
         if thread is None:
             return

@@ -4,6 +4,8 @@ the ingest batch processed record by record concurrently: the guarantees they ca
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,3 +168,50 @@ async def test_a_batch_repeating_an_event_id_answers_the_copy_as_a_duplicate(
     assert [r.duplicate for r in res.results] == [False, False, True]
     assert res.results[2].outcomes[0].run_workflow_id == res.results[0].outcomes[0].run_workflow_id
     assert len(core.starter.runs) == 2
+
+
+async def test_a_read_held_up_by_a_lock_waits_on_the_thread_not_on_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """SQLite reads run on the event loop (a WAL reader does not wait for writers); when the
+    file is locked after all, the read moves to the ledger's thread instead of stalling."""
+    from enrollment.db import migrate
+    from enrollment.ledger import Ledger
+    from enrollment.ledger_conn import READ_BUSY_S
+
+    from crmflow.db import create_engine, session_factory
+
+    path = tmp_path / "enrollment.db"
+    await migrate(f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    ledger = Ledger(session_factory(engine))
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")  # holds the file until it closes
+    blocker.execute("BEGIN EXCLUSIVE")
+    blocker.execute("DELETE FROM processed_event")
+    blocker.execute("COMMIT")
+    loop = asyncio.get_running_loop()
+    loop.call_later(1.0, blocker.close)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    tick = asyncio.create_task(ticker())
+    try:
+        t0 = loop.time()
+        state = await ledger.event_state(
+            tenant_id="t", event_id="e", object_type="contact", record_id="r"
+        )
+        waited = loop.time() - t0
+    finally:
+        tick.cancel()
+        await ledger.close()
+        await engine.dispose()
+    assert state == (None, [])
+    assert waited >= 0.9  # it did wait for the lock...
+    assert max(gaps) < READ_BUSY_S + 0.5  # ...but not on the event loop (1 s)
