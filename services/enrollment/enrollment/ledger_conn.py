@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -96,6 +97,7 @@ class LedgerConn:
         self._sync: sa.Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._reader: sa.Engine | None = None
+        self._reader_thread = 0  # the one thread (an event loop's) that uses the reader
 
     @property
     def threaded(self) -> bool:
@@ -114,12 +116,14 @@ class LedgerConn:
         if self._path is not None:
             if self._reader is None:
                 self._reader = _sync_sqlite_engine(self._path, reader=True)
-            try:
-                with self._reader.connect() as c:
-                    return fn(c.execution_options(**{_READ: True}))
-            except OperationalError as exc:
-                if not _busy(exc):
-                    raise
+                self._reader_thread = threading.get_ident()
+            if self._reader_thread == threading.get_ident():  # else: an event loop elsewhere
+                try:
+                    with self._reader.connect() as c:
+                        return fn(c.execution_options(**{_READ: True}))
+                except OperationalError as exc:
+                    if not _busy(exc):
+                        raise
 
             def run() -> T:
                 assert self._sync is not None
