@@ -99,11 +99,6 @@ class LedgerConn:
         self._reader: sa.Engine | None = None
         self._reader_thread = 0  # the one thread (an event loop's) that uses the reader
 
-    @property
-    def threaded(self) -> bool:
-        """True when statements run on the ledger's own SQLite connection and thread."""
-        return self._path is not None
-
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         if self._thread is None:
             assert self._path is not None
