@@ -323,6 +323,9 @@ class Enroller:
                 run_id_for=lambda n: enrollment_workflow_id(
                     tenant, wf, cw.object_type, record_id, n
                 ),
+                # the rules above read this fact: another process enrolling the record since
+                # (our per-record lock is in-process only) makes the reservation fail
+                expect_last_number=fact.last_number if fact is not None else 0,
             )
             if row is None:
                 return Outcome(

@@ -3,6 +3,12 @@
 Keyword-only functions over an async session factory. The ledger row of an enrollment is
 written (status ``pending``) and committed before its Temporal workflow is started; the unique
 enrollment number makes a second concurrent enrollment of the same record impossible.
+
+The operations on an ingested event's path (``event_state``, ``enroll_state``, ``reserve``,
+``mark_processed``, ``set_status``, ``count_occurrence``, ``current``, ``record_facts``...) are
+SQLAlchemy Core functions run by ``LedgerConn`` as ONE read or ONE write transaction each (one
+trip to the database thread on SQLite); the rest (revisions, history, retention) uses ORM
+sessions.
 """
 
 from __future__ import annotations
@@ -13,13 +19,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import delete, func, or_, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crmflow.model.criteria import CURRENT, PAST, enrollment_property
+from enrollment.ledger_conn import LedgerConn
 from enrollment.tables import (
     ActiveRevision,
     EnrollmentFact,
@@ -33,11 +44,67 @@ ACTIVE = ("pending", "running")
 
 Sessions = async_sessionmaker[AsyncSession]
 
+ROW = EnrollmentRow.__table__  # type: ignore[attr-defined]
+FACT = EnrollmentFact.__table__  # type: ignore[attr-defined]
+DONE = ProcessedEvent.__table__  # type: ignore[attr-defined]
+OCCURRENCE = EventOccurrence.__table__  # type: ignore[attr-defined]
+
+# The hot statements, built once with bindparams (no per-call statement building or cache keys).
+_RECORD = (
+    ROW.c.tenant_id == sa.bindparam("t"),
+    ROW.c.object_type == sa.bindparam("ot"),
+    ROW.c.record_id == sa.bindparam("rid"),
+)
+_IN_WORKFLOW = (*_RECORD, ROW.c.workflow_id == sa.bindparam("wf"))
+PROCESSED_BY_ID = sa.select(DONE.c.outcomes).where(
+    DONE.c.tenant_id == sa.bindparam("t"), DONE.c.event_id == sa.bindparam("e")
+)
+ACTIVE_OF_RECORD = sa.select(ROW).where(*_RECORD, ROW.c.status.in_(ACTIVE))
+ACTIVE_IN_WORKFLOW = (
+    sa.select(ROW)
+    .where(*_IN_WORKFLOW, ROW.c.status.in_(ACTIVE))
+    .order_by(ROW.c.enrollment_number.desc())
+)
+ACTIVE_OR_BY_EVENT = (
+    sa.select(ROW)
+    .where(
+        *_IN_WORKFLOW,
+        or_(ROW.c.status.in_(ACTIVE), ROW.c.trigger_event_id == sa.bindparam("e")),
+    )
+    .order_by(ROW.c.enrollment_number.desc())
+)
+FACT_BY_KEY = sa.select(FACT).where(
+    FACT.c.tenant_id == sa.bindparam("t"),
+    FACT.c.workflow_id == sa.bindparam("wf"),
+    FACT.c.object_type == sa.bindparam("ot"),
+    FACT.c.record_id == sa.bindparam("rid"),
+)
+
+
+def _enrollment(r: Any) -> EnrollmentRow:
+    return EnrollmentRow(**r._mapping)
+
+
+def _fact(r: Any) -> EnrollmentFact | None:
+    return None if r is None else EnrollmentFact(**r._mapping)
+
+
+def _insert_or_ignore(c: Connection, table: Any, values: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL spell it alike)."""
+    ins = postgresql.insert if c.dialect.name == "postgresql" else sqlite_dialect.insert
+    c.execute(ins(table).values(**values).on_conflict_do_nothing())
+
+
+class _Conflict(Exception):
+    """Another enrollment of the record moved its fact first (raised to roll back)."""
+
 
 class Ledger:
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
         bind = sessions.kw.get("bind")
+        assert bind is not None, "the session factory must be bound to the engine"
+        self.conn = LedgerConn(bind)
         sqlite = bind is not None and bind.dialect.name == "sqlite"
         # SQLite has one writer; concurrent writers wait in its busy handler, which sleeps in
         # growing steps (tens of ms). One in-process writer at a time keeps latency flat.
@@ -46,6 +113,14 @@ class Ledger:
     def writing(self) -> Any:
         """Hold around a write transaction (a no-op on PostgreSQL)."""
         return self._writing
+
+    async def _write(self, fn: Any) -> Any:
+        async with self.writing():
+            return await self.conn.write(fn)
+
+    async def close(self) -> None:
+        """Release the ledger's own connection and thread (the engine is the caller's)."""
+        await self.conn.close()
 
     # Active revisions -------------------------------------------------------------------
     async def save_revision(self, row: ActiveRevision) -> None:
@@ -77,19 +152,13 @@ class Ledger:
         self, *, tenant_id: str, workflow_id: str, object_type: str, record_id: str
     ) -> EnrollmentRow | None:
         """The record's active (pending or running) enrollment in the workflow, if any."""
-        async with self.sessions() as s:
-            q = (
-                select(EnrollmentRow)
-                .where(
-                    EnrollmentRow.tenant_id == tenant_id,
-                    EnrollmentRow.workflow_id == workflow_id,
-                    EnrollmentRow.object_type == object_type,
-                    EnrollmentRow.record_id == record_id,
-                    col(EnrollmentRow.status).in_(ACTIVE),
-                )
-                .order_by(col(EnrollmentRow.enrollment_number).desc())
-            )
-            return (await s.exec(q)).first()
+        p = {"t": tenant_id, "wf": workflow_id, "ot": object_type, "rid": record_id}
+
+        def run(c: Connection) -> EnrollmentRow | None:
+            r = c.execute(ACTIVE_IN_WORKFLOW, p).first()
+            return None if r is None else _enrollment(r)
+
+        return await self.conn.read(run)  # type: ignore[no-any-return]
 
     async def enroll_state(
         self,
@@ -100,31 +169,22 @@ class Ledger:
         record_id: str,
         event_id: str = "",
     ) -> tuple[EnrollmentRow | None, EnrollmentRow | None, EnrollmentFact | None]:
-        """(row enrolled by this event, active row, fact) in one session: what the rules read.
+        """(row enrolled by this event, active row, fact) in one trip: what the rules read.
 
         One query finds both the active row and a row this event created (a redelivery after
         a crash), since both are rows of the same record in the same workflow."""
-        async with self.sessions() as s:
-            wanted: Any = col(EnrollmentRow.status).in_(ACTIVE)
-            if event_id:
-                wanted = or_(wanted, col(EnrollmentRow.trigger_event_id) == event_id)
-            rows = (
-                await s.exec(
-                    select(EnrollmentRow)
-                    .where(
-                        EnrollmentRow.tenant_id == tenant_id,
-                        EnrollmentRow.workflow_id == workflow_id,
-                        EnrollmentRow.object_type == object_type,
-                        EnrollmentRow.record_id == record_id,
-                        wanted,
-                    )
-                    .order_by(col(EnrollmentRow.enrollment_number).desc())
-                )
-            ).all()
+        p = {"t": tenant_id, "wf": workflow_id, "ot": object_type, "rid": record_id, "e": event_id}
+
+        def run(c: Connection) -> tuple[Any, Any, Any]:
+            rows = [
+                _enrollment(r)
+                for r in c.execute(ACTIVE_OR_BY_EVENT if event_id else ACTIVE_IN_WORKFLOW, p)
+            ]
             prior = next((r for r in rows if event_id and r.trigger_event_id == event_id), None)
             current = next((r for r in rows if r.status in ACTIVE), None)
-            fact = await s.get(EnrollmentFact, (tenant_id, workflow_id, object_type, record_id))
-            return prior, current, fact
+            return prior, current, _fact(c.execute(FACT_BY_KEY, p).first())
+
+        return await self.conn.read(run)  # type: ignore[no-any-return]
 
     async def fact(
         self, *, tenant_id: str, workflow_id: str, object_type: str, record_id: str
@@ -156,15 +216,26 @@ class Ledger:
         event_id: str,
         now: datetime,
         run_id_for: Any,
+        expect_last_number: int | None = None,
     ) -> EnrollmentRow | None:
-        """Write the next enrollment (status pending) and bump the fact, atomically.
+        """Write the next enrollment (status pending) and bump the fact, in one transaction.
 
-        Returns None when another enrollment took that number first (never twice at once).
+        Returns None when another enrollment took that number first (never twice at once),
+        or, with ``expect_last_number`` (the fact's ``last_number`` the caller's rules read;
+        0: no fact), when the record's fact moved since: an enrollment by another process
+        came in between, and the rules would have to be read again.
         ``run_id_for(number)`` gives the deterministic Temporal workflow id.
         """
-        async with self.writing(), self.sessions() as s:
-            fact = await s.get(EnrollmentFact, (tenant_id, workflow_id, object_type, record_id))
-            number = (fact.last_number if fact else 0) + 1
+        key = {"t": tenant_id, "wf": workflow_id, "ot": object_type, "rid": record_id}
+
+        def run(c: Connection) -> EnrollmentRow | None:
+            # SQLite: inside BEGIN IMMEDIATE, so no other writer moves the fact before COMMIT.
+            # PostgreSQL: the update below only applies to the number read (else _Conflict).
+            fact = c.execute(FACT_BY_KEY, key).first()
+            last = fact.last_number if fact is not None else 0
+            if expect_last_number is not None and last != expect_last_number:
+                return None
+            number = last + 1
             row = EnrollmentRow(
                 tenant_id=tenant_id,
                 workflow_id=workflow_id,
@@ -178,10 +249,11 @@ class Ledger:
                 run_workflow_id=run_id_for(number),
                 status="pending",
             )
-            s.add(row)
+            values = row.model_dump(exclude={"id"})
+            row.id = c.execute(sa.insert(ROW).values(**values)).inserted_primary_key[0]  # type: ignore[index]
             if fact is None:
-                s.add(
-                    EnrollmentFact(
+                c.execute(
+                    sa.insert(FACT).values(
                         tenant_id=tenant_id,
                         workflow_id=workflow_id,
                         object_type=object_type,
@@ -193,16 +265,29 @@ class Ledger:
                     )
                 )
             else:
-                fact.last_enrolled_at = now
-                fact.enrollment_count += 1
-                fact.last_number = number
-                s.add(fact)
-            try:
-                await s.commit()
-            except IntegrityError:
-                await s.rollback()
-                return None
+                moved = c.execute(
+                    sa.update(FACT)
+                    .where(
+                        FACT.c.tenant_id == tenant_id,
+                        FACT.c.workflow_id == workflow_id,
+                        FACT.c.object_type == object_type,
+                        FACT.c.record_id == record_id,
+                        FACT.c.last_number == last,
+                    )
+                    .values(
+                        last_enrolled_at=now,
+                        enrollment_count=FACT.c.enrollment_count + 1,
+                        last_number=number,
+                    )
+                )
+                if moved.rowcount != 1:
+                    raise _Conflict
             return row
+
+        try:
+            return await self._write(run)  # type: ignore[no-any-return]
+        except (IntegrityError, _Conflict):
+            return None
 
     async def set_status(
         self, row_id: int, status: str, *, now: datetime | None = None, reason: str = ""
@@ -212,23 +297,16 @@ class Ledger:
             values["ended_at"] = now
         if reason:
             values["unenroll_reason"] = reason
-        async with self.writing(), self.sessions() as s:
-            await s.execute(
-                update(EnrollmentRow).where(col(EnrollmentRow.id) == row_id).values(**values)
-            )
-            await s.commit()
+        stmt = sa.update(ROW).where(ROW.c.id == row_id).values(**values)
+        await self._write(lambda c: c.execute(stmt))
 
     async def active_for_record(
         self, *, tenant_id: str, object_type: str, record_id: str
     ) -> Sequence[EnrollmentRow]:
-        async with self.sessions() as s:
-            q = select(EnrollmentRow).where(
-                EnrollmentRow.tenant_id == tenant_id,
-                EnrollmentRow.object_type == object_type,
-                EnrollmentRow.record_id == record_id,
-                col(EnrollmentRow.status).in_(ACTIVE),
-            )
-            return (await s.exec(q)).all()
+        p = {"t": tenant_id, "ot": object_type, "rid": record_id}
+        return await self.conn.read(  # type: ignore[no-any-return]
+            lambda c: [_enrollment(r) for r in c.execute(ACTIVE_OF_RECORD, p)]
+        )
 
     async def active_in_workflow(
         self, *, tenant_id: str, workflow_id: str, limit: int = 1000, after_id: int = 0
@@ -277,22 +355,16 @@ class Ledger:
     async def event_state(
         self, *, tenant_id: str, event_id: str, object_type: str, record_id: str
     ) -> tuple[list[dict[str, Any]] | None, list[EnrollmentRow]]:
-        """(outcomes if the event was processed, the record's active enrollments) at once."""
-        async with self.sessions() as s:
-            done = await s.get(ProcessedEvent, (tenant_id, event_id))
+        """(outcomes if the event was processed, the record's active enrollments) in one trip."""
+        p = {"t": tenant_id, "e": event_id, "ot": object_type, "rid": record_id}
+
+        def run(c: Connection) -> tuple[list[dict[str, Any]] | None, list[EnrollmentRow]]:
+            done = c.execute(PROCESSED_BY_ID, p).first()
             if done is not None:
                 return list(done.outcomes), []
-            rows = (
-                await s.exec(
-                    select(EnrollmentRow).where(
-                        EnrollmentRow.tenant_id == tenant_id,
-                        EnrollmentRow.object_type == object_type,
-                        EnrollmentRow.record_id == record_id,
-                        col(EnrollmentRow.status).in_(ACTIVE),
-                    )
-                )
-            ).all()
-            return None, list(rows)
+            return None, [_enrollment(r) for r in c.execute(ACTIVE_OF_RECORD, p)]
+
+        return await self.conn.read(run)  # type: ignore[no-any-return]
 
     # Enrollment facts as virtual properties ("has been enrolled in workflow X") -----------
     async def record_facts(
@@ -308,26 +380,29 @@ class Ledger:
         active: dict[str, list[EnrollmentRow]] = {r: [] for r in record_ids}
         if not record_ids:
             return facts, active
-        async with self.sessions() as s:
-            fq = select(EnrollmentFact).where(
-                EnrollmentFact.tenant_id == tenant_id,
-                EnrollmentFact.object_type == object_type,
-                col(EnrollmentFact.record_id).in_(list(record_ids)),
-            )
-            aq = select(EnrollmentRow).where(
-                EnrollmentRow.tenant_id == tenant_id,
-                EnrollmentRow.object_type == object_type,
-                col(EnrollmentRow.record_id).in_(list(record_ids)),
-                col(EnrollmentRow.status).in_(ACTIVE),
-            )
-            if workflow_ids:
-                fq = fq.where(col(EnrollmentFact.workflow_id).in_(list(workflow_ids)))
-                aq = aq.where(col(EnrollmentRow.workflow_id).in_(list(workflow_ids)))
-            for f in (await s.exec(fq.order_by(col(EnrollmentFact.workflow_id)))).all():
-                if f.enrollment_count > 0:
-                    facts[f.record_id].append(f)
-            for r in (await s.exec(aq)).all():
-                active[r.record_id].append(r)
+        fq = sa.select(FACT).where(
+            FACT.c.tenant_id == tenant_id,
+            FACT.c.object_type == object_type,
+            FACT.c.record_id.in_(list(record_ids)),
+        )
+        aq = sa.select(ROW).where(
+            ROW.c.tenant_id == tenant_id,
+            ROW.c.object_type == object_type,
+            ROW.c.record_id.in_(list(record_ids)),
+            ROW.c.status.in_(ACTIVE),
+        )
+        if workflow_ids:
+            fq = fq.where(FACT.c.workflow_id.in_(list(workflow_ids)))
+            aq = aq.where(ROW.c.workflow_id.in_(list(workflow_ids)))
+
+        def run(c: Connection) -> None:
+            for r in c.execute(fq.order_by(FACT.c.workflow_id)):
+                if r.enrollment_count > 0:
+                    facts[r.record_id].append(EnrollmentFact(**r._mapping))
+            for r in c.execute(aq):
+                active[r.record_id].append(_enrollment(r))
+
+        await self.conn.read(run)
         return facts, active
 
     async def fact_properties(
@@ -387,37 +462,27 @@ class Ledger:
     ) -> None:
         """Remember the event, and in the same transaction mark the enrollments it started as
         running (one write per event instead of one per start; a crash in between leaves them
-        pending, which the recovery sweep resolves without a duplicate)."""
-        async with self.writing(), self.sessions() as s:
+        pending, which the recovery sweep resolves without a duplicate). A concurrent
+        redelivery that finished first keeps its outcomes (same effect)."""
+
+        def run(c: Connection) -> None:
             if running_ids:
-                await s.execute(
-                    update(EnrollmentRow)
-                    .where(
-                        col(EnrollmentRow.id).in_(list(running_ids)),
-                        col(EnrollmentRow.status) == "pending",
-                    )
-                    .values(status="running")
-                )
-            s.add(
-                ProcessedEvent(
-                    tenant_id=tenant_id, event_id=event_id, processed_at=now, outcomes=outcomes
-                )
+                _set_running(c, running_ids)
+            _insert_or_ignore(
+                c,
+                DONE,
+                {
+                    "tenant_id": tenant_id,
+                    "event_id": event_id,
+                    "processed_at": now,
+                    "outcomes": outcomes,
+                },
             )
-            try:
-                await s.commit()
-            except IntegrityError:  # a concurrent redelivery finished first: same effect
-                await s.rollback()
-                if running_ids:
-                    await self.set_many_running(running_ids)
+
+        await self._write(run)
 
     async def set_many_running(self, ids: Sequence[int]) -> None:
-        async with self.writing(), self.sessions() as s:
-            await s.execute(
-                update(EnrollmentRow)
-                .where(col(EnrollmentRow.id).in_(list(ids)), col(EnrollmentRow.status) == "pending")
-                .values(status="running")
-            )
-            await s.commit()
+        await self._write(lambda c: _set_running(c, ids))
 
     # Event counts (refinements) -------------------------------------------------------------
     async def count_occurrence(
@@ -433,37 +498,37 @@ class Ledger:
         window_end: datetime | None,
     ) -> int:
         """Record this occurrence (idempotent by event id) and count them in the window."""
-        async with self.writing(), self.sessions() as s:
-            if await s.get(EventOccurrence, (tenant_id, event_id, event_key)) is None:
-                s.add(
-                    EventOccurrence(
-                        tenant_id=tenant_id,
-                        event_id=event_id,
-                        event_key=event_key,
-                        object_type=object_type,
-                        record_id=record_id,
-                        occurred_at=occurred_at,
-                    )
-                )
-                try:
-                    await s.commit()
-                except IntegrityError:
-                    await s.rollback()
-            q = (
-                select(func.count())
-                .select_from(EventOccurrence)
-                .where(
-                    EventOccurrence.tenant_id == tenant_id,
-                    EventOccurrence.object_type == object_type,
-                    EventOccurrence.record_id == record_id,
-                    EventOccurrence.event_key == event_key,
-                )
+        q = (
+            sa.select(func.count())
+            .select_from(OCCURRENCE)
+            .where(
+                OCCURRENCE.c.tenant_id == tenant_id,
+                OCCURRENCE.c.object_type == object_type,
+                OCCURRENCE.c.record_id == record_id,
+                OCCURRENCE.c.event_key == event_key,
             )
-            if window_start is not None:
-                q = q.where(col(EventOccurrence.occurred_at) >= window_start)
-            if window_end is not None:
-                q = q.where(col(EventOccurrence.occurred_at) <= window_end)
-            return int((await s.exec(q)).one())
+        )
+        if window_start is not None:
+            q = q.where(OCCURRENCE.c.occurred_at >= window_start)
+        if window_end is not None:
+            q = q.where(OCCURRENCE.c.occurred_at <= window_end)
+
+        def run(c: Connection) -> int:
+            _insert_or_ignore(
+                c,
+                OCCURRENCE,
+                {
+                    "tenant_id": tenant_id,
+                    "event_id": event_id,
+                    "event_key": event_key,
+                    "object_type": object_type,
+                    "record_id": record_id,
+                    "occurred_at": occurred_at,
+                },
+            )
+            return int(c.execute(q).scalar_one())
+
+        return await self._write(run)  # type: ignore[no-any-return]
 
     # Retention ---------------------------------------------------------------------------
     async def prune(
@@ -497,6 +562,14 @@ class Ledger:
                 "processed_events": p.rowcount,  # type: ignore[attr-defined]
                 "occurrences": o.rowcount,  # type: ignore[attr-defined]
             }
+
+
+def _set_running(c: Connection, ids: Sequence[int]) -> None:
+    c.execute(
+        sa.update(ROW)
+        .where(ROW.c.id.in_(list(ids)), ROW.c.status == "pending")
+        .values(status="running")
+    )
 
 
 def virtual_properties(

@@ -99,6 +99,7 @@ async def start(
             res = close()
             if asyncio.iscoroutine(res):
                 await res
+        await ledger.close()
         await engine.dispose()
 
     running.on_stop.append(_cleanup)

@@ -122,6 +122,7 @@ async def test_date_property_tick_after_a_long_wait(
             tenant_id=tenant_id, workflow_id="renewals", record_id="later"
         )
     await records.close()
+    await enroller.ledger.close()
     await engine.dispose()
 
 
@@ -190,4 +191,5 @@ async def test_maintenance_workflow_prunes_and_recovers(
         assert result.recovered == 1 and set(result.pruned) >= {"history", "facts"}
         desc = await env.client.get_workflow_handle(row.run_workflow_id).describe()
         assert desc.workflow_type == "EnrolledRecord"
+    await enroller.ledger.close()
     await engine.dispose()

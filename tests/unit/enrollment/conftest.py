@@ -176,4 +176,5 @@ async def core(tmp_path: Path, db_url: str) -> AsyncIterator[Core]:
         )
     finally:
         await records.close()
+        await ledger.close()
         await engine.dispose()
