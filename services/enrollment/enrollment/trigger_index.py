@@ -216,12 +216,17 @@ class TriggerIndex:
 
         if changes or created:
             sure: set[TriggerRef] = set()
-            for ref in scope.rising.rising(changes, now, created=created, new=new, sure=sure):
+            flipped: set[TriggerRef] = set()
+            for ref in scope.rising.rising(
+                changes, now, created=created, new=new, sure=sure, flipped=flipped
+            ):
                 cw = self._workflows[(key, ref.workflow_id)]
                 matcher = cw.criteria[(ref.role, ref.idx)][1]
-                # ``sure``: a term passed every filter on ``new``, the group matches it
-                if (ref in sure or matcher(new, now, EMPTY)) and (
-                    created or not matcher(old, now, EMPTY)
+                # ``flipped``: decided by the index on both states (exact terms); ``sure``: a
+                # term holds on ``new``, the group matches it; the rest is confirmed here
+                if ref in flipped or (
+                    (ref in sure or matcher(new, now, EMPTY))
+                    and (created or not matcher(old, now, EMPTY))
                 ):
                     out.append(Match(cw, ref.role, ref.idx, "criteria"))
             if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:
@@ -229,7 +234,10 @@ class TriggerIndex:
                 # rules directly is exact and cheaper than asking the indexes for all of them.
                 self._leaving_direct(scope, enrolled_in, new, old, now, created, out)
             elif leaving:
-                for ref in scope.leaving.rising(changes, now, created=created, new=new):
+                decided: set[TriggerRef] = set()
+                for ref in scope.leaving.rising(
+                    changes, now, created=created, new=new, flipped=decided
+                ):
                     if not enrolled(ref.workflow_id):
                         continue
                     cw = self._workflows[(key, ref.workflow_id)]
@@ -238,16 +246,20 @@ class TriggerIndex:
                         m, kind = cw.goal, "goal"
                     else:
                         m, kind = cw.criteria[(ref.role, ref.idx)][1], "criteria"
-                    if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
+                    if ref in decided or (
+                        m(new, now, EMPTY) and (created or not m(old, now, EMPTY))
+                    ):
                         out.append(Match(cw, ref.role, ref.idx if kind != "goal" else -1, kind))
                 if not created:
-                    for ref in scope.falling.falling(changes, now, old=old):
+                    gone: set[TriggerRef] = set()
+                    for ref in scope.falling.falling(changes, now, old=old, flipped=gone):
                         if not enrolled(ref.workflow_id):
                             continue
                         cw = self._workflows[(key, ref.workflow_id)]
                         assert cw.stay_matcher is not None
-                        if cw.stay_matcher(old, now, EMPTY) and not cw.stay_matcher(
-                            new, now, EMPTY
+                        if ref in gone or (
+                            cw.stay_matcher(old, now, EMPTY)
+                            and not cw.stay_matcher(new, now, EMPTY)
                         ):
                             out.append(Match(cw, "stay", kind="criteria_not_met"))
         seen: set[TriggerRef] = set()

@@ -138,13 +138,16 @@ def terms_of(group: FilterGroup, max_terms: int = MAX_TERMS) -> list[Term]:
 # conditions depends on (a dict lookup by normalised value for eq/in/neq/not_in, a bisect among
 # sorted thresholds for ordered operators, a few predicate calls for the rest) and cached by
 # value, so an event costs a few big-int operations per property, not a Python step per term.
-# Masks are stored complemented (``nf = ~F``): narrowing a candidate set is then one ``&=``.
+# Masks are stored as what passes (``nf = live terms ^ F``): narrowing a candidate set is
+# then one ``&=``.
 
 _ORDERED = {"gt": "gt", "after": "gt", "gte": "gte", "lt": "lt", "before": "lt", "lte": "lte"}
 _SPANS = ("within_last_days", "within_next_days", "more_than_days_ago")
 # Cached false masks per property (by value): enumerations hit, high-cardinality values
 # (timestamps, amounts) miss and are recomputed; the cap bounds memory (each entry is a mask).
 CACHE_CAP = 128
+# Properties with only ordered conditions cache by region (at most 2 per threshold + 1).
+REGION_CACHE_CAP = 8192
 _NONE_KEY = ("none",)
 
 
@@ -222,22 +225,27 @@ class _Prop:
     structures derived from the conditions (rebuilt after edits) that give false masks."""
 
     __slots__ = (
+        "by_region",
         "cache",
         "conds",
         "eq_all",
-        "eq_true",
+        "eq_layers",
+        "fast",
         "generic",
         "in_all",
-        "in_true",
+        "in_layers",
         "known",
         "loose",
         "name",
         "neq_false",
         "notin_false",
         "num",
+        "num_cs",
         "spans",
         "touch",
         "ts",
+        "ts_cs",
+        "universe",
         "unknown",
     )
 
@@ -246,17 +254,19 @@ class _Prop:
         self.conds: dict[tuple[str, str, str], _Cond] = {}
         self.touch = 0  # terms with a condition on this property
         self.loose = 0  # terms that read it loosely (association, over-large OR)
+        self.universe = 0  # every live term of the index (set by the index)
         self.rebuild()
 
     def rebuild(self) -> None:
         self.cache: dict[Hashable, int] = {}
         # eq / in: per value, the terms whose condition that value meets. A term with two
-        # such conditions on one property would be wrongly cleared by the one that holds, so
-        # only a term's first condition of each kind goes here, the others to ``generic``.
-        self.eq_true: dict[Any, int] = {}
-        self.eq_all = 0
-        self.in_true: dict[str, int] = {}
-        self.in_all = 0
+        # such conditions on one property would be wrongly kept by the one that holds, so
+        # they are layered: a term's k-th condition of the kind goes to layer k, and each
+        # layer (value -> terms, all its terms) is exact on its own.
+        self.eq_layers: list[tuple[dict[Any, int], int]] = []
+        self.in_layers: list[tuple[dict[str, int], int]] = []
+        eq_layers: list[list[Any]] = []
+        in_layers: list[list[Any]] = []
         # neq / not_in: per value, the terms whose condition that value fails.
         self.neq_false: dict[Any, int] = {}
         self.notin_false: dict[str, int] = {}
@@ -265,7 +275,6 @@ class _Prop:
         ts: dict[str, list[tuple[float, int]]] = {}
         spans: dict[str, list[tuple[float, int]]] = {}
         self.generic: list[tuple[Predicate, int]] = []
-        eq_seen = in_seen = 0
         for cond in self.conds.values():
             f, m = cond.f, cond.mask
             op = f.operator
@@ -276,27 +285,14 @@ class _Prop:
                 elif op == "neq":
                     self.neq_false[k] = self.neq_false.get(k, 0) | m
                 else:
-                    first, rest = m & ~eq_seen, m & eq_seen
-                    eq_seen |= m
-                    if first:
-                        self.eq_true[k] = self.eq_true.get(k, 0) | first
-                        self.eq_all |= first
-                    if rest:
-                        self.generic.append((get_operator(op).make(f), rest))
+                    _layer(eq_layers, m, (k,))
             elif op in ("in", "not_in"):
                 wanted = {as_text(x) for x in f.values}
                 if op == "not_in":
                     for w in wanted:
                         self.notin_false[w] = self.notin_false.get(w, 0) | m
                     continue
-                first, rest = m & ~in_seen, m & in_seen
-                in_seen |= m
-                if first:
-                    self.in_all |= first
-                    for w in wanted:
-                        self.in_true[w] = self.in_true.get(w, 0) | first
-                if rest:
-                    self.generic.append((get_operator(op).make(f), rest))
+                _layer(in_layers, m, wanted)
             elif op in _ORDERED:
                 # the operator's own coercion: a numeric operand compares numbers, else dates
                 n = as_number(f.value)
@@ -321,26 +317,68 @@ class _Prop:
                 self.unknown |= m
             else:
                 self.generic.append((get_operator(op).make(f), m))
+        self.eq_layers = [(d, a) for d, a, _seen in eq_layers]
+        self.in_layers = [(d, a) for d, a, _seen in in_layers]
+        self.eq_all = 0
+        for _d, a in self.eq_layers:
+            self.eq_all |= a
+        self.in_all = 0
+        for _d, a in self.in_layers:
+            self.in_all |= a
         # gt fails for thresholds >= x and gte for > x (suffixes); lt, lte the mirror image
         self.num = tuple((fam, _Sorted(p, fam in ("gt", "gte"))) for fam, p in num.items())
         self.ts = tuple((fam, _Sorted(p, fam in ("gt", "gte"))) for fam, p in ts.items())
         self.spans = tuple((op, _Sorted(p, op == "more_than_days_ago")) for op, p in spans.items())
+        # Only ordered and known/unknown conditions: the false mask depends on the value only
+        # through where it falls among the thresholds (below, at or above each), so it is
+        # cached by that region: amounts and timestamps, all distinct, share a few entries.
+        self.by_region = not (
+            self.eq_all or self.in_all or self.neq_false or self.notin_false or self.generic
+        )
+        self.num_cs = sorted({c for _f, s in self.num for c in s.cs})
+        self.ts_cs = sorted({c for _f, s in self.ts for c in s.cs})
+        # a string value's mask is one dict lookup (the index's hot loop inlines it)
+        self.fast = not self.by_region and not self.spans
 
     def nf(self, v: Any, t: float) -> int:
-        """~F(v): the complement of the terms with a condition on this property that ``v``
-        fails (``t``: now, POSIX seconds, for the relative-date operators)."""
-        k = _vkey(v)
+        """The live terms except those with a condition on this property that ``v`` fails
+        (``t``: now, POSIX seconds, for the relative-date operators). Kept non-negative
+        (``universe ^ F``, not ``~F``): ``&`` with a negative int costs 4x more."""
+        if self.by_region:
+            k = self._region(v)
+            cap = REGION_CACHE_CAP
+        else:
+            k = v if type(v) is str else _vkey(v)
+            cap = CACHE_CAP
         if k is None:
-            r = ~self._static_false(v)
+            r = self.universe ^ self._static_false(v)
         else:
             r = self.cache.get(k)  # type: ignore[assignment]
             if r is None:
-                if len(self.cache) >= CACHE_CAP:
+                if len(self.cache) >= cap:
                     self.cache.clear()
-                r = self.cache[k] = ~self._static_false(v)
+                r = self.cache[k] = self.universe ^ self._static_false(v)
         if self.spans:
-            r &= ~self._span_false(v, t)
+            r ^= r & self._span_false(v, t)
         return r
+
+    def _region(self, v: Any) -> Hashable:
+        """(numeric region, date region, unknown): region 2i is between thresholds i-1 and i,
+        2i+1 exactly at threshold i, -1 no number / date."""
+        rn = rt = -1
+        if self.num_cs:
+            x = as_number(v)
+            if x is not None and x == x:
+                cs = self.num_cs
+                i = bisect.bisect_left(cs, x)
+                rn = 2 * i + (i < len(cs) and cs[i] == x)
+        if self.ts_cs:
+            y = _ts_or_none(v)
+            if y is not None and y == y:
+                cs = self.ts_cs
+                i = bisect.bisect_left(cs, y)
+                rt = 2 * i + (i < len(cs) and cs[i] == y)
+        return (rn, rt, is_unknown(v))
 
     def _static_false(self, v: Any) -> int:
         unknown = is_unknown(v)
@@ -354,18 +392,17 @@ class _Prop:
                 if k != k:
                     out |= self.eq_all
                 else:
-                    if self.eq_all:
-                        out |= self.eq_all & ~self.eq_true.get(k, 0)
+                    for d, a in self.eq_layers:  # d[k] is a subset of a
+                        out |= a ^ d.get(k, 0)
                     if self.neq_false:
                         out |= self.neq_false.get(k, 0)
             if self.in_all or self.notin_false:
                 elems = as_set(v)
-                if self.in_all:
+                for d, a in self.in_layers:
                     hit = 0
-                    in_true = self.in_true
                     for e in elems:
-                        hit |= in_true.get(e, 0)
-                    out |= self.in_all & ~hit
+                        hit |= d.get(e, 0)
+                    out |= a ^ hit
                 if self.notin_false:
                     notin = self.notin_false
                     for e in elems:
@@ -418,6 +455,25 @@ class _Prop:
                         lo = mid + 1
             out |= s.cum[lo]
         return out
+
+
+def _layer(layers: list[list[Any]], m: int, values: Iterable[Any]) -> None:
+    """File condition terms ``m`` under ``values`` in the first layer where each term has no
+    condition of the kind yet (layer: [value -> terms, all terms, terms seen])."""
+    i = 0
+    while m:
+        if i == len(layers):
+            layers.append([{}, 0, 0])
+        layer = layers[i]
+        part = m & ~layer[2]
+        if part:
+            d = layer[0]
+            for w in values:
+                d[w] = d.get(w, 0) | part
+            layer[1] |= part
+            layer[2] |= part
+            m ^= part
+        i += 1
 
 
 def _ordered_false(fams: tuple[tuple[str, _Sorted], ...], x: float | None) -> int:
@@ -475,6 +531,7 @@ class TransitionIndex(Generic[K]):
         self._all = 0
         self._exact = 0  # terms without loose parts
         self._terms_of: dict[K, list[tuple[int, list[tuple[_Prop, tuple[str, str, str]]]]]] = {}
+        self._key_mask: dict[K, int] = {}  # key -> its terms' bits
         self._dirty: set[_Prop] = set()
         self._order: list[_Prop] = []  # properties with conditions, most-read first
         self._order_dirty = False
@@ -501,6 +558,7 @@ class TransitionIndex(Generic[K]):
         if key in self._terms_of:
             self.remove(key)
         terms = []
+        km = 0
         for term in terms_of(group, self._max_terms):
             if self._free:
                 b = self._free.pop()
@@ -509,6 +567,7 @@ class TransitionIndex(Generic[K]):
                 self._term_key.append(None)
             self._term_key[b] = key
             bit = 1 << b
+            km |= bit
             conds = []
             for f in term.required:
                 pi = self._prop(f.property)
@@ -529,6 +588,7 @@ class TransitionIndex(Generic[K]):
                 self._exact |= bit
             terms.append((b, conds))
         self._terms_of[key] = terms
+        self._key_mask[key] = km
         self._order_dirty = True
         if matches_empty:
             self._match_empty.add(key)
@@ -549,6 +609,7 @@ class TransitionIndex(Generic[K]):
             self._exact &= nb
             self._term_key[b] = None
             self._free.append(b)
+        self._key_mask.pop(key, None)
         self._order_dirty = True
         self._match_empty.discard(key)
 
@@ -556,7 +617,10 @@ class TransitionIndex(Generic[K]):
         for pi in self._dirty:
             pi.rebuild()
         self._dirty.clear()
-        if self._order_dirty:
+        if self._order_dirty:  # terms added or removed: cached masks hold the old universe
+            for pi in self._props.values():
+                pi.universe = self._all
+                pi.cache.clear()
             live = [pi for pi in self._props.values() if pi.touch]
             live.sort(key=lambda pi: -pi.touch.bit_count())
             self._order = live
@@ -583,6 +647,7 @@ class TransitionIndex(Generic[K]):
         created: bool = False,
         new: Mapping[str, Any] | None = None,
         sure: set[K] | None = None,
+        flipped: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone false -> true by ``(property, old, new)`` changes.
 
@@ -591,8 +656,10 @@ class TransitionIndex(Generic[K]):
         meets. ``new``: the record after the change; without it the other properties are
         not checked and the answer is a superset. ``sure`` (with ``new``): receives the
         returned keys whose criteria certainly match ``new`` (a term without loose parts
-        holds), so callers need not evaluate them on it. Keys are returned when a term of
-        theirs flipped; whether another term held already before is the caller's check.
+        holds), so callers need not evaluate them on it. ``flipped`` (with ``new``, not
+        ``created``): receives the returned keys that certainly went false -> true (exact
+        terms on both states: the old record is ``new`` with the changes' old values), which
+        callers need not evaluate at all; the other returned keys they confirm.
         """
         if self._dirty or self._order_dirty:
             self._refresh()
@@ -604,7 +671,7 @@ class TransitionIndex(Generic[K]):
         t = now.timestamp()
         props = self._props
         touched = loose = 0
-        nfo = nfn = -1
+        nfo = nfn = self._all
         changed: dict[str, Any] = {}
         for p, o, n in changes:
             if o is n:
@@ -620,18 +687,65 @@ class TransitionIndex(Generic[K]):
                 nfn &= pi.nf(n, t)
         # flipped on the changed properties: a condition failed on an old value, none fails
         # on a new one (loose terms: a loosely read property changed, or the same)
-        x = ((touched & ~nfo) | loose) & nfn
+        x = ((touched ^ (touched & nfo)) | loose) & nfn
         if not x:
             return out
         if new is None:
             return self._keys(x, out, None)
         get = new.get
+        nfs: list[int] = []  # the unchanged properties' masks, for the old state below
         for pi in self._order:
-            if not x:
-                return out
-            if pi.name not in changed:
-                x &= pi.nf(get(pi.name), t)
-        return self._keys(x, out, sure)
+            name = pi.name
+            if name not in changed:
+                v = get(name)
+                m = pi.cache.get(v) if pi.fast and type(v) is str else None
+                if m is None:
+                    m = pi.nf(v, t)
+                x &= m
+                if not x:
+                    return out
+                nfs.append(m)
+        if flipped is None:
+            return self._keys(x, out, sure)
+        return self._decide(x, nfo, nfs, out, sure, flipped)
+
+    def _decide(
+        self,
+        x: int,
+        nfo: int,
+        nfs: list[int],
+        out: set[K],
+        sure: set[K] | None,
+        flipped: set[K],
+    ) -> set[K]:
+        """Keys of the flipped terms ``x``, decided on the old state too: the other terms of
+        those keys that held on the old record (``nfo``: the changed properties' old values;
+        ``nfs``: the unchanged ones) — an exact one means the key matched already (dropped);
+        none, and no loose term in play, means the key certainly flipped (``flipped``)."""
+        term_key = self._term_key
+        key_mask = self._key_mask
+        exact_all = self._exact
+        keys = {term_key[b] for b in _bits(x)}
+        y = 0
+        for k in keys:
+            y |= key_mask[k]  # type: ignore[index]
+        y = (y ^ (y & x)) & nfo  # terms in x failed on the old record by construction
+        for m in nfs:
+            if not y:
+                break
+            y &= m
+        unsure = y | (x ^ (x & exact_all))  # loose terms: their old (or new) state is unknown
+        for k in keys:
+            km = key_mask[k]  # type: ignore[index]
+            if y & km & exact_all:
+                continue  # an exact term held on the old record: no transition
+            out.add(k)  # type: ignore[arg-type]
+            if km & x & exact_all:
+                if sure is not None:
+                    sure.add(k)  # type: ignore[arg-type]
+                if not km & unsure:
+                    flipped.add(k)  # type: ignore[arg-type]
+        return out
 
     def _keys(self, x: int, out: set[K], sure: set[K] | None) -> set[K]:
         term_key = self._term_key
@@ -640,7 +754,7 @@ class TransitionIndex(Generic[K]):
             out.add(term_key[b])  # type: ignore[arg-type]
         if sure is not None and exact:
             sure.update(term_key[b] for b in _bits(exact))  # type: ignore[misc]
-        for b in _bits(x & ~exact):
+        for b in _bits(x ^ exact):
             out.add(term_key[b])  # type: ignore[arg-type]
         return out
 
@@ -651,11 +765,14 @@ class TransitionIndex(Generic[K]):
         *,
         old: Mapping[str, Any] | None = None,
         sure: set[K] | None = None,
+        flipped: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone true -> false (the mirror image of rising);
         ``old`` is the record before the change (the mirror of ``new``; ``sure`` receives
-        keys certainly matching ``old``)."""
-        return self.rising(((p, n, o) for p, o, n in changes), now, new=old, sure=sure)
+        keys certainly matching ``old``, ``flipped`` keys certainly gone true -> false)."""
+        return self.rising(
+            ((p, n, o) for p, o, n in changes), now, new=old, sure=sure, flipped=flipped
+        )
 
 
 def changed(

@@ -10,7 +10,7 @@ import pytest
 
 from crmflow.criteria import compile_group
 from crmflow.criteria.index import TransitionIndex, norm_eq, terms_of
-from crmflow.criteria.operators import get_operator
+from crmflow.criteria.operators import Predicate, get_operator
 from crmflow.criteria.values import equal
 from crmflow.model.criteria import FilterGroup, PropertyFilter
 
@@ -136,7 +136,7 @@ def test_rising_and_falling_match_brute_force(
     """Against brute force on random criteria, records and changes (with keys removed and
     re-added on the way, so freed term bits are reused): the terms the bitsets find true are
     exactly the terms whose filters all hold; rising/falling never miss a flip and report
-    only keys that match the new record when their terms are exact; ``sure`` keys match.
+    exactly the flips for keys without loose terms (``flipped``); ``sure`` keys match.
     ``cache_cap`` 1: false masks recomputed on nearly every lookup (the cache is no crutch)."""
     import crmflow.criteria.index as index_module
 
@@ -169,14 +169,18 @@ def test_rising_and_falling_match_brute_force(
         want_up = {i for i, m in matchers.items() if m(new, NOW, {}) and not m(old, NOW, {})}
         want_down = {i for i, m in matchers.items() if m(old, NOW, {}) and not m(new, NOW, {})}
         sure: set[int] = set()
-        got_up = idx.rising(changes, NOW, new=new, sure=sure)
+        flipped: set[int] = set()
+        got_up = idx.rising(changes, NOW, new=new, sure=sure, flipped=flipped)
         # "sure" keys skip the caller's evaluation on the new record: they must match it
         assert sure <= got_up and all(matchers[i](new, NOW, {}) for i in sure)
-        # exact keys are reported only when a term holds on the new record
-        assert all(matchers[i](new, NOW, {}) for i in got_up if not loose(groups[i]))
+        # keys without loose terms are decided on both states: exactly the flips
+        exact = {i for i, g in groups.items() if not loose(g)}
+        assert got_up & exact == want_up & exact == flipped, (changes, flipped ^ want_up)
         sure_down: set[int] = set()
-        got_down = idx.falling(changes, NOW, old=old, sure=sure_down)
+        gone: set[int] = set()
+        got_down = idx.falling(changes, NOW, old=old, sure=sure_down, flipped=gone)
         assert all(matchers[i](old, NOW, {}) for i in sure_down)
+        assert got_down & exact == want_down & exact == gone, (changes, gone ^ want_down)
         sures += len(sure)
         assert want_up <= idx.rising(changes, NOW)  # without the new record: a superset
         assert want_up <= got_up, (changes, want_up - got_up)
@@ -201,11 +205,19 @@ def brute_true_terms(
     out = 0
     for key, group in groups.items():
         for (bit, _conds), term in zip(idx._terms_of[key], terms_of(group, 8), strict=True):
-            if all(
-                get_operator(f.operator).make(f)(rec.get(f.property), NOW) for f in term.required
-            ):
+            if all(_pred(f)(rec.get(f.property), NOW) for f in term.required):
                 out |= 1 << bit
     return out
+
+
+_PREDS: dict[tuple[str, str, str], Predicate] = {}
+
+
+def _pred(f: PropertyFilter) -> Predicate:
+    sig = (f.operator, repr(f.value), repr(f.values))
+    if sig not in _PREDS:
+        _PREDS[sig] = get_operator(f.operator).make(f)
+    return _PREDS[sig]
 
 
 def test_index_is_selective() -> None:
