@@ -2,8 +2,10 @@
 
 ``match(event, record)`` is the hot path. It never scans the workflows of a tenant: criteria go
 through a ``TransitionIndex`` keyed by the properties (and values) they read, event triggers
-through a dict keyed by (kind, discriminator), suppression lists by list id. Every candidate is
-then confirmed with the compiled matchers on the old and new record, so the answer is exact.
+through a dict keyed by (kind, discriminator), suppression lists by list id. Criteria the
+index decides on both states (no association / over-large OR parts) are taken as they are; every
+other candidate is confirmed with the compiled matchers on the old and new record, so the answer
+is exact.
 Pure and synchronous: the service applies the rules and side effects (ledger, Temporal).
 """
 

@@ -143,9 +143,12 @@ def terms_of(group: FilterGroup, max_terms: int = MAX_TERMS) -> list[Term]:
 
 _ORDERED = {"gt": "gt", "after": "gt", "gte": "gte", "lt": "lt", "before": "lt", "lte": "lte"}
 _SPANS = ("within_last_days", "within_next_days", "more_than_days_ago")
-# Cached false masks per property (by value): enumerations hit, high-cardinality values
-# (timestamps, amounts) miss and are recomputed; the cap bounds memory (each entry is a mask).
+# Cached masks per property (by value): enumerations hit, high-cardinality values (emails)
+# miss and are recomputed; the cap (this plus twice the values the conditions name) bounds
+# memory (each entry is a mask of every term).
 CACHE_CAP = 128
+# Candidate terms at or below which narrowing visits only the properties they read.
+SMALL = 8
 # Properties with only ordered conditions cache by region (at most 2 per threshold + 1).
 REGION_CACHE_CAP = 8192
 _NONE_KEY = ("none",)
@@ -227,6 +230,7 @@ class _Prop:
     __slots__ = (
         "by_region",
         "cache",
+        "cap",
         "conds",
         "eq_all",
         "eq_layers",
@@ -339,6 +343,13 @@ class _Prop:
         self.ts_cs = sorted({c for _f, s in self.ts for c in s.cs})
         # a string value's mask is one dict lookup (the index's hot loop inlines it)
         self.fast = not self.by_region and not self.spans
+        # room for every value a condition names (500 campaigns), and as many others
+        keys = len(self.neq_false) + len(self.notin_false)
+        for d, _a in self.eq_layers:
+            keys += len(d)
+        for d, _a in self.in_layers:
+            keys += len(d)
+        self.cap = CACHE_CAP + 2 * keys
 
     def nf(self, v: Any, t: float) -> int:
         """The live terms except those with a condition on this property that ``v`` fails
@@ -349,7 +360,7 @@ class _Prop:
             cap = REGION_CACHE_CAP
         else:
             k = v if type(v) is str else _vkey(v)
-            cap = CACHE_CAP
+            cap = self.cap
         if k is None:
             r = self.universe ^ self._static_false(v)
         else:
@@ -527,6 +538,7 @@ class TransitionIndex(Generic[K]):
     def __init__(self, max_terms: int = MAX_TERMS) -> None:
         self._props: dict[str, _Prop] = {}
         self._term_key: list[K | None] = []  # bit -> key
+        self._term_props: list[tuple[_Prop, ...]] = []  # bit -> properties it has conditions on
         self._free: list[int] = []  # bits of removed terms, reused
         self._all = 0
         self._exact = 0  # terms without loose parts
@@ -565,6 +577,7 @@ class TransitionIndex(Generic[K]):
             else:
                 b = len(self._term_key)
                 self._term_key.append(None)
+                self._term_props.append(())
             self._term_key[b] = key
             bit = 1 << b
             km |= bit
@@ -583,6 +596,7 @@ class TransitionIndex(Generic[K]):
                 pi = self._prop(p)
                 pi.loose |= bit
                 conds.append((pi, ("", "", "")))
+            self._term_props[b] = tuple({pi: None for pi, sig in conds if sig[0]})
             self._all |= bit
             if not term.loose:
                 self._exact |= bit
@@ -608,6 +622,7 @@ class TransitionIndex(Generic[K]):
             self._all &= nb
             self._exact &= nb
             self._term_key[b] = None
+            self._term_props[b] = ()
             self._free.append(b)
         self._key_mask.pop(key, None)
         self._order_dirty = True
@@ -692,36 +707,92 @@ class TransitionIndex(Generic[K]):
             return out
         if new is None:
             return self._keys(x, out, None)
+        # Narrow by the unchanged properties' masks on the new record: while many terms are
+        # left, property by property (most-read first); once few are, only the properties
+        # those terms read (a property's mask only clears terms with a condition on it).
         get = new.get
-        nfs: list[int] = []  # the unchanged properties' masks, for the old state below
-        for pi in self._order:
-            name = pi.name
-            if name not in changed:
+        seen: dict[_Prop, int] = {}  # unchanged property -> its mask, reused for the old state
+        small = SMALL
+        if x.bit_count() > small:
+            i = 0
+            for pi in self._order:
+                name = pi.name
+                if name in changed:
+                    continue
                 v = get(name)
-                m = pi.cache.get(v) if pi.fast and type(v) is str else None
-                if m is None:
+                if pi.fast:  # strings and missing values: one dict lookup, no call
+                    m = pi.cache.get(v if type(v) is str else _NONE_KEY if v is None else ())
+                    if m is None:
+                        m = pi.nf(v, t)
+                else:
                     m = pi.nf(v, t)
                 x &= m
                 if not x:
                     return out
-                nfs.append(m)
+                seen[pi] = m
+                i += 1
+                if not i & 3 and x.bit_count() <= small:  # a popcount is not free: every 4th
+                    break
+        x = self._narrow(x, changed, seen, get, t)
+        if not x:
+            return out
         if flipped is None:
             return self._keys(x, out, sure)
-        return self._decide(x, nfo, nfs, out, sure, flipped)
+        return self._decide(x, nfo, changed, seen, get, t, out, sure, flipped)
+
+    def _narrow(
+        self,
+        x: int,
+        changed: Mapping[str, Any],
+        seen: dict[_Prop, int],
+        get: Any,
+        t: float,
+    ) -> int:
+        """``x`` narrowed by the masks of the unchanged properties its terms read (masks
+        already in ``seen`` were applied by the caller when ``x`` was formed, but re-applying
+        them is harmless; new ones are added to ``seen``)."""
+        need: Iterable[_Prop]
+        if x.bit_count() > 4 * SMALL:  # many terms read nearly every property anyway
+            need = self._order
+        else:
+            term_props = self._term_props
+            need = set()
+            for b in _bits(x):
+                need.update(term_props[b])
+        for pi in need:
+            name = pi.name
+            if name in changed:
+                continue
+            m = seen.get(pi)
+            if m is None:
+                v = get(name)
+                if pi.fast:
+                    m = pi.cache.get(v if type(v) is str else _NONE_KEY if v is None else ())
+                if m is None:
+                    m = pi.nf(v, t)
+                seen[pi] = m
+            x &= m
+            if not x:
+                return 0
+        return x
 
     def _decide(
         self,
         x: int,
         nfo: int,
-        nfs: list[int],
+        changed: Mapping[str, Any],
+        seen: dict[_Prop, int],
+        get: Any,
+        t: float,
         out: set[K],
         sure: set[K] | None,
         flipped: set[K],
     ) -> set[K]:
         """Keys of the flipped terms ``x``, decided on the old state too: the other terms of
         those keys that held on the old record (``nfo``: the changed properties' old values;
-        ``nfs``: the unchanged ones) — an exact one means the key matched already (dropped);
-        none, and no loose term in play, means the key certainly flipped (``flipped``)."""
+        ``seen``: the unchanged ones, completed as needed) — an exact one means the key
+        matched already (dropped); none, and no loose term in play, means the key certainly
+        flipped (``flipped``)."""
         term_key = self._term_key
         key_mask = self._key_mask
         exact_all = self._exact
@@ -730,10 +801,8 @@ class TransitionIndex(Generic[K]):
         for k in keys:
             y |= key_mask[k]  # type: ignore[index]
         y = (y ^ (y & x)) & nfo  # terms in x failed on the old record by construction
-        for m in nfs:
-            if not y:
-                break
-            y &= m
+        if y:
+            y = self._narrow(y, changed, seen, get, t)
         unsure = y | (x ^ (x & exact_all))  # loose terms: their old (or new) state is unknown
         for k in keys:
             km = key_mask[k]  # type: ignore[index]
