@@ -686,8 +686,8 @@ class TransitionIndex(Generic[K]):
         t = now.timestamp()
         props = self._props
         touched = loose = 0
-        nfo = nfn = self._all
         changed: dict[str, Any] = {}
+        moved: list[tuple[_Prop, Any, Any]] = []
         for p, o, n in changes:
             if o is n:
                 continue
@@ -698,22 +698,19 @@ class TransitionIndex(Generic[K]):
             loose |= pi.loose
             if pi.touch:
                 touched |= pi.touch
-                nfo &= pi.nf(o, t)
-                nfn &= pi.nf(n, t)
-        # flipped on the changed properties: a condition failed on an old value, none fails
-        # on a new one (loose terms: a loosely read property changed, or the same)
-        x = ((touched ^ (touched & nfo)) | loose) & nfn
+                moved.append((pi, o, n))
+        # Candidates: the terms that read a changed property. Narrowed first by the unchanged
+        # properties' masks on the new record (most-read first, while many terms are left:
+        # one campaign of hundreds leaves a handful, often none, before any old value is
+        # looked at), then by the changed properties: a condition failed on an old value,
+        # none fails on a new one (loose terms: a loosely read property changed, or the same).
+        x = touched | loose
         if not x:
             return out
-        if new is None:
-            return self._keys(x, out, None)
-        # Narrow by the unchanged properties' masks on the new record: while many terms are
-        # left, property by property (most-read first); once few are, only the properties
-        # those terms read (a property's mask only clears terms with a condition on it).
-        get = new.get
         seen: dict[_Prop, int] = {}  # unchanged property -> its mask, reused for the old state
-        small = SMALL
-        if x.bit_count() > small:
+        get = new.get if new is not None else None
+        if get is not None and x.bit_count() > SMALL:
+            small = SMALL
             i = 0
             for pi in self._order:
                 name = pi.name
@@ -733,6 +730,16 @@ class TransitionIndex(Generic[K]):
                 i += 1
                 if not i & 3 and x.bit_count() <= small:  # a popcount is not free: every 4th
                     break
+        nfo = nfn = self._all
+        for pi, o, n in moved:
+            nfo &= pi.nf(o, t)
+            nfn &= pi.nf(n, t)
+        xt = x & touched
+        x = ((xt ^ (xt & nfo)) | (x & loose)) & nfn
+        if not x:
+            return out
+        if get is None:
+            return self._keys(x, out, None)
         x = self._narrow(x, changed, seen, get, t)
         if not x:
             return out
