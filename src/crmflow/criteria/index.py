@@ -245,6 +245,7 @@ class _Prop:
         "notin_false",
         "num",
         "num_cs",
+        "raw",
         "spans",
         "touch",
         "ts",
@@ -263,6 +264,7 @@ class _Prop:
 
     def rebuild(self) -> None:
         self.cache: dict[Hashable, int] = {}
+        self.raw: dict[Hashable, int] = {}  # by-region properties: value -> mask
         # eq / in: per value, the terms whose condition that value meets. A term with two
         # such conditions on one property would be wrongly kept by the one that holds, so
         # they are layered: a term's k-th condition of the kind goes to layer k, and each
@@ -356,6 +358,12 @@ class _Prop:
         (``t``: now, POSIX seconds, for the relative-date operators). Kept non-negative
         (``universe ^ F``, not ``~F``): ``&`` with a negative int costs 4x more."""
         if self.by_region:
+            raw = _vkey(v)  # the same number again (small counters, scores): no coercion
+            r = self.raw.get(raw) if raw is not None else None
+            if r is not None:
+                if self.spans:
+                    r ^= r & self._span_false(v, t)
+                return r
             k = self._region(v)
             cap = REGION_CACHE_CAP
         else:
@@ -369,6 +377,10 @@ class _Prop:
                 if len(self.cache) >= cap:
                     self.cache.clear()
                 r = self.cache[k] = self.universe ^ self._static_false(v)
+            if self.by_region and raw is not None:
+                if len(self.raw) >= CACHE_CAP:
+                    self.raw.clear()
+                self.raw[raw] = r
         if self.spans:
             r ^= r & self._span_false(v, t)
         return r
@@ -636,6 +648,7 @@ class TransitionIndex(Generic[K]):
             for pi in self._props.values():
                 pi.universe = self._all
                 pi.cache.clear()
+                pi.raw.clear()
             live = [pi for pi in self._props.values() if pi.touch]
             live.sort(key=lambda pi: -pi.touch.bit_count())
             self._order = live
@@ -728,7 +741,9 @@ class TransitionIndex(Generic[K]):
                     return out
                 seen[pi] = m
                 i += 1
-                if not i & 3 and x.bit_count() <= small:  # a popcount is not free: every 4th
+                # a popcount is not free: after the first property (the most-read one, often
+                # a selective equality), then every 4th
+                if (i == 1 or not i & 3) and x.bit_count() <= small:
                     break
         nfo = nfn = self._all
         for pi, o, n in moved:
