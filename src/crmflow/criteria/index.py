@@ -722,7 +722,7 @@ class TransitionIndex(Generic[K]):
             return out
         seen: dict[_Prop, int] = {}  # unchanged property -> its mask, reused for the old state
         get = new.get if new is not None else None
-        if get is not None and x.bit_count() > SMALL:
+        if get is not None:
             small = SMALL
             i = 0
             for pi in self._order:
