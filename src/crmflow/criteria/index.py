@@ -7,17 +7,29 @@ evaluating them all.
 
 Each criteria group is rewritten into terms (disjunctive normal form, capped): a group flips from
 false to true only if one of its terms does, and a conjunctive term flips only if one of its
-filters flips (its property changed) or a property it reads loosely changed. So per property we
-keep structures that answer "which filters does the change old -> new turn true?":
+filters flips (its property changed) or a property it reads loosely changed.
 
-* ``eq`` / ``in`` by normalised value (a dict lookup on the new value),
-* ``neq`` / ``not_in`` by the old value,
-* ordered operators (gt, gte, lt, lte, before, after) as sorted thresholds (two bisects),
-* ``is_known`` / ``is_unknown`` as plain lists,
-* everything else (contains, between, within_last_days...) as a list of predicates.
+Terms are evaluated as bitsets (one bit per term, Python ints), so the work per event is per
+property, not per term. Per property and value, a mask of the terms with a condition on that
+property that the value fails:
 
-The result is a small superset; callers confirm each candidate with the compiled criteria on the
-old and new record (the index never decides alone, it only never misses).
+* ``eq`` / ``in`` by normalised value (dicts; a term's second condition of a kind on the same
+  property goes to a second layer, so each layer stays exact),
+* ``neq`` / ``not_in`` by value (the terms it fails directly),
+* ordered operators (gt, gte, lt, lte, before, after; between split into two) as sorted
+  thresholds with cumulative masks (one bisect),
+* relative dates (within the last / next N days, more than N days ago) by binary search on the
+  spans, with ``now`` per event (not cached),
+* ``is_known`` / ``is_unknown`` as masks, everything else (contains, starts with...) by one
+  predicate call per distinct condition,
+
+cached per value (properties with only ordered conditions: per region among the thresholds).
+A change's candidates are the terms that read a changed property, narrowed by the unchanged
+properties' masks on the new record and then by the changed ones' (failing on an old value,
+passing every new one); the other terms of those keys are then checked on the old record.
+Keys without loose terms are decided exactly (``flipped``); the rest is a superset the caller
+confirms with the compiled criteria. ``tests/unit/criteria/test_index.py`` checks all of it
+against brute force.
 """
 
 from __future__ import annotations

@@ -29,6 +29,10 @@ VALUES: dict[str, list[Any]] = {
         "2026-06-05",
         1780300800000,
         "2026-05-31T00:00:00Z",
+        # boundaries of the relative-date operators: now, now - 7 days, now + 7 days
+        "2026-06-01T00:00:00Z",
+        "2026-05-25T00:00:00Z",
+        "2026-06-08",
     ],
     "owner": ["u1", "u2", None],
 }
