@@ -161,6 +161,11 @@ _SPANS = ("within_last_days", "within_next_days", "more_than_days_ago")
 CACHE_CAP = 128
 # Candidate terms at or below which narrowing visits only the properties they read.
 SMALL = 8
+# How many of the most-read properties narrow the candidates before the changed properties'
+# masks (old and new values, with coercions) are worked out: a selective equality read by
+# every term (one campaign of hundreds) often leaves none. Measured: 1 is as fast or faster
+# than 0 on both bench workloads; the rest of the unchanged properties come after.
+HEAD = 1
 # Properties with only ordered conditions cache by region (at most 2 per threshold + 1).
 REGION_CACHE_CAP = 8192
 _NONE_KEY = ("none",)
@@ -724,20 +729,37 @@ class TransitionIndex(Generic[K]):
             if pi.touch:
                 touched |= pi.touch
                 moved.append((pi, o, n))
-        # Candidates: the terms that read a changed property. Narrowed first by the unchanged
-        # properties' masks on the new record (most-read first, while many terms are left:
-        # one campaign of hundreds leaves a handful, often none, before any old value is
-        # looked at), then by the changed properties: a condition failed on an old value,
-        # none fails on a new one (loose terms: a loosely read property changed, or the same).
+        # Candidates: the terms that read a changed property, narrowed by the most-read
+        # unchanged property, by the changed properties, then by the other unchanged
+        # properties' masks on the new record (property by property while many terms are
+        # left; once few are, only the properties those terms read: ``_narrow``).
         x = touched | loose
         if not x:
             return out
         seen: dict[_Prop, int] = {}  # unchanged property -> its mask, reused for the old state
         get = new.get if new is not None else None
+        order = self._order
+        head = HEAD if get is not None else 0
+        for pi in order[:head]:  # the most-read property first (one campaign of hundreds)
+            if get is not None and pi.name not in changed:
+                h = seen[pi] = pi.nf(get(pi.name), t)
+                x &= h
+                if not x:
+                    return out
+        # flipped on the changed properties: a condition failed on an old value, none fails
+        # on a new one (loose terms: a loosely read property changed, or the same)
+        nfo = nfn = self._all
+        for pi, o, n in moved:
+            nfo &= pi.nf(o, t)
+            nfn &= pi.nf(n, t)
+        xt = x & touched
+        x = ((xt ^ (xt & nfo)) | (x & loose)) & nfn
+        if not x:
+            return out
         if get is not None:
             small = SMALL
             i = 0
-            for pi in self._order:
+            for pi in order[head:] if head else order:
                 name = pi.name
                 if name in changed:
                     continue
@@ -753,18 +775,9 @@ class TransitionIndex(Generic[K]):
                     return out
                 seen[pi] = m
                 i += 1
-                # a popcount is not free: after the first property (the most-read one, often
-                # a selective equality), then every 4th
+                # a popcount is not free: after the first property, then every 4th
                 if (i == 1 or not i & 3) and x.bit_count() <= small:
                     break
-        nfo = nfn = self._all
-        for pi, o, n in moved:
-            nfo &= pi.nf(o, t)
-            nfn &= pi.nf(n, t)
-        xt = x & touched
-        x = ((xt ^ (xt & nfo)) | (x & loose)) & nfn
-        if not x:
-            return out
         if get is None:
             return self._keys(x, out, None)
         x = self._narrow(x, changed, seen, get, t)
