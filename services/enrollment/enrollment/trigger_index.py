@@ -2,8 +2,10 @@
 
 ``match(event, record)`` is the hot path. It never scans the workflows of a tenant: criteria go
 through a ``TransitionIndex`` keyed by the properties (and values) they read, event triggers
-through a dict keyed by (kind, discriminator), suppression lists by list id. Every candidate is
-then confirmed with the compiled matchers on the old and new record, so the answer is exact.
+through a dict keyed by (kind, discriminator), suppression lists by list id. Criteria the
+index decides on both states (no association / over-large OR parts) are taken as they are; every
+other candidate is confirmed with the compiled matchers on the old and new record, so the answer
+is exact.
 Pure and synchronous: the service applies the rules and side effects (ledger, Temporal).
 """
 
@@ -216,12 +218,17 @@ class TriggerIndex:
 
         if changes or created:
             sure: set[TriggerRef] = set()
-            for ref in scope.rising.rising(changes, now, created=created, new=new, sure=sure):
+            flipped: set[TriggerRef] = set()
+            for ref in scope.rising.rising(
+                changes, now, created=created, new=new, sure=sure, flipped=flipped
+            ):
                 cw = self._workflows[(key, ref.workflow_id)]
                 matcher = cw.criteria[(ref.role, ref.idx)][1]
-                # ``sure``: a term passed every filter on ``new``, the group matches it
-                if (ref in sure or matcher(new, now, EMPTY)) and (
-                    created or not matcher(old, now, EMPTY)
+                # ``flipped``: decided by the index on both states (exact terms); ``sure``: a
+                # term holds on ``new``, the group matches it; the rest is confirmed here
+                if ref in flipped or (
+                    (ref in sure or matcher(new, now, EMPTY))
+                    and (created or not matcher(old, now, EMPTY))
                 ):
                     out.append(Match(cw, ref.role, ref.idx, "criteria"))
             if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:
@@ -229,7 +236,10 @@ class TriggerIndex:
                 # rules directly is exact and cheaper than asking the indexes for all of them.
                 self._leaving_direct(scope, enrolled_in, new, old, now, created, out)
             elif leaving:
-                for ref in scope.leaving.rising(changes, now, created=created, new=new):
+                decided: set[TriggerRef] = set()
+                for ref in scope.leaving.rising(
+                    changes, now, created=created, new=new, flipped=decided
+                ):
                     if not enrolled(ref.workflow_id):
                         continue
                     cw = self._workflows[(key, ref.workflow_id)]
@@ -238,16 +248,20 @@ class TriggerIndex:
                         m, kind = cw.goal, "goal"
                     else:
                         m, kind = cw.criteria[(ref.role, ref.idx)][1], "criteria"
-                    if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
+                    if ref in decided or (
+                        m(new, now, EMPTY) and (created or not m(old, now, EMPTY))
+                    ):
                         out.append(Match(cw, ref.role, ref.idx if kind != "goal" else -1, kind))
                 if not created:
-                    for ref in scope.falling.falling(changes, now, old=old):
+                    gone: set[TriggerRef] = set()
+                    for ref in scope.falling.falling(changes, now, old=old, flipped=gone):
                         if not enrolled(ref.workflow_id):
                             continue
                         cw = self._workflows[(key, ref.workflow_id)]
                         assert cw.stay_matcher is not None
-                        if cw.stay_matcher(old, now, EMPTY) and not cw.stay_matcher(
-                            new, now, EMPTY
+                        if ref in gone or (
+                            cw.stay_matcher(old, now, EMPTY)
+                            and not cw.stay_matcher(new, now, EMPTY)
                         ):
                             out.append(Match(cw, "stay", kind="criteria_not_met"))
         seen: set[TriggerRef] = set()

@@ -7,27 +7,38 @@ evaluating them all.
 
 Each criteria group is rewritten into terms (disjunctive normal form, capped): a group flips from
 false to true only if one of its terms does, and a conjunctive term flips only if one of its
-filters flips (its property changed) or a property it reads loosely changed. So per property we
-keep structures that answer "which filters does the change old -> new turn true?":
+filters flips (its property changed) or a property it reads loosely changed.
 
-* ``eq`` / ``in`` by normalised value (a dict lookup on the new value),
-* ``neq`` / ``not_in`` by the old value,
-* ordered operators (gt, gte, lt, lte, before, after) as sorted thresholds (two bisects),
-* ``is_known`` / ``is_unknown`` as plain lists,
-* everything else (contains, between, within_last_days...) as a list of predicates.
+Terms are evaluated as bitsets (one bit per term, Python ints), so the work per event is per
+property, not per term. Per property and value, a mask of the terms with a condition on that
+property that the value fails:
 
-The result is a small superset; callers confirm each candidate with the compiled criteria on the
-old and new record (the index never decides alone, it only never misses).
+* ``eq`` / ``in`` by normalised value (dicts; a term's second condition of a kind on the same
+  property goes to a second layer, so each layer stays exact),
+* ``neq`` / ``not_in`` by value (the terms it fails directly),
+* ordered operators (gt, gte, lt, lte, before, after; between split into two) as sorted
+  thresholds with cumulative masks (one bisect),
+* relative dates (within the last / next N days, more than N days ago) by binary search on the
+  spans, with ``now`` per event (not cached),
+* ``is_known`` / ``is_unknown`` as masks, everything else (contains, starts with...) by one
+  predicate call per distinct condition,
+
+cached per value (properties with only ordered conditions: per region among the thresholds).
+A change's candidates are the terms that read a changed property, narrowed by the unchanged
+properties' masks on the new record and then by the changed ones' (failing on an old value,
+passing every new one); the other terms of those keys are then checked on the old record.
+Keys without loose terms are decided exactly (``flipped``); the rest is a superset the caller
+confirms with the compiled criteria. ``tests/unit/criteria/test_index.py`` checks all of it
+against brute force.
 """
 
 from __future__ import annotations
 
 import bisect
 import sys
-import time
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from crmflow.criteria.operators import Predicate, get_operator
@@ -37,14 +48,6 @@ from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
 K = TypeVar("K", bound=Hashable)
 
 _UNSET = object()
-# Flipped terms above which anchors are intersected before per-term checks (measured).
-ANCHOR_THRESHOLD = 96
-# With the new record known, candidates come either anchor-first (TransitionIndex._anchor_first:
-# cheap when anchors are selective, e.g. one campaign of hundreds per workflow) or flip-first
-# plus the anchor intersection (cheaper when many terms share a few anchor values). None: each
-# index measures both on every SAMPLE_EVERY-th call and uses the faster; True/False force one.
-ANCHOR_FIRST: bool | None = None
-SAMPLE_EVERY = 64
 
 # More terms than this and a sub-group is indexed loosely (by the properties it reads).
 MAX_TERMS = 32
@@ -138,227 +141,441 @@ def terms_of(group: FilterGroup, max_terms: int = MAX_TERMS) -> list[Term]:
     return product
 
 
-def _num(value: Any) -> float | None:
-    return as_number(value)
+# ---------------------------------------------------------------------------------------------
+# Terms as bitsets.
+#
+# Every term of every indexed group gets a bit. For one property p and one value v, the "false
+# mask" F_p(v) holds the terms with a condition on p that v fails; a term holds on a record iff
+# no property's false mask has its bit. F_p(v) is worked out by what the truth of p's
+# conditions depends on (a dict lookup by normalised value for eq/in/neq/not_in, a bisect among
+# sorted thresholds for ordered operators, a few predicate calls for the rest) and cached by
+# value, so an event costs a few big-int operations per property, not a Python step per term.
+# Masks are stored as what passes (``nf = live terms ^ F``): narrowing a candidate set is
+# then one ``&=``.
+
+_ORDERED = {"gt": "gt", "after": "gt", "gte": "gte", "lt": "lt", "before": "lt", "lte": "lte"}
+_SPANS = ("within_last_days", "within_next_days", "more_than_days_ago")
+# Cached masks per property (by value): enumerations hit, high-cardinality values (emails)
+# miss and are recomputed; the cap (this plus twice the values the conditions name) bounds
+# memory (each entry is a mask of every term).
+CACHE_CAP = 128
+# Candidate terms at or below which narrowing visits only the properties they read.
+SMALL = 8
+# How many of the most-read properties narrow the candidates before the changed properties'
+# masks (old and new values, with coercions) are worked out: a selective equality read by
+# every term (one campaign of hundreds) often leaves none. Measured: 1 is as fast or faster
+# than 0 on both bench workloads; the rest of the unchanged properties come after.
+HEAD = 1
+# Properties with only ordered conditions cache by region (at most 2 per threshold + 1).
+REGION_CACHE_CAP = 8192
+_NONE_KEY = ("none",)
 
 
-_ts = as_timestamp
+def _vkey(v: Any) -> Hashable | None:
+    """A cache key that tells apart every two values the operators may tell apart (1, 1.0
+    and True are equal dict keys but not equal operands: the type is part of the key)."""
+    tv = type(v)
+    if tv is str:
+        return v
+    if v is None:
+        return _NONE_KEY
+    if tv is int or tv is float or tv is bool:
+        return (tv, v)
+    if tv is list:
+        try:
+            k: Hashable = ("list", tuple((type(x), x) for x in v))
+            hash(k)
+        except TypeError:
+            return None
+        return k
+    try:
+        k = (tv, v)
+        hash(k)
+    except TypeError:
+        return None
+    return k
 
 
-@dataclass
-class _Thresholds(Generic[K]):
-    """Sorted (threshold, key) pairs for one ordered operator; rebuilt lazily after edits."""
-
-    pairs: list[tuple[float, K]] = field(default_factory=list)
-    cs: list[float] = field(default_factory=list)
-    ks: list[K] = field(default_factory=list)
-    dirty: bool = False
-
-    def add(self, c: float, key: K) -> None:
-        self.pairs.append((c, key))
-        self.dirty = True
-
-    def remove(self, key: K) -> None:
-        self.pairs = [p for p in self.pairs if p[1] != key]
-        self.dirty = True
-
-    def slice(self, lo: int | None, hi: int | None) -> list[K]:
-        if self.dirty:
-            self.pairs.sort(key=lambda p: p[0])
-            self.cs = [p[0] for p in self.pairs]
-            self.ks = [p[1] for p in self.pairs]
-            self.dirty = False
-        return self.ks[lo:hi]
+def _ts_or_none(v: Any) -> float | None:
+    try:
+        return as_timestamp(v)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
-class _PropIndex(Generic[K]):
-    """Everything indexed for one property."""
+class _Cond:
+    """One distinct condition on a property and the terms (bits) that contain it."""
 
-    __slots__ = ("eq", "generic", "in_", "known", "loose", "neq", "not_in", "ordered", "unknown")
+    __slots__ = ("f", "mask")
 
-    def __init__(self) -> None:
-        self.eq: dict[Any, set[K]] = {}
-        self.neq: dict[Any, set[K]] = {}
-        self.in_: dict[str, set[K]] = {}
-        self.not_in: dict[str, set[K]] = {}
-        # (operator, "num"|"ts") -> thresholds
-        self.ordered: dict[tuple[str, str], _Thresholds[K]] = {}
-        self.known: set[K] = set()
-        self.unknown: set[K] = set()
-        # Filters the other structures cannot index, one predicate per distinct filter
-        # (operator and operand): thousands of workflows share a few "contains"/"starts with"
-        # conditions, and each distinct one is tested once per change.
-        self.generic: dict[tuple[str, str, str], tuple[Predicate, set[K]]] = {}
-        self.loose: set[K] = set()
+    def __init__(self, f: PropertyFilter) -> None:
+        self.f = f
+        self.mask = 0
 
-    def add_filter(self, f: PropertyFilter, key: K) -> None:
-        op = f.operator
-        if op == "eq" and not is_unknown(f.value):
-            self.eq.setdefault(norm_eq(f.value), set()).add(key)
-        elif op == "neq" and not is_unknown(f.value):
-            self.neq.setdefault(norm_eq(f.value), set()).add(key)
-        elif op == "in":
-            for v in f.values:
-                self.in_.setdefault(as_text(v), set()).add(key)
-        elif op == "not_in":
-            for v in f.values:
-                self.not_in.setdefault(as_text(v), set()).add(key)
-        elif op in ("gt", "gte", "lt", "lte", "before", "after"):
-            n = as_number(f.value)
-            if n is not None:
-                self.ordered.setdefault((op, "num"), _Thresholds()).add(n, key)
-                return
-            t = _ts(f.value)
-            if t is None:  # an operand that never compares: the filter is never true
-                return
-            self.ordered.setdefault((op, "ts"), _Thresholds()).add(t, key)
-        elif op in ("within_last_days", "within_next_days"):
-            span = (as_number(f.value) or 0) * 86400.0
-            self.ordered.setdefault((op, "span"), _Thresholds()).add(span, key)
-        elif op == "is_known":
-            self.known.add(key)
-        elif op == "is_unknown":
-            self.unknown.add(key)
-        else:
-            sig = (op, repr(f.value), repr(f.values))
-            hit = self.generic.get(sig)
-            if hit is None:
-                hit = self.generic[sig] = (get_operator(op).make(f), set())
-            hit[1].add(key)
 
-    def remove(self, key: K) -> None:
-        for d in (self.eq, self.neq, self.in_, self.not_in):
-            for k in [k for k, s in d.items() if key in s]:
-                d[k].discard(key)
-                if not d[k]:
-                    del d[k]
-        for t in self.ordered.values():
-            t.remove(key)
-        self.known.discard(key)
-        self.unknown.discard(key)
-        self.loose.discard(key)
-        for sig in [sig for sig, (_p, keys) in self.generic.items() if key in keys]:
-            keys = self.generic[sig][1]
-            keys.discard(key)
-            if not keys:
-                del self.generic[sig]
+class _Sorted:
+    """Conditions of one ordered family as sorted thresholds and cumulative masks: the
+    conditions a value fails are a prefix or a suffix of the sorted order."""
 
-    def rising(self, old: Any, new: Any, now: datetime, out: set[K]) -> None:
-        """Add keys with a filter on this property that ``old -> new`` turns true."""
-        if self.loose:
-            out |= self.loose
-        o_unknown, n_unknown = is_unknown(old), is_unknown(new)
-        if self.eq and not n_unknown:
-            kn = norm_eq(new)
-            hit = self.eq.get(kn)
-            if hit and (o_unknown or norm_eq(old) != kn):
-                out |= hit
-        if self.neq and not o_unknown:
-            ko = norm_eq(old)
-            hit = self.neq.get(ko)
-            if hit and (n_unknown or norm_eq(new) != ko):
-                out |= hit
-        if self.in_ or self.not_in:
-            sn, so = as_set(new), as_set(old)
-            if self.in_:
-                for e in sn - so:
-                    hit = self.in_.get(e)
-                    if hit:
-                        out |= hit
-            if self.not_in:
-                for e in so - sn:
-                    hit = self.not_in.get(e)
-                    if hit:
-                        out |= hit
-        if self.ordered:
-            self._ordered(old, new, now, out)
-        if self.known and o_unknown and not n_unknown:
-            out |= self.known
-        if self.unknown and n_unknown and not o_unknown:
-            out |= self.unknown
-        for pred, keys in self.generic.values():
-            if pred(new, now) and not pred(old, now):
-                out |= keys
+    __slots__ = ("all", "cs", "cum")
 
-    def _ordered(self, old: Any, new: Any, now: datetime, out: set[K]) -> None:
-        conv: dict[str, tuple[float | None, float | None]] = {}
-        for (op, kind), th in self.ordered.items():
-            if kind not in conv:
-                f = _num if kind == "num" else _ts
-                conv[kind] = (f(old), f(new))
-            xo, xn = conv[kind]
-            if xn is None:
-                continue
-            if th.dirty:
-                th.slice(0, 0)
-            cs = th.cs
-            if kind == "span":  # within the last/next N days: thresholds are spans (seconds)
-                t = now.timestamp()
-                if op == "within_last_days":
-                    dn, do = t - xn, (t - xo if xo is not None and xo <= t else None)
+    def __init__(self, pairs: list[tuple[float, int]], suffix: bool) -> None:
+        merged: dict[float, int] = {}
+        for c, m in pairs:
+            merged[c] = merged.get(c, 0) | m
+        self.cs = sorted(merged)
+        masks = [merged[c] for c in self.cs]
+        acc = 0
+        if suffix:  # cum[i] = OR of masks[i:]
+            cum = [0] * (len(masks) + 1)
+            for i in range(len(masks) - 1, -1, -1):
+                acc |= masks[i]
+                cum[i] = acc
+        else:  # cum[i] = OR of masks[:i]
+            cum = [0]
+            for m in masks:
+                acc |= m
+                cum.append(acc)
+        self.cum = cum
+        self.all = acc
+
+
+class _Prop:
+    """Everything indexed for one property: its conditions, the terms that read it, and the
+    structures derived from the conditions (rebuilt after edits) that give false masks."""
+
+    __slots__ = (
+        "by_region",
+        "cache",
+        "cap",
+        "conds",
+        "eq_all",
+        "eq_layers",
+        "fast",
+        "generic",
+        "in_all",
+        "in_layers",
+        "known",
+        "loose",
+        "name",
+        "neq_false",
+        "notin_false",
+        "num",
+        "num_cs",
+        "raw",
+        "spans",
+        "touch",
+        "ts",
+        "ts_cs",
+        "universe",
+        "unknown",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.conds: dict[tuple[str, str, str], _Cond] = {}
+        self.touch = 0  # terms with a condition on this property
+        self.loose = 0  # terms that read it loosely (association, over-large OR)
+        self.universe = 0  # every live term of the index (set by the index)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        self.cache: dict[Hashable, int] = {}
+        self.raw: dict[Hashable, int] = {}  # by-region properties: value -> mask
+        # eq / in: per value, the terms whose condition that value meets. A term with two
+        # such conditions on one property would be wrongly kept by the one that holds, so
+        # they are layered: a term's k-th condition of the kind goes to layer k, and each
+        # layer (value -> terms, all its terms) is exact on its own.
+        self.eq_layers: list[tuple[dict[Any, int], int]] = []
+        self.in_layers: list[tuple[dict[str, int], int]] = []
+        eq_layers: list[list[Any]] = []
+        in_layers: list[list[Any]] = []
+        # neq / not_in: per value, the terms whose condition that value fails.
+        self.neq_false: dict[Any, int] = {}
+        self.notin_false: dict[str, int] = {}
+        self.known = self.unknown = 0
+        num: dict[str, list[tuple[float, int]]] = {}
+        ts: dict[str, list[tuple[float, int]]] = {}
+        spans: dict[str, list[tuple[float, int]]] = {}
+        self.generic: list[tuple[Predicate, int]] = []
+        for cond in self.conds.values():
+            f, m = cond.f, cond.mask
+            op = f.operator
+            if op in ("eq", "neq") and not is_unknown(f.value):
+                k = norm_eq(f.value)
+                if k != k:  # NaN: never equal; the predicate says so
+                    self.generic.append((get_operator(op).make(f), m))
+                elif op == "neq":
+                    self.neq_false[k] = self.neq_false.get(k, 0) | m
                 else:
-                    dn, do = xn - t, (xo - t if xo is not None and xo >= t else None)
-                if dn < 0:
+                    _layer(eq_layers, m, (k,))
+            elif op in ("in", "not_in"):
+                wanted = {as_text(x) for x in f.values}
+                if op == "not_in":
+                    for w in wanted:
+                        self.notin_false[w] = self.notin_false.get(w, 0) | m
                     continue
-                # flipped: dn <= span < do (or every span >= dn when old was outside)
-                hi = bisect.bisect_left(cs, do) if do is not None else len(cs)
-                out.update(th.ks[bisect.bisect_left(cs, dn) : hi])
-            elif op in ("gt", "after"):  # xo <= c < xn
-                lo = bisect.bisect_left(cs, xo) if xo is not None else 0
-                out.update(th.ks[lo : bisect.bisect_left(cs, xn)])
-            elif op == "gte":  # xo < c <= xn
-                lo = bisect.bisect_right(cs, xo) if xo is not None else 0
-                out.update(th.ks[lo : bisect.bisect_right(cs, xn)])
-            elif op in ("lt", "before"):  # xn < c <= xo
-                hi = bisect.bisect_right(cs, xo) if xo is not None else len(cs)
-                out.update(th.ks[bisect.bisect_right(cs, xn) : hi])
-            else:  # lte: xn <= c < xo
-                hi = bisect.bisect_left(cs, xo) if xo is not None else len(cs)
-                out.update(th.ks[bisect.bisect_left(cs, xn) : hi])
+                _layer(in_layers, m, wanted)
+            elif op in _ORDERED:
+                # the operator's own coercion: a numeric operand compares numbers, else dates
+                n = as_number(f.value)
+                fam = _ORDERED[op]
+                if n is not None and n == n:
+                    num.setdefault(fam, []).append((n, m))
+                elif n is None and (t := _ts_or_none(f.value)) is not None and t == t:
+                    ts.setdefault(fam, []).append((t, m))
+                else:  # never true (NaN or an operand that is no date)
+                    self.generic.append((get_operator(op).make(f), m))
+            elif op in _SPANS:
+                days = as_number(f.value) or 0
+                try:
+                    span = timedelta(days=days).total_seconds()
+                except (OverflowError, ValueError):
+                    self.generic.append((get_operator(op).make(f), m))
+                    continue
+                spans.setdefault(op, []).append((span, m))
+            elif op == "is_known":
+                self.known |= m
+            elif op == "is_unknown":
+                self.unknown |= m
+            else:
+                self.generic.append((get_operator(op).make(f), m))
+        self.eq_layers = [(d, a) for d, a, _seen in eq_layers]
+        self.in_layers = [(d, a) for d, a, _seen in in_layers]
+        self.eq_all = 0
+        for _d, a in self.eq_layers:
+            self.eq_all |= a
+        self.in_all = 0
+        for _d, a in self.in_layers:
+            self.in_all |= a
+        # gt fails for thresholds >= x and gte for > x (suffixes); lt, lte the mirror image
+        self.num = tuple((fam, _Sorted(p, fam in ("gt", "gte"))) for fam, p in num.items())
+        self.ts = tuple((fam, _Sorted(p, fam in ("gt", "gte"))) for fam, p in ts.items())
+        self.spans = tuple((op, _Sorted(p, op == "more_than_days_ago")) for op, p in spans.items())
+        # Only ordered and known/unknown conditions: the false mask depends on the value only
+        # through where it falls among the thresholds (below, at or above each), so it is
+        # cached by that region: amounts and timestamps, all distinct, share a few entries.
+        self.by_region = not (
+            self.eq_all or self.in_all or self.neq_false or self.notin_false or self.generic
+        )
+        self.num_cs = sorted({c for _f, s in self.num for c in s.cs})
+        self.ts_cs = sorted({c for _f, s in self.ts for c in s.cs})
+        # a string value's mask is one dict lookup (the index's hot loop inlines it)
+        self.fast = not self.by_region and not self.spans
+        # room for every value a condition names (500 campaigns), and as many others
+        keys = len(self.neq_false) + len(self.notin_false)
+        for d, _a in self.eq_layers:
+            keys += len(d)
+        for d, _a in self.in_layers:
+            keys += len(d)
+        self.cap = CACHE_CAP + 2 * keys
+
+    def nf(self, v: Any, t: float) -> int:
+        """The live terms except those with a condition on this property that ``v`` fails
+        (``t``: now, POSIX seconds, for the relative-date operators). Kept non-negative
+        (``universe ^ F``, not ``~F``): ``&`` with a negative int costs 4x more."""
+        if self.by_region:
+            raw = _vkey(v)  # the same number again (small counters, scores): no coercion
+            r = self.raw.get(raw) if raw is not None else None
+            if r is not None:
+                if self.spans:
+                    r ^= r & self._span_false(v, t)
+                return r
+            k = self._region(v)
+            cap = REGION_CACHE_CAP
+        else:
+            k = v if type(v) is str else _vkey(v)
+            cap = self.cap
+        if k is None:
+            r = self.universe ^ self._static_false(v)
+        else:
+            r = self.cache.get(k)  # type: ignore[assignment]
+            if r is None:
+                if len(self.cache) >= cap:
+                    self.cache.clear()
+                r = self.cache[k] = self.universe ^ self._static_false(v)
+            if self.by_region and raw is not None:
+                if len(self.raw) >= CACHE_CAP:
+                    self.raw.clear()
+                self.raw[raw] = r
+        if self.spans:
+            r ^= r & self._span_false(v, t)
+        return r
+
+    def _region(self, v: Any) -> Hashable:
+        """(numeric region, date region, unknown): region 2i is between thresholds i-1 and i,
+        2i+1 exactly at threshold i, -1 no number / date."""
+        rn = rt = -1
+        if self.num_cs:
+            x = as_number(v)
+            if x is not None and x == x:
+                cs = self.num_cs
+                i = bisect.bisect_left(cs, x)
+                rn = 2 * i + (i < len(cs) and cs[i] == x)
+        if self.ts_cs:
+            y = _ts_or_none(v)
+            if y is not None and y == y:
+                cs = self.ts_cs
+                i = bisect.bisect_left(cs, y)
+                rt = 2 * i + (i < len(cs) and cs[i] == y)
+        return (rn, rt, is_unknown(v))
+
+    def _static_false(self, v: Any) -> int:
+        unknown = is_unknown(v)
+        out = 0
+        if unknown:
+            out = self.eq_all | self.in_all | self.known
+        else:
+            out = self.unknown
+            if self.eq_all or self.neq_false:
+                k = norm_eq(v)
+                if k != k:
+                    out |= self.eq_all
+                else:
+                    for d, a in self.eq_layers:  # d[k] is a subset of a
+                        out |= a ^ d.get(k, 0)
+                    if self.neq_false:
+                        out |= self.neq_false.get(k, 0)
+            if self.in_all or self.notin_false:
+                elems = as_set(v)
+                for d, a in self.in_layers:
+                    hit = 0
+                    for e in elems:
+                        hit |= d.get(e, 0)
+                    out |= a ^ hit
+                if self.notin_false:
+                    notin = self.notin_false
+                    for e in elems:
+                        out |= notin.get(e, 0)
+        if self.num:
+            out |= _ordered_false(self.num, as_number(v))
+        if self.ts:
+            out |= _ordered_false(self.ts, _ts_or_none(v))
+        for pred, m in self.generic:
+            if not pred(v, _EPOCH):  # static operators: ``now`` is not read
+                out |= m
+        return out
+
+    def _span_false(self, v: Any, t: float) -> int:
+        x = _ts_or_none(v)
+        out = 0
+        for op, s in self.spans:
+            if x is None or x != x:
+                out |= s.all
+                continue
+            cs = s.cs
+            lo, hi = 0, len(cs)
+            # the predicates' own float expressions, binary-searched (monotone in the span)
+            if op == "within_last_days":  # true iff t - span <= x <= t
+                if x > t:
+                    out |= s.all
+                    continue
+                while lo < hi:  # fails for the spans with t - span > x (a prefix)
+                    mid = (lo + hi) // 2
+                    if t - cs[mid] > x:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+            elif op == "within_next_days":  # true iff t <= x <= t + span
+                if x < t:
+                    out |= s.all
+                    continue
+                while lo < hi:  # fails for the spans with x > t + span (a prefix)
+                    mid = (lo + hi) // 2
+                    if x > t + cs[mid]:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+            else:  # more_than_days_ago: true iff x < t - span; fails from the first span
+                while lo < hi:  # with x >= t - span on (a suffix)
+                    mid = (lo + hi) // 2
+                    if x >= t - cs[mid]:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+            out |= s.cum[lo]
+        return out
+
+
+def _layer(layers: list[list[Any]], m: int, values: Iterable[Any]) -> None:
+    """File condition terms ``m`` under ``values`` in the first layer where each term has no
+    condition of the kind yet (layer: [value -> terms, all terms, terms seen])."""
+    i = 0
+    while m:
+        if i == len(layers):
+            layers.append([{}, 0, 0])
+        layer = layers[i]
+        part = m & ~layer[2]
+        if part:
+            d = layer[0]
+            for w in values:
+                d[w] = d.get(w, 0) | part
+            layer[1] |= part
+            layer[2] |= part
+            m ^= part
+        i += 1
+
+
+def _ordered_false(fams: tuple[tuple[str, _Sorted], ...], x: float | None) -> int:
+    out = 0
+    if x is None or x != x:  # no number / date (or NaN): every comparison is false
+        for _fam, s in fams:
+            out |= s.all
+        return out
+    for fam, s in fams:
+        if fam == "gt":  # x > c fails for c >= x
+            out |= s.cum[bisect.bisect_left(s.cs, x)]
+        elif fam == "gte":  # x >= c fails for c > x
+            out |= s.cum[bisect.bisect_right(s.cs, x)]
+        elif fam == "lt":  # x < c fails for c <= x
+            out |= s.cum[bisect.bisect_right(s.cs, x)]
+        else:  # lte: x <= c fails for c < x
+            out |= s.cum[bisect.bisect_left(s.cs, x)]
+    return out
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _bits(x: int) -> Iterable[int]:
+    """The set bits of ``x`` (few: peel the lowest; many: one pass over its binary text)."""
+    if x.bit_count() <= 16:
+        while x:
+            low = x & -x
+            yield low.bit_length() - 1
+            x ^= low
+        return
+    s = bin(x)
+    top = len(s) - 1
+    i = s.find("1", 2)
+    while i >= 0:
+        yield top - i
+        i = s.find("1", i + 1)
 
 
 class TransitionIndex(Generic[K]):
-    """Criteria groups keyed by ``K``; finds the keys one change may have flipped.
+    """Criteria groups keyed by ``K``; finds the keys one change flipped.
 
-    Internally every DNF term gets an id; the per-property structures hold term ids. When a
-    term's filter flips and the new record is known, the term's other required filters are
-    checked on it (most selective first) before the key is reported: most flips stop there.
+    Every DNF term of every group is one bit. For a change, the terms that can have flipped
+    false -> true are those reading a changed property, true on the changed properties' new
+    values and false on their old ones (two false masks per changed property); with the new
+    record known, they are then narrowed by the false masks of the other properties' values
+    (stopping as soon as none is left). Terms without loose parts are then exact: their groups
+    certainly match the new record (``sure``).
     """
 
     def __init__(self, max_terms: int = MAX_TERMS) -> None:
-        self._props: dict[str, _PropIndex[int]] = {}
-        # Keys are numbered: the hot loop dedupes small ints, not (hash-recomputing) tuples.
-        self._kid: dict[K, int] = {}
-        self._key_of: dict[int, K] = {}
-        # A term's equality filters as (property, normalised value): checked against the new
-        # record's values normalised once per event — a dict lookup instead of a call each.
-        # tid -> (key id, eqs, other checks, exact): one lookup per flipped term in the hot
-        # loop; ``exact``: the term has no loose part, so passing every check decides the group.
-        self._terms: dict[
-            int, tuple[int, tuple[tuple[str, Any], ...], tuple[tuple[str, Predicate], ...], bool]
-        ] = {}
-        # Terms by their first equality filter ("anchor"): when a change flips many filters,
-        # the terms whose anchor the new record fails are dropped with set intersections (C)
-        # instead of one Python check each.
-        self._anchors: dict[str, dict[Any, set[int]]] = {}
-        # Terms without an equality filter are anchored by their first ``in`` filter, by each
-        # wanted value (as_text): the new record's values (as_set) look them up.
-        self._in_anchors: dict[str, dict[str, set[int]]] = {}
-        self._in_anchor_of: dict[int, tuple[str, frozenset[str]]] = {}
-        self._unanchored: set[int] = set()
-        # Anchor-first lookup (``rising`` with the new record): anchored terms by anchor, then
-        # by each property they read — the terms whose anchor the new record meets and that
-        # read a changed property, found without building the (much larger) set of every term
-        # a change flips. Unanchored terms keep a flip index of their own.
-        self._touch: dict[str, dict[Any, dict[str, set[int]]]] = {}
-        self._in_touch: dict[str, dict[str, dict[str, set[int]]]] = {}
-        self._unanchored_props: dict[str, _PropIndex[int]] = {}
-        self._terms_of: dict[K, list[tuple[int, set[str]]]] = {}
-        self._next = 0
-        self._next_kid = 0
-        self._calls = 0
-        self._cost_anchor_first = self._cost_flip_first = 0.0
-        self._prefer_anchor_first = False
+        self._props: dict[str, _Prop] = {}
+        self._term_key: list[K | None] = []  # bit -> key
+        self._term_props: list[tuple[_Prop, ...]] = []  # bit -> properties it has conditions on
+        self._free: list[int] = []  # bits of removed terms, reused
+        self._all = 0
+        self._exact = 0  # terms without loose parts
+        self._terms_of: dict[K, list[tuple[int, list[tuple[_Prop, tuple[str, str, str]]]]]] = {}
+        self._key_mask: dict[K, int] = {}  # key -> its terms' bits
+        self._dirty: set[_Prop] = set()
+        self._order: list[_Prop] = []  # properties with conditions, most-read first
+        self._order_dirty = False
         # Keys whose criteria an empty record already meets (checked on record creation).
         self._match_empty: set[K] = set()
         self._max_terms = max_terms
@@ -369,97 +586,103 @@ class TransitionIndex(Generic[K]):
     def __contains__(self, key: object) -> bool:
         return key in self._terms_of
 
+    def keys(self) -> Iterable[K]:
+        return self._terms_of.keys()
+
+    def _prop(self, name: str) -> _Prop:
+        pi = self._props.get(name)
+        if pi is None:
+            pi = self._props[name] = _Prop(sys.intern(name))
+        return pi
+
     def add(self, key: K, group: FilterGroup, *, matches_empty: bool = False) -> None:
         if key in self._terms_of:
             self.remove(key)
-        kid = self._next_kid
-        self._next_kid += 1
-        self._kid[key] = kid
-        self._key_of[kid] = key
-        terms: list[tuple[int, set[str]]] = []
+        terms = []
+        km = 0
         for term in terms_of(group, self._max_terms):
-            tid = self._next
-            self._next += 1
-            touched: set[str] = set()
-            for f in term.required:
-                self._props.setdefault(f.property, _PropIndex()).add_filter(f, tid)
-                touched.add(f.property)
-            for p in term.loose:
-                self._props.setdefault(p, _PropIndex()).loose.add(tid)
-                touched.add(p)
-            eqs = tuple(
-                (sys.intern(f.property), norm_eq(f.value))
-                for f in term.required
-                if f.operator == "eq" and not is_unknown(f.value)
-            )
-            if eqs:
-                ap, ak = eqs[0]
-                self._anchors.setdefault(ap, {}).setdefault(ak, set()).add(tid)
-                by_prop = self._touch.setdefault(ap, {}).setdefault(ak, {})
-                for p in touched:
-                    by_prop.setdefault(p, set()).add(tid)
+            if self._free:
+                b = self._free.pop()
             else:
-                first_in = next((f for f in term.required if f.operator == "in"), None)
-                if first_in is not None:
-                    wanted = frozenset(as_text(v) for v in first_in.values)
-                    ip = sys.intern(first_in.property)
-                    by_value = self._in_anchors.setdefault(ip, {})
-                    for w in wanted:
-                        by_value.setdefault(w, set()).add(tid)
-                        by_prop = self._in_touch.setdefault(ip, {}).setdefault(w, {})
-                        for p in touched:
-                            by_prop.setdefault(p, set()).add(tid)
-                    self._in_anchor_of[tid] = (ip, wanted)
-                else:
-                    self._unanchored.add(tid)
-                    for f in term.required:
-                        pi = self._unanchored_props.setdefault(f.property, _PropIndex())
-                        pi.add_filter(f, tid)
-                    for p in term.loose:
-                        self._unanchored_props.setdefault(p, _PropIndex()).loose.add(tid)
-            checks = tuple(
-                (sys.intern(f.property), get_operator(f.operator).make(f))
-                for f in sorted(term.required, key=_selectivity)
-                if not (f.operator == "eq" and not is_unknown(f.value))
-            )
-            self._terms[tid] = (kid, eqs, checks, not term.loose)
-            terms.append((tid, touched))
+                b = len(self._term_key)
+                self._term_key.append(None)
+                self._term_props.append(())
+            self._term_key[b] = key
+            bit = 1 << b
+            km |= bit
+            conds = []
+            for f in term.required:
+                pi = self._prop(f.property)
+                sig = (f.operator, repr(f.value), repr(f.values))
+                c = pi.conds.get(sig)
+                if c is None:
+                    c = pi.conds[sig] = _Cond(f)
+                c.mask |= bit
+                pi.touch |= bit
+                self._dirty.add(pi)
+                conds.append((pi, sig))
+            for p in term.loose:
+                pi = self._prop(p)
+                pi.loose |= bit
+                conds.append((pi, ("", "", "")))
+            self._term_props[b] = tuple({pi: None for pi, sig in conds if sig[0]})
+            self._all |= bit
+            if not term.loose:
+                self._exact |= bit
+            terms.append((b, conds))
         self._terms_of[key] = terms
+        self._key_mask[key] = km
+        self._order_dirty = True
         if matches_empty:
             self._match_empty.add(key)
 
     def remove(self, key: K) -> None:
-        for tid, touched in self._terms_of.pop(key, ()):
-            for p in touched:
-                pi = self._props.get(p)
-                if pi is not None:
-                    pi.remove(tid)
-            _, eqs, _, _ = self._terms.pop(tid)
-            if eqs:
-                self._anchors[eqs[0][0]][eqs[0][1]].discard(tid)
-                by_prop = self._touch[eqs[0][0]][eqs[0][1]]
-                for p in touched:
-                    by_prop[p].discard(tid)
-            elif tid in self._in_anchor_of:
-                ip, wanted = self._in_anchor_of.pop(tid)
-                for w in wanted:
-                    self._in_anchors[ip][w].discard(tid)
-                    by_prop = self._in_touch[ip][w]
-                    for p in touched:
-                        by_prop[p].discard(tid)
-            else:
-                self._unanchored.discard(tid)
-                for p in touched:
-                    upi = self._unanchored_props.get(p)
-                    if upi is not None:
-                        upi.remove(tid)
-        kid = self._kid.pop(key, None)
-        if kid is not None:
-            del self._key_of[kid]
+        for b, conds in self._terms_of.pop(key, ()):
+            nb = ~(1 << b)
+            for pi, sig in conds:
+                pi.touch &= nb
+                pi.loose &= nb
+                c = pi.conds.get(sig)
+                if c is not None:
+                    c.mask &= nb
+                    if not c.mask:
+                        del pi.conds[sig]
+                    self._dirty.add(pi)
+            self._all &= nb
+            self._exact &= nb
+            self._term_key[b] = None
+            self._term_props[b] = ()
+            self._free.append(b)
+        self._key_mask.pop(key, None)
+        self._order_dirty = True
         self._match_empty.discard(key)
 
-    def keys(self) -> Iterable[K]:
-        return self._terms_of.keys()
+    def _refresh(self) -> None:
+        for pi in self._dirty:
+            pi.rebuild()
+        self._dirty.clear()
+        if self._order_dirty:  # terms added or removed: cached masks hold the old universe
+            for pi in self._props.values():
+                pi.universe = self._all
+                pi.cache.clear()
+                pi.raw.clear()
+            live = [pi for pi in self._props.values() if pi.touch]
+            live.sort(key=lambda pi: -pi.touch.bit_count())
+            self._order = live
+            self._order_dirty = False
+
+    def true_terms(self, record: Mapping[str, Any], now: datetime) -> int:
+        """The terms whose conditions ``record`` meets (loose parts not checked)."""
+        if self._dirty or self._order_dirty:
+            self._refresh()
+        t = now.timestamp()
+        x = self._all
+        get = record.get
+        for pi in self._order:
+            x &= pi.nf(get(pi.name), t)
+            if not x:
+                break
+        return x
 
     def rising(
         self,
@@ -469,176 +692,187 @@ class TransitionIndex(Generic[K]):
         created: bool = False,
         new: Mapping[str, Any] | None = None,
         sure: set[K] | None = None,
+        flipped: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone false -> true by ``(property, old, new)`` changes.
 
-        ``created``: the record is new (it matched nothing before), so keys an empty record
-        already satisfies are candidates too. ``new``: the record after the change; when
-        given, terms whose other required filters fail on it are dropped. ``sure`` (with
-        ``new``): receives the returned keys whose criteria certainly match ``new`` (a term
-        without loose parts passed every filter), so callers need not evaluate them on it.
+        ``created``: the record is new (it matched nothing before): every key whose criteria
+        may hold on it (``new``, else the changes' new values), and those an empty record
+        meets. ``new``: the record after the change; without it the other properties are
+        not checked and the answer is a superset. ``sure`` (with ``new``): receives the
+        returned keys whose criteria certainly match ``new`` (a term without loose parts
+        holds), so callers need not evaluate them on it. ``flipped`` (with ``new``, not
+        ``created``): receives the returned keys that certainly went false -> true (exact
+        terms on both states: the old record is ``new`` with the changes' old values), which
+        callers need not evaluate at all; the other returned keys they confirm.
         """
-        if new is None:
-            return self._rising(changes, now, created, None, sure, False)
-        mode = ANCHOR_FIRST
-        if mode is None:  # adaptive: the faster strategy for this index, re-measured now and then
-            self._calls += 1
-            if self._calls % SAMPLE_EVERY == 1:
-                return self._sample(changes, now, created, new, sure)
-            mode = self._prefer_anchor_first
-        return self._rising(changes, now, created, new, sure, mode)
-
-    def _sample(
-        self,
-        changes: Iterable[tuple[str, Any, Any]],
-        now: datetime,
-        created: bool,
-        new: Mapping[str, Any],
-        sure: set[K] | None,
-    ) -> set[K]:
-        """Run both candidate strategies on this change, keep a moving average of their cost
-        and prefer the cheaper (both answers are valid: each a superset the caller confirms)."""
-        changes = list(changes)
-        t0 = time.perf_counter()
-        sure_a: set[K] = set()
-        out = self._rising(changes, now, created, new, sure_a, True)
-        t1 = time.perf_counter()
-        self._rising(changes, now, created, new, set(), False)
-        t2 = time.perf_counter()
-        self._cost_anchor_first += (t1 - t0 - self._cost_anchor_first) * 0.05
-        self._cost_flip_first += (t2 - t1 - self._cost_flip_first) * 0.05
-        self._prefer_anchor_first = self._cost_anchor_first < self._cost_flip_first
-        if sure is not None:
-            sure |= sure_a
-        return out
-
-    def _rising(
-        self,
-        changes: Iterable[tuple[str, Any, Any]],
-        now: datetime,
-        created: bool,
-        new: Mapping[str, Any] | None,
-        sure: set[K] | None,
-        anchor_first: bool,
-    ) -> set[K]:
-        tids: set[int] = set()
-        key_of = self._key_of
+        if self._dirty or self._order_dirty:
+            self._refresh()
         out: set[K] = set(self._match_empty) if created else set()
+        if created:
+            rec = new if new is not None else {p: n for p, _o, n in changes}
+            x = self.true_terms(rec, now)
+            return self._keys(x, out, sure)
+        t = now.timestamp()
+        props = self._props
+        touched = loose = 0
+        changed: dict[str, Any] = {}
+        moved: list[tuple[_Prop, Any, Any]] = []
+        for p, o, n in changes:
+            if o is n:
+                continue
+            pi = props.get(p)
+            if pi is None:
+                continue
+            changed[p] = n
+            loose |= pi.loose
+            if pi.touch:
+                touched |= pi.touch
+                moved.append((pi, o, n))
+        # Candidates: the terms that read a changed property, narrowed by the most-read
+        # unchanged property, by the changed properties, then by the other unchanged
+        # properties' masks on the new record (property by property while many terms are
+        # left; once few are, only the properties those terms read: ``_narrow``).
+        x = touched | loose
+        if not x:
+            return out
+        seen: dict[_Prop, int] = {}  # unchanged property -> its mask, reused for the old state
         get = new.get if new is not None else None
-        normed: dict[str, Any] = {}
-        if new is not None and anchor_first:
-            changes = changes if isinstance(changes, list) else list(changes)
-            self._anchor_first(changes, new, now, normed, tids)
-        else:
-            props = self._props
-            for prop, o, n in changes:
-                pi = props.get(prop)
-                if pi is not None and o is not n:
-                    pi.rising(o, n, now, tids)
-        if new is None:
-            terms_ = self._terms
-            out.update(key_of[terms_[t][0]] for t in tids)
+        order = self._order
+        head = HEAD if get is not None else 0
+        for pi in order[:head]:  # the most-read property first (one campaign of hundreds)
+            if get is not None and pi.name not in changed:
+                h = seen[pi] = pi.nf(get(pi.name), t)
+                x &= h
+                if not x:
+                    return out
+        # flipped on the changed properties: a condition failed on an old value, none fails
+        # on a new one (loose terms: a loosely read property changed, or the same)
+        nfo = nfn = self._all
+        for pi, o, n in moved:
+            nfo &= pi.nf(o, t)
+            nfn &= pi.nf(n, t)
+        xt = x & touched
+        x = ((xt ^ (xt & nfo)) | (x & loose)) & nfn
+        if not x:
             return out
-        assert get is not None
-        if not tids:
-            return out
-        if not anchor_first and len(tids) > ANCHOR_THRESHOLD:
-            keep = tids & self._unanchored
-            # only properties the record has: an absent one meets no anchor (a C-level
-            # intersection instead of a lookup per anchored property)
-            anchors = self._anchors
-            for p in anchors.keys() & new.keys():
-                raw = get(p)
-                if is_unknown(raw):
+        if get is not None:
+            small = SMALL
+            i = 0
+            for pi in order[head:] if head else order:
+                name = pi.name
+                if name in changed:
                     continue
-                v = normed[p] = norm_eq(raw)
-                hit = anchors[p].get(v)
-                if hit:
-                    keep |= tids & hit
-            in_anchors = self._in_anchors
-            for p in in_anchors.keys() & new.keys():
-                raw = get(p)
-                if raw is None or raw == "":
-                    continue
-                by_text = in_anchors[p]
-                for e in as_set(raw):
-                    hit = by_text.get(e)
-                    if hit:
-                        keep |= tids & hit
-            tids = keep
-        terms = self._terms
-        done: set[int] = set()  # key ids already reported
-        exact: list[int] = []
-        for t in tids:
-            kid, eqs, term_checks, is_exact = terms[t]
-            if kid in done:
-                continue  # the key is decided: its other terms need no work
-            for p, k in eqs:
-                v = normed.get(p, _UNSET)
-                if v is _UNSET:
-                    raw = get(p)
-                    v = normed[p] = None if is_unknown(raw) else norm_eq(raw)
-                if v != k:
-                    break
-            else:
-                for p, pred in term_checks:
-                    if not pred(get(p), now):
-                        break
+                v = get(name)
+                if pi.fast:  # strings and missing values: one dict lookup, no call
+                    m = pi.cache.get(v if type(v) is str else _NONE_KEY if v is None else ())
+                    if m is None:
+                        m = pi.nf(v, t)
                 else:
-                    done.add(kid)
-                    if is_exact:
-                        exact.append(kid)
-        for kid in done:
-            out.add(key_of[kid])
-        if sure is not None:
-            for kid in exact:
-                sure.add(key_of[kid])
+                    m = pi.nf(v, t)
+                x &= m
+                if not x:
+                    return out
+                seen[pi] = m
+                i += 1
+                # a popcount is not free: after the first property, then every 4th
+                if (i == 1 or not i & 3) and x.bit_count() <= small:
+                    break
+        if get is None:
+            return self._keys(x, out, None)
+        x = self._narrow(x, changed, seen, get, t)
+        if not x:
+            return out
+        if flipped is None:
+            return self._keys(x, out, sure)
+        return self._decide(x, nfo, changed, seen, get, t, out, sure, flipped)
+
+    def _narrow(
+        self,
+        x: int,
+        changed: Mapping[str, Any],
+        seen: dict[_Prop, int],
+        get: Any,
+        t: float,
+    ) -> int:
+        """``x`` narrowed by the masks of the unchanged properties its terms read (masks
+        already in ``seen`` were applied by the caller when ``x`` was formed, but re-applying
+        them is harmless; new ones are added to ``seen``)."""
+        need: Iterable[_Prop]
+        if x.bit_count() > 4 * SMALL:  # many terms read nearly every property anyway
+            need = self._order
+        else:
+            term_props = self._term_props
+            need = set()
+            for b in _bits(x):
+                need.update(term_props[b])
+        for pi in need:
+            name = pi.name
+            if name in changed:
+                continue
+            m = seen.get(pi)
+            if m is None:
+                v = get(name)
+                if pi.fast:
+                    m = pi.cache.get(v if type(v) is str else _NONE_KEY if v is None else ())
+                if m is None:
+                    m = pi.nf(v, t)
+                seen[pi] = m
+            x &= m
+            if not x:
+                return 0
+        return x
+
+    def _decide(
+        self,
+        x: int,
+        nfo: int,
+        changed: Mapping[str, Any],
+        seen: dict[_Prop, int],
+        get: Any,
+        t: float,
+        out: set[K],
+        sure: set[K] | None,
+        flipped: set[K],
+    ) -> set[K]:
+        """Keys of the flipped terms ``x``, decided on the old state too: the other terms of
+        those keys that held on the old record (``nfo``: the changed properties' old values;
+        ``seen``: the unchanged ones, completed as needed) — an exact one means the key
+        matched already (dropped); none, and no loose term in play, means the key certainly
+        flipped (``flipped``)."""
+        term_key = self._term_key
+        key_mask = self._key_mask
+        exact_all = self._exact
+        keys = {term_key[b] for b in _bits(x)}
+        y = 0
+        for k in keys:
+            y |= key_mask[k]  # type: ignore[index]
+        y = (y ^ (y & x)) & nfo  # terms in x failed on the old record by construction
+        if y:
+            y = self._narrow(y, changed, seen, get, t)
+        unsure = y | (x ^ (x & exact_all))  # loose terms: their old (or new) state is unknown
+        for k in keys:
+            km = key_mask[k]  # type: ignore[index]
+            if y & km & exact_all:
+                continue  # an exact term held on the old record: no transition
+            out.add(k)  # type: ignore[arg-type]
+            if km & x & exact_all:
+                if sure is not None:
+                    sure.add(k)  # type: ignore[arg-type]
+                if not km & unsure:
+                    flipped.add(k)  # type: ignore[arg-type]
         return out
 
-    def _anchor_first(
-        self,
-        changes: list[tuple[str, Any, Any]],
-        new: Mapping[str, Any],
-        now: datetime,
-        normed: dict[str, Any],
-        tids: set[int],
-    ) -> None:
-        """Candidate terms: unanchored ones a change flips, and anchored ones whose anchor
-        ``new`` meets and that read a changed property (a superset of the flipped ones that
-        can hold on ``new``; the caller's per-term checks do the rest)."""
-        uprops = self._unanchored_props
-        changed = []
-        for prop, o, n in changes:
-            changed.append(prop)
-            pi = uprops.get(prop)
-            if pi is not None and o is not n:
-                pi.rising(o, n, now, tids)
-        get = new.get
-        touch = self._touch
-        for p in touch.keys() & new.keys():
-            raw = get(p)
-            if is_unknown(raw):
-                continue
-            v = normed[p] = norm_eq(raw)
-            by_prop = touch[p].get(v)
-            if by_prop:
-                for c in changed:
-                    hit = by_prop.get(c)
-                    if hit:
-                        tids |= hit
-        in_touch = self._in_touch
-        for p in in_touch.keys() & new.keys():
-            raw = get(p)
-            if raw is None or raw == "":
-                continue
-            by_text = in_touch[p]
-            for e in as_set(raw):
-                by_prop = by_text.get(e)
-                if by_prop:
-                    for c in changed:
-                        hit = by_prop.get(c)
-                        if hit:
-                            tids |= hit
+    def _keys(self, x: int, out: set[K], sure: set[K] | None) -> set[K]:
+        term_key = self._term_key
+        exact = x & self._exact
+        for b in _bits(exact):
+            out.add(term_key[b])  # type: ignore[arg-type]
+        if sure is not None and exact:
+            sure.update(term_key[b] for b in _bits(exact))  # type: ignore[misc]
+        for b in _bits(x ^ exact):
+            out.add(term_key[b])  # type: ignore[arg-type]
+        return out
 
     def falling(
         self,
@@ -647,31 +881,14 @@ class TransitionIndex(Generic[K]):
         *,
         old: Mapping[str, Any] | None = None,
         sure: set[K] | None = None,
+        flipped: set[K] | None = None,
     ) -> set[K]:
         """Keys whose criteria may have gone true -> false (the mirror image of rising);
         ``old`` is the record before the change (the mirror of ``new``; ``sure`` receives
-        keys certainly matching ``old``)."""
-        return self.rising(((p, n, o) for p, o, n in changes), now, new=old, sure=sure)
-
-
-_SELECTIVE = {
-    "eq": 0,
-    "in": 1,
-    "between": 2,
-    "gt": 3,
-    "gte": 3,
-    "lt": 3,
-    "lte": 3,
-    "before": 3,
-    "after": 3,
-    "starts_with": 4,
-    "contains": 4,
-}
-
-
-def _selectivity(f: PropertyFilter) -> int:
-    """Check order of a term's filters: the ones most likely to fail first."""
-    return _SELECTIVE.get(f.operator, 9)
+        keys certainly matching ``old``, ``flipped`` keys certainly gone true -> false)."""
+        return self.rising(
+            ((p, n, o) for p, o, n in changes), now, new=old, sure=sure, flipped=flipped
+        )
 
 
 def changed(

@@ -10,6 +10,7 @@ import pytest
 
 from crmflow.criteria import compile_group
 from crmflow.criteria.index import TransitionIndex, norm_eq, terms_of
+from crmflow.criteria.operators import Predicate, get_operator
 from crmflow.criteria.values import equal
 from crmflow.model.criteria import FilterGroup, PropertyFilter
 
@@ -20,7 +21,19 @@ VALUES: dict[str, list[Any]] = {
     "score": [0, 5, 10, 50, "7", None, 99.5],
     "city": ["Aarhus", "Odense", "aalborg", None, "København"],
     "tags": [["a", "b"], "a;c", [], None, "b"],
-    "created": ["2026-05-30", "2026-01-01T10:00:00Z", None, "2025-12-31"],
+    "created": [
+        "2026-05-30",
+        "2026-01-01T10:00:00Z",
+        None,
+        "2025-12-31",
+        "2026-06-05",
+        1780300800000,
+        "2026-05-31T00:00:00Z",
+        # boundaries of the relative-date operators: now, now - 7 days, now + 7 days
+        "2026-06-01T00:00:00Z",
+        "2026-05-25T00:00:00Z",
+        "2026-06-08",
+    ],
     "owner": ["u1", "u2", None],
 }
 
@@ -46,7 +59,11 @@ def random_filter(rng: random.Random) -> PropertyFilter:
             "after",
             "before",
             "within_last_days",
+            "within_next_days",
+            "more_than_days_ago",
             "has_all",
+            "not_contains",
+            "ends_with",
         ]
     )
     if op in ("gt", "gte", "lt", "lte", "between"):
@@ -56,11 +73,12 @@ def random_filter(rng: random.Random) -> PropertyFilter:
                 property=prop, operator=op, values=sorted(rng.sample([0, 5, 10, 50], 2))
             )
         return PropertyFilter(property=prop, operator=op, value=rng.choice([0, 5, 10, 50]))
-    if op in ("after", "before", "within_last_days"):
-        prop = "created"
+    if op in ("after", "before"):
         return PropertyFilter(
-            property=prop, operator=op, value=7 if op == "within_last_days" else "2026-01-01"
+            property="created", operator=op, value=rng.choice(["2026-01-01", "2026-05-30"])
         )
+    if op in ("within_last_days", "within_next_days", "more_than_days_ago"):
+        return PropertyFilter(property="created", operator=op, value=rng.choice([0, 1, 7, 200]))
     if op in ("in", "not_in", "has_all"):
         flat = [x for v in vals for x in (v if isinstance(v, list) else [v])]
         return PropertyFilter(
@@ -69,7 +87,7 @@ def random_filter(rng: random.Random) -> PropertyFilter:
     if op in ("is_known", "is_unknown"):
         return PropertyFilter(property=prop, operator=op)
     v = rng.choice(vals)
-    if op in ("contains", "starts_with"):
+    if op in ("contains", "starts_with", "not_contains", "ends_with"):
         v = str(v if not isinstance(v, list) else "a")[:2]
     return PropertyFilter(property=prop, operator=op, value=v)
 
@@ -85,20 +103,48 @@ def random_record(rng: random.Random) -> dict[str, Any]:
     return {p: rng.choice(VALUES[p]) for p in PROPS if rng.random() < 0.8}
 
 
-@pytest.mark.parametrize(
-    "anchor_first,anchor_threshold", [(True, 0), (False, 0), (False, 10**9), (None, 0)]
-)
-@pytest.mark.parametrize("seed", range(4))
-def test_rising_and_falling_never_miss(
-    seed: int, anchor_first: bool | None, anchor_threshold: int, monkeypatch: pytest.MonkeyPatch
+def random_value(rng: random.Random, prop: str) -> Any:
+    """Mostly the property's own values; sometimes the values operators tell apart in odd
+    ways (NaN, bools, 1 vs 1.0, numeric and date strings, epoch milliseconds, lists)."""
+    if rng.random() < 0.85:
+        return rng.choice(VALUES[prop])
+    return rng.choice(ODD)
+
+
+ODD: list[Any] = [
+    "nan",
+    float("nan"),
+    True,
+    False,
+    1,
+    1.0,
+    "1",
+    " 5 ",
+    "5.0",
+    [],
+    [1, "a"],
+    "A;B",
+    "",
+    "2026-05-31T23:00:00Z",
+    1780000000000,
+    "2026-06-03",
+    "true",
+]
+
+
+@pytest.mark.parametrize("cache_cap", [1, 128])
+@pytest.mark.parametrize("seed", range(6))
+def test_rising_and_falling_match_brute_force(
+    seed: int, cache_cap: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Anchor-first, flip-first with the anchor intersection always on (threshold 0) and
-    always off, and adaptive (None: both measured every other call, the faster one used)."""
+    """Against brute force on random criteria, records and changes (with keys removed and
+    re-added on the way, so freed term bits are reused): the terms the bitsets find true are
+    exactly the terms whose filters all hold; rising/falling never miss a flip and report
+    exactly the flips for keys without loose terms (``flipped``); ``sure`` keys match.
+    ``cache_cap`` 1: false masks recomputed on nearly every lookup (the cache is no crutch)."""
     import crmflow.criteria.index as index_module
 
-    monkeypatch.setattr(index_module, "SAMPLE_EVERY", 2)
-    monkeypatch.setattr(index_module, "ANCHOR_FIRST", anchor_first)
-    monkeypatch.setattr(index_module, "ANCHOR_THRESHOLD", anchor_threshold)
+    monkeypatch.setattr(index_module, "CACHE_CAP", cache_cap)
     rng = random.Random(seed)
     groups = {i: random_group(rng) for i in range(150)}
     matchers = {i: compile_group(g) for i, g in groups.items()}
@@ -106,26 +152,41 @@ def test_rising_and_falling_never_miss(
     for i, g in groups.items():
         idx.add(i, g, matches_empty=matchers[i]({}, NOW, {}))
     flips = sures = 0
-    for _ in range(300):
-        old = random_record(rng)
+    for step in range(300):
+        if step % 25 == 24:  # churn: a key removed, another replaced
+            gone = rng.choice(list(groups))
+            idx.remove(gone)
+            del groups[gone], matchers[gone]
+            k = max(groups) + 1
+            groups[k] = random_group(rng)
+            matchers[k] = compile_group(groups[k])
+            idx.add(k, groups[k], matches_empty=matchers[k]({}, NOW, {}))
+        old = {p: random_value(rng, p) for p in PROPS if rng.random() < 0.8}
         new = dict(old)
         changes = []
         for p in rng.sample(PROPS, rng.randint(1, 3)):
-            n = rng.choice(VALUES[p])
+            n = random_value(rng, p)
             changes.append((p, old.get(p), n))
             new[p] = n
+        for rec in (old, new):
+            assert idx.true_terms(rec, NOW) == brute_true_terms(idx, groups, rec)
         want_up = {i for i, m in matchers.items() if m(new, NOW, {}) and not m(old, NOW, {})}
         want_down = {i for i, m in matchers.items() if m(old, NOW, {}) and not m(new, NOW, {})}
         sure: set[int] = set()
-        got_up = idx.rising(changes, NOW, new=new, sure=sure)
+        flipped: set[int] = set()
+        got_up = idx.rising(changes, NOW, new=new, sure=sure, flipped=flipped)
         # "sure" keys skip the caller's evaluation on the new record: they must match it
         assert sure <= got_up and all(matchers[i](new, NOW, {}) for i in sure)
+        # keys without loose terms are decided on both states: exactly the flips
+        exact = {i for i, g in groups.items() if not loose(g)}
+        assert got_up & exact == want_up & exact == flipped, (changes, flipped ^ want_up)
         sure_down: set[int] = set()
-        assert want_down <= idx.falling(changes, NOW, old=old, sure=sure_down)
+        gone: set[int] = set()
+        got_down = idx.falling(changes, NOW, old=old, sure=sure_down, flipped=gone)
         assert all(matchers[i](old, NOW, {}) for i in sure_down)
+        assert got_down & exact == want_down & exact == gone, (changes, gone ^ want_down)
         sures += len(sure)
-        assert want_up <= idx.rising(changes, NOW)  # without the pre-check too
-        got_down = idx.falling(changes, NOW, old=old)
+        assert want_up <= idx.rising(changes, NOW)  # without the new record: a superset
         assert want_up <= got_up, (changes, want_up - got_up)
         assert want_down <= got_down, (changes, want_down - got_down)
         flips += len(want_up) + len(want_down)
@@ -134,6 +195,33 @@ def test_rising_and_falling_never_miss(
         assert created <= got_created
     assert flips > 0  # the random workload does exercise flips
     assert sures > 0  # and the "decided on the new record" fast path
+
+
+def loose(group: FilterGroup) -> bool:
+    return any(t.loose for t in terms_of(group, 8))
+
+
+def brute_true_terms(
+    idx: TransitionIndex[int], groups: dict[int, FilterGroup], rec: dict[str, Any]
+) -> int:
+    """The bits of the terms whose required filters all hold on ``rec``, filter by filter
+    with the operators' own predicates."""
+    out = 0
+    for key, group in groups.items():
+        for (bit, _conds), term in zip(idx._terms_of[key], terms_of(group, 8), strict=True):
+            if all(_pred(f)(rec.get(f.property), NOW) for f in term.required):
+                out |= 1 << bit
+    return out
+
+
+_PREDS: dict[tuple[str, str, str], Predicate] = {}
+
+
+def _pred(f: PropertyFilter) -> Predicate:
+    sig = (f.operator, repr(f.value), repr(f.values))
+    if sig not in _PREDS:
+        _PREDS[sig] = get_operator(f.operator).make(f)
+    return _PREDS[sig]
 
 
 def test_index_is_selective() -> None:
@@ -195,9 +283,9 @@ def test_norm_eq_agrees_with_equal(a: Any, b: Any) -> None:
     assert (norm_eq(a) == norm_eq(b)) == equal(a, b)
 
 
-def test_in_anchor_keeps_terms_whose_in_filter_holds() -> None:
-    """Terms without an equality filter are anchored by an ``in`` filter: with the anchor
-    intersection on, a multi-valued or differently-cased value must still find them."""
+def test_in_filters_hold_on_multi_valued_and_cased_values() -> None:
+    """``in`` conditions are found by each element of the new value (as_set, casefolded):
+    a multi-valued or differently-cased value must still find them, a missing one none."""
     idx: TransitionIndex[int] = TransitionIndex()
     for i in range(200):
         idx.add(
@@ -209,9 +297,7 @@ def test_in_anchor_keeps_terms_whose_in_filter_holds() -> None:
                 ]
             ),
         )
-    import crmflow.criteria.index as index_module
-
-    assert len(idx.rising([("score", -1, 1000)], NOW)) == 200 > index_module.ANCHOR_THRESHOLD
+    assert len(idx.rising([("score", -1, 1000)], NOW)) == 200
     sure: set[int] = set()
     got = idx.rising([("score", -1, 1000)], NOW, new={"score": 1000, "tags": "a;t3"}, sure=sure)
     assert got == sure == {i for i in range(200) if i % 10 == 3}
@@ -248,14 +334,14 @@ def test_sure_only_for_exact_terms() -> None:
 
 
 def test_shared_generic_filters_are_tested_once_and_removed_per_key() -> None:
-    """Identical "contains" filters of many keys share one predicate; removing one key keeps
-    the others, removing the last drops the predicate."""
+    """Identical "contains" filters of many keys share one condition (one predicate call per
+    new value); removing one key keeps the others, removing the last drops the condition."""
     idx: TransitionIndex[int] = TransitionIndex()
     contains = PropertyFilter(property="email", operator="contains", value="ACME")
     other = PropertyFilter(property="email", operator="contains", value="shop")
     for i in range(5):
         idx.add(i, FilterGroup(filters=[contains if i < 4 else other]))
-    assert len(idx._props["email"].generic) == 2
+    assert len(idx._props["email"].conds) == 2
     assert idx.rising([("email", "a@x.dk", "b@acme.dk")], NOW) == {0, 1, 2, 3}
     idx.remove(1)
     idx.add(2, FilterGroup(filters=[other]))  # re-added with another filter
@@ -263,4 +349,4 @@ def test_shared_generic_filters_are_tested_once_and_removed_per_key() -> None:
     assert idx.rising([("email", "b@acme.dk", "c@shop.se")], NOW) == {2, 4}
     for i in (0, 3):
         idx.remove(i)
-    assert len(idx._props["email"].generic) == 1
+    assert len(idx._props["email"].conds) == 1
