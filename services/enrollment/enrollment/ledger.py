@@ -132,7 +132,7 @@ class Ledger:
         self, tenant_id: str, workflow_id: str, enabled: bool, now: datetime
     ) -> bool:
         async with self.writing(), self.sessions() as s:
-            res = await s.execute(
+            res = await s.exec(
                 update(ActiveRevision)
                 .where(
                     col(ActiveRevision.tenant_id) == tenant_id,
@@ -536,7 +536,7 @@ class Ledger:
     ) -> dict[str, int]:
         """Drop ended history, stale facts and old dedupe/occurrence rows."""
         async with self.writing(), self.sessions() as s:
-            h = await s.execute(
+            h = await s.exec(
                 delete(EnrollmentRow).where(
                     col(EnrollmentRow.status).in_(("ended", "unenrolled")),
                     or_(
@@ -546,13 +546,13 @@ class Ledger:
                     ),
                 )
             )
-            f = await s.execute(
+            f = await s.exec(
                 delete(EnrollmentFact).where(col(EnrollmentFact.last_enrolled_at) < facts_before)
             )
-            p = await s.execute(
+            p = await s.exec(
                 delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < events_before)
             )
-            o = await s.execute(
+            o = await s.exec(
                 delete(EventOccurrence).where(col(EventOccurrence.occurred_at) < facts_before)
             )
             await s.commit()
