@@ -210,7 +210,13 @@ class SqliteReader:
                     done.append((fut, fn(self._connection()), None))
                 except BaseException as exc:  # handed to the awaiting coroutine
                     done.append((fut, None, exc))
-            loop.call_soon_threadsafe(_settle, done)
+            try:
+                loop.call_soon_threadsafe(_settle, done)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                with self._lock:
+                    self._queue.clear()
+                    self._draining = False
+                return
 
     async def close(self) -> None:
         """Close the connection and stop the thread; like ``engine.dispose()`` the store stays

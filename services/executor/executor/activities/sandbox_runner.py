@@ -82,7 +82,9 @@ def _landlock(read_only, read_write, block_tcp):
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
-        rules = [(p, _READ | _FS_EXECUTE) for p in read_only]
+        # Read-only roots may be read (imports, extension modules are mmapped: no EXECUTE
+        # right needed); nothing anywhere may be executed.
+        rules = [(p, _READ) for p in read_only]
         rules += [(p, fs & ~_FS_EXECUTE) for p in read_write]
         for path, access in rules:
             try:
