@@ -27,6 +27,7 @@ from crmflow.criteria import OPERATORS
 from crmflow.errors import NotFound
 from crmflow.model.actions import Action
 from crmflow.model.criteria import FilterGroup
+from crmflow.model.triggers import EventTrigger, EventType
 from crmflow.model.workflow import WorkflowDefinition
 from crmflow.records.event_schema import (
     EventDefinitions,
@@ -179,6 +180,7 @@ class _Checker:
         self.defn = defn
         # What {{ event.x }} may name (the same view the data panel shows).
         self.events: EventView | None = event_view(defn, events) if events is not None else None
+        self.event_definitions = events
         self.registry = registry
         self.plan = plan
         self.properties = properties
@@ -366,6 +368,24 @@ class _Checker:
         for p in sorted(names - set(self.events.types)):
             self.add(aid, "unknown_event_property", path, f"event {named} has no property {p!r}")
 
+    def event_filters(self, path: str, event: EventTrigger) -> None:
+        """A defined custom event's filters may only name its properties (an undefined event,
+        or no CRM answer, leaves them unchecked)."""
+        if self.event_definitions is None or event.event_type != EventType.CUSTOM_EVENT:
+            return
+        definition = self.event_definitions.get(event.event_name)
+        if definition is None:
+            return
+        known = {p.name for p in definition.properties}
+        for j, f in enumerate(event.event_filters):
+            if f.property not in known:
+                self.add(
+                    "",
+                    "unknown_event_property",
+                    f"{path}.event_filters[{j}].property",
+                    f"event {event.event_name!r} has no property {f.property!r}",
+                )
+
     def field_properties(self, aid: str, fields: dict[str, Any]) -> None:
         """Fields named ``property`` / ``*_property`` name CRM properties (registry convention);
         ``target_source`` moves them to a data source's object type."""
@@ -485,6 +505,8 @@ class _Checker:
                 self.check_property("", f"{base}.event.property", d.object_type, t.event.property)
             if t.event and t.event.filter:
                 self.check_group("", f"{base}.event.filter", t.event.filter)
+            if t.event and t.event.event_filters:
+                self.event_filters(f"{base}.event", t.event)
             if t.schedule and t.schedule.date_property:
                 self.check_property(
                     "", f"{base}.schedule.date_property", d.object_type, t.schedule.date_property

@@ -235,3 +235,19 @@ def test_event_tokens_need_an_event_with_properties_and_a_defined_property() -> 
     assert event_codes(_event_defn(upgraded, form, field="{{ event.tier }}"), events) == set()
     # No CRM answer (None): the property check is skipped, not failed.
     assert event_codes(wrong, None) == set()
+    # The trigger's own filters may only name the defined event's properties.
+    from crmflow.model.criteria import PropertyFilter
+
+    filtered = upgraded.model_copy(
+        update={
+            "event_filters": [
+                PropertyFilter(property="plan", operator="eq", value="pro"),
+                PropertyFilter(property="seats", operator="gt", value=3),
+            ]
+        }
+    )
+    issues = validate(_event_defn(filtered), registry=REG, plan=Plan("t"), events=events)
+    assert [(i.code, i.field) for i in issues] == [
+        ("unknown_event_property", "enrollment.triggers[0].event.event_filters[1].property")
+    ]
+    assert validate(_event_defn(filtered), registry=REG, plan=Plan("t"), events={}) == []
