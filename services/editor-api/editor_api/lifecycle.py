@@ -21,7 +21,6 @@ from editor_api.documents import dump, parse, revision_model
 from editor_api.enrollment_client import EnrollmentGateway, EnrollmentUnavailable
 from editor_api.outbox import Deliverer
 from editor_api.service import EditorCore, WorkflowView, check_actor, require
-from editor_api.validation import load_events, load_properties, validate
 
 
 class Lifecycle:
@@ -55,16 +54,7 @@ class Lifecycle:
             plan = await core.plan(s, tenant_id)
             known = await core.known_workflows(s, tenant_id, defn)
         # The CRM is asked outside the transaction; the revision check below guards the gap.
-        props = await load_properties(core.properties, tenant_id, defn)
-        events = await load_events(core.properties, tenant_id, defn)
-        issues = validate(
-            defn,
-            registry=core.registry,
-            plan=plan,
-            properties=props,
-            known_workflows=known,
-            events=events,
-        )
+        issues, _ = await core.check(tenant_id, defn, plan, known)
         if issues:
             shown = "; ".join(f"{i.action_id or 'workflow'}: {i.message}" for i in issues[:5])
             raise FailedPrecondition(

@@ -454,6 +454,16 @@ class EditorCore:
             plan = await self.plan(s, tenant_id)
             defn = self.models.take(row.draft)
             known = await self.known_workflows(s, tenant_id, defn)
+        issues, properties_checked = await self.check(tenant_id, defn, plan, known)
+        # Read-only from here on: the caller lays it out before its next await.
+        self.models.put(row.draft, defn)
+        return row, defn, issues, properties_checked
+
+    async def check(
+        self, tenant_id: str, defn: WorkflowDefinition, plan: Plan, known: dict[str, str]
+    ) -> tuple[list[Issue], bool]:
+        """Every validation issue of ``defn`` against the tenant's CRM schema (asked outside any
+        transaction), and whether the CRM answered (property names were checked)."""
         props = await load_properties(self.properties, tenant_id, defn)
         events = await load_events(self.properties, tenant_id, defn)
         issues = validate(
@@ -464,9 +474,7 @@ class EditorCore:
             known_workflows=known,
             events=events,
         )
-        # Read-only from here on: the caller lays it out before its next await.
-        self.models.put(row.draft, defn)
-        return row, defn, issues, props is not None
+        return issues, props is not None
 
     async def audit_entries(
         self, tenant_id: str, workflow_id: str, page_size: int, page_token: str

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from executor.activities.custom_code import run_code
+from executor.activities.custom_code import landlock_abi, run_code
 from temporalio.exceptions import ApplicationError
 
 
@@ -83,16 +83,8 @@ async def test_prints_cannot_forge_the_result() -> None:
 RUNNER = Path(__file__).parents[3] / "services/executor/executor/activities/sandbox_runner.py"
 
 
-def _landlock_abi() -> int:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return max(0, int(libc.syscall(444, None, ctypes.c_size_t(0), 1)))
-
-
 needs_landlock = pytest.mark.skipif(
-    _landlock_abi() < 1, reason="this kernel has no Landlock (custom code would be refused)"
+    landlock_abi() < 1, reason="this kernel has no Landlock (custom code would be refused)"
 )
 
 
