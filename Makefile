@@ -4,21 +4,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+# The trigger index compiled with mypyc in place (setup.py), rebuilt when its source changes.
+COMPILED := $(VENV)/.compiled-stamp
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:$(PATH)
 
 .PHONY: install run test unit lint typecheck proto proto-check proto-lint chart-check bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	CRMFLOW_PURE_PYTHON=1 $(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+$(COMPILED): $(STAMP) setup.py src/crmflow/criteria/index.py
+	$(BIN)/python setup.py -q build_ext --inplace > $(VENV)/compile.log 2>&1 \
+	  || { cat $(VENV)/compile.log; exit 1; }
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(COMPILED) $(NODE_STAMP)
 
 ## run: the whole stack on this machine (Temporal dev server + UI, four services). Ctrl-C stops it.
 run: install
@@ -27,8 +34,8 @@ run: install
 ## test: every check CI runs.
 test: install proto-lint proto-check lint typecheck chart-check unit
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+unit: $(STAMP) $(COMPILED)
+	CRMFLOW_EXPECT_COMPILED=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
@@ -53,4 +60,5 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) node_modules .tools .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .tools .data .pytest_cache .mypy_cache .ruff_cache build
+	find src services -name '*.so' -delete

@@ -13,6 +13,7 @@ import gc
 import logging
 from typing import Any
 
+from crmflow.criteria import index as criteria_index
 from crmflow.db import create_engine, session_factory
 from crmflow.grpc.server import RunningServer, start_server, wait_for_termination
 from crmflow.records.port import RecordStore
@@ -77,7 +78,11 @@ async def start(
     )
     await runtime.wire()
     loaded = await workflows.load()
-    log.info("enrollment: %d active workflow revision(s) indexed", loaded)
+    log.info(
+        "enrollment: %d active workflow revision(s) indexed (%s trigger index)",
+        loaded,
+        "compiled" if criteria_index.compiled() else "pure-Python",
+    )
     servicer = EnrollmentServicer(
         workflows=workflows,
         enroller=enroller,

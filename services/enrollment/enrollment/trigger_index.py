@@ -28,9 +28,10 @@ from enrollment.compiled import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Match:
-    """One thing an event did to one workflow."""
+    """One thing an event did to one workflow (not frozen: an event can yield dozens, and a
+    frozen dataclass pays ``object.__setattr__`` per field)."""
 
     workflow: CompiledWorkflow
     role: str  # enroll | reenroll | unenroll | goal | stay | suppressed | deleted
@@ -46,6 +47,8 @@ class Match:
 class _Scope:
     # enroll / reenroll criteria
     rising: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
+    # rising key -> (its workflow, its compiled criteria): one lookup per candidate
+    rising_refs: dict[TriggerRef, tuple[CompiledWorkflow, Matcher]] = field(default_factory=dict)
     # goal and unenrollment criteria: only asked when the record is enrolled somewhere
     leaving: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
     falling: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
@@ -89,8 +92,12 @@ class TriggerIndex:
         wf = cw.workflow_id
         scope.workflows.add(wf)
         for (role, i), (group, matcher) in cw.criteria.items():
-            target = scope.leaving if role == "unenroll" else scope.rising
-            target.add(TriggerRef(wf, role, i), group, matches_empty=matcher({}, _epoch, EMPTY))
+            tref = TriggerRef(wf, role, i)
+            if role == "unenroll":
+                scope.leaving.add(tref, group, matches_empty=matcher({}, _epoch, EMPTY))
+            else:
+                scope.rising.add(tref, group, matches_empty=matcher({}, _epoch, EMPTY))
+                scope.rising_refs[tref] = (cw, matcher)
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
             scope.leaving.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
         if cw.stay is not None:
@@ -125,6 +132,7 @@ class TriggerIndex:
         scope.leaving_rules.pop(workflow_id, None)
         for key in [k for k in scope.rising.keys() if k.workflow_id == workflow_id]:
             scope.rising.remove(key)
+            scope.rising_refs.pop(key, None)
         for key in [k for k in scope.leaving.keys() if k.workflow_id == workflow_id]:
             scope.leaving.remove(key)
         for key in [k for k in scope.falling.keys() if k.workflow_id == workflow_id]:
@@ -219,16 +227,18 @@ class TriggerIndex:
         if changes or created:
             sure: set[TriggerRef] = set()
             flipped: set[TriggerRef] = set()
+            refs = scope.rising_refs
             for ref in scope.rising.rising(
                 changes, now, created=created, new=new, sure=sure, flipped=flipped
             ):
-                cw = self._workflows[(key, ref.workflow_id)]
-                matcher = cw.criteria[(ref.role, ref.idx)][1]
                 # ``flipped``: decided by the index on both states (exact terms); ``sure``: a
                 # term holds on ``new``, the group matches it; the rest is confirmed here
-                if ref in flipped or (
-                    (ref in sure or matcher(new, now, EMPTY))
-                    and (created or not matcher(old, now, EMPTY))
+                if ref in flipped:
+                    out.append(Match(refs[ref][0], ref.role, ref.idx, "criteria"))
+                    continue
+                cw, matcher = refs[ref]
+                if (ref in sure or matcher(new, now, EMPTY)) and (
+                    created or not matcher(old, now, EMPTY)
                 ):
                     out.append(Match(cw, ref.role, ref.idx, "criteria"))
             if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:

@@ -537,6 +537,12 @@ def _ordered_false(fams: tuple[tuple[str, _Sorted], ...], x: float | None) -> in
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+def compiled() -> bool:
+    """Is this module the mypyc-compiled build of itself (setup.py), not the ``.py``?"""
+    return not __file__.endswith(".py")
+_NO_BITS: frozenset[int] = frozenset()
+
+
 def _bits(x: int) -> Iterable[int]:
     """The set bits of ``x`` (few: peel the lowest; many: one pass over its binary text)."""
     if x.bit_count() <= 16:
@@ -573,6 +579,10 @@ class TransitionIndex(Generic[K]):
         self._exact = 0  # terms without loose parts
         self._terms_of: dict[K, list[tuple[int, list[tuple[_Prop, tuple[str, str, str]]]]]] = {}
         self._key_mask: dict[K, int] = {}  # key -> its terms' bits
+        # key -> its terms' bit positions, and bit -> "no loose part": the per-key decisions
+        # test positions in small sets instead of and-ing masks as wide as the index
+        self._key_bits: dict[K, tuple[int, ...]] = {}
+        self._term_exact: list[bool] = []
         self._dirty: set[_Prop] = set()
         self._order: list[_Prop] = []  # properties with conditions, most-read first
         self._order_dirty = False
@@ -607,6 +617,7 @@ class TransitionIndex(Generic[K]):
                 b = len(self._term_key)
                 self._term_key.append(None)
                 self._term_props.append(())
+                self._term_exact.append(False)
             self._term_key[b] = key
             bit = 1 << b
             km |= bit
@@ -629,9 +640,11 @@ class TransitionIndex(Generic[K]):
             self._all |= bit
             if not term.loose:
                 self._exact |= bit
+            self._term_exact[b] = not term.loose
             terms.append((b, conds))
         self._terms_of[key] = terms
         self._key_mask[key] = km
+        self._key_bits[key] = tuple(b for b, _c in terms)
         self._order_dirty = True
         if matches_empty:
             self._match_empty.add(key)
@@ -652,8 +665,10 @@ class TransitionIndex(Generic[K]):
             self._exact &= nb
             self._term_key[b] = None
             self._term_props[b] = ()
+            self._term_exact[b] = False
             self._free.append(b)
         self._key_mask.pop(key, None)
+        self._key_bits.pop(key, None)
         self._order_dirty = True
         self._match_empty.discard(key)
 
@@ -841,25 +856,53 @@ class TransitionIndex(Generic[K]):
         matched already (dropped); none, and no loose term in play, means the key certainly
         flipped (``flipped``)."""
         term_key = self._term_key
-        key_mask = self._key_mask
-        exact_all = self._exact
-        keys = {term_key[b] for b in _bits(x)}
+        key_bits = self._key_bits
+        exact = self._term_exact
+        xs = set(_bits(x))
+        keys = {term_key[b] for b in xs}
+        # The keys' other terms (criteria with one term, the common AND, have none), kept if
+        # they pass the changed properties' old values, then narrowed on the unchanged ones:
+        # what is left held on the old record (exact terms) or may have (loose ones).
         y = 0
         for k in keys:
-            y |= key_mask[k]  # type: ignore[index]
-        y = (y ^ (y & x)) & nfo  # terms in x failed on the old record by construction
+            kb = key_bits[k]  # type: ignore[index]
+            if len(kb) > 1:
+                for b in kb:
+                    if b not in xs:
+                        y |= 1 << b
         if y:
-            y = self._narrow(y, changed, seen, get, t)
-        unsure = y | (x ^ (x & exact_all))  # loose terms: their old (or new) state is unknown
+            y &= nfo
+            if y:
+                y = self._narrow(y, changed, seen, get, t)
+        ys = set(_bits(y)) if y else _NO_BITS
         for k in keys:
-            km = key_mask[k]  # type: ignore[index]
-            if y & km & exact_all:
+            kb = key_bits[k]  # type: ignore[index]
+            if len(kb) == 1:  # its one term is in x: it flipped; certainly so if exact
+                out.add(k)  # type: ignore[arg-type]
+                if exact[kb[0]]:
+                    if sure is not None:
+                        sure.add(k)  # type: ignore[arg-type]
+                    flipped.add(k)  # type: ignore[arg-type]
+                continue
+            held = in_x = unsure = False
+            for b in kb:
+                if b in ys:  # held on the old record (exact), or may have (loose)
+                    if exact[b]:
+                        held = True
+                        break
+                    unsure = True
+                elif b in xs:
+                    if exact[b]:
+                        in_x = True
+                    else:
+                        unsure = True  # loose: its old (or new) state is unknown
+            if held:
                 continue  # an exact term held on the old record: no transition
             out.add(k)  # type: ignore[arg-type]
-            if km & x & exact_all:
+            if in_x:
                 if sure is not None:
                     sure.add(k)  # type: ignore[arg-type]
-                if not km & unsure:
+                if not unsure:
                     flipped.add(k)  # type: ignore[arg-type]
         return out
 

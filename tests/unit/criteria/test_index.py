@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -132,23 +137,62 @@ ODD: list[Any] = [
 ]
 
 
+def _source_module() -> ModuleType:
+    """``index.py`` itself, loaded under another name: with the mypyc build installed, the
+    import system serves the extension, so the pure module is tested from its source."""
+    import crmflow.criteria.index as installed
+
+    path = Path(installed.__file__).with_name("index.py")
+    spec = importlib.util.spec_from_file_location("crmflow.criteria._index_source", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the body runs
+    spec.loader.exec_module(module)
+    assert not module.compiled()
+    return module
+
+
+@pytest.fixture(scope="module", params=["installed", "source"])
+def index_module(request: pytest.FixtureRequest) -> ModuleType:
+    """Both builds of the index: what the install serves (the mypyc extension where it was
+    compiled, setup.py) and the ``.py`` it is compiled from."""
+    if request.param == "source":
+        return _source_module()
+    import crmflow.criteria.index as installed
+
+    return installed
+
+
+def test_the_install_serves_the_compiled_index() -> None:
+    """``make test`` expects the mypyc build (CRMFLOW_EXPECT_COMPILED): a failed compilation
+    falls back to Python silently at install time, and this is where it shows."""
+    import crmflow.criteria.index as installed
+
+    if not os.environ.get("CRMFLOW_EXPECT_COMPILED"):
+        pytest.skip("CRMFLOW_EXPECT_COMPILED is not set (only `make unit` / `make test` set it)")
+    assert installed.compiled(), f"{installed.__file__} is not the mypyc extension"
+    source = Path(installed.__file__).with_name("index.py")
+    assert source.stat().st_mtime <= Path(installed.__file__).stat().st_mtime, (
+        "the compiled index is older than index.py: run `make install`"
+    )
+
+
 @pytest.mark.parametrize("cache_cap", [1, 128])
 @pytest.mark.parametrize("seed", range(6))
 def test_rising_and_falling_match_brute_force(
-    seed: int, cache_cap: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, cache_cap: int, monkeypatch: pytest.MonkeyPatch, index_module: ModuleType
 ) -> None:
     """Against brute force on random criteria, records and changes (with keys removed and
     re-added on the way, so freed term bits are reused): the terms the bitsets find true are
     exactly the terms whose filters all hold; rising/falling never miss a flip and report
     exactly the flips for keys without loose terms (``flipped``); ``sure`` keys match.
     ``cache_cap`` 1: false masks recomputed on nearly every lookup (the cache is no crutch)."""
-    import crmflow.criteria.index as index_module
-
     monkeypatch.setattr(index_module, "CACHE_CAP", cache_cap)
+    build = index_module.TransitionIndex  # the class of the build under test
     rng = random.Random(seed)
     groups = {i: random_group(rng) for i in range(150)}
     matchers = {i: compile_group(g) for i, g in groups.items()}
-    idx: TransitionIndex[int] = TransitionIndex(max_terms=8)
+    idx: TransitionIndex[int] = build(max_terms=8)
     for i, g in groups.items():
         idx.add(i, g, matches_empty=matchers[i]({}, NOW, {}))
     flips = sures = 0
