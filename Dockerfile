@@ -17,18 +17,24 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+# gcc compiles the enrollment trigger index with mypyc (setup.py); the runtime stage needs no
+# compiler. Without it the install still succeeds, with the slower pure-Python index.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Only what the package needs (see .dockerignore): metadata, shared core, services.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 COPY services ./services
 # A regular (non-editable) install; pip compiles the byte code, which a read-only root
 # filesystem could not write later. The build tree is left behind in this stage.
 RUN pip install . \
  && python -m compileall -q /opt/venv/lib \
- && crmflow --help > /dev/null
+ && crmflow --help > /dev/null \
+ && python -c "from crmflow.criteria import index; assert index.compiled(), index.__file__"
 
 # ---- runtime: the venv on a clean slim base, no compilers, no build tree ----------------------
 FROM python:3.11-slim-bookworm AS runtime
