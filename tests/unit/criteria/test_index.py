@@ -165,16 +165,13 @@ def index_module(request: pytest.FixtureRequest) -> ModuleType:
 
 def test_the_install_serves_the_compiled_index() -> None:
     """``make test`` expects the mypyc build (CRMFLOW_EXPECT_COMPILED): a failed compilation
-    falls back to Python silently at install time, and this is where it shows."""
+    falls back to Python with only a warning at install time, and this is where it shows (a
+    stale build stops the session: tests/conftest.py)."""
     import crmflow.criteria.index as installed
 
     if not os.environ.get("CRMFLOW_EXPECT_COMPILED"):
         pytest.skip("CRMFLOW_EXPECT_COMPILED is not set (only `make unit` / `make test` set it)")
     assert installed.compiled(), f"{installed.__file__} is not the mypyc extension"
-    source = Path(installed.__file__).with_name("index.py")
-    assert source.stat().st_mtime <= Path(installed.__file__).stat().st_mtime, (
-        "the compiled index is older than index.py: run `make install`"
-    )
 
 
 @pytest.mark.parametrize("cache_cap", [1, 128])
