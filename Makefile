@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py
 	touch $@
 
 $(COMPILED): $(STAMP) setup.py src/crmflow/criteria/index.py
-	$(BIN)/python setup.py -q build_ext --inplace > $(VENV)/compile.log 2>&1 \
+	$(BIN)/python setup.py -q build_ext --inplace --force > $(VENV)/compile.log 2>&1 \
 	  || { cat $(VENV)/compile.log; exit 1; }
 	touch $@
 
