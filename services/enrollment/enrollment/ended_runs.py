@@ -7,7 +7,8 @@ latter, and the ledger learns it lazily, when a rule asks Temporal. Workflows th
 enrollment facts, the recovery loop asks Temporal's visibility for EnrolledRecord runs closed
 since the last look (by their search attributes: tenant, workflow, object type, record), marks
 their ledger rows ended and emits the current -> past change (the same change id an
-unenrollment of that run uses, so a run unenrolled and then closed counts once).
+unenrollment of that run uses, so a run unenrolled and then closed counts once), through the
+ledger's fact-change outbox like an unenrollment (a crash before the cascade is replayed).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from datetime import datetime, timedelta
 
 from temporalio.client import Client
 
-from crmflow.model.criteria import CURRENT, PAST
 from crmflow.temporal import search_attributes as sa
 from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE
-from enrollment.enroller import Enroller, FactChange
+from enrollment.enroller import Enroller
 from enrollment.ledger import ACTIVE
 from enrollment.trigger_index import TriggerIndex
 
@@ -67,11 +67,10 @@ class EndedRuns:
             )
             if row is None or row.run_workflow_id != ex.id or row.status not in ACTIVE:
                 continue
-            assert row.id is not None
-            await ledger.set_status(row.id, "ended", now=self.enroller.clock())
+            # "ended" and (when read) the outbox row in one transaction, then the cascade
+            change = await self.enroller.end_row(row, "ended")
             n += 1
-            await self.enroller.fact_changed(
-                FactChange(tenant, object_type, record_id, wf, CURRENT, PAST, ex.id), None
-            )
+            if change is not None:
+                await self.enroller.emit(change, None)
         self.since = started - OVERLAP
         return n

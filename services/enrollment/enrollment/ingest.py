@@ -9,7 +9,6 @@ with its outcomes, so a redelivery returns the same answer and does nothing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import Any
@@ -21,7 +20,8 @@ from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange
 from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
 from crmflow.records.schema import NAME_RE
 from enrollment import associated
-from enrollment.enroller import Enroller, FactChange, Outcome
+from enrollment.enroller import Enroller, Outcome
+from enrollment.fact_change import FactChange
 from enrollment.tables import EnrollmentRow
 from enrollment.trigger_index import Match, TriggerIndex
 
@@ -119,6 +119,7 @@ class Ingestor:
         self._event_defs: dict[tuple[str, str], tuple[float, EventDefinition | None]] = {}
         self._event_def_ttl = event_definition_ttl
         enroller.on_fact_change = self.enrollment_changed
+        enroller.reads_facts = index.reads_facts
 
     @property
     def ledger(self):  # type: ignore[no-untyped-def]
@@ -198,11 +199,8 @@ class Ingestor:
         ``@enrollment:<workflow>``, ingested as an event of its own (idempotent by its id)."""
         if not self.index.reads_facts(ch.tenant_id, ch.object_type, ch.workflow_id):
             return []
-        event_id = f"enrollment:{ch.run_workflow_id}:{ch.new or 'none'}"
-        if len(event_id) > 200:
-            event_id = "enrollment:" + hashlib.sha256(event_id.encode()).hexdigest()
         ev = ChangeEvent(
-            event_id=event_id,
+            event_id=ch.change_id,
             tenant_id=ch.tenant_id,
             event_type=ChangeEventType.RECORD_UPDATED,
             object_type=ch.object_type,
