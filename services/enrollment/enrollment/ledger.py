@@ -39,6 +39,7 @@ from enrollment.tables import (
     EventOccurrence,
     PendingFactChange,
     ProcessedEvent,
+    SweepWatermark,
     TimeRecheck,
 )
 
@@ -51,6 +52,7 @@ FACT = EnrollmentFact.__table__  # type: ignore[attr-defined]
 DONE = ProcessedEvent.__table__  # type: ignore[attr-defined]
 OCCURRENCE = EventOccurrence.__table__  # type: ignore[attr-defined]
 OUTBOX = PendingFactChange.__table__  # type: ignore[attr-defined]
+WATERMARK = SweepWatermark.__table__  # type: ignore[attr-defined]
 
 # The hot statements, built once with bindparams (no per-call statement building or cache keys).
 _RECORD = (
@@ -490,6 +492,32 @@ class Ledger:
                 row.checked_until = checked_until
             s.add(row)
             await s.commit()
+
+    # Background sweep watermarks (ended runs) ---------------------------------------------
+    async def sweep_watermark(self, name: str) -> datetime | None:
+        """Where the sweep ``name`` starts its next look (None: it never completed one)."""
+        q = sa.select(WATERMARK.c.since).where(WATERMARK.c.name == name)
+        at = await self.conn.read(lambda c: c.execute(q).scalar())
+        return None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
+
+    async def set_sweep_watermark(self, name: str, since: datetime) -> None:
+        """Move the watermark forward (never back: a replica behind another, whose sweep
+        covered more, does not undo that progress)."""
+
+        def run(c: Connection) -> None:
+            at = c.execute(sa.select(WATERMARK.c.since).where(WATERMARK.c.name == name)).scalar()
+            if at is None:
+                _insert_or_ignore(c, WATERMARK, {"name": name, "since": since})
+            elif (at if at.tzinfo else at.replace(tzinfo=UTC)) < since:
+                c.execute(sa.update(WATERMARK).where(WATERMARK.c.name == name).values(since=since))
+
+        await self._write(run)
+
+    async def oldest_active_enrolled_at(self) -> datetime | None:
+        """When the oldest still active (pending / running) enrollment began."""
+        q = sa.select(func.min(ROW.c.enrolled_at)).where(ROW.c.status.in_(ACTIVE))
+        at = await self.conn.read(lambda c: c.execute(q).scalar())
+        return None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
 
     # Processed events ---------------------------------------------------------------------
     async def processed(self, tenant_id: str, event_id: str) -> list[dict[str, Any]] | None:

@@ -16,6 +16,8 @@
 * ``pending_fact_change`` — an outbox: an unenrollment or an ended run whose "enrolled in X"
   change other workflows read, written in the same transaction as the status change and
   deleted once its cascade ran; the recovery loop replays what a crash left behind.
+* ``sweep_watermark`` — per background sweep (``ended_runs``), the instant from which its next
+  look starts, so a restart resumes where the last complete pass left off.
 """
 
 from __future__ import annotations
@@ -141,3 +143,10 @@ class PendingFactChange(SQLModel, table=True):
     new: str | None = Field(default=None, max_length=16)
     run_workflow_id: str = Field(max_length=400)
     created_at: datetime = _ts(nullable=False, index=True)
+
+
+class SweepWatermark(SQLModel, table=True):
+    __tablename__ = "sweep_watermark"
+
+    name: str = Field(primary_key=True, max_length=64)
+    since: datetime = _ts(nullable=False)

@@ -313,3 +313,39 @@ async def test_a_run_ended_by_itself_and_noticed_by_a_rule_cascades(core: Core) 
     out = await core.ingest(to_lead(core))
     assert out == [("a", "enrolled"), ("b", "enrolled")]
     assert await _outbox(core) == []
+
+
+async def test_the_ended_runs_watermark_on_first_start_and_after(core: Core) -> None:
+    """No watermark yet: with no active enrollment, now minus the overlap; with some, the
+    oldest one's start (no run the ledger thinks active closed before it), but at most 30 days
+    back; once saved, the watermark only moves forward."""
+    from datetime import timedelta
+
+    from enrollment.ended_runs import FIRST_LOOKBACK, OVERLAP, WATERMARK, EndedRuns
+
+    def sweep() -> EndedRuns:
+        return EndedRuns(None, core.enroller, core.index)  # type: ignore[arg-type]
+
+    if await core.ledger.sweep_watermark(WATERMARK) is None:  # PostgreSQL: one shared database
+        if await core.ledger.oldest_active_enrolled_at() is None:
+            assert await sweep().load() == T0 - OVERLAP
+    await core.publish("a", {"triggers": [TRIG]})
+    assert await core.ingest(to_lead(core)) == [("a", "enrolled")]
+    oldest = await core.ledger.oldest_active_enrolled_at()
+    assert oldest is not None and oldest <= T0
+    core.tick(days=2)
+    assert await core.ledger.sweep_watermark(WATERMARK) is not None or (
+        await sweep().load() == oldest - OVERLAP
+    )
+    core.tick(days=60)
+    if await core.ledger.sweep_watermark(WATERMARK) is None:
+        assert await sweep().load() == core.clock[0] - FIRST_LOOKBACK
+    # nobody reads facts: the sweep asks nothing, moves the watermark and saves it
+    s = sweep()
+    assert await s.sweep() == 0
+    saved = await core.ledger.sweep_watermark(WATERMARK)
+    assert saved is not None and saved >= core.clock[0] - OVERLAP
+    # a sweep whose clock is behind does not move it back
+    core.tick(days=-1)
+    assert await sweep().sweep() == 0
+    assert await core.ledger.sweep_watermark(WATERMARK) == saved
