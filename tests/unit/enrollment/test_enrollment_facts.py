@@ -319,7 +319,6 @@ async def test_the_ended_runs_watermark_on_first_start_and_after(core: Core) -> 
     """No watermark yet: with no active enrollment, now minus the overlap; with some, the
     oldest one's start (no run the ledger thinks active closed before it), but at most 30 days
     back; once saved, the watermark only moves forward."""
-    from datetime import timedelta
 
     from enrollment.ended_runs import FIRST_LOOKBACK, OVERLAP, WATERMARK, EndedRuns
 
