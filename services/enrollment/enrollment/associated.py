@@ -7,6 +7,11 @@ virtual property ``@assoc:<object type>[:<label>]`` (``crmflow.criteria.evaluate
 An association added or removed is a change of that property: its value before the event is
 the list without the added record (or with the removed one), so the index and the transition
 check see the flip like any property change.
+
+A change of an associated record's *own* properties (the company's industry) is a change of
+that property too, for every record associated to it: the ingestor fans the event out
+(``Ingestor.fan_out``) and ``update_changes`` gives each linked record's change, the list
+with the changed record's properties before the event -> after it.
 """
 
 from __future__ import annotations
@@ -87,4 +92,36 @@ async def link_changes(
         else:
             old = [*new, removed]
         out.append(PropertyChange(property=name, old_value=old, new_value=new))
+    return out
+
+
+def update_changes(
+    loaded: Loaded, refs: Iterable[Ref], changed: ChangeEvent
+) -> list[PropertyChange]:
+    """``changed`` (an update of an associated record) as changes of the virtual properties
+    that list it: old = its properties with the event's old values, new = with its new values.
+    ``loaded`` is patched to the new values (what the CRM read may already be newer or, from a
+    lagging replica, older than the event). No change where it is no longer associated."""
+    new_values = {c.property: c.new_value for c in changed.changes}
+    old_values = {c.property: c.old_value for c in changed.changes}
+    out = []
+    for ref in sorted(refs):
+        if ref[0] != changed.object_type:
+            continue
+        name = virtual_name(ref)
+        entries = loaded.get(name, [])
+        if not any(rid == changed.record_id for rid, _ in entries):
+            continue
+        patched: list[tuple[str, dict[str, Any]]] = []
+        old: list[dict[str, Any]] = []
+        for rid, props in entries:
+            if rid == changed.record_id:
+                now = {**props, **new_values}
+                patched.append((rid, now))
+                old.append({**now, **old_values})
+            else:
+                patched.append((rid, props))
+                old.append(props)
+        loaded[name] = patched
+        out.append(PropertyChange(property=name, old_value=old, new_value=[p for _, p in patched]))
     return out

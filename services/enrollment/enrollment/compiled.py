@@ -175,6 +175,9 @@ class CompiledWorkflow:
     fact_workflows: frozenset[str] = frozenset()
     # (object type, label) of the associated records its criteria read (``@assoc:<key>``).
     association_refs: frozenset[tuple[str, str]] = frozenset()
+    # (object type, label, property): which properties of those records they read (a change
+    # of one re-evaluates the records associated to the changed record)
+    association_reads: frozenset[tuple[str, str, str]] = frozenset()
 
     @property
     def tenant_id(self) -> str:
@@ -244,10 +247,14 @@ def _groups(e: Any) -> list[FilterGroup]:
     return out
 
 
-def _association_refs(group: FilterGroup) -> set[tuple[str, str]]:
-    out = {(f.association.object_type, f.association.label) for f in group.filters if f.association}
+def _association_reads(group: FilterGroup) -> set[tuple[str, str, str]]:
+    out = {
+        (f.association.object_type, f.association.label, f.property)
+        for f in group.filters
+        if f.association
+    }
     for g in group.groups:
-        out |= _association_refs(g)
+        out |= _association_reads(g)
     return out
 
 
@@ -283,7 +290,8 @@ def compile_revision(rev: PublishedRevision, *, enabled: bool = True) -> Compile
         cw.goal = compile_group(e.goal, f"{base}.goal")
     groups = _groups(rev.definition.enrollment)
     cw.fact_workflows = frozenset(wf for g in groups for wf in g.enrollment_workflows())
-    cw.association_refs = frozenset(ref for g in groups for ref in _association_refs(g))
+    cw.association_reads = frozenset(r for g in groups for r in _association_reads(g))
+    cw.association_refs = frozenset((ot, label) for ot, label, _ in cw.association_reads)
     enroll_criteria = [t.criteria.filter for t in e.triggers if t.criteria is not None]
     if e.unenroll_when_criteria_not_met and enroll_criteria:
         cw.stay = FilterGroup(conjunction=Conjunction.OR, groups=enroll_criteria)

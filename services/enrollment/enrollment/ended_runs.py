@@ -7,20 +7,23 @@ latter, and the ledger learns it lazily, when a rule asks Temporal. Workflows th
 enrollment facts, the recovery loop asks Temporal's visibility for EnrolledRecord runs closed
 since the last look (by their search attributes: tenant, workflow, object type, record), marks
 their ledger rows ended and emits the current -> past change (the same change id an
-unenrollment of that run uses, so a run unenrolled and then closed counts once).
+unenrollment of that run uses, so a run unenrolled and then closed counts once), through the
+ledger's fact-change outbox like an unenrollment (a crash before the cascade is replayed).
+
+The watermark ("closed since") is kept in the ledger (``sweep_watermark``), so a restart
+resumes from the last complete pass instead of looking back only ``OVERLAP``.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
 
-from crmflow.model.criteria import CURRENT, PAST
 from crmflow.temporal import search_attributes as sa
 from crmflow.temporal.ids import ENROLLMENT_WORKFLOW_TYPE
-from enrollment.enroller import Enroller, FactChange
+from enrollment.enroller import Enroller
 from enrollment.ledger import ACTIVE
 from enrollment.trigger_index import TriggerIndex
 
@@ -29,6 +32,12 @@ log = logging.getLogger("crmflow.enrollment.ended_runs")
 # Visibility trails the close by a moment; each look overlaps the previous one by this much
 # (a run seen twice is skipped: its row is no longer active).
 OVERLAP = timedelta(seconds=30)
+# The watermark's name in the ledger (``sweep_watermark``).
+WATERMARK = "ended_runs"
+# First start without a watermark: look back to the oldest still active enrollment (no run
+# the ledger thinks active can have closed before it began), but no further than Temporal's
+# namespace retention (docs/operations.md: 30 days), past which closed runs are gone anyway.
+FIRST_LOOKBACK = timedelta(days=30)
 
 
 class EndedRuns:
@@ -36,7 +45,26 @@ class EndedRuns:
         self.client = client
         self.enroller = enroller
         self.index = index
-        self.since: datetime = enroller.clock() - OVERLAP
+        # loaded from the ledger by the first sweep (``load``)
+        self.since: datetime | None = None
+
+    async def load(self) -> datetime:
+        """Where the first sweep of this process starts: the persisted watermark (the last
+        complete pass of any replica, minus the overlap), else - the very first start - the
+        oldest active enrollment's start (clamped to ``FIRST_LOOKBACK``), else now minus the
+        overlap (nothing is active: nothing can have ended unnoticed)."""
+        ledger = self.enroller.ledger
+        at = await ledger.sweep_watermark(WATERMARK)
+        if at is None:
+            now = self.enroller.clock()
+            oldest = await ledger.oldest_active_enrolled_at()
+            at = now - OVERLAP if oldest is None else max(oldest - OVERLAP, now - FIRST_LOOKBACK)
+        self.since = at
+        return at
+
+    async def _advance(self, to: datetime) -> None:
+        self.since = to
+        await self.enroller.ledger.set_sweep_watermark(WATERMARK, to)
 
     def wanted(self) -> bool:
         """Only while some active workflow reads enrollment facts (else no query at all)."""
@@ -44,12 +72,17 @@ class EndedRuns:
 
     async def sweep(self) -> int:
         """Reconcile the runs closed since the last sweep; returns how many were still active
-        in the ledger."""
+        in the ledger. The watermark moves (in the ledger too) only after a complete pass."""
         started = self.enroller.clock()
+        if self.since is None:
+            await self.load()
+        assert self.since is not None
         if not self.wanted():
-            self.since = started - OVERLAP
+            # nobody reads facts: runs closing now matter to no one (as before, a workflow
+            # published later does not see ends from before it)
+            await self._advance(started - OVERLAP)
             return 0
-        since = self.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = self.since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         query = (
             f"WorkflowType = '{ENROLLMENT_WORKFLOW_TYPE}' AND ExecutionStatus != 'Running' "
             f"AND CloseTime >= '{since}'"
@@ -67,11 +100,10 @@ class EndedRuns:
             )
             if row is None or row.run_workflow_id != ex.id or row.status not in ACTIVE:
                 continue
-            assert row.id is not None
-            await ledger.set_status(row.id, "ended", now=self.enroller.clock())
+            # "ended" and (when read) the outbox row in one transaction, then the cascade
+            change = await self.enroller.end_row(row, "ended")
             n += 1
-            await self.enroller.fact_changed(
-                FactChange(tenant, object_type, record_id, wf, CURRENT, PAST, ex.id), None
-            )
-        self.since = started - OVERLAP
+            if change is not None:
+                await self.enroller.emit(change, None)
+        await self._advance(started - OVERLAP)
         return n

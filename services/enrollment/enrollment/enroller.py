@@ -21,7 +21,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from crmflow.model.records import ChangeEvent
 from crmflow.records.port import RecordStore
 from crmflow.temporal.ids import enrollment_workflow_id
 from enrollment.compiled import EMPTY, CompiledWorkflow
+from enrollment.fact_change import FactChange
 from enrollment.ledger import Ledger
 from enrollment.starter import StarterPort
 from enrollment.tables import EnrollmentRow
@@ -60,23 +61,9 @@ class Outcome:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class FactChange:
-    """A record's enrollment state in a workflow changed (its ``@enrollment:<workflow>``
-    virtual property went ``old`` -> ``new``): other workflows may trigger on it."""
-
-    tenant_id: str
-    object_type: str
-    record_id: str
-    workflow_id: str
-    old: str | None
-    new: str | None
-    # The enrollment's Temporal workflow id: with ``new`` it names the change (dedupe).
-    run_workflow_id: str
-    record: Mapping[str, Any] | None = None
-
-
 FactHook = Callable[[FactChange], Awaitable[list[Outcome]]]
+# (tenant, object type, workflow) -> does an active workflow read "enrolled in <workflow>"?
+FactReaders = Callable[[str, str, str], bool]
 # Enrollment in A triggers B ("has been enrolled in A"), B triggers C...: a chain deeper than
 # this is a loop between workflows' criteria, not a design; it stops (and is logged).
 MAX_CASCADE = 8
@@ -99,6 +86,48 @@ class Enroller:
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         # Set by the Ingestor: evaluates a FactChange against the other workflows' triggers.
         self.on_fact_change: FactHook | None = None
+        # Set by the Ingestor: which changes some workflow reads (those go to the outbox).
+        self.reads_facts: FactReaders | None = None
+
+    def _durable(self, change: FactChange) -> FactChange | None:
+        """``change`` marked for the outbox when some active workflow reads it, else None."""
+        if self.on_fact_change is None or self.reads_facts is None:
+            return None
+        if not self.reads_facts(change.tenant_id, change.object_type, change.workflow_id):
+            return None
+        return replace(change, durable=True)
+
+    async def end_row(
+        self, row: EnrollmentRow, status: str, *, reason: str = "", cascade: bool = True
+    ) -> FactChange | None:
+        """Mark an active row ended / unenrolled. When the "is currently enrolled" change is
+        read by some workflow (and ``cascade``), it is written to the outbox in the same
+        transaction and returned: the caller emits it (``emit``). None: nothing to emit (no
+        reader, or another path ended the row first and owns its change)."""
+        assert row.id is not None
+        change = FactChange(
+            row.tenant_id,
+            row.object_type,
+            row.record_id,
+            row.workflow_id,
+            CURRENT,
+            PAST,
+            row.run_workflow_id,
+        )
+        durable = self._durable(change) if cascade else None
+        now = self.clock()
+        if durable is None:
+            await self.ledger.set_status(row.id, status, now=now, reason=reason)
+            return change if cascade else None
+        moved = await self.ledger.set_status(row.id, status, now=now, reason=reason, change=durable)
+        return durable if moved else None
+
+    async def emit(self, change: FactChange, follow: list[Outcome] | None) -> None:
+        """Run the change's cascade; a durable change then leaves the outbox (a crash before
+        that leaves it for the recovery loop, whose replay is idempotent by the change id)."""
+        await self.fact_changed(change, follow)
+        if change.durable:
+            await self.ledger.fact_change_done(change.tenant_id, change.change_id)
 
     async def fact_changed(self, change: FactChange, follow: list[Outcome] | None) -> None:
         """Let the workflows that read "has been enrolled in X" react (enroll / unenroll)."""
@@ -156,15 +185,25 @@ class Enroller:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def _is_current(self, row: EnrollmentRow) -> bool:
-        """Is the ledger's active row really still enrolled? Reconciles ended runs lazily."""
+    async def is_current(self, row: EnrollmentRow) -> bool:
+        """``_is_current`` outside the rules (read RPCs): an ended run's change is emitted."""
+        redo: list[FactChange] = []
+        current = await self._is_current(row, redo)
+        for change in redo:
+            await self.emit(change, None)
+        return current
+
+    async def _is_current(self, row: EnrollmentRow, redo: list[FactChange]) -> bool:
+        """Is the ledger's active row really still enrolled? Reconciles ended runs lazily
+        (their "no longer current" change goes to ``redo``, emitted outside the lock)."""
         if row.status == "pending":
             return True  # the recovery sweep will start it; it counts as enrolled
         running = await self.starter.is_running(row.run_workflow_id)
         if running:
             return True
-        assert row.id is not None
-        await self.ledger.set_status(row.id, "ended", now=self.clock())
+        change = await self.end_row(row, "ended")
+        if change is not None:
+            redo.append(change)
         return False
 
     async def suppressed_by(self, cw: CompiledWorkflow, record_id: str) -> list[str]:
@@ -211,7 +250,7 @@ class Enroller:
             redo=redo,
         )
         for change in redo:  # outside the per-record lock: the cascade may come back here
-            await self.fact_changed(change, follow)
+            await self.emit(change, follow)
         return out
 
     async def _enroll(
@@ -272,7 +311,7 @@ class Enroller:
                     prior.run_workflow_id,
                     "enrolled by this event before",
                 )
-            if current is not None and await self._is_current(current):
+            if current is not None and await self._is_current(current, redo):
                 return Outcome(
                     wf,
                     record_id,
@@ -336,6 +375,9 @@ class Enroller:
                 )
             ok = await self.start_row(row, cw, event, started=started)
             was = PAST if fact is not None and fact.enrollment_count > 0 else None
+        # the previous run's end (reconciled above) comes before this enrollment's change
+        while redo:
+            await self.emit(redo.pop(0), follow)
         for other in cw.definition.enrollment.unenroll_from_workflow_ids:
             if other != wf:
                 await self.unenroll(
@@ -434,20 +476,11 @@ class Enroller:
         signalled = await self.starter.unenroll(
             row.run_workflow_id, UnenrollSignal(reason=reason, detail=detail)
         )
-        await self.ledger.set_status(row.id, "unenrolled", now=self.clock(), reason=reason.value)
-        if cascade:
-            await self.fact_changed(
-                FactChange(
-                    row.tenant_id,
-                    row.object_type,
-                    row.record_id,
-                    row.workflow_id,
-                    CURRENT,
-                    PAST,
-                    row.run_workflow_id,
-                ),
-                follow,
-            )
+        # the status and (when some workflow reads it) the outbox row in one transaction:
+        # a crash before the cascade below ran leaves it to the recovery loop
+        change = await self.end_row(row, "unenrolled", reason=reason.value, cascade=cascade)
+        if change is not None:
+            await self.emit(change, follow)
         return Outcome(
             row.workflow_id,
             row.record_id,

@@ -9,24 +9,31 @@ with its outcomes, so a redelivery returns the same answer and does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from typing import Any
 
-from crmflow.errors import ErrorList, InvalidArgument, NotFound
+from crmflow.errors import CrmflowError, ErrorList, InvalidArgument, NotFound
 from crmflow.model.criteria import enrollment_property, is_virtual_property
 from crmflow.model.enrollment import RecordEventSignal, UnenrollReason
 from crmflow.model.records import ChangeEvent, ChangeEventType, PropertyChange
 from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
 from crmflow.records.schema import NAME_RE
 from enrollment import associated
-from enrollment.enroller import Enroller, FactChange, Outcome
+from enrollment.enroller import Enroller, Outcome
+from enrollment.fact_change import FactChange
 from enrollment.tables import EnrollmentRow
 from enrollment.trigger_index import Match, TriggerIndex
 
 log = logging.getLogger("crmflow.enrollment.ingest")
 
+# A record update re-evaluates at most this many records associated to it (per reading
+# object type), in groups of FANOUT_CONCURRENCY at once; beyond the bound, the rest (by record
+# id) are not re-evaluated and a warning is logged.
+FANOUT_MAX = 1000
+FANOUT_CONCURRENCY = 16
 _SNAPSHOT_EVENTS = (ChangeEventType.RECORD_CREATED, ChangeEventType.RECORD_UPDATED)
 _COUNTED_ALWAYS = (ChangeEventType.FORM_SUBMITTED, ChangeEventType.CUSTOM_EVENT)
 _UNENROLL_ROLES = {
@@ -108,10 +115,16 @@ def check_event_properties(ev: ChangeEvent, d: EventDefinition, path: str) -> No
 
 class Ingestor:
     def __init__(
-        self, *, index: TriggerIndex, enroller: Enroller, event_definition_ttl: float = 30.0
+        self,
+        *,
+        index: TriggerIndex,
+        enroller: Enroller,
+        event_definition_ttl: float = 30.0,
+        fanout_max: int = FANOUT_MAX,
     ) -> None:
         self.index = index
         self.enroller = enroller
+        self.fanout_max = fanout_max
         self._schemas: dict[tuple[str, str], dict[str, PropertyDefinition]] = {}
         # (tenant, event name) -> (expiry, definition or None = undefined). Most custom events
         # have no definition, so "none" is cached too: one CRM read per event name per TTL,
@@ -119,6 +132,7 @@ class Ingestor:
         self._event_defs: dict[tuple[str, str], tuple[float, EventDefinition | None]] = {}
         self._event_def_ttl = event_definition_ttl
         enroller.on_fact_change = self.enrollment_changed
+        enroller.reads_facts = index.reads_facts
 
     @property
     def ledger(self):  # type: ignore[no-untyped-def]
@@ -198,11 +212,8 @@ class Ingestor:
         ``@enrollment:<workflow>``, ingested as an event of its own (idempotent by its id)."""
         if not self.index.reads_facts(ch.tenant_id, ch.object_type, ch.workflow_id):
             return []
-        event_id = f"enrollment:{ch.run_workflow_id}:{ch.new or 'none'}"
-        if len(event_id) > 200:
-            event_id = "enrollment:" + hashlib.sha256(event_id.encode()).hexdigest()
         ev = ChangeEvent(
-            event_id=event_id,
+            event_id=ch.change_id,
             tenant_id=ch.tenant_id,
             event_type=ChangeEventType.RECORD_UPDATED,
             object_type=ch.object_type,
@@ -221,10 +232,16 @@ class Ingestor:
         return [] if dup else outcomes
 
     async def ingest(
-        self, ev: ChangeEvent, *, synthetic: bool = False
+        self,
+        ev: ChangeEvent,
+        *,
+        synthetic: bool = False,
+        associated_update: ChangeEvent | None = None,
     ) -> tuple[bool, list[Outcome]]:
         """Process one validated event. Returns (duplicate, outcomes). ``synthetic``: made by
-        this service (an enrollment elsewhere), not sent to the record's running enrollments."""
+        this service (an enrollment elsewhere, an associated record's update), not sent to the
+        record's running enrollments. ``associated_update``: the update of an associated
+        record this synthetic event stands for (see ``fan_out``)."""
         prior, active = await self.ledger.event_state(
             tenant_id=ev.tenant_id,
             event_id=ev.event_id,
@@ -241,7 +258,7 @@ class Ingestor:
                 tenant_id=ev.tenant_id, object_type=ev.object_type, record_ids=[ev.record_id]
             )
             record.update(facts[ev.record_id])
-        seen_ev = await self._with_associated(ev, record)
+        seen_ev = await self._with_associated(ev, record, associated_update)
         # leaving rules (goal, unenrollment...) only matter where the record is enrolled
         matches = self.index.match(seen_ev, record, now, {r.workflow_id for r in active})
         new = {**record, **{c.property: c.new_value for c in seen_ev.changes}}
@@ -304,15 +321,20 @@ class Ingestor:
         outcomes += cascaded
         if not synthetic:
             await self._signal_running(ev, active, {o.run_workflow_id for o in outcomes})
+            # records associated to this one whose workflows read what it changed
+            outcomes += await self.fan_out(ev)
         await self.ledger.mark_processed(
             ev.tenant_id, ev.event_id, [o.as_dict() for o in outcomes], now, running_ids=started
         )
         return False, outcomes
 
-    async def _with_associated(self, ev: ChangeEvent, record: dict[str, Any]) -> ChangeEvent:
+    async def _with_associated(
+        self, ev: ChangeEvent, record: dict[str, Any], update: ChangeEvent | None = None
+    ) -> ChangeEvent:
         """Put the associated records the tenant's criteria read on ``record`` (virtual
-        ``@assoc:<type>`` properties); for an association event, the event as the criteria
-        see it: with the change of those properties it made."""
+        ``@assoc:<type>`` properties); for an association event, or an associated record's
+        update (``update``), the event as the criteria see it: with the change of those
+        properties it made."""
         store = self.enroller.records
         if store is None or ev.event_type == ChangeEventType.RECORD_DELETED:
             return ev
@@ -320,9 +342,91 @@ class Ingestor:
         if not refs:
             return ev
         loaded = await associated.load(store, ev.tenant_id, ev.object_type, ev.record_id, refs)
+        if update is not None:
+            extra = associated.update_changes(loaded, refs, update)
+        else:
+            extra = await associated.link_changes(store, ev, loaded, refs)
         record.update(associated.properties(loaded))
-        extra = await associated.link_changes(store, ev, loaded, refs)
         return ev.model_copy(update={"changes": [*ev.changes, *extra]}) if extra else ev
+
+    async def fan_out(self, ev: ChangeEvent) -> list[Outcome]:
+        """A record of type T changed properties that active workflows of another object
+        type read through an association ("associated company's industry"): re-evaluate the
+        records associated to it, each as a synthetic update of that record (the change of its
+        ``@assoc:`` property), with an id derived from the event's and the record's (a
+        redelivery after a crash half-way re-evaluates only those not done). At most
+        ``fanout_max`` linked records per reading object type (by record id), up to
+        ``FANOUT_CONCURRENCY`` at once."""
+        store = self.enroller.records
+        if store is None or ev.event_type != ChangeEventType.RECORD_UPDATED:
+            return []
+        props = {
+            c.property
+            for c in ev.changes
+            if not is_virtual_property(c.property) and c.old_value != c.new_value
+        }
+        if not props:
+            return []
+        targets = self.index.association_fanout(ev.tenant_id, ev.object_type, props)
+        out: list[Outcome] = []
+        for reader, labels in sorted(targets.items()):
+            ids = await self._linked(ev, reader, labels)
+            if len(ids) > self.fanout_max:
+                log.warning(
+                    "%s %s/%s changed: %d associated %s records, only the first %d re-evaluated",
+                    ev.event_id,
+                    ev.object_type,
+                    ev.record_id,
+                    len(ids),
+                    reader,
+                    self.fanout_max,
+                )
+                ids = ids[: self.fanout_max]
+            for i in range(0, len(ids), FANOUT_CONCURRENCY):
+                page = ids[i : i + FANOUT_CONCURRENCY]
+                done = await asyncio.gather(
+                    *(self._reevaluate(ev, reader, rid) for rid in page), return_exceptions=True
+                )
+                for outs in done:  # the whole page finished; a failure fails the event
+                    if isinstance(outs, BaseException):
+                        raise outs
+                    out += outs
+        return out
+
+    async def _linked(self, ev: ChangeEvent, reader: str, labels: set[str]) -> list[str]:
+        """Ids of the ``reader`` records associated to ``ev``'s record (with one of
+        ``labels``; "" = any), sorted."""
+        store = self.enroller.records
+        assert store is not None
+        ids: set[str] = set()
+        for label in sorted(labels) if "" not in labels else [""]:
+            try:
+                links = await store.list_associations(
+                    ev.tenant_id, ev.object_type, ev.record_id, reader, label=label
+                )
+            except CrmflowError as exc:  # the record (or the object type) is gone
+                log.warning("associated %s of %s/%s: %s", reader, ev.object_type, ev.record_id, exc)
+                return []
+            ids.update(a.to_record_id for a in links)
+        return sorted(ids)
+
+    async def _reevaluate(self, ev: ChangeEvent, object_type: str, record_id: str) -> list[Outcome]:
+        event_id = f"assoc:{ev.event_id}:{object_type}:{record_id}"
+        if len(event_id) > 200:
+            event_id = "assoc:" + hashlib.sha256(event_id.encode()).hexdigest()
+        syn = ChangeEvent(
+            event_id=event_id,
+            tenant_id=ev.tenant_id,
+            event_type=ChangeEventType.RECORD_UPDATED,
+            object_type=object_type,
+            record_id=record_id,
+            occurred_at=ev.occurred_at,
+            # which associated record changed (the index then looks at "@assoc:<type>")
+            associated_object_type=ev.object_type,
+            associated_record_id=ev.record_id,
+        )
+        dup, outcomes = await self.ingest(syn, synthetic=True, associated_update=ev)
+        return [] if dup else outcomes
 
     async def _refined(self, m: Match, ev: ChangeEvent) -> bool:
         """'At least / at most N times (in a date range)': count this record's occurrences."""

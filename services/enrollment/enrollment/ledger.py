@@ -30,13 +30,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crmflow.model.criteria import CURRENT, PAST, enrollment_property
+from enrollment.fact_change import FactChange
 from enrollment.ledger_conn import LedgerConn
 from enrollment.tables import (
     ActiveRevision,
     EnrollmentFact,
     EnrollmentRow,
     EventOccurrence,
+    PendingFactChange,
     ProcessedEvent,
+    SweepWatermark,
     TimeRecheck,
 )
 
@@ -48,6 +51,8 @@ ROW = EnrollmentRow.__table__  # type: ignore[attr-defined]
 FACT = EnrollmentFact.__table__  # type: ignore[attr-defined]
 DONE = ProcessedEvent.__table__  # type: ignore[attr-defined]
 OCCURRENCE = EventOccurrence.__table__  # type: ignore[attr-defined]
+OUTBOX = PendingFactChange.__table__  # type: ignore[attr-defined]
+WATERMARK = SweepWatermark.__table__  # type: ignore[attr-defined]
 
 # The hot statements, built once with bindparams (no per-call statement building or cache keys).
 _RECORD = (
@@ -290,14 +295,57 @@ class Ledger:
             return None
 
     async def set_status(
-        self, row_id: int, status: str, *, now: datetime | None = None, reason: str = ""
-    ) -> None:
+        self,
+        row_id: int,
+        status: str,
+        *,
+        now: datetime | None = None,
+        reason: str = "",
+        change: FactChange | None = None,
+    ) -> bool:
+        """Set the row's status. With ``change`` (the "enrolled in X" change this status
+        change makes, which other workflows read), the change goes to the outbox in the same
+        transaction — only if the row was still active, so the end of one enrollment is
+        recorded once. Returns whether the row was still active (always True without
+        ``change``)."""
         values: dict[str, Any] = {"status": status}
         if status in ("ended", "unenrolled"):
             values["ended_at"] = now
         if reason:
             values["unenroll_reason"] = reason
         stmt = sa.update(ROW).where(ROW.c.id == row_id).values(**values)
+        if change is None:
+            await self._write(lambda c: c.execute(stmt))
+            return True
+        outbox = change.outbox_values(now or datetime.now(UTC))
+
+        def run(c: Connection) -> bool:
+            moved = c.execute(stmt.where(ROW.c.status.in_(ACTIVE)))
+            if moved.rowcount != 1:
+                return False
+            _insert_or_ignore(c, OUTBOX, outbox)
+            return True
+
+        return await self._write(run)  # type: ignore[no-any-return]
+
+    # The fact-change outbox ------------------------------------------------------------------
+    async def pending_fact_changes(self, before: datetime, limit: int = 500) -> list[FactChange]:
+        """Outbox rows older than ``before``: changes whose cascade a crash may have lost."""
+        q = (
+            sa.select(OUTBOX)
+            .where(OUTBOX.c.created_at < before)
+            .order_by(OUTBOX.c.created_at, OUTBOX.c.change_id)
+            .limit(limit)
+        )
+        return await self.conn.read(  # type: ignore[no-any-return]
+            lambda c: [FactChange.from_outbox(dict(r._mapping)) for r in c.execute(q)]
+        )
+
+    async def fact_change_done(self, tenant_id: str, change_id: str) -> None:
+        """The change's cascade ran: drop it from the outbox."""
+        stmt = sa.delete(OUTBOX).where(
+            OUTBOX.c.tenant_id == tenant_id, OUTBOX.c.change_id == change_id
+        )
         await self._write(lambda c: c.execute(stmt))
 
     async def active_for_record(
@@ -444,6 +492,32 @@ class Ledger:
                 row.checked_until = checked_until
             s.add(row)
             await s.commit()
+
+    # Background sweep watermarks (ended runs) ---------------------------------------------
+    async def sweep_watermark(self, name: str) -> datetime | None:
+        """Where the sweep ``name`` starts its next look (None: it never completed one)."""
+        q = sa.select(WATERMARK.c.since).where(WATERMARK.c.name == name)
+        at = await self.conn.read(lambda c: c.execute(q).scalar())
+        return None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
+
+    async def set_sweep_watermark(self, name: str, since: datetime) -> None:
+        """Move the watermark forward (never back: a replica behind another, whose sweep
+        covered more, does not undo that progress)."""
+
+        def run(c: Connection) -> None:
+            at = c.execute(sa.select(WATERMARK.c.since).where(WATERMARK.c.name == name)).scalar()
+            if at is None:
+                _insert_or_ignore(c, WATERMARK, {"name": name, "since": since})
+            elif (at if at.tzinfo else at.replace(tzinfo=UTC)) < since:
+                c.execute(sa.update(WATERMARK).where(WATERMARK.c.name == name).values(since=since))
+
+        await self._write(run)
+
+    async def oldest_active_enrolled_at(self) -> datetime | None:
+        """When the oldest still active (pending / running) enrollment began."""
+        q = sa.select(func.min(ROW.c.enrolled_at)).where(ROW.c.status.in_(ACTIVE))
+        at = await self.conn.read(lambda c: c.execute(q).scalar())
+        return None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
 
     # Processed events ---------------------------------------------------------------------
     async def processed(self, tenant_id: str, event_id: str) -> list[dict[str, Any]] | None:

@@ -211,7 +211,7 @@ class Review:
         current = await self.enroller.ledger.current(
             tenant_id=tenant, workflow_id=cw.workflow_id, object_type=cw.object_type, record_id=rid
         )
-        out.currently_enrolled = current is not None and await self.enroller._is_current(current)
+        out.currently_enrolled = current is not None and await self.enroller.is_current(current)
         out.times_enrolled = fact.enrollment_count if fact else 0
         if fact:
             out.last_enrolled_at.FromDatetime(aware(fact.last_enrolled_at))

@@ -61,6 +61,22 @@ async def recover_pending(enroller: Enroller, index: TriggerIndex, *, age: timed
     return started
 
 
+async def replay_fact_changes(enroller: Enroller, *, age: timedelta) -> int:
+    """Run the cascade of every outbox change older than ``age`` (an unenrollment or ended
+    run whose cascade a crash lost). Idempotent: the synthetic event has the change's id (a
+    finished cascade is a duplicate) and what a partial one enrolled is found by that event
+    id (``already_enrolled``), so a replay never enrolls twice."""
+    done = 0
+    for change in await enroller.ledger.pending_fact_changes(enroller.clock() - age):
+        try:
+            await enroller.emit(change, None)
+        except Exception:
+            log.exception("replaying %s failed; kept for the next sweep", change.change_id)
+            continue
+        done += 1
+    return done
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -145,6 +161,12 @@ class Runtime:
                     log.warning("recovery sweep started %d orphaned enrollment(s)", n)
             except Exception:
                 log.exception("recovery sweep failed")
+            try:  # unenrollments / ended runs whose cascade a crash lost
+                n = await replay_fact_changes(self.enroller, age=RECOVERY_AGE)
+                if n:
+                    log.warning("recovery sweep replayed %d enrollment fact change(s)", n)
+            except Exception:
+                log.exception("fact-change replay failed")
             try:  # "is currently enrolled in X" facts of runs that finished by themselves
                 await ended.sweep()
             except Exception:

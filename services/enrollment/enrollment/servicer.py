@@ -276,7 +276,7 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
             await store.get(tenant, object_type, rid)  # NOT_FOUND for an unknown record
         # a run that ended by itself is still "running" in the ledger until someone asks
         # Temporal (lazy reconciliation, as the rules do): this answer should be right
-        current = {r.workflow_id: r for r in active[rid] if await self.enroller._is_current(r)}
+        current = {r.workflow_id: r for r in active[rid] if await self.enroller.is_current(r)}
         out = pb.ListRecordEnrollmentsResponse()
         for f in facts[rid]:
             e = out.enrollments.add(

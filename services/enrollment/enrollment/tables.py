@@ -13,6 +13,11 @@
 * ``event_occurrence`` — per-record event counts for "at least / at most N times" refinements.
 * ``time_recheck`` — per workflow, the instant through which time-relative criteria were last
   re-checked (the next sweep enrolls records that crossed a boundary after it).
+* ``pending_fact_change`` — an outbox: an unenrollment or an ended run whose "enrolled in X"
+  change other workflows read, written in the same transaction as the status change and
+  deleted once its cascade ran; the recovery loop replays what a crash left behind.
+* ``sweep_watermark`` — per background sweep (``ended_runs``), the instant from which its next
+  look starts, so a restart resumes where the last complete pass left off.
 """
 
 from __future__ import annotations
@@ -123,3 +128,25 @@ class TimeRecheck(SQLModel, table=True):
     workflow_id: str = Field(primary_key=True, max_length=128)
     revision: int
     checked_until: datetime = _ts(nullable=False)
+
+
+class PendingFactChange(SQLModel, table=True):
+    __tablename__ = "pending_fact_change"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    # FactChange.change_id: the synthetic event's id, so a replay is deduplicated
+    change_id: str = Field(primary_key=True, max_length=200)
+    object_type: str = Field(max_length=64)
+    record_id: str = Field(max_length=128)
+    workflow_id: str = Field(max_length=128)
+    old: str | None = Field(default=None, max_length=16)
+    new: str | None = Field(default=None, max_length=16)
+    run_workflow_id: str = Field(max_length=400)
+    created_at: datetime = _ts(nullable=False, index=True)
+
+
+class SweepWatermark(SQLModel, table=True):
+    __tablename__ = "sweep_watermark"
+
+    name: str = Field(primary_key=True, max_length=64)
+    since: datetime = _ts(nullable=False)

@@ -70,6 +70,9 @@ class TriggerIndex:
     def __init__(self) -> None:
         self._scopes: dict[tuple[str, str], _Scope] = {}
         self._workflows: dict[tuple[str, str], CompiledWorkflow] = {}
+        # (tenant, object type T) -> (reading object type, label, property of T) -> the
+        # workflows whose criteria read that property of their records' associated T records
+        self._assoc_targets: dict[tuple[str, str], dict[tuple[str, str, str], set[str]]] = {}
 
     def __len__(self) -> int:
         return len(self._workflows)
@@ -120,6 +123,9 @@ class TriggerIndex:
             scope.fact_readers.setdefault(read, set()).add(wf)
         for ref in cw.association_refs:
             scope.assoc_readers.setdefault(ref, set()).add(wf)
+        for ot, label, prop in cw.association_reads:
+            targets = self._assoc_targets.setdefault((cw.tenant_id, ot), {})
+            targets.setdefault((cw.object_type, label, prop), set()).add(wf)
 
     def remove(self, tenant_id: str, workflow_id: str) -> CompiledWorkflow | None:
         cw = self._workflows.pop((tenant_id, workflow_id), None)
@@ -144,12 +150,33 @@ class TriggerIndex:
             wfs.discard(workflow_id)
         _drop_reader(scope.fact_readers, workflow_id)
         _drop_reader(scope.assoc_readers, workflow_id)
+        for ot in {ot for ot, _, _ in cw.association_reads}:
+            targets = self._assoc_targets.get((tenant_id, ot))
+            if targets is not None:
+                _drop_reader(targets, workflow_id)
+                if not targets:
+                    del self._assoc_targets[(tenant_id, ot)]
         return cw
 
     def association_refs(self, tenant_id: str, object_type: str) -> set[tuple[str, str]]:
         """(object type, label) of the associated records active criteria read."""
         scope = self._scopes.get((tenant_id, object_type))
         return set(scope.assoc_readers) if scope is not None else set()
+
+    def association_fanout(
+        self, tenant_id: str, object_type: str, properties: Collection[str]
+    ) -> dict[str, set[str]]:
+        """A record of ``object_type`` changed ``properties``: which object types' active
+        workflows read one of them through an association, with the association labels
+        ("" = any label). Their records associated to the changed one need a re-evaluation."""
+        targets = self._assoc_targets.get((tenant_id, object_type))
+        out: dict[str, set[str]] = {}
+        if not targets:
+            return out
+        for reader, label, prop in targets:
+            if prop in properties:
+                out.setdefault(reader, set()).add(label)
+        return out
 
     def reads_facts(self, tenant_id: str, object_type: str, workflow_id: str = "") -> bool:
         """Does an active workflow read enrollment facts (of ``workflow_id``, or of any)?"""

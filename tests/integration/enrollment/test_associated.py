@@ -63,3 +63,40 @@ async def test_association_added_enrolls(service: Service, tenant_id: str) -> No
     assert why.reason == "already_enrolled" and why.triggers[0].matched
     seen = why.triggers[0].trace[1].seen
     assert [v.string_value for v in seen.list_value.values] == ["tech"]
+
+
+async def test_a_company_update_enrolls_its_contacts(service: Service, tenant_id: str) -> None:
+    """The company's own change (its industry) re-evaluates the contacts associated to it:
+    each enters the workflow once, in Temporal too, and a redelivery changes nothing."""
+    from crmflow.temporal.ids import enrollment_workflow_id
+
+    store = service.records
+    await store.create(tenant_id, "company", {"name": "A", "industry": "retail"}, record_id="co1")
+    for rid in ("c1", "c2"):
+        await store.create(tenant_id, "contact", {"lifecyclestage": "lead"}, record_id=rid)
+        await store.associate(
+            tenant_id,
+            Association(
+                from_object_type="contact",
+                from_record_id=rid,
+                to_object_type="company",
+                to_record_id="co1",
+            ),
+        )
+    await activate(service, tenant_id, "wf", {"triggers": [criteria(LEAD, TECH)]})
+    await store.update(tenant_id, "company", "co1", {"industry": "tech"})
+    ev = update(
+        tenant_id,
+        "co1",
+        {"industry": ("retail", "tech")},
+        object_type="company",
+        snapshot={"name": "A", "industry": "tech"},
+    )
+    res = await service.stub.IngestEvents(pb.IngestEventsRequest(tenant_id=tenant_id, events=[ev]))
+    got = sorted((o.workflow_id, o.record_id, o.outcome) for o in res.results[0].outcomes)
+    assert got == [("wf", "c1", "enrolled"), ("wf", "c2", "enrolled")]
+    for rid in ("c1", "c2"):
+        run = enrollment_workflow_id(tenant_id, "wf", "contact", rid, 1)
+        await service.env.client.get_workflow_handle(run).describe()
+    res = await service.stub.IngestEvents(pb.IngestEventsRequest(tenant_id=tenant_id, events=[ev]))
+    assert res.results[0].duplicate

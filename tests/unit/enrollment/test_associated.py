@@ -100,3 +100,137 @@ async def test_explain_and_backfill_see_associated_records(core: Core) -> None:
     ]
     assert cw.criteria[("enroll", 0)][1](props, core.clock[0], {})
     assert core.index.association_refs(core.tenant, "contact") == {("company", "")}
+
+
+# -- an associated record's own change re-evaluates the records linked to it ----------------
+def company_update(core: Core, cid: str, changes: dict[str, tuple[str, str]], **kw: object):  # type: ignore[no-untyped-def]
+    return core.event(cid, changes, object_type="company", **kw)
+
+
+async def _set_industry(core: Core, cid: str, industry: str) -> None:
+    await core.records.update(core.tenant, "company", cid, {"industry": industry})
+
+
+async def outcomes_of(core: Core, ev: object) -> list[tuple[str, str, str]]:
+    _, outs = await core.ingestor.ingest(ev)  # type: ignore[arg-type]
+    return sorted((o.workflow_id, o.record_id, o.outcome) for o in outs)
+
+
+async def test_a_company_change_re_evaluates_its_contacts(core: Core) -> None:
+    await company(core, "shop1", "retail")
+    await company(core, "other", "retail")
+    await contact(core, "c1", "lead", "shop1")
+    await contact(core, "c2", "lead", "shop1", "other")
+    await contact(core, "c3", "lead", "other")  # not linked to shop1
+    await contact(core, "c4", "subscriber", "shop1")  # linked, but not a lead
+    await core.publish("wf", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
+    await _set_industry(core, "shop1", "tech")
+    ev = company_update(core, "shop1", {"industry": ("retail", "tech")})
+    assert await outcomes_of(core, ev) == [("wf", "c1", "enrolled"), ("wf", "c2", "enrolled")]
+    assert sorted(core.starter.runs) == [
+        f"enroll/{core.tenant}/wf/contact-c1/1",
+        f"enroll/{core.tenant}/wf/contact-c2/1",
+    ]
+    # redelivered: a duplicate, nothing new
+    dup, _ = await core.ingestor.ingest(ev)
+    assert dup and len(core.starter.runs) == 2
+    # and back: "criteria no longer met" for both
+    await _set_industry(core, "shop1", "retail")
+    ev = company_update(core, "shop1", {"industry": ("tech", "retail")})
+    assert await outcomes_of(core, ev) == [("wf", "c1", "unenrolled"), ("wf", "c2", "unenrolled")]
+
+
+async def test_only_properties_read_through_the_association_fan_out(core: Core) -> None:
+    await company(core, "shop1", "retail")
+    await contact(core, "c1", "lead", "shop1")
+    await core.publish("wf", {"triggers": [TRIG]})
+    calls: list[str] = []
+    real = core.records.list_associations
+
+    async def counted(*a: object, **kw: object):  # type: ignore[no-untyped-def]
+        calls.append(str(a[1]))
+        return await real(*a, **kw)  # type: ignore[arg-type]
+
+    core.records.list_associations = counted  # type: ignore[method-assign]
+    ev = company_update(core, "shop1", {"name": ("shop1", "Shop One")})
+    assert await outcomes_of(core, ev) == []
+    assert calls == []  # the name is read by no workflow: no CRM call at all
+    assert core.index.association_fanout(core.tenant, "company", {"industry"}) == {"contact": {""}}
+    assert core.index.association_fanout(core.tenant, "company", {"name"}) == {}
+    assert core.index.association_fanout(core.tenant, "contact", {"industry"}) == {}
+    await core.publish(
+        "wf", {"triggers": [{"criteria": {"filter": {"filters": [LEAD]}}}]}, revision=2
+    )
+    assert core.index.association_fanout(core.tenant, "company", {"industry"}) == {}
+
+
+async def test_a_crash_half_way_through_the_fan_out_is_redelivered_without_duplicates(
+    core: Core,
+) -> None:
+    import pytest
+
+    await company(core, "shop1", "retail")
+    for rid in ("c1", "c2", "c3"):
+        await contact(core, rid, "lead", "shop1")
+    await core.publish("wf", {"triggers": [TRIG]})
+    await _set_industry(core, "shop1", "tech")
+    mark = core.ledger.mark_processed
+
+    async def die_on_c2(tenant_id: str, event_id: str, *a: object, **kw: object) -> None:
+        if event_id.endswith(":contact:c2"):
+            raise RuntimeError("process died")
+        await mark(tenant_id, event_id, *a, **kw)  # type: ignore[arg-type]
+
+    core.ledger.mark_processed = die_on_c2  # type: ignore[method-assign]
+    ev = company_update(core, "shop1", {"industry": ("retail", "tech")})
+    with pytest.raises(RuntimeError):
+        await core.ingestor.ingest(ev)
+    core.ledger.mark_processed = mark  # type: ignore[method-assign]
+    assert len(core.starter.runs) == 3  # all three enrolled; c2's event not recorded
+    # redelivered: c1 and c3 are duplicates, c2's enrollment is found by its event id
+    assert await outcomes_of(core, ev) == [("wf", "c2", "already_enrolled")]
+    assert len(core.starter.runs) == 3
+    for rid in ("c1", "c2", "c3"):
+        rows = await core.ledger.history(tenant_id=core.tenant, workflow_id="wf", record_id=rid)
+        assert [r.enrollment_number for r in rows] == [1]
+
+
+async def test_the_fan_out_is_bounded(core: Core, caplog: object) -> None:
+    import logging
+
+    import pytest
+
+    assert isinstance(caplog, pytest.LogCaptureFixture)
+    await company(core, "shop1", "retail")
+    for rid in ("c1", "c2", "c3"):
+        await contact(core, rid, "lead", "shop1")
+    await core.publish("wf", {"triggers": [TRIG]})
+    await _set_industry(core, "shop1", "tech")
+    core.ingestor.fanout_max = 2
+    ev = company_update(core, "shop1", {"industry": ("retail", "tech")})
+    with caplog.at_level(logging.WARNING, logger="crmflow.enrollment.ingest"):
+        out = await outcomes_of(core, ev)
+    assert out == [("wf", "c1", "enrolled"), ("wf", "c2", "enrolled")]  # by record id
+    assert "3 associated contact records, only the first 2" in caplog.text
+
+
+async def test_a_labelled_association_fans_out_to_that_label_only(core: Core) -> None:
+    await company(core, "shop1", "retail")
+    await contact(core, "c1", "lead")
+    await contact(core, "c2", "lead")
+    for rid, label in (("c1", "primary"), ("c2", "")):
+        await core.records.associate(
+            core.tenant,
+            Association(
+                from_object_type="contact",
+                from_record_id=rid,
+                to_object_type="company",
+                to_record_id="shop1",
+                label=label,
+            ),
+        )
+    primary = {**TECH, "association": {"object_type": "company", "label": "primary"}}
+    await core.publish("wf", {"triggers": [{"criteria": {"filter": {"filters": [LEAD, primary]}}}]})
+    await _set_industry(core, "shop1", "tech")
+    ev = company_update(core, "shop1", {"industry": ("retail", "tech")})
+    assert await outcomes_of(core, ev) == [("wf", "c1", "enrolled")]

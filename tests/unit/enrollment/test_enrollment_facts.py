@@ -195,3 +195,156 @@ async def test_a_crash_before_the_cascade_is_made_up_on_redelivery(core: Core) -
     # and once more: a duplicate, nothing new
     dup, _ = await core.ingestor.ingest(ev)
     assert dup and len(core.starter.runs) == 2
+
+
+# -- the end of an enrollment: its cascade survives a crash (the fact-change outbox) ---------
+async def _outbox(core: Core) -> list[str]:
+    from datetime import timedelta
+
+    rows = await core.ledger.pending_fact_changes(core.clock[0] + timedelta(days=1))
+    return [c.change_id for c in rows if c.tenant_id == core.tenant]
+
+
+def _runs_of(core: Core, wf: str) -> list[str]:
+    return [r for r in core.starter.runs if f"/{wf}/" in r]
+
+
+async def test_a_crash_between_an_unenrollment_and_its_cascade_is_replayed(core: Core) -> None:
+    from datetime import timedelta
+
+    import pytest
+    from enrollment.runtime import replay_fact_changes
+
+    await core.publish("a", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
+    assert await core.ingest(to_lead(core)) == [("a", "enrolled")]
+    hook = core.enroller.on_fact_change
+
+    async def crash(_: object) -> list[object]:
+        raise RuntimeError("process died")
+
+    core.enroller.on_fact_change = crash  # type: ignore[assignment]
+    ev = away(core)
+    with pytest.raises(RuntimeError):
+        await core.ingestor.ingest(ev)
+    core.enroller.on_fact_change = hook
+    # the unenrollment is recorded, the cascade is not: b has no enrollment
+    assert (
+        await core.ledger.active_for_record(
+            tenant_id=core.tenant, object_type="contact", record_id="c1"
+        )
+        == []
+    )
+    assert _runs_of(core, "b") == []
+    run_a = f"enroll/{core.tenant}/a/contact-c1/1"
+    assert await _outbox(core) == [f"enrollment:{run_a}:past"]
+    # a redelivery of the event does not bring it back (a is no longer enrolled)...
+    assert await core.ingest(ev) == []
+    assert _runs_of(core, "b") == []
+    # ...the recovery loop does, once the change is older than its age
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    core.tick(minutes=1)
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
+    assert await _outbox(core) == []
+    # nothing left to replay, and the cascade's event is a duplicate anyway
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    from enrollment.fact_change import FactChange
+
+    from crmflow.model.criteria import CURRENT, PAST
+
+    again = FactChange(core.tenant, "contact", "c1", "a", CURRENT, PAST, run_a, durable=True)
+    await core.enroller.emit(again, None)
+    assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
+    assert len([s for s in core.starter.starts if "/b/" in s]) == 1
+
+
+async def test_a_replay_after_a_partial_cascade_enrolls_once(core: Core) -> None:
+    """The crash comes after the cascade enrolled b but before its event was recorded as
+    processed (and before the outbox row was dropped): the replay finds b's enrollment by the
+    change's event id."""
+    from datetime import timedelta
+
+    import pytest
+    from enrollment.runtime import replay_fact_changes
+
+    await core.publish("a", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
+    assert await core.ingest(to_lead(core)) == [("a", "enrolled")]
+    mark = core.ledger.mark_processed
+
+    async def die_on_cascade(tenant_id: str, event_id: str, *a: object, **kw: object) -> None:
+        if event_id.startswith("enrollment:"):
+            raise RuntimeError("process died")
+        await mark(tenant_id, event_id, *a, **kw)  # type: ignore[arg-type]
+
+    core.ledger.mark_processed = die_on_cascade  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await core.ingestor.ingest(away(core))
+    core.ledger.mark_processed = mark  # type: ignore[method-assign]
+    assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
+    assert len(await _outbox(core)) == 1
+    core.tick(minutes=1)
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    history = await core.ledger.history(tenant_id=core.tenant, workflow_id="b", record_id="c1")
+    assert [(h.enrollment_number, h.status) for h in history] == [(1, "running")]
+    assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
+    assert await _outbox(core) == []
+
+
+async def test_no_outbox_row_when_no_workflow_reads_the_fact(core: Core) -> None:
+    await core.publish("a", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
+    await core.publish("b", {"triggers": [TRIG]})
+    assert sorted(await core.ingest(to_lead(core))) == [("a", "enrolled"), ("b", "enrolled")]
+    assert await core.ingest(away(core)) == [("a", "unenrolled")]
+    assert await _outbox(core) == []
+
+
+async def test_a_run_ended_by_itself_and_noticed_by_a_rule_cascades(core: Core) -> None:
+    """The rules reconcile an ended run lazily (the record re-enters a): that end is a
+    current -> past change too, emitted before the new enrollment's own change, so "is not
+    currently enrolled in a" fires (before, only the visibility sweep emitted it, and it skips
+    rows a rule had already ended)."""
+    await core.publish("a", {"triggers": [TRIG], "reenrollment": {"enabled": True}})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
+    assert await core.ingest(to_lead(core)) == [("a", "enrolled")]
+    core.starter.finish_all()  # a's run ends by itself; the ledger still says running
+    await core.ingest(away(core))
+    out = await core.ingest(to_lead(core))
+    assert out == [("a", "enrolled"), ("b", "enrolled")]
+    assert await _outbox(core) == []
+
+
+async def test_the_ended_runs_watermark_on_first_start_and_after(core: Core) -> None:
+    """No watermark yet: with no active enrollment, now minus the overlap; with some, the
+    oldest one's start (no run the ledger thinks active closed before it), but at most 30 days
+    back; once saved, the watermark only moves forward."""
+
+    from enrollment.ended_runs import FIRST_LOOKBACK, OVERLAP, WATERMARK, EndedRuns
+
+    def sweep() -> EndedRuns:
+        return EndedRuns(None, core.enroller, core.index)  # type: ignore[arg-type]
+
+    if await core.ledger.sweep_watermark(WATERMARK) is None:  # PostgreSQL: one shared database
+        if await core.ledger.oldest_active_enrolled_at() is None:
+            assert await sweep().load() == T0 - OVERLAP
+    await core.publish("a", {"triggers": [TRIG]})
+    assert await core.ingest(to_lead(core)) == [("a", "enrolled")]
+    oldest = await core.ledger.oldest_active_enrolled_at()
+    assert oldest is not None and oldest <= T0
+    core.tick(days=2)
+    assert await core.ledger.sweep_watermark(WATERMARK) is not None or (
+        await sweep().load() == oldest - OVERLAP
+    )
+    core.tick(days=60)
+    if await core.ledger.sweep_watermark(WATERMARK) is None:
+        assert await sweep().load() == core.clock[0] - FIRST_LOOKBACK
+    # nobody reads facts: the sweep asks nothing, moves the watermark and saves it
+    s = sweep()
+    assert await s.sweep() == 0
+    saved = await core.ledger.sweep_watermark(WATERMARK)
+    assert saved is not None and saved >= core.clock[0] - OVERLAP
+    # a sweep whose clock is behind does not move it back
+    core.tick(days=-1)
+    assert await sweep().sweep() == 0
+    assert await core.ledger.sweep_watermark(WATERMARK) == saved
