@@ -5,7 +5,10 @@ Side by side in one run, on the same workflows and the same events:
 * ``index`` — the service's hot path (``enrollment.trigger_index.TriggerIndex.match``: the
   transition index evaluates criteria terms as bitsets per property and decides the flips of
   criteria without association / over-large OR parts on both states; the compiled criteria
-  confirm only the others);
+  confirm only the others), as installed: ``crmflow.criteria.index`` compiled with mypyc
+  (setup.py; ``index_build`` says which build ran);
+* ``pure_python_index`` — the same code run as Python source (``bench/pure_index.py``): what
+  the compilation gives (``compiled_over_pure_python``);
 * ``naive`` — a scan: every workflow's compiled criteria on the new record (and the old one
   when the new one matches);
 * ``zen`` — GoRules zen-engine: one decision table, one row per workflow (the criteria as one
