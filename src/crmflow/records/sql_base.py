@@ -256,9 +256,12 @@ def _utc_from_sqlite(value: Any) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value + "+00:00")
+        when = datetime.fromisoformat(value + "+00:00")
+        if when.tzinfo is UTC:  # (3.11 reads "YYYY-MM-DD+00:00" as a naive midnight)
+            return when
     except (TypeError, ValueError):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        pass
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 _scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json.loads' C scanner
