@@ -29,7 +29,7 @@ p50/p99 under that load; each resolver case is run again with one resolution in 
 service-time p50/p99 (``*_1_in_flight``, what the goal's p99 is checked against).
 Writes bench/reports/resolver.json.
 
-    python bench/resolver_bench.py [--quick] [--contacts N] [--seconds S]
+    python bench/resolver_bench.py [--quick] [--contacts N] [--seconds S] [--only CASE,...]
 """
 
 from __future__ import annotations
@@ -311,7 +311,14 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated case names (e.g. resolver_cold): run these alone, print them, "
+        "write no report (A/B runs)",
+    )
     args = ap.parse_args()
+    only = {c for c in args.only.split(",") if c}
     if args.quick:
         args.contacts, args.seconds = 80, 2.0
     tmp = tempfile.mkdtemp(prefix="resolver-bench-")
@@ -376,6 +383,8 @@ async def main() -> None:
         ("direct_store", peer, None),
     ]
     for name, op, before in cases:
+        if only and name not in only:
+            continue
         cache.clear()
         steps.clear()
         if name in ("resolver_new_step", "resolver_warm", "resolver_enrollment"):
@@ -388,6 +397,10 @@ async def main() -> None:
         solo = await measure(name + " (1 in flight)", op, args.seconds / 2, 1, before)
         results[name]["p50_ms_1_in_flight"] = solo["p50_ms"]
         results[name]["p99_ms_1_in_flight"] = solo["p99_ms"]
+
+    if only:
+        await store.close()
+        return
 
     async def store_get(i: int) -> Any:
         return await store.get(TENANT, "contact", ids[i % len(ids)])

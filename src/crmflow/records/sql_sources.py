@@ -84,9 +84,10 @@ class SourcesMixin(SearchMixin):
     ) -> ResolvedSources:
         check_tenant(tenant_id)
         out = ResolvedSources(sources={s.source_id: None for s in sources})
-        with_record = enrolled is None and (include_record or needs_enrolled(sources))
+        needs = needs_enrolled(sources)
+        with_record = enrolled is None and (include_record or needs)
         params: dict[str, Any] = {"t": tenant_id, "ot": object_type, "rid": record_id}
-        read_first = with_record and needs_enrolled(sources)
+        read_first = with_record and needs
         schemas = await self.schemas(tenant_id, (s.object_type for s in sources))
 
         def plan(enrolled: Record | None) -> Any | None:
