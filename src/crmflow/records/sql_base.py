@@ -436,7 +436,7 @@ class SqlBase:
         the statement, ~1 ms on a busy machine for a 14 us primary-key read. For a SQLite file
         the statement is compiled once and run on the store's reader (``SqliteReader``) in ONE
         hop, with result processors equivalent to SQLAlchemy's (JSON through json's C scanner
-        and datetimes in one ``fromisoformat`` call on SQLite: the rows' decoding was a third
+        and datetimes in one ``fromisoformat`` call on SQLite: the rows' decoding was a quarter
         of a cold resolution's CPU). PostgreSQL: the compiled statement on psycopg in
         autocommit (``pg_reads``).
         """
