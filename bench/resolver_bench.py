@@ -27,7 +27,18 @@ Side by side in one run:
 Concurrency: ``--concurrency`` resolutions in flight (one event loop) for throughput and the
 p50/p99 under that load; each resolver case is run again with one resolution in flight for its
 service-time p50/p99 (``*_1_in_flight``, what the goal's p99 is checked against).
-Writes bench/reports/resolver.json.
+Writes bench/reports/resolver.json. ``--only resolver_cold`` runs that case alone and writes no
+report: for A/B runs against another checkout, e.g. main's sources with this file
+(``PYTHONPATH=<main>/src:<main>/services/datasource-resolver python bench/resolver_bench.py
+--only resolver_cold``) back to back with this one. The machine is shared: compare in one
+sitting, and watch ``uptime``.
+
+Where a cold resolution's CPU goes (issue #7; the service README has the figures): SQLite
+itself (the two statements, the GIL released while it steps) about a third; the rest is
+Python - decoding the 6 rows and building their Records, planning the statement (its text is
+compiled once per shape), the resolver (what the fields read, the step cache, rendering 3
+fields), the hop to the reader thread and back. While the step cache fills (its first 10,000
+entries) full GC passes add ~50-70 us a resolution; the 8 s case includes that.
 
     python bench/resolver_bench.py [--quick] [--contacts N] [--seconds S] [--only CASE,...]
 """
