@@ -257,7 +257,9 @@ async def measure(
             i += concurrency
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()  # every thread of the process (the SQLite reader's too)
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    cpu = time.process_time() - cpu0
     wall = time.perf_counter() - t0 - busy
     lat.sort()
     out = {
@@ -266,9 +268,13 @@ async def measure(
         "p50_ms": round(lat[len(lat) // 2] * 1000, 3),
         "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 3),
         "mean_ms": round(statistics.fmean(lat) * 1000, 3),
+        # CPU per operation, less sensitive to other load on a shared machine than per_s
+        # (includes the untimed set-up of ``before``, if any).
+        "cpu_us_per_op": round(cpu / max(n, 1) * 1e6, 1),
     }
     print(f"{name:24s} {out['per_s']:>10,.0f}/s  p50 {out['p50_ms']:.3f} ms  "
-          f"p99 {out['p99_ms']:.3f} ms", flush=True)  # fmt: skip
+          f"p99 {out['p99_ms']:.3f} ms  cpu {out['cpu_us_per_op']:.0f} us/op",
+          flush=True)  # fmt: skip
     return out
 
 
@@ -408,6 +414,7 @@ async def main() -> None:
         solo = await measure(name + " (1 in flight)", op, args.seconds / 2, 1, before)
         results[name]["p50_ms_1_in_flight"] = solo["p50_ms"]
         results[name]["p99_ms_1_in_flight"] = solo["p99_ms"]
+        results[name]["cpu_us_per_op_1_in_flight"] = solo["cpu_us_per_op"]
 
     if only:
         await store.close()
