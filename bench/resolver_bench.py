@@ -33,12 +33,13 @@ report: for A/B runs against another checkout, e.g. main's sources with this fil
 --only resolver_cold``) back to back with this one. The machine is shared: compare in one
 sitting, and watch ``uptime``.
 
-Where a cold resolution's CPU goes (issue #7; the service README has the figures): SQLite
-itself (the two statements, the GIL released while it steps) about a third; the rest is
-Python - decoding the 6 rows and building their Records, planning the statement (its text is
-compiled once per shape), the resolver (what the fields read, the step cache, rendering 3
-fields), the hop to the reader thread and back. While the step cache fills (its first 10,000
-entries) full GC passes add ~50-70 us a resolution; the 8 s case includes that.
+Where a cold resolution's CPU goes (issue #7; the service README has the figures): running the
+two statements (sqlite3's execute and fetch; SQLite's own code is ~10% of perf's samples, the
+GIL released while it steps) about a third; the rest is Python - decoding the 6 rows and
+building their Records, planning the statement (its text is compiled once per shape), the
+resolver (what the fields read, the step cache, rendering 3 fields), the hop to the reader
+thread and back. While the step cache fills (its first 10,000 entries) full GC passes add
+~50-70 us a resolution; the 8 s case includes that.
 
     python bench/resolver_bench.py [--quick] [--contacts N] [--seconds S] [--only CASE,...]
 """
