@@ -27,9 +27,21 @@ Side by side in one run:
 Concurrency: ``--concurrency`` resolutions in flight (one event loop) for throughput and the
 p50/p99 under that load; each resolver case is run again with one resolution in flight for its
 service-time p50/p99 (``*_1_in_flight``, what the goal's p99 is checked against).
-Writes bench/reports/resolver.json.
+Writes bench/reports/resolver.json. ``--only resolver_cold`` runs that case alone and writes no
+report: for A/B runs against another checkout, e.g. main's sources with this file
+(``PYTHONPATH=<main>/src:<main>/services/datasource-resolver python bench/resolver_bench.py
+--only resolver_cold``) back to back with this one. The machine is shared: compare in one
+sitting, and watch ``uptime``.
 
-    python bench/resolver_bench.py [--quick] [--contacts N] [--seconds S]
+Where a cold resolution's CPU goes (issue #7; the service README has the figures): running the
+two statements (sqlite3's execute and fetch; SQLite's own code is ~10% of perf's samples, the
+GIL released while it steps) about a third; the rest is Python - decoding the 6 rows and
+building their Records, planning the statement (its text is compiled once per shape), the
+resolver (what the fields read, the step cache, rendering 3 fields), the hop to the reader
+thread and back. While the step cache fills (its first 10,000 entries) full GC passes add
+~50-70 us a resolution; the 8 s case includes that.
+
+    python bench/resolver_bench.py [--quick] [--contacts N] [--seconds S] [--only CASE,...]
 """
 
 from __future__ import annotations
@@ -246,7 +258,9 @@ async def measure(
             i += concurrency
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()  # every thread of the process (the SQLite reader's too)
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    cpu = time.process_time() - cpu0
     wall = time.perf_counter() - t0 - busy
     lat.sort()
     out = {
@@ -255,9 +269,13 @@ async def measure(
         "p50_ms": round(lat[len(lat) // 2] * 1000, 3),
         "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 3),
         "mean_ms": round(statistics.fmean(lat) * 1000, 3),
+        # CPU per operation, less sensitive to other load on a shared machine than per_s
+        # (includes the untimed set-up of ``before``, if any).
+        "cpu_us_per_op": round(cpu / max(n, 1) * 1e6, 1),
     }
     print(f"{name:24s} {out['per_s']:>10,.0f}/s  p50 {out['p50_ms']:.3f} ms  "
-          f"p99 {out['p99_ms']:.3f} ms", flush=True)  # fmt: skip
+          f"p99 {out['p99_ms']:.3f} ms  cpu {out['cpu_us_per_op']:.0f} us/op",
+          flush=True)  # fmt: skip
     return out
 
 
@@ -311,7 +329,14 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated case names (e.g. resolver_cold): run these alone, print them, "
+        "write no report (A/B runs)",
+    )
     args = ap.parse_args()
+    only = {c for c in args.only.split(",") if c}
     if args.quick:
         args.contacts, args.seconds = 80, 2.0
     tmp = tempfile.mkdtemp(prefix="resolver-bench-")
@@ -376,6 +401,8 @@ async def main() -> None:
         ("direct_store", peer, None),
     ]
     for name, op, before in cases:
+        if only and name not in only:
+            continue
         cache.clear()
         steps.clear()
         if name in ("resolver_new_step", "resolver_warm", "resolver_enrollment"):
@@ -388,6 +415,11 @@ async def main() -> None:
         solo = await measure(name + " (1 in flight)", op, args.seconds / 2, 1, before)
         results[name]["p50_ms_1_in_flight"] = solo["p50_ms"]
         results[name]["p99_ms_1_in_flight"] = solo["p99_ms"]
+        results[name]["cpu_us_per_op_1_in_flight"] = solo["cpu_us_per_op"]
+
+    if only:
+        await store.close()
+        return
 
     async def store_get(i: int) -> Any:
         return await store.get(TENANT, "contact", ids[i % len(ids)])

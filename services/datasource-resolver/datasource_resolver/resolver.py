@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from crmflow.actions.catalogue import default_registry
@@ -123,19 +124,17 @@ class Resolver:
         if need_record and data.record is None:
             data.record = got.record
         data.sources.update({s.source_id: got.sources.get(s.source_id) for s in todo})
-        data.deps = (
-            deps_of(req.tenant_id, [data.record, *data.sources.values()], searched_types(wanted))
-            | data.deps
-            | {(req.tenant_id, req.object_type, req.record_id)}
-        )
+        deps = deps_of(req.tenant_id, [data.record, *data.sources.values()], searched_types(wanted))
+        deps |= data.deps
+        deps.add((req.tenant_id, req.object_type, req.record_id))
+        data.deps = deps
         self._cache.put(key, data)
         return data
 
     async def resolve(self, req: ResolveRequest) -> ResolveResult:
         # Parse everything first: a malformed template is refused before any look-up.
-        refs = references_in(list(req.fields.values()))
-        need_record = bool(refs.objects)
-        data = await self.step_data(req, set(refs.sources), need_record)
+        need_record, source_ids = _needs(req.fields)
+        data = await self.step_data(req, set(source_ids), need_record)
         context = build_context(
             object_type=req.object_type,
             record=data.record.properties if data.record else None,
@@ -152,6 +151,27 @@ class Resolver:
             for name, value in req.fields.items()
         }
         return ResolveResult(values, list(dict.fromkeys(missing)), dict(data.sources))
+
+
+# Field texts whose references are remembered (what an action's fields read is the same for
+# every step of every enrollment; bounded by entries and by characters per entry).
+_NEEDS_CACHE_CHARS = 8_192
+
+
+def _needs(fields: dict[str, Any]) -> tuple[bool, frozenset[str]]:
+    """Whether the fields read the enrolled record, and the source ids they read (a malformed
+    template raises TemplateError). Flat text fields: parsed once per set of texts."""
+    values = tuple(fields.values())
+    if all(type(v) is str for v in values) and sum(map(len, values)) <= _NEEDS_CACHE_CHARS:
+        return _needs_of_texts(values)
+    refs = references_in(list(values))
+    return bool(refs.objects), frozenset(refs.sources)
+
+
+@lru_cache(maxsize=4096)
+def _needs_of_texts(texts: tuple[str, ...]) -> tuple[bool, frozenset[str]]:
+    refs = references_in(texts)
+    return bool(refs.objects), frozenset(refs.sources)
 
 
 def _resolve(value: Any, context: dict[str, Any], escape: Escape, missing: list[str]) -> Any:

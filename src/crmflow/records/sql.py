@@ -107,12 +107,12 @@ class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
         schema = (await self.schemas(tenant_id, [object_type]))[object_type]
         if isinstance(schema, NotFound):
             raise schema
-        rows = await self.read_rows(
+        found = await self.read_records(
             RECORD_BY_ID, {"t": tenant_id, "ot": object_type, "rid": record_id}
         )
-        if not rows:
+        if not found:
             raise record_not_found(object_type, record_id)
-        return self.to_record(rows[0])
+        return found[0]
 
     async def batch_get(
         self, tenant_id: str, object_type: str, record_ids: Sequence[str]
@@ -128,10 +128,10 @@ class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
             return []
         if self.reader is not None:  # SQLite: one statement whatever the count (ids as JSON)
             params = {"t": tenant_id, "ot": object_type, "ids": json.dumps(ids)}
-            rows = {r.record_id: r for r in await self.read_rows(_BATCH_SQLITE, params)}
-        else:
-            async with self.read() as conn:
-                rows = await self.fetch(conn, tenant_id, object_type, ids)
+            found = {r.record_id: r for r in await self.read_records(_BATCH_SQLITE, params)}
+            return [found[i] for i in ids if i in found]
+        async with self.read() as conn:
+            rows = await self.fetch(conn, tenant_id, object_type, ids)
         return [self.to_record(rows[i]) for i in ids if i in rows]
 
     # Writes ---------------------------------------------------------------------------

@@ -84,9 +84,10 @@ class SourcesMixin(SearchMixin):
     ) -> ResolvedSources:
         check_tenant(tenant_id)
         out = ResolvedSources(sources={s.source_id: None for s in sources})
-        with_record = enrolled is None and (include_record or needs_enrolled(sources))
+        needs = needs_enrolled(sources)
+        with_record = enrolled is None and (include_record or needs)
         params: dict[str, Any] = {"t": tenant_id, "ot": object_type, "rid": record_id}
-        read_first = with_record and needs_enrolled(sources)
+        read_first = with_record and needs
         schemas = await self.schemas(tenant_id, (s.object_type for s in sources))
 
         def plan(enrolled: Record | None) -> Any | None:
@@ -106,37 +107,46 @@ class SourcesMixin(SearchMixin):
                     positions.append(i)
             return self._statement(tuple(shapes), positions) if shapes[0] or positions else None
 
-        def first(found: list[Any]) -> Record | None:
-            return self.to_record(found[0]) if found else None
-
-        rows: list[Any] = []
+        found: list[tuple[int, Record]] = []  # (branch tag, record) per row
         if self.reader is not None:
-            # SQLite: both statements (the record, then the sources) in one hop to the reader.
-            def work(conn: sqlite3.Connection) -> tuple[Record | None, list[Any]]:
-                rec = first(self.rows_sync(conn, _RECORD, params)) if read_first else enrolled
+            # SQLite: both statements (the record, then the sources) in one hop to the reader,
+            # Records built from the driver's rows there.
+            def work(conn: sqlite3.Connection) -> tuple[Record | None, list[tuple[int, Record]]]:
+                rec = enrolled
+                if read_first:
+                    compiled, raw = self.raw_sync(conn, _RECORD, params)
+                    rec = compiled.record(raw[0]) if raw else None
                 stmt = plan(rec)
-                return rec, (self.rows_sync(conn, stmt, params) if stmt is not None else [])
+                if stmt is None:
+                    return rec, []
+                compiled, raw = self.raw_sync(conn, stmt, params)
+                tag, record = compiled.index["src"], compiled.record
+                return rec, [(r[tag], record(r)) for r in raw]
 
-            enrolled, rows = await self.reader.run(work)
+            enrolled, found = await self.reader.run(work)
         elif self.sqlite:  # in-memory SQLite: through the pool
             if read_first:
-                enrolled = first(await self.read_rows(_RECORD, params))
+                rows = await self.read_rows(_RECORD, params)
+                enrolled = self.to_record(rows[0]) if rows else None
             stmt = plan(enrolled)
             if stmt is not None:
-                rows = await self.read_rows(stmt, params)
+                found = [(r.src, self.to_record(r)) for r in await self.read_rows(stmt, params)]
         else:  # PostgreSQL: one connection checkout for both statements
             async with self.pg_reads() as run:
                 if read_first:
-                    enrolled = first(await run(_RECORD, params))
+                    raw = await run(_RECORD, params, raw=True)
+                    enrolled = self.compiled(_RECORD).record(raw[0]) if raw else None
                 stmt = plan(enrolled)
                 if stmt is not None:
-                    rows = await run(stmt, params)
-        for row in rows:
-            rec = self.to_record(row)
-            if row.src == ENROLLED:
+                    raw = await run(stmt, params, raw=True)
+                    compiled = self.compiled(stmt)
+                    tag = compiled.index["src"]
+                    found = [(r[tag], compiled.record(r)) for r in raw]
+        for src, rec in found:
+            if src == ENROLLED:
                 enrolled = rec
             else:
-                out.sources[sources[row.src].source_id] = rec
+                out.sources[sources[src].source_id] = rec
         if include_record:
             out.record = enrolled
         return out

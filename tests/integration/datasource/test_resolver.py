@@ -214,3 +214,52 @@ async def test_cache_is_never_shared_across_tenants(
     res = await resolver.resolve(_req(other, world["contact"], fields))
     assert res.values["x"] == "eve"
     assert len(cache) == 2
+
+
+class Asked(SqlRecordStore):
+    """The real store, noting what each resolve_sources call asked for."""
+
+    asked: list[tuple[list[str], bool]] = []
+
+    async def resolve_sources(self, *args: Any, **kwargs: Any) -> Any:
+        Asked.asked.append(([s.source_id for s in args[3]], kwargs.get("include_record", False)))
+        return await super().resolve_sources(*args, **kwargs)
+
+
+async def test_only_what_the_fields_read_is_read_and_bad_templates_always_refused(
+    db_url: str, seed: Seeder, world: dict[str, Record], tenant_id: str
+) -> None:
+    """What fields read is parsed once per set of texts (flat text fields) or each time (nested
+    fields); either way the record and the sources read are exactly the referenced ones, and
+    a malformed template is refused on every call (a refusal is never remembered)."""
+    from crmflow.db import create_engine
+    from crmflow.tokens import TemplateError
+
+    store = Asked(create_engine(db_url), clock=seed.clock)
+    resolver = Resolver(store, StepCache())
+    contact = world["contact"]
+    cases: list[tuple[dict[str, Any], list[str], bool, dict[str, Any]]] = [
+        ({"s": "{{ sources.company.name }}"}, ["company"], False, {"s": "Acme <Ltd>"}),
+        ({"s": "{{ sources.company.name }}"}, ["company"], False, {"s": "Acme <Ltd>"}),
+        ({"s": "Hi {{ contact.firstname }}"}, [], True, {"s": "Hi ann"}),
+        (
+            {"n": {"deep": ["{{ sources.by_domain.domain }}", "{{ record.email }}"]}, "k": 3},
+            ["by_domain"],
+            True,
+            {"n": {"deep": ["acme.io", "ann@acme.io"]}, "k": 3},
+        ),
+        ({"plain": "no tokens"}, [], False, {"plain": "no tokens"}),
+    ]
+    try:
+        for i, (fields, sources, with_record, values) in enumerate(cases):
+            Asked.asked = []
+            got = await resolver.resolve(_req(tenant_id, contact, fields, step_key=f"s{i}"))
+            assert got.values == values
+            assert Asked.asked == [(sources, with_record)]
+        for _ in range(2):
+            Asked.asked = []
+            with pytest.raises(TemplateError):
+                await resolver.resolve(_req(tenant_id, contact, {"s": "{{ contact.x "}))
+            assert Asked.asked == []  # refused before any read
+    finally:
+        await store.close()
