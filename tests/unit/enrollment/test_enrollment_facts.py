@@ -383,18 +383,30 @@ async def test_a_crash_between_a_manual_enrollment_and_its_cascade_is_replayed(
     import pytest
     from enrollment.fact_change import FactChange
     from enrollment.runtime import replay_fact_changes
+    from enrollment.servicer import EnrollmentServicer
+
+    from crmflow.api.enrollment.v1 import enrollment_service_pb2 as pb
 
     await core.publish("a", {"triggers": []})
     await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    await core.records.create(core.tenant, "contact", {"firstname": "x"}, record_id="m1")
+    rpc = EnrollmentServicer(
+        workflows=core.workflows,
+        enroller=core.enroller,
+        ingestor=core.ingestor,
+        clock=lambda: core.clock[0],
+    )
+    req = pb.EnrollManuallyRequest(tenant_id=core.tenant, workflow_id="a", record_ids=["m1"])
     hook = await _crash_cascades(core, "a")
     with pytest.raises(RuntimeError):
-        await _manual(core, "a", "m1")
+        await rpc.EnrollManually(req, None)
     core.enroller.on_fact_change = hook
     run_a = f"enroll/{core.tenant}/a/contact-m1/1"
     assert _runs_of(core, "a") == [run_a] and _runs_of(core, "b") == []
     assert await _outbox(core) == [f"enrollment:{run_a}:current"]
     # a retry of the request does not bring the cascade back: a is enrolled already
-    assert (await _manual(core, "a", "m1")).outcome == "already_enrolled"
+    res = await rpc.EnrollManually(req, None)
+    assert [(o.workflow_id, o.outcome) for o in res.outcomes] == [("a", "already_enrolled")]
     assert _runs_of(core, "b") == []
     # the recovery loop does, once the row is older than its age
     assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
