@@ -12,7 +12,11 @@
 
 Then the ledger row is committed (status pending), the Temporal workflow is started with the
 row's deterministic id, and the row becomes running. A crash in between leaves a pending row
-that the recovery sweep starts later (same id: no duplicate).
+that the recovery sweep starts later (same id: no duplicate). When some active workflow reads
+"enrolled in <this workflow>", the enrollment's ``FactChange`` is written to the ledger's
+outbox in the same transaction as the row and deleted once its cascade ran (``emit``), so a
+crash before the cascade (a manual enrollment, a backfill page, a schedule tick: nothing
+redelivers those) leaves it to the recovery loop's replay.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmflow.model.criteria import CURRENT, PAST
@@ -68,6 +72,9 @@ FactReaders = Callable[[str, str, str], bool]
 # this is a loop between workflows' criteria, not a design; it stops (and is logged).
 MAX_CASCADE = 8
 _cascade_depth: contextvars.ContextVar[int] = contextvars.ContextVar("cascade", default=0)
+# An enrollment's outbox row is stamped at least this much after the previous run's end
+# (reconciled in the same call) so the recovery loop replays the end first.
+_TICK = timedelta(microseconds=1)
 
 
 class Enroller:
@@ -290,19 +297,19 @@ class Enroller:
             if prior is not None:
                 # Same event again after a crash (before it was marked processed): same answer,
                 # and the enrollment's consequences elsewhere are offered again (idempotent by
-                # the change's id), in case the crash came before they were worked out.
-                redo.append(
-                    FactChange(
-                        tenant,
-                        cw.object_type,
-                        record_id,
-                        wf,
-                        PAST if prior.enrollment_number > 1 else None,
-                        CURRENT,
-                        prior.run_workflow_id,
-                        record,
-                    )
+                # the change's id), in case the crash came before they were worked out. When
+                # some workflow reads it, its outbox row (if still there) goes once it ran.
+                again = FactChange(
+                    tenant,
+                    cw.object_type,
+                    record_id,
+                    wf,
+                    PAST if prior.enrollment_number > 1 else None,
+                    CURRENT,
+                    prior.run_workflow_id,
+                    record,
                 )
+                redo.append(self._durable(again) or again)
                 return Outcome(
                     wf,
                     record_id,
@@ -350,6 +357,17 @@ class Enroller:
                 return Outcome(
                     wf, record_id, "goal_met", detail="the record already meets the goal"
                 )
+            was = PAST if fact is not None and fact.enrollment_count > 0 else None
+            entered = FactChange(tenant, cw.object_type, record_id, wf, was, CURRENT, "", record)
+            # When some workflow reads it, the change goes to the outbox in the reservation's
+            # transaction (a crash before its cascade ran leaves it to the recovery loop),
+            # stamped after the previous run's end reconciled above (replayed in that order).
+            durable = self._durable(entered)
+            change_at = None
+            if durable is not None:
+                change_at = self.clock()
+                if any(c.durable for c in redo):
+                    change_at += _TICK
             row = await self.ledger.reserve(
                 tenant_id=tenant,
                 workflow_id=wf,
@@ -365,6 +383,8 @@ class Enroller:
                 # the rules above read this fact: another process enrolling the record since
                 # (our per-record lock is in-process only) makes the reservation fail
                 expect_last_number=fact.last_number if fact is not None else 0,
+                change=durable,
+                change_at=change_at,
             )
             if row is None:
                 return Outcome(
@@ -374,7 +394,6 @@ class Enroller:
                     detail="enrolled concurrently by another request",
                 )
             ok = await self.start_row(row, cw, event, started=started)
-            was = PAST if fact is not None and fact.enrollment_count > 0 else None
         # the previous run's end (reconciled above) comes before this enrollment's change
         while redo:
             await self.emit(redo.pop(0), follow)
@@ -389,12 +408,8 @@ class Enroller:
                     f"enrolled in {wf}",
                     follow=follow,
                 )
-        await self.fact_changed(
-            FactChange(
-                tenant, cw.object_type, record_id, wf, was, CURRENT, row.run_workflow_id, record
-            ),
-            follow,
-        )
+        # last: the outbox row (if any) is deleted once this change's cascade ran
+        await self.emit(replace(durable or entered, run_workflow_id=row.run_workflow_id), follow)
         return Outcome(
             wf,
             record_id,

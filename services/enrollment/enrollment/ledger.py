@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -222,6 +223,8 @@ class Ledger:
         now: datetime,
         run_id_for: Any,
         expect_last_number: int | None = None,
+        change: FactChange | None = None,
+        change_at: datetime | None = None,
     ) -> EnrollmentRow | None:
         """Write the next enrollment (status pending) and bump the fact, in one transaction.
 
@@ -230,6 +233,10 @@ class Ledger:
         0: no fact), when the record's fact moved since: an enrollment by another process
         came in between, and the rules would have to be read again.
         ``run_id_for(number)`` gives the deterministic Temporal workflow id.
+
+        ``change``: the "enrolled in X" change this enrollment makes, when some workflow reads
+        it; it goes to the fact-change outbox in the same transaction (with the new row's run
+        id, created at ``change_at``, default ``now``). Without it, no extra statement.
         """
         key = {"t": tenant_id, "wf": workflow_id, "ot": object_type, "rid": record_id}
 
@@ -287,6 +294,9 @@ class Ledger:
                 )
                 if moved.rowcount != 1:
                     raise _Conflict
+            if change is not None:
+                done = replace(change, run_workflow_id=row.run_workflow_id)
+                _insert_or_ignore(c, OUTBOX, done.outbox_values(change_at or now))
             return row
 
         try:

@@ -348,3 +348,189 @@ async def test_the_ended_runs_watermark_on_first_start_and_after(core: Core) -> 
     core.tick(days=-1)
     assert await sweep().sweep() == 0
     assert await core.ledger.sweep_watermark(WATERMARK) == saved
+
+
+# -- the start of an enrollment: its cascade survives a crash too (same outbox) -------------
+async def _crash_cascades(core: Core, *workflows: str) -> Any:
+    """Make the cascade of changes of ``workflows`` die as the process would; returns the hook
+    to put back."""
+    hook = core.enroller.on_fact_change
+
+    async def crash(change: Any) -> list[Any]:
+        if change.workflow_id in workflows:
+            raise RuntimeError("process died")
+        assert hook is not None
+        return await hook(change)
+
+    core.enroller.on_fact_change = crash
+    return hook
+
+
+async def _manual(core: Core, wf: str, record_id: str) -> Any:
+    cw = core.workflows.get(core.tenant, wf)
+    assert cw is not None
+    return await core.enroller.enroll(cw, record_id, trigger="manual", record={}, follow=[])
+
+
+async def test_a_crash_between_a_manual_enrollment_and_its_cascade_is_replayed(
+    core: Core,
+) -> None:
+    """Nothing redelivers a manual enrollment (a retry finds the record already enrolled): the
+    "enrolled in a" change is written to the outbox with the enrollment, and the recovery loop
+    runs the cascade the crash lost - once."""
+    from datetime import timedelta
+
+    import pytest
+    from enrollment.fact_change import FactChange
+    from enrollment.runtime import replay_fact_changes
+    from enrollment.servicer import EnrollmentServicer
+
+    from crmflow.api.enrollment.v1 import enrollment_service_pb2 as pb
+
+    await core.publish("a", {"triggers": []})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    await core.records.create(core.tenant, "contact", {"firstname": "x"}, record_id="m1")
+    rpc = EnrollmentServicer(
+        workflows=core.workflows,
+        enroller=core.enroller,
+        ingestor=core.ingestor,
+        clock=lambda: core.clock[0],
+    )
+    req = pb.EnrollManuallyRequest(tenant_id=core.tenant, workflow_id="a", record_ids=["m1"])
+    hook = await _crash_cascades(core, "a")
+    with pytest.raises(RuntimeError):
+        await rpc.EnrollManually(req, None)
+    core.enroller.on_fact_change = hook
+    run_a = f"enroll/{core.tenant}/a/contact-m1/1"
+    assert _runs_of(core, "a") == [run_a] and _runs_of(core, "b") == []
+    assert await _outbox(core) == [f"enrollment:{run_a}:current"]
+    # a retry of the request does not bring the cascade back: a is enrolled already
+    res = await rpc.EnrollManually(req, None)
+    assert [(o.workflow_id, o.outcome) for o in res.outcomes] == [("a", "already_enrolled")]
+    assert _runs_of(core, "b") == []
+    # the recovery loop does, once the row is older than its age
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    core.tick(minutes=1)
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-m1/1"]
+    assert await _outbox(core) == []
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    # the same change offered again (a second replica's replay): a duplicate, nothing new
+    again = FactChange(core.tenant, "contact", "m1", "a", None, CURRENT, run_a, durable=True)
+    await core.enroller.emit(again, None)
+    assert len([s for s in core.starter.starts if "/b/" in s]) == 1
+    history = await core.ledger.history(tenant_id=core.tenant, workflow_id="b", record_id="m1")
+    assert [h.enrollment_number for h in history] == [1]
+
+
+async def test_a_replay_after_a_completed_enrollment_cascade_enrolls_nothing_more(
+    core: Core,
+) -> None:
+    from datetime import timedelta
+
+    from enrollment.fact_change import FactChange
+    from enrollment.runtime import replay_fact_changes
+
+    await core.publish("a", {"triggers": []})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    assert (await _manual(core, "a", "m1")).outcome == "enrolled"
+    assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-m1/1"]
+    assert await _outbox(core) == []  # written with the enrollment, gone once it cascaded
+    core.tick(minutes=1)
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    # a replay racing the end of the cascade (its row read just before the delete)
+    run_a = f"enroll/{core.tenant}/a/contact-m1/1"
+    await core.enroller.emit(
+        FactChange(core.tenant, "contact", "m1", "a", None, CURRENT, run_a, durable=True), None
+    )
+    assert len([s for s in core.starter.starts if "/b/" in s]) == 1
+    assert await _outbox(core) == []
+
+
+async def test_an_enrollment_writes_an_outbox_row_only_when_its_fact_is_read(core: Core) -> None:
+    """c reads "enrolled in b", nobody reads "enrolled in a": a's enrollment (its cascade
+    crashing) leaves no outbox row, b's does."""
+    from datetime import timedelta
+
+    import pytest
+    from enrollment.runtime import replay_fact_changes
+
+    await core.publish("a", {"triggers": []})
+    await core.publish("b", {"triggers": []})
+    await core.publish("c", {"triggers": [criteria(enrolled_in("b"))]})
+    hook = await _crash_cascades(core, "a", "b")
+    with pytest.raises(RuntimeError):
+        await _manual(core, "a", "m1")
+    assert await _outbox(core) == []
+    with pytest.raises(RuntimeError):
+        await _manual(core, "b", "m1")
+    core.enroller.on_fact_change = hook
+    assert await _outbox(core) == [f"enrollment:enroll/{core.tenant}/b/contact-m1/1:current"]
+    core.tick(minutes=1)
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    assert _runs_of(core, "c") == [f"enroll/{core.tenant}/c/contact-m1/1"]
+    assert await _outbox(core) == []
+
+
+async def test_a_redelivered_event_clears_its_enrollment_outbox_row(core: Core) -> None:
+    """An ingested event whose cascade crashed: the redelivery runs the cascade (as before)
+    and drops the outbox row, so the recovery loop has nothing left to do."""
+    import pytest
+
+    await core.publish("a", {"triggers": [TRIG]})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
+    hook = await _crash_cascades(core, "a")
+    ev = to_lead(core)
+    with pytest.raises(RuntimeError):
+        await core.ingestor.ingest(ev)
+    core.enroller.on_fact_change = hook
+    assert len(await _outbox(core)) == 1
+    assert await core.ingest(ev) == [("a", "already_enrolled"), ("b", "enrolled")]
+    assert await _outbox(core) == []
+
+
+async def test_a_reenrollment_replays_the_previous_end_before_its_own_change(
+    core: Core,
+) -> None:
+    """A re-enrollment that reconciles the previous run's end writes two outbox rows: the end
+    (current -> past) and the new enrollment (past -> current). The replay runs them in that
+    order, even on a clock that moves between the two writes (the enrollment's own time was
+    read before the end's)."""
+    from datetime import timedelta
+
+    import pytest
+    from enrollment.runtime import replay_fact_changes
+
+    await core.publish("a", {"triggers": [TRIG], "reenrollment": {"enabled": True}})
+    await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
+    assert await core.ingest(to_lead(core)) == [("a", "enrolled")]
+    core.starter.finish_all()  # a's run ends by itself; the ledger still says running
+    await core.ingest(away(core))
+    base = core.enroller.clock
+
+    def moving() -> Any:
+        core.tick(milliseconds=1)
+        return base()
+
+    core.enroller.clock = moving
+    hook = await _crash_cascades(core, "a")
+    with pytest.raises(RuntimeError):
+        await core.ingestor.ingest(to_lead(core))
+    core.enroller.on_fact_change = hook
+    run1, run2 = (f"enroll/{core.tenant}/a/contact-c1/{n}" for n in (1, 2))
+    assert await _outbox(core) == [f"enrollment:{run1}:past", f"enrollment:{run2}:current"]
+    seen: list[tuple[str | None, str | None]] = []
+
+    async def spy(change: Any) -> list[Any]:
+        if change.workflow_id == "a":
+            seen.append((change.old, change.new))
+        assert hook is not None
+        return await hook(change)
+
+    core.enroller.on_fact_change = spy
+    core.tick(minutes=1)
+    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 2
+    # (b's own enrollment, made by the first, cascades in between: nobody reads it)
+    assert seen == [(CURRENT, PAST), (PAST, CURRENT)]
+    assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
+    assert await _outbox(core) == []

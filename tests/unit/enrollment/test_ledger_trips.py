@@ -54,6 +54,50 @@ async def test_reserve_refuses_when_the_fact_moved_since_the_rules_read_it(core:
     assert second is not None and second.enrollment_number == 2
 
 
+async def test_reserve_writes_the_enrollment_change_to_the_outbox_with_the_row(
+    core: Core,
+) -> None:
+    """With ``change`` (some workflow reads the fact), the reservation writes the outbox row,
+    named after the new row's run id, in its transaction; a refused one writes neither."""
+    from datetime import timedelta
+
+    from enrollment.fact_change import FactChange
+
+    from crmflow.model.criteria import CURRENT
+
+    async def reserve(record_id: str, expect: int) -> Any:
+        change = FactChange(core.tenant, "contact", record_id, "wf", None, CURRENT, "")
+        return await core.ledger.reserve(
+            tenant_id=core.tenant,
+            workflow_id="wf",
+            revision=1,
+            object_type="contact",
+            record_id=record_id,
+            trigger="manual",
+            event_id="",
+            now=core.clock[0],
+            run_id_for=lambda n: f"x/{record_id}/{n}",
+            expect_last_number=expect,
+            change=change,
+            change_at=core.clock[0] + timedelta(microseconds=1),
+        )
+
+    async def outbox() -> list[tuple[str, str, Any]]:
+        rows = await core.ledger.pending_fact_changes(core.clock[0] + timedelta(days=1))
+        return [(c.change_id, c.run_workflow_id, c.new) for c in rows if c.tenant_id == core.tenant]
+
+    assert await reserve("r1", 0) is not None
+    assert await outbox() == [("enrollment:x/r1/1:current", "x/r1/1", CURRENT)]
+    assert await reserve("r1", 0) is None  # the fact moved: no row, no change
+    assert await _history(core, "r1") == [(1, "pending")]
+    assert len(await outbox()) == 1
+    # created at ``change_at``: not older than the given time (replay order)
+    older = await core.ledger.pending_fact_changes(core.clock[0] + timedelta(microseconds=1))
+    assert [c for c in older if c.tenant_id == core.tenant] == []
+    await core.ledger.fact_change_done(core.tenant, "enrollment:x/r1/1:current")
+    assert await outbox() == []
+
+
 async def test_an_enrollment_by_another_replica_between_rules_and_reservation(
     core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
