@@ -286,7 +286,7 @@ def normalise_value(prop: PropertyDefinition, value: Any) -> Any:
             return "true" if value else "false"
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
-        return str(value)
+        return _text(str(value))
     if t == PropertyType.NUMBER:
         num: int | float
         if isinstance(value, bool):
@@ -332,8 +332,16 @@ def normalise_value(prop: PropertyDefinition, value: Any) -> Any:
     if t == PropertyType.OWNER:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ValueError("expected an owner id")
-        return str(value)
+        return _text(str(value))
     raise ValueError(f"unsupported property type {t}")  # pragma: no cover
+
+
+def _text(value: str) -> str:
+    """Text as every store keeps it: PostgreSQL text and jsonb cannot hold a NUL character
+    (and no CRM value means one), so it is refused on every backend alike."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (\\x00)")
+    return value
 
 
 def _option(by_fold: Mapping[str, str], value: str, prop: PropertyDefinition) -> str:

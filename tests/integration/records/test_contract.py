@@ -106,9 +106,11 @@ async def test_bad_properties_are_refused_and_nothing_is_written(
                 "shoe_size": 42,
                 "hs_email_optout": "perhaps",
                 "date_of_birth": "yesterday",
+                "firstname": "Ann\x00",  # PostgreSQL cannot store it: refused everywhere
             },
         )
     assert fields(bad.value) == {
+        "properties.firstname",
         "properties.lifecyclestage",
         "properties.num_employees",
         "properties.shoe_size",
