@@ -33,6 +33,10 @@ log = logging.getLogger("crmflow.enrollment.ingest")
 # object type), in groups of FANOUT_CONCURRENCY at once; beyond the bound, the rest (by record
 # id) are not re-evaluated and a warning is logged.
 FANOUT_MAX = 1000
+# A value failing its cached property definition re-reads the definitions, at most once per
+# this many seconds per tenant and object type: a new enumeration option is accepted at once,
+# and a client repeating a bad value does not cost a CRM read per event.
+SCHEMA_REFRESH = 1.0
 FANOUT_CONCURRENCY = 16
 _SNAPSHOT_EVENTS = (ChangeEventType.RECORD_CREATED, ChangeEventType.RECORD_UPDATED)
 _COUNTED_ALWAYS = (ChangeEventType.FORM_SUBMITTED, ChangeEventType.CUSTOM_EVENT)
@@ -120,12 +124,19 @@ class Ingestor:
         index: TriggerIndex,
         enroller: Enroller,
         event_definition_ttl: float = 30.0,
+        schema_ttl: float = 30.0,
         fanout_max: int = FANOUT_MAX,
     ) -> None:
         self.index = index
         self.enroller = enroller
         self.fanout_max = fanout_max
-        self._schemas: dict[tuple[str, str], dict[str, PropertyDefinition]] = {}
+        # (tenant, object type) -> (fetched at, property definitions): re-read after
+        # ``schema_ttl``, and at once when a value fails the cached definition (an enumeration
+        # option added a moment ago must not be refused until then), at most once a second (a
+        # client sending bad values does not cost a CRM read per event)
+        self._schemas: dict[tuple[str, str], tuple[float, dict[str, PropertyDefinition]]] = {}
+        self._schema_forced: dict[tuple[str, str], float] = {}  # last re-read on a failure
+        self._schema_ttl = schema_ttl
         # (tenant, event name) -> (expiry, definition or None = undefined). Most custom events
         # have no definition, so "none" is cached too: one CRM read per event name per TTL,
         # not per event. A definition made or changed applies within the TTL.
@@ -154,25 +165,47 @@ class Ingestor:
                 check_event_properties(ev, d, path)
         if store is None or not ev.changes:
             return
-        key = (ev.tenant_id, ev.object_type)
-        schema = self._schemas.get(key)
-        if schema is None:
-            try:
-                defs = await store.list_properties(ev.tenant_id, ev.object_type)
-            except NotFound:
-                raise InvalidArgument.field(
-                    f"{path}.object_type", f"unknown object type {ev.object_type!r}"
-                ) from None
-            schema = self._schemas[key] = {d.name: d for d in defs}
-        if not schema:
-            return
+        fetched, schema = await self._schema(ev, path)
         for j, c in enumerate(ev.changes):
             pd = schema.get(c.property)
             if pd is None:
                 continue  # properties the CRM does not describe are not ours to refuse
             why = check_value_type(c.new_value, pd)
+            if why and not fetched:  # the definition may have changed since it was read
+                fetched, schema = await self._schema(ev, path, fresh=True)
+                pd = schema.get(c.property)
+                why = check_value_type(c.new_value, pd) if pd is not None else ""
             if why:
                 raise InvalidArgument.field(f"{path}.changes[{j}].new_value", why)
+
+    async def _schema(
+        self, ev: ChangeEvent, path: str, *, fresh: bool = False
+    ) -> tuple[bool, dict[str, PropertyDefinition]]:
+        """(read from the CRM just now, the object type's property definitions)."""
+        key = (ev.tenant_id, ev.object_type)
+        hit = self._schemas.get(key)
+        now = time.monotonic()
+        if hit is not None:
+            if not fresh and now - hit[0] < self._schema_ttl:
+                return False, hit[1]
+            if fresh and now - self._schema_forced.get(key, -SCHEMA_REFRESH) < SCHEMA_REFRESH:
+                return False, hit[1]
+        if fresh:
+            self._schema_forced[key] = now
+        store = self.enroller.records
+        assert store is not None
+        try:
+            defs = await store.list_properties(ev.tenant_id, ev.object_type)
+        except NotFound:
+            raise InvalidArgument.field(
+                f"{path}.object_type", f"unknown object type {ev.object_type!r}"
+            ) from None
+        if len(self._schemas) > 10_000:
+            self._schemas.clear()
+            self._schema_forced.clear()
+        schema = {d.name: d for d in defs}
+        self._schemas[key] = (now, schema)
+        return True, schema
 
     async def _event_definition(self, tenant_id: str, name: str) -> EventDefinition | None:
         if not NAME_RE.match(name):

@@ -285,6 +285,38 @@ async def test_wrong_property_type_is_refused_naming_the_field(core: Core) -> No
     await core.ingestor.check_types(ok, "events[0]")
 
 
+async def test_a_definition_changed_since_it_was_read_applies_at_once(core: Core) -> None:
+    """Property definitions are cached per tenant and object type, but a value failing the
+    cached one re-reads them (at most once a second): an enumeration option added a moment ago
+    is accepted at once; a value still wrong is refused; a bad value repeated within the second
+    costs no CRM read."""
+    from crmflow.records.port import PropertyDefinition, PropertyType
+
+    tier = PropertyDefinition(
+        object_type="contact", name="tier", type=PropertyType.ENUMERATION, options=["gold"]
+    )
+    await core.records.define_property(core.tenant, tier)
+    await core.ingestor.check_types(core.event("c1", {"tier": (None, "gold")}), "events[0]")
+    await core.records.define_property(
+        core.tenant, tier.model_copy(update={"options": ["gold", "silver"]})
+    )
+    await core.ingestor.check_types(core.event("c1", {"tier": ("gold", "silver")}), "events[0]")
+    reads = 0
+    list_properties = core.records.list_properties
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await list_properties(*args, **kwargs)
+
+    core.records.list_properties = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        with pytest.raises(InvalidArgument) as err:
+            await core.ingestor.check_types(core.event("c1", {"tier": ("gold", "bronze")}), "e")
+        assert err.value.violations[0].field == "e.changes[0].new_value"
+    assert reads == 0  # the definitions were read less than a second ago
+
+
 async def test_defined_custom_events_are_checked_against_their_definition(core: Core) -> None:
     from crmflow.records.port import EventDefinition, PropertyDefinition, PropertyType
 
