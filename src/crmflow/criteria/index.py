@@ -537,10 +537,12 @@ def _ordered_false(fams: tuple[tuple[str, _Sorted], ...], x: float | None) -> in
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+_NO_BITS: frozenset[int] = frozenset()
+
+
 def compiled() -> bool:
     """Is this module the mypyc-compiled build of itself (setup.py), not the ``.py``?"""
     return not __file__.endswith(".py")
-_NO_BITS: frozenset[int] = frozenset()
 
 
 def _bits(x: int) -> Iterable[int]:
@@ -578,7 +580,6 @@ class TransitionIndex(Generic[K]):
         self._all = 0
         self._exact = 0  # terms without loose parts
         self._terms_of: dict[K, list[tuple[int, list[tuple[_Prop, tuple[str, str, str]]]]]] = {}
-        self._key_mask: dict[K, int] = {}  # key -> its terms' bits
         # key -> its terms' bit positions, and bit -> "no loose part": the per-key decisions
         # test positions in small sets instead of and-ing masks as wide as the index
         self._key_bits: dict[K, tuple[int, ...]] = {}
@@ -609,7 +610,6 @@ class TransitionIndex(Generic[K]):
         if key in self._terms_of:
             self.remove(key)
         terms = []
-        km = 0
         for term in terms_of(group, self._max_terms):
             if self._free:
                 b = self._free.pop()
@@ -620,7 +620,6 @@ class TransitionIndex(Generic[K]):
                 self._term_exact.append(False)
             self._term_key[b] = key
             bit = 1 << b
-            km |= bit
             conds = []
             for f in term.required:
                 pi = self._prop(f.property)
@@ -643,7 +642,6 @@ class TransitionIndex(Generic[K]):
             self._term_exact[b] = not term.loose
             terms.append((b, conds))
         self._terms_of[key] = terms
-        self._key_mask[key] = km
         self._key_bits[key] = tuple(b for b, _c in terms)
         self._order_dirty = True
         if matches_empty:
@@ -667,7 +665,6 @@ class TransitionIndex(Generic[K]):
             self._term_props[b] = ()
             self._term_exact[b] = False
             self._free.append(b)
-        self._key_mask.pop(key, None)
         self._key_bits.pop(key, None)
         self._order_dirty = True
         self._match_empty.discard(key)
