@@ -339,14 +339,15 @@ class Ledger:
         return await self._write(run)  # type: ignore[no-any-return]
 
     # The fact-change outbox ------------------------------------------------------------------
-    async def pending_fact_changes(self, before: datetime, limit: int = 500) -> list[FactChange]:
-        """Outbox rows older than ``before``: changes whose cascade a crash may have lost."""
-        q = (
-            sa.select(OUTBOX)
-            .where(OUTBOX.c.created_at < before)
-            .order_by(OUTBOX.c.created_at, OUTBOX.c.change_id)
-            .limit(limit)
-        )
+    async def pending_fact_changes(
+        self, before: datetime, limit: int = 500, *, tenant_id: str | None = None
+    ) -> list[FactChange]:
+        """Outbox rows older than ``before``: changes whose cascade a crash may have lost (of
+        one tenant, or of all)."""
+        q = sa.select(OUTBOX).where(OUTBOX.c.created_at < before)
+        if tenant_id is not None:
+            q = q.where(OUTBOX.c.tenant_id == tenant_id)
+        q = q.order_by(OUTBOX.c.created_at, OUTBOX.c.change_id).limit(limit)
         return await self.conn.read(  # type: ignore[no-any-return]
             lambda c: [FactChange.from_outbox(dict(r._mapping)) for r in c.execute(q)]
         )

@@ -61,13 +61,19 @@ async def recover_pending(enroller: Enroller, index: TriggerIndex, *, age: timed
     return started
 
 
-async def replay_fact_changes(enroller: Enroller, *, age: timedelta) -> int:
+async def replay_fact_changes(
+    enroller: Enroller, *, age: timedelta, tenant_id: str | None = None
+) -> int:
     """Run the cascade of every outbox change older than ``age`` (an unenrollment or ended
     run whose cascade a crash lost). Idempotent: the synthetic event has the change's id (a
     finished cascade is a duplicate) and what a partial one enrolled is found by that event
-    id (``already_enrolled``), so a replay never enrolls twice."""
+    id (``already_enrolled``), so a replay never enrolls twice. ``tenant_id``: only that
+    tenant's changes (the recovery loop replays all)."""
     done = 0
-    for change in await enroller.ledger.pending_fact_changes(enroller.clock() - age):
+    pending = await enroller.ledger.pending_fact_changes(
+        enroller.clock() - age, tenant_id=tenant_id
+    )
+    for change in pending:
         try:
             await enroller.emit(change, None)
         except Exception:

@@ -4,6 +4,7 @@ workflow triggers the workflows that wait for it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from crmflow.criteria import evaluate
@@ -19,6 +20,10 @@ from crmflow.model.criteria import (
 )
 from tests.unit.enrollment.conftest import T0, Core
 from tests.unit.enrollment.test_rules import TRIG, away, to_lead
+
+# the recovery loop's age for outbox rows; replays are of this test's tenant (the PostgreSQL
+# ledger is shared by the tests)
+AGE = timedelta(seconds=30)
 
 
 def enrolled_in(wf: str, condition: str = "HAS_BEEN_ENROLLED") -> dict[str, Any]:
@@ -201,8 +206,10 @@ async def test_a_crash_before_the_cascade_is_made_up_on_redelivery(core: Core) -
 async def _outbox(core: Core) -> list[str]:
     from datetime import timedelta
 
-    rows = await core.ledger.pending_fact_changes(core.clock[0] + timedelta(days=1))
-    return [c.change_id for c in rows if c.tenant_id == core.tenant]
+    rows = await core.ledger.pending_fact_changes(
+        core.clock[0] + timedelta(days=1), tenant_id=core.tenant
+    )
+    return [c.change_id for c in rows]
 
 
 def _runs_of(core: Core, wf: str) -> list[str]:
@@ -210,7 +217,6 @@ def _runs_of(core: Core, wf: str) -> list[str]:
 
 
 async def test_a_crash_between_an_unenrollment_and_its_cascade_is_replayed(core: Core) -> None:
-    from datetime import timedelta
 
     import pytest
     from enrollment.runtime import replay_fact_changes
@@ -242,13 +248,13 @@ async def test_a_crash_between_an_unenrollment_and_its_cascade_is_replayed(core:
     assert await core.ingest(ev) == []
     assert _runs_of(core, "b") == []
     # ...the recovery loop does, once the change is older than its age
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
     assert await _outbox(core) == []
     # nothing left to replay, and the cascade's event is a duplicate anyway
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
     from enrollment.fact_change import FactChange
 
     from crmflow.model.criteria import CURRENT, PAST
@@ -263,7 +269,6 @@ async def test_a_replay_after_a_partial_cascade_enrolls_once(core: Core) -> None
     """The crash comes after the cascade enrolled b but before its event was recorded as
     processed (and before the outbox row was dropped): the replay finds b's enrollment by the
     change's event id."""
-    from datetime import timedelta
 
     import pytest
     from enrollment.runtime import replay_fact_changes
@@ -285,7 +290,7 @@ async def test_a_replay_after_a_partial_cascade_enrolls_once(core: Core) -> None
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
     assert len(await _outbox(core)) == 1
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
     history = await core.ledger.history(tenant_id=core.tenant, workflow_id="b", record_id="c1")
     assert [(h.enrollment_number, h.status) for h in history] == [(1, "running")]
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
@@ -378,7 +383,6 @@ async def test_a_crash_between_a_manual_enrollment_and_its_cascade_is_replayed(
     """Nothing redelivers a manual enrollment (a retry finds the record already enrolled): the
     "enrolled in a" change is written to the outbox with the enrollment, and the recovery loop
     runs the cascade the crash lost - once."""
-    from datetime import timedelta
 
     import pytest
     from enrollment.fact_change import FactChange
@@ -409,12 +413,12 @@ async def test_a_crash_between_a_manual_enrollment_and_its_cascade_is_replayed(
     assert [(o.workflow_id, o.outcome) for o in res.outcomes] == [("a", "already_enrolled")]
     assert _runs_of(core, "b") == []
     # the recovery loop does, once the row is older than its age
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-m1/1"]
     assert await _outbox(core) == []
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
     # the same change offered again (a second replica's replay): a duplicate, nothing new
     again = FactChange(core.tenant, "contact", "m1", "a", None, CURRENT, run_a, durable=True)
     await core.enroller.emit(again, None)
@@ -426,7 +430,6 @@ async def test_a_crash_between_a_manual_enrollment_and_its_cascade_is_replayed(
 async def test_a_replay_after_a_completed_enrollment_cascade_enrolls_nothing_more(
     core: Core,
 ) -> None:
-    from datetime import timedelta
 
     from enrollment.fact_change import FactChange
     from enrollment.runtime import replay_fact_changes
@@ -437,7 +440,7 @@ async def test_a_replay_after_a_completed_enrollment_cascade_enrolls_nothing_mor
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-m1/1"]
     assert await _outbox(core) == []  # written with the enrollment, gone once it cascaded
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 0
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
     # a replay racing the end of the cascade (its row read just before the delete)
     run_a = f"enroll/{core.tenant}/a/contact-m1/1"
     await core.enroller.emit(
@@ -450,7 +453,6 @@ async def test_a_replay_after_a_completed_enrollment_cascade_enrolls_nothing_mor
 async def test_an_enrollment_writes_an_outbox_row_only_when_its_fact_is_read(core: Core) -> None:
     """c reads "enrolled in b", nobody reads "enrolled in a": a's enrollment (its cascade
     crashing) leaves no outbox row, b's does."""
-    from datetime import timedelta
 
     import pytest
     from enrollment.runtime import replay_fact_changes
@@ -467,7 +469,7 @@ async def test_an_enrollment_writes_an_outbox_row_only_when_its_fact_is_read(cor
     core.enroller.on_fact_change = hook
     assert await _outbox(core) == [f"enrollment:enroll/{core.tenant}/b/contact-m1/1:current"]
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 1
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
     assert _runs_of(core, "c") == [f"enroll/{core.tenant}/c/contact-m1/1"]
     assert await _outbox(core) == []
 
@@ -496,7 +498,6 @@ async def test_a_reenrollment_replays_the_previous_end_before_its_own_change(
     (current -> past) and the new enrollment (past -> current). The replay runs them in that
     order, even on a clock that moves between the two writes (the enrollment's own time was
     read before the end's)."""
-    from datetime import timedelta
 
     import pytest
     from enrollment.runtime import replay_fact_changes
@@ -529,7 +530,7 @@ async def test_a_reenrollment_replays_the_previous_end_before_its_own_change(
 
     core.enroller.on_fact_change = spy
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=timedelta(seconds=30)) == 2
+    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 2
     # (b's own enrollment, made by the first, cascades in between: nobody reads it)
     assert seen == [(CURRENT, PAST), (PAST, CURRENT)]
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
