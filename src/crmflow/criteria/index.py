@@ -545,20 +545,45 @@ def compiled() -> bool:
     return not __file__.endswith(".py")
 
 
-def _bits(x: int) -> Iterable[int]:
-    """The set bits of ``x`` (few: peel the lowest; many: one pass over its binary text)."""
-    if x.bit_count() <= 16:
+def _bits(x: int) -> list[int]:
+    """The set bits of ``x``, by whichever costs least for its width and count (measured):
+    few bits, or a narrow index: peel the lowest (each step and-s the whole int); many bits:
+    one pass over its binary text; a handful in a wide index (10,000 workflows, 15,700 bits):
+    its bytes, the non-zero ones found by ``find`` on a translated copy (C loops, ~2x the
+    other two there)."""
+    out: list[int] = []
+    n = x.bit_count()
+    wide = x.bit_length() > 4096
+    if n <= 2 or (n <= 16 and not wide):
         while x:
             low = x & -x
-            yield low.bit_length() - 1
+            out.append(low.bit_length() - 1)
             x ^= low
-        return
-    s = bin(x)
-    top = len(s) - 1
-    i = s.find("1", 2)
+        return out
+    if wide and n <= 128:
+        b = x.to_bytes((x.bit_length() + 7) // 8, "little")
+        t = b.translate(_NONZERO)
+        i = t.find(1)
+        while i >= 0:
+            v = b[i]
+            base = i * 8
+            while v:
+                low = v & -v
+                out.append(base + low.bit_length() - 1)
+                v ^= low
+            i = t.find(1, i + 1)
+        return out
+    s_ = bin(x)
+    top = len(s_) - 1
+    i = s_.find("1", 2)
     while i >= 0:
-        yield top - i
-        i = s.find("1", i + 1)
+        out.append(top - i)
+        i = s_.find("1", i + 1)
+    return out
+
+
+# byte -> 1 if it has any bit set (``_bits``)
+_NONZERO = bytes([0] + [1] * 255)
 
 
 class TransitionIndex(Generic[K]):

@@ -391,3 +391,16 @@ def test_shared_generic_filters_are_tested_once_and_removed_per_key() -> None:
     for i in (0, 3):
         idx.remove(i)
     assert len(idx._props["email"].conds) == 1
+
+
+@pytest.mark.parametrize("width", [10, 64, 1_000, 5_000, 20_000])
+def test_set_bits_on_every_path(width: int, index_module: ModuleType) -> None:
+    """``_bits`` picks peeling, the binary text or the translated bytes by width and count:
+    each path returns exactly the set bits."""
+    rng = random.Random(width)
+    for k in (0, 1, 2, 3, 10, 17, 100, 129, 500):
+        if k > width:
+            continue
+        bits = rng.sample(range(width), k)
+        x = sum(1 << b for b in bits)
+        assert sorted(index_module._bits(x)) == sorted(bits)
