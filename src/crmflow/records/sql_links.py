@@ -126,6 +126,21 @@ class LinksMixin(SqlBase):
         )
         return list(dict.fromkeys(r.to_id for r in await conn.execute(q)))
 
+    async def links_of(
+        self, conn: AsyncConnection, tenant_id: str, object_type: str, record_id: str
+    ) -> list[tuple[str, str, str]]:
+        """(type, id, label) of every association of a record, in the order they were made."""
+        q = (
+            sa.select(A.c.to_type, A.c.to_id, A.c.label)
+            .where(
+                A.c.tenant_id == tenant_id,
+                A.c.from_type == object_type,
+                A.c.from_id == record_id,
+            )
+            .order_by(A.c.created_at, A.c.to_type, A.c.to_id, A.c.label)
+        )
+        return [(r.to_type, r.to_id, r.label) for r in await conn.execute(q)]
+
     async def forget_links(
         self, conn: AsyncConnection, tenant_id: str, object_type: str, record_id: str
     ) -> None:

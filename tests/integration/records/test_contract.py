@@ -275,6 +275,48 @@ async def test_delete_removes_record_links_and_emits(backend: Backend, tenant_id
         await store.delete(tenant_id, "contact", c.record_id)
 
 
+async def test_delete_reports_the_associations_it_drops(backend: Backend, tenant_id: str) -> None:
+    """Deleting a company: each association it had is reported removed from the other record's
+    side (what a workflow on contacts reading "associated company" listens to), in the same
+    transaction as the deletion; a refused delete reports nothing."""
+    store = backend.store
+    co = await store.create(tenant_id, "company", {"name": "Gone"})
+    c1 = await store.create(tenant_id, "contact", {"email": "one@x.test"})
+    c2 = await store.create(tenant_id, "contact", {"email": "two@x.test"})
+    deal = await store.create(tenant_id, "deal", {"dealname": "D"})
+    await store.associate(tenant_id, assoc(c1, co, "primary"))
+    await store.associate(tenant_id, assoc(c2, co))
+    await store.associate(tenant_id, assoc(co, c2, "billing"))
+    await store.associate(tenant_id, assoc(deal, co))
+    await store.associate(tenant_id, assoc(c1, deal))  # not the company's: not reported
+    before = len(await backend.events(tenant_id))
+    with pytest.raises(NotFound):
+        await store.delete(tenant_id, "company", "missing")
+    assert len(await backend.events(tenant_id)) == before
+    await store.delete(tenant_id, "company", co.record_id)
+    new = (await backend.events(tenant_id))[before:]
+    assert new[-1].event_type == ChangeEventType.RECORD_DELETED
+    assert new[-1].record_id == co.record_id
+    removed = {
+        (e.object_type, e.record_id, e.association_label)
+        for e in new
+        if e.event_type == ChangeEventType.ASSOCIATION_REMOVED
+    }
+    assert removed == {
+        ("contact", c1.record_id, "primary"),
+        ("contact", c2.record_id, ""),
+        ("contact", c2.record_id, "billing"),
+        ("deal", deal.record_id, ""),
+    }
+    assert len(new) == 5  # one per dropped association, then the deletion
+    for e in new[:-1]:
+        assert e.event_type == ChangeEventType.ASSOCIATION_REMOVED
+        assert (e.associated_object_type, e.associated_record_id) == ("company", co.record_id)
+        assert e.properties["name"] == "Gone"  # what the deleted company was
+    assert await store.list_associations(tenant_id, "contact", c2.record_id, "company") == []
+    assert len(await store.list_associations(tenant_id, "contact", c1.record_id, "deal")) == 1
+
+
 async def test_associations_with_labels(backend: Backend, tenant_id: str) -> None:
     store = backend.store
     c = await store.create(tenant_id, "contact", {"email": "c@x.test"})

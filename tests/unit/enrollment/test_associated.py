@@ -294,3 +294,34 @@ async def test_the_fan_out_merges_the_labels_pages(core: Core) -> None:
         ("wf-billing", "c3", "enrolled"),
         ("wf-primary", "c1", "enrolled"),
     ]
+
+
+async def test_deleting_the_associated_company_re_evaluates_its_contacts(core: Core) -> None:
+    """The CRM reports a company's deletion with an association removal on each contact's side:
+    "associated company's industry is tech" is then no longer met, and enrollment sees it."""
+    from crmflow.records.outbox import OutboxDispatcher
+
+    async def never(_: object) -> None:  # pragma: no cover - not called
+        raise AssertionError
+
+    await company(core, "tech1", "tech")
+    await contact(core, "c1", "lead", "tech1")
+    await contact(core, "c2", "lead", "tech1")
+    await core.publish("wf", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
+    assert await core.ingest(to_lead(core, "c1")) == [("wf", "enrolled")]
+    assert await core.ingest(to_lead(core, "c2")) == [("wf", "enrolled")]
+    outbox = OutboxDispatcher(core.records, never)  # type: ignore[arg-type]
+    before = len(await outbox.pending(core.tenant))
+    await core.records.delete(core.tenant, "company", "tech1")
+    events = (await outbox.pending(core.tenant))[before:]
+    assert [(e.event_type, e.record_id) for e in events] == [
+        (ChangeEventType.ASSOCIATION_REMOVED, "c1"),
+        (ChangeEventType.ASSOCIATION_REMOVED, "c2"),
+        (ChangeEventType.RECORD_DELETED, "tech1"),
+    ]
+    got = [await core.ingest(e) for e in events]
+    assert got == [[("wf", "unenrolled")], [("wf", "unenrolled")], []]
+    assert sorted(core.starter.signals) == [
+        (f"enroll/{core.tenant}/wf/contact-c1/1", "criteria_not_met"),
+        (f"enroll/{core.tenant}/wf/contact-c2/1", "criteria_not_met"),
+    ]
