@@ -148,8 +148,10 @@ class MemoryStore(RecordStore):
         to_object_type: str,
         *,
         label: str = "",
+        limit: int | None = None,
+        after: str = "",
     ) -> list[Association]:
-        return [
+        found = [
             a
             for t, a in self.assocs
             if t == tenant_id
@@ -158,6 +160,13 @@ class MemoryStore(RecordStore):
             and a.to_object_type == to_object_type
             and (not label or a.label == label)
         ]
+        if limit is None and not after:
+            return found
+        found = sorted(
+            (a for a in found if a.to_record_id > after), key=lambda a: (a.to_record_id, a.label)
+        )
+        keep = sorted({a.to_record_id for a in found})[:limit]
+        return [a for a in found if a.to_record_id in keep]
 
     async def associate(self, tenant_id: str, association: Association) -> None:
         if (tenant_id, association) not in self.assocs:

@@ -81,9 +81,11 @@ class DelegatingStore(RecordStore):
         to_object_type: str,
         *,
         label: str = "",
+        limit: int | None = None,
+        after: str = "",
     ) -> list[Association]:
         return await self.inner.list_associations(
-            tenant_id, object_type, record_id, to_object_type, label=label
+            tenant_id, object_type, record_id, to_object_type, label=label, limit=limit, after=after
         )
 
     async def list_members(self, tenant_id: str, list_id: str) -> list[str]:

@@ -200,8 +200,10 @@ class CachedReads(DelegatingStore):
         to_object_type: str,
         *,
         label: str = "",
+        limit: int | None = None,
+        after: str = "",
     ) -> list[Association]:
-        key = (tenant_id, object_type, record_id, to_object_type, label)
+        key = (tenant_id, object_type, record_id, to_object_type, label, limit, after)
         hit = self.cache.assocs.get(key)
         if hit is not None:
             self.cache.hits += 1
@@ -209,7 +211,7 @@ class CachedReads(DelegatingStore):
         self.cache.misses += 1
         gen = self.cache.generation(tenant_id, object_type)
         out = await self.inner.list_associations(
-            tenant_id, object_type, record_id, to_object_type, label=label
+            tenant_id, object_type, record_id, to_object_type, label=label, limit=limit, after=after
         )
         self.cache.put_assocs(key, list(out), gen)
         return out

@@ -80,7 +80,8 @@ async def link_changes(
     removed: dict[str, Any] | None = None
     if ev.event_type == ChangeEventType.ASSOCIATION_REMOVED:
         found = await store.batch_get(ev.tenant_id, ev.associated_object_type, [other])
-        removed = dict(found[0].properties) if found else {}
+        # deleted: the CRM's removal event carries the properties it had
+        removed = dict(found[0].properties) if found else dict(ev.properties)
     out = []
     for ref in affected:
         name = virtual_name(ref)

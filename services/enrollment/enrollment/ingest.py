@@ -403,14 +403,15 @@ class Ingestor:
         targets = self.index.association_fanout(ev.tenant_id, ev.object_type, props)
         out: list[Outcome] = []
         for reader, labels in sorted(targets.items()):
-            ids = await self._linked(ev, reader, labels)
+            ids = await self._linked(ev, reader, labels, self.fanout_max + 1)
             if len(ids) > self.fanout_max:
                 log.warning(
-                    "%s %s/%s changed: %d associated %s records, only the first %d re-evaluated",
+                    "%s %s/%s changed: more than %d associated %s records, only the first %d"
+                    " re-evaluated",
                     ev.event_id,
                     ev.object_type,
                     ev.record_id,
-                    len(ids),
+                    self.fanout_max,
                     reader,
                     self.fanout_max,
                 )
@@ -426,22 +427,27 @@ class Ingestor:
                     out += outs
         return out
 
-    async def _linked(self, ev: ChangeEvent, reader: str, labels: set[str]) -> list[str]:
-        """Ids of the ``reader`` records associated to ``ev``'s record (with one of
-        ``labels``; "" = any), sorted."""
+    async def _linked(
+        self, ev: ChangeEvent, reader: str, labels: set[str], first: int
+    ) -> list[str]:
+        """The ``first`` ids, sorted, of the ``reader`` records associated to ``ev``'s record
+        (with one of ``labels``; "" = any). One page of at most ``first`` records per label
+        (the CRM port pages by record id): the first ``first`` ids of the union are among the
+        union of each label's first ``first``, so a company with 100k contacts costs reads of
+        ``first`` rows, not 100k."""
         store = self.enroller.records
         assert store is not None
         ids: set[str] = set()
         for label in sorted(labels) if "" not in labels else [""]:
             try:
                 links = await store.list_associations(
-                    ev.tenant_id, ev.object_type, ev.record_id, reader, label=label
+                    ev.tenant_id, ev.object_type, ev.record_id, reader, label=label, limit=first
                 )
             except CrmflowError as exc:  # the record (or the object type) is gone
                 log.warning("associated %s of %s/%s: %s", reader, ev.object_type, ev.record_id, exc)
                 return []
             ids.update(a.to_record_id for a in links)
-        return sorted(ids)
+        return sorted(ids)[:first]
 
     async def _reevaluate(self, ev: ChangeEvent, object_type: str, record_id: str) -> list[Outcome]:
         event_id = f"assoc:{ev.event_id}:{object_type}:{record_id}"

@@ -50,7 +50,8 @@ class ChangeEvent(Model):
     # RECORD_CREATED / RECORD_UPDATED: the record's full properties after the change (a
     # snapshot, so consumers need not read the record back; empty when the producer has none).
     # RECORD_DELETED: the properties the record had. FORM_SUBMITTED / CUSTOM_EVENT: the event's
-    # own properties.
+    # own properties. ASSOCIATION_REMOVED because the associated record was deleted: the
+    # properties that record had (empty for a removal of two records that both still exist).
     properties: dict[str, Any] = Field(default_factory=dict)
     event_name: str = ""
     form_id: str = ""

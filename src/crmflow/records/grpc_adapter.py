@@ -26,6 +26,7 @@ from crmflow.model.criteria import FilterGroup
 from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
 from crmflow.records.port import (
+    MAX_ASSOCIATION_PAGE,
     Association,
     EventDefinition,
     ObjectTypeDefinition,
@@ -38,6 +39,7 @@ from crmflow.records.port import (
     SearchPage,
     StaticList,
     SubscriptionStatus,
+    check_page_limit,
 )
 from crmflow.settings import Settings
 
@@ -418,18 +420,34 @@ class GrpcRecordStore(RecordStore):
         to_object_type: str,
         *,
         label: str = "",
+        limit: int | None = None,
+        after: str = "",
     ) -> list[Association]:
-        r = await self._call(
-            self._stub.ListAssociations,
-            pb.ListAssociationsRequest(
-                tenant_id=tenant_id,
-                object_type=object_type,
-                record_id=record_id,
-                to_object_type=to_object_type,
-                label=label,
-            ),
-        )
-        return [from_proto(a, Association) for a in r.associations]
+        check_page_limit(limit)
+        out: list[Association] = []
+        records = 0  # associated records in ``out``
+        while True:
+            # unpaged (0) unless a limit is asked; a limit over the wire's page size takes
+            # several pages
+            size = 0 if limit is None else min(limit - records, MAX_ASSOCIATION_PAGE)
+            r = await self._call(
+                self._stub.ListAssociations,
+                pb.ListAssociationsRequest(
+                    tenant_id=tenant_id,
+                    object_type=object_type,
+                    record_id=record_id,
+                    to_object_type=to_object_type,
+                    label=label,
+                    page_size=size,
+                    page_token=after,
+                ),
+            )
+            page = [from_proto(a, Association) for a in r.associations]
+            out += page
+            records += len({a.to_record_id for a in page})
+            if not size or not r.next_page_token or records >= (limit or 0):
+                return out
+            after = r.next_page_token
 
     async def associate(self, tenant_id: str, association: Association) -> None:
         await self._call(

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field
 
-from crmflow.errors import FailedPrecondition, NotFound
+from crmflow.errors import FailedPrecondition, InvalidArgument, NotFound
 from crmflow.model.base import Model
 from crmflow.model.criteria import FilterGroup
 from crmflow.model.data_sources import DataSource
@@ -71,6 +71,17 @@ class Association(Model):
     to_object_type: str
     to_record_id: str
     label: str = ""
+
+
+# ListAssociations' page_size bound over gRPC (the port's ``limit`` has none: the gRPC adapter
+# reads a larger limit in several pages).
+MAX_ASSOCIATION_PAGE = 1000
+
+
+def check_page_limit(limit: int | None) -> None:
+    """``list_associations``' ``limit``: None (everything) or at least 1."""
+    if limit is not None and limit < 1:
+        raise InvalidArgument.field("limit", "at least 1 (or none for every association)")
 
 
 class Owner(Model):
@@ -212,7 +223,19 @@ class RecordStore(ABC):
         to_object_type: str,
         *,
         label: str = "",
-    ) -> list[Association]: ...
+        limit: int | None = None,
+        after: str = "",
+    ) -> list[Association]:
+        """The record's associations to records of ``to_object_type`` (only ``label``'s when
+        given); NotFound for a missing record or an unknown object type.
+
+        Unpaged (no ``limit``, no ``after``): all of them, in the order they were made.
+        Paged (keyset): ordered by the associated record id (then label), only ids strictly
+        greater than ``after``, at most ``limit`` (>= 1, else InvalidArgument naming
+        ``limit``) associated *records* - each with all its matching labels, so a page is never
+        cut between two labels of one record. The next page starts after the last
+        ``to_record_id`` of this one; a page with fewer than ``limit`` records is the last.
+        """
 
     @abstractmethod
     async def associate(self, tenant_id: str, association: Association) -> None: ...

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from crmflow.api.crm.v1 import crm_service_pb2 as pb
 from crmflow.api.crm.v1 import crm_service_pb2_grpc as pb_grpc
 from crmflow.api.crm.v1 import records_pb2
+from crmflow.errors import InvalidArgument
 from crmflow.grpc.errors import from_validation_error
 from crmflow.grpc.server import ServiceBinding
 from crmflow.model.convert import from_proto, message_to_dict, struct_to_dict, to_proto
@@ -24,6 +25,7 @@ from crmflow.model.criteria import FilterGroup
 from crmflow.model.data_sources import DataSource
 from crmflow.model.records import ChangeEvent, Record
 from crmflow.records.port import (
+    MAX_ASSOCIATION_PAGE,
     Association,
     EventDefinition,
     ObjectTypeDefinition,
@@ -174,11 +176,29 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
     async def ListAssociations(
         self, req: pb.ListAssociationsRequest, ctx: Ctx
     ) -> pb.ListAssociationsResponse:
+        if not 0 <= req.page_size <= MAX_ASSOCIATION_PAGE:
+            raise InvalidArgument.field(
+                "page_size", f"0..{MAX_ASSOCIATION_PAGE} (0: every association, unpaged)"
+            )
         found = await self.store.list_associations(
-            req.tenant_id, req.object_type, req.record_id, req.to_object_type, label=req.label
+            req.tenant_id,
+            req.object_type,
+            req.record_id,
+            req.to_object_type,
+            label=req.label,
+            # one record more than asked: whether there is a next page
+            limit=req.page_size + 1 if req.page_size else None,
+            after=req.page_token,
         )
+        token = ""
+        if req.page_size:
+            ids = list(dict.fromkeys(a.to_record_id for a in found))
+            if len(ids) > req.page_size:
+                token = ids[req.page_size - 1]
+                found = [a for a in found if a.to_record_id <= token]
         return pb.ListAssociationsResponse(
-            associations=[to_proto(a, records_pb2.Association) for a in found]
+            associations=[to_proto(a, records_pb2.Association) for a in found],
+            next_page_token=token,
         )
 
     async def CreateAssociation(

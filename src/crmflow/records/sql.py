@@ -416,11 +416,29 @@ class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
                     HIST.c.record_id == record_id,
                 )
             )
+            # The associations the delete drops, each as an association removal seen from the
+            # other record (as ``unassociate`` reports it on that side), before the deletion;
+            # they carry the deleted record's last properties (it can no longer be read, and
+            # criteria reading it through the association compare against them).
+            dropped = await self.links_of(conn, tenant_id, object_type, record_id)
             await self.forget_links(conn, tenant_id, object_type, record_id)
             props = dict(row.properties or {})
             await self.emit(
                 conn,
                 [
+                    *(
+                        self.event(
+                            tenant_id,
+                            ChangeEventType.ASSOCIATION_REMOVED,
+                            to_type,
+                            to_id,
+                            associated_object_type=object_type,
+                            associated_record_id=record_id,
+                            association_label=label,
+                            properties=props,
+                        )
+                        for to_type, to_id, label in dropped
+                    ),
                     self.event(
                         tenant_id,
                         ChangeEventType.RECORD_DELETED,
@@ -428,7 +446,7 @@ class SqlRecordStore(SourcesMixin, DirectoryMixin, RecordStore):
                         record_id,
                         changes={k: (v, None) for k, v in props.items()},
                         properties=props,
-                    )
+                    ),
                 ],
             )
 

@@ -18,6 +18,7 @@ from crmflow.model.records import ChangeEvent, ChangeEventType
 from crmflow.records.port import (
     Association,
     StaticList,
+    check_page_limit,
 )
 from crmflow.records.sql_base import R, SqlBase, check_id, new_id, record_not_found
 from crmflow.records.tables import (
@@ -61,8 +62,44 @@ def _links(by_label: bool) -> Any:
     )
 
 
+def _page(by_label: bool) -> Any:
+    """list_associations paged (keyset on the associated record id): the first ``n`` associated
+    record ids after ``after`` (a range scan of the primary key, or of ix_crm_association_label
+    with a label, in id order), then all their rows; left-joined to the record like ``_links``."""
+    mine = [
+        A.c.tenant_id == sa.bindparam("t"),
+        A.c.from_type == sa.bindparam("ot"),
+        A.c.from_id == sa.bindparam("rid"),
+        A.c.to_type == sa.bindparam("to"),
+    ]
+    if by_label:
+        mine.append(A.c.label == sa.bindparam("lb"))
+    ids = (
+        sa.select(A.c.to_id)
+        .where(*mine, A.c.to_id > sa.bindparam("after"))
+        .group_by(A.c.to_id)
+        .order_by(A.c.to_id)
+        .limit(sa.bindparam("n", type_=sa.Integer))
+    )
+    page = sa.select(A).where(*mine, A.c.to_id.in_(ids)).subquery("page")
+    return (
+        sa.select(page.c.from_type, page.c.from_id, page.c.to_type, page.c.to_id, page.c.label)
+        .select_from(R.outerjoin(page, sa.true()))
+        .where(
+            R.c.tenant_id == sa.bindparam("t"),
+            R.c.object_type == sa.bindparam("ot"),
+            R.c.record_id == sa.bindparam("rid"),
+        )
+        .order_by(page.c.to_id, page.c.label)
+    )
+
+
 _LINKS = _links(False)
 _LINKS_BY_LABEL = _links(True)
+_PAGE = _page(False)
+_PAGE_BY_LABEL = _page(True)
+# "No limit" with an ``after``: every association after it, still in id order.
+_NO_LIMIT = 2**31 - 1
 
 
 class LinksMixin(SqlBase):
@@ -88,6 +125,21 @@ class LinksMixin(SqlBase):
             .order_by(A.c.created_at, A.c.to_id)
         )
         return list(dict.fromkeys(r.to_id for r in await conn.execute(q)))
+
+    async def links_of(
+        self, conn: AsyncConnection, tenant_id: str, object_type: str, record_id: str
+    ) -> list[tuple[str, str, str]]:
+        """(type, id, label) of every association of a record, in the order they were made."""
+        q = (
+            sa.select(A.c.to_type, A.c.to_id, A.c.label)
+            .where(
+                A.c.tenant_id == tenant_id,
+                A.c.from_type == object_type,
+                A.c.from_id == record_id,
+            )
+            .order_by(A.c.created_at, A.c.to_type, A.c.to_id, A.c.label)
+        )
+        return [(r.to_type, r.to_id, r.label) for r in await conn.execute(q)]
 
     async def forget_links(
         self, conn: AsyncConnection, tenant_id: str, object_type: str, record_id: str
@@ -123,21 +175,27 @@ class LinksMixin(SqlBase):
         to_object_type: str,
         *,
         label: str = "",
+        limit: int | None = None,
+        after: str = "",
     ) -> list[Association]:
         check_id(tenant_id, "tenant_id", "tenant id")
+        check_page_limit(limit)
         for found in (await self.schemas(tenant_id, [object_type, to_object_type])).values():
             if isinstance(found, NotFound):
                 raise found
-        rows = await self.read_rows(
-            _LINKS_BY_LABEL if label else _LINKS,
-            {
-                "t": tenant_id,
-                "ot": object_type,
-                "rid": record_id,
-                "to": to_object_type,
-                "lb": label,
-            },
-        )
+        params: dict[str, Any] = {
+            "t": tenant_id,
+            "ot": object_type,
+            "rid": record_id,
+            "to": to_object_type,
+            "lb": label,
+        }
+        if limit is None and not after:
+            stmt = _LINKS_BY_LABEL if label else _LINKS
+        else:
+            stmt = _PAGE_BY_LABEL if label else _PAGE
+            params |= {"after": after, "n": min(limit or _NO_LIMIT, _NO_LIMIT)}
+        rows = await self.read_rows(stmt, params)
         if not rows:
             raise record_not_found(object_type, record_id)
         return [

@@ -121,6 +121,19 @@ class CrmValue(SQLModel, table=True):
 
 class CrmAssociation(SQLModel, table=True):
     __tablename__ = "crm_association"
+    # list_associations paged with a label: that label's associated ids in id order (the
+    # primary key serves the unlabelled order, but would scan every other label's rows too).
+    __table_args__ = (
+        sa.Index(
+            "ix_crm_association_label",
+            "tenant_id",
+            "from_type",
+            "from_id",
+            "to_type",
+            "label",
+            "to_id",
+        ),
+    )
     tenant_id: str = Field(primary_key=True, max_length=64)
     from_type: str = Field(primary_key=True, max_length=64)
     from_id: str = Field(primary_key=True, max_length=64)

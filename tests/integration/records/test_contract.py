@@ -275,6 +275,48 @@ async def test_delete_removes_record_links_and_emits(backend: Backend, tenant_id
         await store.delete(tenant_id, "contact", c.record_id)
 
 
+async def test_delete_reports_the_associations_it_drops(backend: Backend, tenant_id: str) -> None:
+    """Deleting a company: each association it had is reported removed from the other record's
+    side (what a workflow on contacts reading "associated company" listens to), in the same
+    transaction as the deletion; a refused delete reports nothing."""
+    store = backend.store
+    co = await store.create(tenant_id, "company", {"name": "Gone"})
+    c1 = await store.create(tenant_id, "contact", {"email": "one@x.test"})
+    c2 = await store.create(tenant_id, "contact", {"email": "two@x.test"})
+    deal = await store.create(tenant_id, "deal", {"dealname": "D"})
+    await store.associate(tenant_id, assoc(c1, co, "primary"))
+    await store.associate(tenant_id, assoc(c2, co))
+    await store.associate(tenant_id, assoc(co, c2, "billing"))
+    await store.associate(tenant_id, assoc(deal, co))
+    await store.associate(tenant_id, assoc(c1, deal))  # not the company's: not reported
+    before = len(await backend.events(tenant_id))
+    with pytest.raises(NotFound):
+        await store.delete(tenant_id, "company", "missing")
+    assert len(await backend.events(tenant_id)) == before
+    await store.delete(tenant_id, "company", co.record_id)
+    new = (await backend.events(tenant_id))[before:]
+    assert new[-1].event_type == ChangeEventType.RECORD_DELETED
+    assert new[-1].record_id == co.record_id
+    removed = {
+        (e.object_type, e.record_id, e.association_label)
+        for e in new
+        if e.event_type == ChangeEventType.ASSOCIATION_REMOVED
+    }
+    assert removed == {
+        ("contact", c1.record_id, "primary"),
+        ("contact", c2.record_id, ""),
+        ("contact", c2.record_id, "billing"),
+        ("deal", deal.record_id, ""),
+    }
+    assert len(new) == 5  # one per dropped association, then the deletion
+    for e in new[:-1]:
+        assert e.event_type == ChangeEventType.ASSOCIATION_REMOVED
+        assert (e.associated_object_type, e.associated_record_id) == ("company", co.record_id)
+        assert e.properties["name"] == "Gone"  # what the deleted company was
+    assert await store.list_associations(tenant_id, "contact", c2.record_id, "company") == []
+    assert len(await store.list_associations(tenant_id, "contact", c1.record_id, "deal")) == 1
+
+
 async def test_associations_with_labels(backend: Backend, tenant_id: str) -> None:
     store = backend.store
     c = await store.create(tenant_id, "contact", {"email": "c@x.test"})
@@ -329,6 +371,139 @@ async def test_associations_with_labels(backend: Backend, tenant_id: str) -> Non
         (ChangeEventType.ASSOCIATION_REMOVED, a.record_id, "primary"),
         (ChangeEventType.ASSOCIATION_REMOVED, c.record_id, "primary"),
     ]
+
+
+async def _pages(
+    store: RecordStore, tenant_id: str, rid: str, limit: int, label: str = ""
+) -> list[list[tuple[str, str]]]:
+    """Every page of ``rid``'s contacts, following ``after`` until a short page."""
+    pages: list[list[tuple[str, str]]] = []
+    after = ""
+    while True:
+        got = await store.list_associations(
+            tenant_id, "company", rid, "contact", label=label, limit=limit, after=after
+        )
+        pages.append([(a.to_record_id, a.label) for a in got])
+        ids = list(dict.fromkeys(a.to_record_id for a in got))
+        assert len(ids) <= limit
+        if len(ids) < limit:
+            return pages
+        after = ids[-1]
+
+
+async def test_association_pages(backend: Backend, tenant_id: str) -> None:
+    """Keyset pages by associated record id: ordered, each association exactly once, a record's
+    labels never split across pages, the label filter applied before the limit."""
+    store = backend.store
+    co = await store.create(tenant_id, "company", {"name": "Many"})
+    made = ["p5", "p1", "p7", "p3", "p2", "p6", "p4"]  # creation order is not id order
+    for rid in made:
+        c = await store.create(tenant_id, "contact", {}, record_id=rid)
+        if rid != "p3":
+            await store.associate(tenant_id, assoc(co, c))
+        if rid in ("p2", "p3", "p5"):
+            await store.associate(tenant_id, assoc(co, c, "primary"))
+    everything = {(r, "") for r in made if r != "p3"} | {
+        ("p2", "primary"),
+        ("p3", "primary"),
+        ("p5", "primary"),
+    }
+    # unpaged: every association, in the order they were made (as before paging existed)
+    unpaged = await store.list_associations(tenant_id, "company", co.record_id, "contact")
+    assert [(a.to_record_id, a.label) for a in unpaged][:3] == [
+        ("p5", ""),
+        ("p5", "primary"),
+        ("p1", ""),
+    ]
+    assert {(a.to_record_id, a.label) for a in unpaged} == everything
+    for limit in (1, 2, 3, 7, 50):
+        pages = await _pages(store, tenant_id, co.record_id, limit)
+        flat = [x for page in pages for x in page]
+        assert flat == sorted(everything), limit  # ordered, each exactly once
+    # a page of 2 records holds 3 associations: p2's two labels stay together
+    first = await store.list_associations(tenant_id, "company", co.record_id, "contact", limit=2)
+    assert [(a.to_record_id, a.label) for a in first] == [
+        ("p1", ""),
+        ("p2", ""),
+        ("p2", "primary"),
+    ]
+    assert all(a.from_record_id == co.record_id for a in first)
+    # after without a limit: the rest, in id order
+    rest = await store.list_associations(tenant_id, "company", co.record_id, "contact", after="p5")
+    assert [(a.to_record_id, a.label) for a in rest] == [("p6", ""), ("p7", "")]
+    assert (
+        await store.list_associations(tenant_id, "company", co.record_id, "contact", after="p9")
+        == []
+    )
+    # the label filter comes first, then the limit
+    assert await _pages(store, tenant_id, co.record_id, 2, label="primary") == [
+        [("p2", "primary"), ("p3", "primary")],
+        [("p5", "primary")],
+    ]
+    assert await _pages(store, tenant_id, co.record_id, 5, label="nope") == [[]]
+    # a record without associations: an empty page; a missing one: NotFound, paged or not
+    alone = await store.create(tenant_id, "company", {"name": "Alone"})
+    assert await _pages(store, tenant_id, alone.record_id, 3) == [[]]
+    with pytest.raises(NotFound):
+        await store.list_associations(tenant_id, "company", "missing", "contact", limit=3)
+    with pytest.raises(NotFound):
+        await store.list_associations(tenant_id, "company", co.record_id, "spaceship", limit=3)
+    for bad in (0, -1):
+        with pytest.raises(InvalidArgument) as err:
+            await store.list_associations(tenant_id, "company", co.record_id, "contact", limit=bad)
+        assert fields(err.value) == {"limit"}
+
+
+async def test_list_associations_rpc_pages(backend: Backend, tenant_id: str) -> None:
+    """ListAssociations on the wire: page_size bounds (INVALID_ARGUMENT naming page_size) and a
+    next_page_token only while more records follow."""
+    if backend.name != "grpc":
+        pytest.skip("the rpc's own fields")
+    import grpc
+    from google.rpc import error_details_pb2
+
+    from crmflow.api.crm.v1 import crm_service_pb2 as pb
+    from crmflow.grpc.errors import status_from_rpc_error
+
+    stub = backend.store._stub  # type: ignore[attr-defined]
+    co = await backend.sql.create(tenant_id, "company", {"name": "Wire"})
+    for rid in ("w1", "w2", "w3", "w4"):
+        c = await backend.sql.create(tenant_id, "contact", {}, record_id=rid)
+        await backend.sql.associate(tenant_id, assoc(c, co))
+
+    def req(**kw: Any) -> Any:
+        return pb.ListAssociationsRequest(
+            tenant_id=tenant_id,
+            object_type="company",
+            record_id=co.record_id,
+            to_object_type="contact",
+            **kw,
+        )
+
+    tokens, seen, token = [], [], ""
+    while True:
+        r = await stub.ListAssociations(req(page_size=2, page_token=token))
+        seen += [a.to_record_id for a in r.associations]
+        tokens.append(r.next_page_token)
+        if not r.next_page_token:
+            break
+        token = r.next_page_token
+    assert seen == ["w1", "w2", "w3", "w4"]
+    assert tokens == ["w2", ""]  # the second page is the last: no empty third page
+    whole = await stub.ListAssociations(req())
+    assert len(whole.associations) == 4 and whole.next_page_token == ""
+    for bad in (-1, 1001):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListAssociations(req(page_size=bad))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        status = status_from_rpc_error(err.value)
+        assert status is not None
+        found = []
+        for d in status.details:
+            br = error_details_pb2.BadRequest()
+            if d.Unpack(br):
+                found += [v.field for v in br.field_violations]
+        assert found == ["page_size"]
 
 
 async def test_resolve_data_sources(backend: Backend, tenant_id: str) -> None:

@@ -211,7 +211,7 @@ async def test_the_fan_out_is_bounded(core: Core, caplog: object) -> None:
     with caplog.at_level(logging.WARNING, logger="crmflow.enrollment.ingest"):
         out = await outcomes_of(core, ev)
     assert out == [("wf", "c1", "enrolled"), ("wf", "c2", "enrolled")]  # by record id
-    assert "3 associated contact records, only the first 2" in caplog.text
+    assert "more than 2 associated contact records, only the first 2" in caplog.text
 
 
 async def test_a_labelled_association_fans_out_to_that_label_only(core: Core) -> None:
@@ -234,3 +234,94 @@ async def test_a_labelled_association_fans_out_to_that_label_only(core: Core) ->
     await _set_industry(core, "shop1", "tech")
     ev = company_update(core, "shop1", {"industry": ("retail", "tech")})
     assert await outcomes_of(core, ev) == [("wf", "c1", "enrolled")]
+
+
+async def test_the_fan_out_reads_a_bounded_page(core: Core) -> None:
+    """A company with more contacts than ``fanout_max``: the CRM is asked for fanout_max + 1
+    records (in id order), not for all of them."""
+    await company(core, "shop1", "retail")
+    for n in (7, 3, 5, 1, 6, 2, 4):  # linked out of id order
+        await contact(core, f"c{n}", "lead", "shop1")
+    await core.publish("wf", {"triggers": [TRIG]})
+    await _set_industry(core, "shop1", "tech")
+    core.ingestor.fanout_max = 2
+    reads: list[tuple[object, int]] = []
+    real = core.records.list_associations
+
+    async def counted(*a: object, **kw: object):  # type: ignore[no-untyped-def]
+        got = await real(*a, **kw)  # type: ignore[arg-type]
+        if a[1] == "company":  # the fan-out's reads (a contact's own are its companies)
+            reads.append((kw.get("limit"), len(got)))
+        return got
+
+    core.records.list_associations = counted  # type: ignore[method-assign]
+    ev = company_update(core, "shop1", {"industry": ("retail", "tech")})
+    assert await outcomes_of(core, ev) == [("wf", "c1", "enrolled"), ("wf", "c2", "enrolled")]
+    assert reads == [(3, 3)]  # one page of fanout_max + 1 rows of the 7
+
+
+async def test_the_fan_out_merges_the_labels_pages(core: Core) -> None:
+    """Two labels read through the association: the first ``fanout_max`` ids of their union
+    (each label's own page is not enough: the first three here take two from 'billing')."""
+    await company(core, "shop1", "retail")
+    labels = {"c1": "primary", "c2": "billing", "c3": "billing", "c4": "primary"}
+    labels |= {"c5": "primary", "c6": "primary", "c7": "billing"}
+    for rid, label in labels.items():
+        await contact(core, rid, "lead")
+        await core.records.associate(
+            core.tenant,
+            Association(
+                from_object_type="contact",
+                from_record_id=rid,
+                to_object_type="company",
+                to_record_id="shop1",
+                label=label,
+            ),
+        )
+    for label in ("primary", "billing"):
+        reads = {**TECH, "association": {"object_type": "company", "label": label}}
+        await core.publish(
+            f"wf-{label}", {"triggers": [{"criteria": {"filter": {"filters": [LEAD, reads]}}}]}
+        )
+    assert core.index.association_fanout(core.tenant, "company", {"industry"}) == {
+        "contact": {"primary", "billing"}
+    }
+    await _set_industry(core, "shop1", "tech")
+    core.ingestor.fanout_max = 3
+    ev = company_update(core, "shop1", {"industry": ("retail", "tech")})
+    assert await outcomes_of(core, ev) == [
+        ("wf-billing", "c2", "enrolled"),
+        ("wf-billing", "c3", "enrolled"),
+        ("wf-primary", "c1", "enrolled"),
+    ]
+
+
+async def test_deleting_the_associated_company_re_evaluates_its_contacts(core: Core) -> None:
+    """The CRM reports a company's deletion with an association removal on each contact's side:
+    "associated company's industry is tech" is then no longer met, and enrollment sees it."""
+    from crmflow.records.outbox import OutboxDispatcher
+
+    async def never(_: object) -> None:  # pragma: no cover - not called
+        raise AssertionError
+
+    await company(core, "tech1", "tech")
+    await contact(core, "c1", "lead", "tech1")
+    await contact(core, "c2", "lead", "tech1")
+    await core.publish("wf", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
+    assert await core.ingest(to_lead(core, "c1")) == [("wf", "enrolled")]
+    assert await core.ingest(to_lead(core, "c2")) == [("wf", "enrolled")]
+    outbox = OutboxDispatcher(core.records, never)  # type: ignore[arg-type]
+    before = len(await outbox.pending(core.tenant))
+    await core.records.delete(core.tenant, "company", "tech1")
+    events = (await outbox.pending(core.tenant))[before:]
+    assert [(e.event_type, e.record_id) for e in events] == [
+        (ChangeEventType.ASSOCIATION_REMOVED, "c1"),
+        (ChangeEventType.ASSOCIATION_REMOVED, "c2"),
+        (ChangeEventType.RECORD_DELETED, "tech1"),
+    ]
+    got = [await core.ingest(e) for e in events]
+    assert got == [[("wf", "unenrolled")], [("wf", "unenrolled")], []]
+    assert sorted(core.starter.signals) == [
+        (f"enroll/{core.tenant}/wf/contact-c1/1", "criteria_not_met"),
+        (f"enroll/{core.tenant}/wf/contact-c2/1", "criteria_not_met"),
+    ]

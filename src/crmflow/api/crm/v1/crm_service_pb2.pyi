@@ -683,12 +683,23 @@ class ListAssociationsRequest(_message.Message):
     RECORD_ID_FIELD_NUMBER: _builtins.int
     TO_OBJECT_TYPE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     object_type: _builtins.str
     record_id: _builtins.str
     to_object_type: _builtins.str
     label: _builtins.str
     """Only associations with this label; empty for all."""
+    page_size: _builtins.int
+    """Associated records per page, 0..1000. 0 with no page_token: every association, in the
+    order they were made (unpaged). Otherwise pages are ordered by the associated record id
+    (then label) and hold at most page_size records, each with all its matching labels.
+    """
+    page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first. It is the last associated
+    record id of that page: a page holds the records with greater ids.
+    """
     def __init__(
         self,
         *,
@@ -697,10 +708,12 @@ class ListAssociationsRequest(_message.Message):
         record_id: _builtins.str = ...,
         to_object_type: _builtins.str = ...,
         label: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "object_type", b"object_type", "record_id", b"record_id", "tenant_id", b"tenant_id", "to_object_type", b"to_object_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "object_type", b"object_type", "page_size", b"page_size", "page_token", b"page_token", "record_id", b"record_id", "tenant_id", b"tenant_id", "to_object_type", b"to_object_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -713,16 +726,20 @@ class ListAssociationsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ASSOCIATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page (and when unpaged)."""
     @_builtins.property
     def associations(self) -> _containers.RepeatedCompositeFieldContainer[_records_pb2.Association]: ...
     def __init__(
         self,
         *,
         associations: _abc.Iterable[_records_pb2.Association] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["associations", b"associations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["associations", b"associations", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

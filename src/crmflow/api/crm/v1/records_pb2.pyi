@@ -161,7 +161,9 @@ class ChangeEvent(_message.Message):
         """RECORD_CREATED / RECORD_UPDATED: the record's full properties after the change (a snapshot,
         so consumers need not read the record back; empty when the producer has none).
         RECORD_DELETED: the properties the record had. FORM_SUBMITTED / CUSTOM_EVENT: the event's
-        own properties.
+        own properties. ASSOCIATION_REMOVED because the associated record was deleted (a CRM
+        reports one per association the deletion dropped, on the other record): the properties
+        the deleted record had.
         """
 
     def __init__(
