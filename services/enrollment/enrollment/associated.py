@@ -31,6 +31,11 @@ Ref = tuple[str, str]  # (object type, label)
 Loaded = dict[str, list[tuple[str, dict[str, Any]]]]  # virtual property -> [(id, properties)]
 
 _LINK_EVENTS = (ChangeEventType.ASSOCIATION_ADDED, ChangeEventType.ASSOCIATION_REMOVED)
+# Associated records are read in pages of this many (the CRM's page and batch size), up to
+# MAX_ASSOCIATED per object type and label; a record with more (a company with 50,000
+# contacts) is evaluated on the first MAX_ASSOCIATED by record id, and a warning is logged.
+PAGE = 1000
+MAX_ASSOCIATED = 10_000
 
 
 def virtual_name(ref: Ref) -> str:
@@ -43,20 +48,45 @@ async def load(
     """The record's associated records per (object type, label) the criteria read."""
     out: Loaded = {}
     for ot, label in sorted(refs):
+        others = []
         try:
-            links = await store.list_associations(
-                tenant_id, object_type, record_id, ot, label=label
-            )
-            others = (
-                await store.batch_get(tenant_id, ot, [a.to_record_id for a in links])
-                if links
-                else []
-            )
+            ids = await _associated_ids(store, tenant_id, object_type, record_id, ot, label)
+            for i in range(0, len(ids), PAGE):
+                others += await store.batch_get(tenant_id, ot, ids[i : i + PAGE])
         except CrmflowError as exc:  # an object type the CRM no longer has: none associated
             log.warning("associated %s of %s/%s: %s", ot, object_type, record_id, exc)
             others = []
         out[virtual_name((ot, label))] = [(o.record_id, dict(o.properties)) for o in others]
     return out
+
+
+async def _associated_ids(
+    store: RecordStore, tenant_id: str, object_type: str, record_id: str, ot: str, label: str
+) -> list[str]:
+    """Ids of the ``ot`` records associated to the record (with ``label``; "" = any), by id,
+    page by page, at most MAX_ASSOCIATED."""
+    ids: list[str] = []
+    after = ""
+    while True:
+        links = await store.list_associations(
+            tenant_id, object_type, record_id, ot, label=label, limit=PAGE, after=after
+        )
+        page = list(dict.fromkeys(a.to_record_id for a in links))  # a record per label
+        ids += page
+        if len(ids) >= MAX_ASSOCIATED:
+            if len(ids) > MAX_ASSOCIATED or len(page) == PAGE:
+                log.warning(
+                    "%s/%s has %d or more associated %s records; criteria see the first %d",
+                    object_type,
+                    record_id,
+                    MAX_ASSOCIATED,
+                    ot,
+                    MAX_ASSOCIATED,
+                )
+            return ids[:MAX_ASSOCIATED]
+        if len(page) < PAGE:
+            return ids
+        after = page[-1]
 
 
 def properties(loaded: Loaded) -> dict[str, list[dict[str, Any]]]:

@@ -4,6 +4,10 @@ association being added, and "criteria no longer met" sees the association remov
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from crmflow.model.records import ChangeEventType
 from crmflow.records.port import Association
 from tests.unit.enrollment.conftest import Core
@@ -325,3 +329,43 @@ async def test_deleting_the_associated_company_re_evaluates_its_contacts(core: C
         (f"enroll/{core.tenant}/wf/contact-c1/1", "criteria_not_met"),
         (f"enroll/{core.tenant}/wf/contact-c2/1", "criteria_not_met"),
     ]
+
+
+async def test_more_associated_records_than_one_batch(core: Core) -> None:
+    """A contact with 1,001 companies (more than the CRM's batch of 1,000): read page by page,
+    the one tech company still counts. Before, the single batch read was refused and the
+    criteria saw no associated company at all."""
+    await core.publish("wf", {"triggers": [TRIG]})
+    await contact(core, "c1", "subscriber")
+    retail = await core.records.batch_create(
+        core.tenant, "company", [{"name": f"co{i}", "industry": "retail"} for i in range(1000)]
+    )
+    await company(core, "tech1", "tech")
+    for cid in [r.record_id for r in retail] + ["tech1"]:
+        await link(core, "c1", cid)
+    assert await core.ingest(to_lead(core, "c1")) == [("wf", "enrolled")]
+
+
+async def test_associated_records_are_read_in_pages_up_to_a_bound(
+    core: Core, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from enrollment import associated
+
+    monkeypatch.setattr(associated, "PAGE", 2)
+    monkeypatch.setattr(associated, "MAX_ASSOCIATED", 3)
+    reads: list[tuple[int | None, str]] = []
+    list_associations = core.records.list_associations
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append((kwargs.get("limit"), kwargs.get("after", "")))
+        return await list_associations(*args, **kwargs)
+
+    core.records.list_associations = counted  # type: ignore[method-assign]
+    await contact(core, "c1", "subscriber")
+    for cid in ("a", "b", "c", "d", "e"):
+        await company(core, cid, "tech" if cid == "e" else "retail")
+        await link(core, "c1", cid)
+    loaded = await associated.load(core.records, core.tenant, "contact", "c1", [("company", "")])
+    assert [rid for rid, _ in loaded["@assoc:company"]] == ["a", "b", "c"]
+    assert reads == [(2, ""), (2, "b")]
+    assert "3 or more associated company records" in caplog.text
