@@ -196,6 +196,15 @@ def _vkey(v: Any) -> Hashable | None:
     return k
 
 
+def _region_among(cs: list[float], x: float | None) -> int:
+    """Where ``x`` falls among the sorted thresholds ``cs``: 2i between thresholds i-1 and i,
+    2i+1 exactly at threshold i, -1 no value (None or NaN)."""
+    if x is None or x != x:
+        return -1
+    i = bisect.bisect_left(cs, x)
+    return 2 * i + (i < len(cs) and cs[i] == x)
+
+
 def _ts_or_none(v: Any) -> float | None:
     try:
         return as_timestamp(v)
@@ -405,19 +414,8 @@ class _Prop:
     def _region(self, v: Any) -> Hashable:
         """(numeric region, date region, unknown): region 2i is between thresholds i-1 and i,
         2i+1 exactly at threshold i, -1 no number / date."""
-        rn = rt = -1
-        if self.num_cs:
-            x = as_number(v)
-            if x is not None and x == x:
-                cs = self.num_cs
-                i = bisect.bisect_left(cs, x)
-                rn = 2 * i + (i < len(cs) and cs[i] == x)
-        if self.ts_cs:
-            y = _ts_or_none(v)
-            if y is not None and y == y:
-                cs = self.ts_cs
-                i = bisect.bisect_left(cs, y)
-                rt = 2 * i + (i < len(cs) and cs[i] == y)
+        rn = _region_among(self.num_cs, as_number(v)) if self.num_cs else -1
+        rt = _region_among(self.ts_cs, _ts_or_none(v)) if self.ts_cs else -1
         return (rn, rt, is_unknown(v))
 
     def _static_false(self, v: Any) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from enrollment import trigger_index
@@ -41,6 +42,25 @@ def revision(i: int, rng: random.Random) -> PublishedRevision:
     )
 
 
+def random_update(
+    rng: random.Random, n: int
+) -> tuple[ChangeEvent, dict[str, Any], dict[str, Any], list[tuple[str, Any, Any]]]:
+    """A random record updated on two properties: (event, record before and after, changes)."""
+    old = random_record(rng)
+    changes = [(p, old.get(p), rng.choice(VALUES[p])) for p in rng.sample(PROPS, 2)]
+    new = {**old, **{p: v for p, _, v in changes}}
+    ev = ChangeEvent(
+        event_id=f"e{n}",
+        tenant_id="t",
+        event_type=ChangeEventType.RECORD_UPDATED,
+        object_type="contact",
+        record_id="r1",
+        occurred_at=NOW,
+        changes=[PropertyChange(property=p, old_value=o, new_value=v) for p, o, v in changes],
+    )
+    return ev, old, new, changes
+
+
 def leaving(matches: list[trigger_index.Match]) -> set[tuple[str, str, int, str]]:
     return {
         (m.workflow.workflow_id, m.role, m.index, m.kind)
@@ -61,18 +81,7 @@ def test_direct_leaving_rules_agree_with_the_indexes(
     enrolled = {f"wf{i}" for i in range(0, 40, 2)} | {"wf99", "unknown"}
     found = 0
     for n in range(300):
-        old = random_record(rng)
-        changes = [(p, old.get(p), rng.choice(VALUES[p])) for p in rng.sample(PROPS, 2)]
-        new = {**old, **{p: v for p, _, v in changes}}
-        ev = ChangeEvent(
-            event_id=f"e{n}",
-            tenant_id="t",
-            event_type=ChangeEventType.RECORD_UPDATED,
-            object_type="contact",
-            record_id="r1",
-            occurred_at=NOW,
-            changes=[PropertyChange(property=p, old_value=o, new_value=v) for p, o, v in changes],
-        )
+        ev, _old, new, changes = random_update(rng, n)
         monkeypatch.setattr(trigger_index, "DIRECT_LEAVING", 10**6)
         direct = leaving(idx.match(ev, new, NOW, enrolled))
         monkeypatch.setattr(trigger_index, "DIRECT_LEAVING", -1)
@@ -95,18 +104,7 @@ def test_enroll_matches_equal_a_scan_of_every_workflow(seed: int) -> None:
         idx.put(cw)
     found = 0
     for n in range(300):
-        old = random_record(rng)
-        changes = [(p, old.get(p), rng.choice(VALUES[p])) for p in rng.sample(PROPS, 2)]
-        new = {**old, **{p: v for p, _, v in changes}}
-        ev = ChangeEvent(
-            event_id=f"e{n}",
-            tenant_id="t",
-            event_type=ChangeEventType.RECORD_UPDATED,
-            object_type="contact",
-            record_id="r1",
-            occurred_at=NOW,
-            changes=[PropertyChange(property=p, old_value=o, new_value=v) for p, o, v in changes],
-        )
+        ev, old, new, changes = random_update(rng, n)
         got = [
             (m.workflow.workflow_id, m.index)
             for m in idx.match(ev, new, NOW, set())
