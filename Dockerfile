@@ -34,7 +34,7 @@ COPY services ./services
 RUN pip install . \
  && python -m compileall -q /opt/venv/lib \
  && crmflow --help > /dev/null \
- && python -c "from crmflow.criteria import index; assert index.compiled(), index.__file__"
+ && python -c "from crmflow.criteria import index; assert index.compiled() and index.NATIVE, index.__file__"
 
 # ---- runtime: the venv on a clean slim base, no compilers, no build tree ----------------------
 FROM python:3.11-slim-bookworm AS runtime

@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
-# The trigger index compiled with mypyc in place (setup.py), rebuilt when its source changes.
+# The trigger index compiled with mypyc, and its C loop, in place (setup.py); rebuilt when
+# their sources change.
 COMPILED := $(VENV)/.compiled-stamp
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(CURDIR)/.tools/bin:$(PATH)
 
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml setup.py
 	CRMFLOW_PURE_PYTHON=1 $(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-$(COMPILED): $(STAMP) setup.py src/crmflow/criteria/index.py
+$(COMPILED): $(STAMP) setup.py src/crmflow/criteria/index.py src/crmflow/criteria/_native.c
 	$(BIN)/python setup.py -q build_ext --inplace --force > $(VENV)/compile.log 2>&1 \
 	  || { cat $(VENV)/compile.log; exit 1; }
 	touch $@

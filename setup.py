@@ -1,17 +1,23 @@
-"""Build hook: the enrollment service's hot module is compiled with mypyc.
+"""Build hook: the enrollment service's hot module is compiled with mypyc, its innermost loop
+is C.
 
-Everything about the package is declared in pyproject.toml; this file only adds the compiled
-extension. ``crmflow.criteria.index`` (the transition index every ingested event goes through)
-is plain, fully typed Python; mypyc turns the same source into a C extension that the import
-system prefers over the ``.py`` beside it (``make bench``: 1.1-1.5x events/s, see
-bench/README). Nothing else changes: the source stays the reference, and it runs as it is
-when the extension is not there.
+Everything about the package is declared in pyproject.toml; this file only adds two
+extensions:
+
+* ``crmflow.criteria.index`` (the transition index every ingested event goes through) is
+  plain, fully typed Python; mypyc turns the same source into a C extension that the import
+  system prefers over the ``.py`` beside it (``make bench``: 1.1-1.5x events/s, see
+  bench/README). The source stays the reference, and it runs as it is when the extension is
+  not there.
+* ``crmflow.criteria._native`` (``_native.c``) is the loop that narrows candidate terms by the
+  record's property masks, on the ints' digits in place; ``index.NATIVE`` is None without it
+  and the index runs its own Python loops (same answers, tests/unit/criteria/test_index.py).
 
 * ``CRMFLOW_PURE_PYTHON=1`` skips the compilation (a platform without a C compiler, or to
   debug the index with a Python debugger).
 * A failed compilation (no compiler) is a warning, not a failed install: the pure-Python
-  module is used, and ``crmflow.criteria.index.compiled()`` says which one is loaded (the
-  enrollment service logs it at start-up).
+  module is used, and ``crmflow.criteria.index.compiled()`` / ``index.NATIVE`` say what is
+  loaded (the enrollment service logs it at start-up).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = ["src/crmflow/criteria/index.py"]
+# The index's innermost loop, hand-written C (index.py runs its own loops without it).
+NATIVE = Extension("crmflow.criteria._native", ["src/crmflow/criteria/_native.c"])
 
 
 class OptionalBuildExt(build_ext):  # type: ignore[misc]
@@ -54,9 +62,10 @@ def _ext_modules() -> list[Any]:
         return []
     # No config file: the project's mypy settings load the pydantic plugin, which the isolated
     # build environment does not have; the index needs none of it to compile.
-    return list(
-        mypycify(["--config-file=", "--ignore-missing-imports", *COMPILED], opt_level="3")
-    )
+    return [
+        *mypycify(["--config-file=", "--ignore-missing-imports", *COMPILED], opt_level="3"),
+        NATIVE,
+    ]
 
 
 setup(ext_modules=_ext_modules(), cmdclass={"build_ext": OptionalBuildExt})

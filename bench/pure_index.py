@@ -4,7 +4,8 @@
 system serves it in preference to the ``.py``. To measure the compiled build against the source
 (``enrollment_bench.py``) or against another revision (``index_ab.py``), the source of
 ``index.py`` and ``trigger_index.py`` (from this checkout, or from a git revision) is executed
-as separate modules, the trigger index rewired to that TransitionIndex.
+as separate modules, the trigger index rewired to that TransitionIndex, with the index's own
+Python loops (not the C helpers of ``_native.c``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def trigger_index_class(rev: str | None = None, tag: str = "src") -> Any:
             ["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
         ).stdout
 
-    _load(f"crmflow.criteria.index_{tag}", read(INDEX))
+    index = _load(f"crmflow.criteria.index_{tag}", read(INDEX))
+    if hasattr(index, "NATIVE"):
+        index.NATIVE = None  # its own Python loops, not the C helpers the install built
     mod = _load(
         f"enrollment.trigger_index_{tag}",
         read(TRIGGER_INDEX),

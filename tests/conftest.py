@@ -25,15 +25,21 @@ PG_AVAILABLE = os.environ.get("CRMFLOW_TEST_POSTGRES", "1") != "0"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The trigger index may be a mypyc build of its source (setup.py), built in place: after
-    an edit of ``index.py`` the tests would run the old extension. Refuse that."""
+    """The trigger index may be a mypyc build of its source, with a C loop beside it
+    (setup.py), built in place: after an edit of ``index.py`` or ``_native.c`` the tests
+    would run the old extension. Refuse that."""
     from crmflow.criteria import index
 
+    built: list[tuple[str, str]] = []
     if index.compiled():
-        built = Path(index.__file__)
-        if built.with_name("index.py").stat().st_mtime > built.stat().st_mtime:
+        built.append((index.__file__, "index.py"))
+    if index.NATIVE is not None:
+        built.append((index.NATIVE.__file__, "_native.c"))
+    for path, source in built:
+        so = Path(path)
+        if so.with_name(source).stat().st_mtime > so.stat().st_mtime:
             pytest.exit(
-                "src/crmflow/criteria/index.py changed after its mypyc build: run `make install` "
+                f"src/crmflow/criteria/{source} changed after its build: run `make install` "
                 "(or reinstall with CRMFLOW_PURE_PYTHON=1 for no extension)",
                 returncode=4,
             )

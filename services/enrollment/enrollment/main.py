@@ -81,7 +81,8 @@ async def start(
     log.info(
         "enrollment: %d active workflow revision(s) indexed (%s trigger index)",
         loaded,
-        "compiled" if criteria_index.compiled() else "pure-Python",
+        ("compiled" if criteria_index.compiled() else "pure-Python")
+        + (", C loop" if criteria_index.NATIVE is not None else ""),
     )
     servicer = EnrollmentServicer(
         workflows=workflows,

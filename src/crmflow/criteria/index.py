@@ -45,6 +45,16 @@ from crmflow.criteria.operators import Predicate, get_operator
 from crmflow.criteria.values import as_number, as_set, as_text, as_timestamp, is_unknown
 from crmflow.model.criteria import Conjunction, FilterGroup, PropertyFilter
 
+# The C helpers in use (_native.c, built by setup.py; None: this module's own loops). Tests
+# and the bench set it to None to run the Python loops beside them.
+NATIVE: Any = None
+try:
+    from crmflow.criteria import _native
+
+    NATIVE = _native
+except ImportError:  # pragma: no cover - a build without a C compiler
+    pass
+
 K = TypeVar("K", bound=Hashable)
 
 _UNSET = object()
@@ -168,7 +178,11 @@ SMALL = 8
 HEAD = 1
 # Properties with only ordered conditions cache by region (at most 2 per threshold + 1).
 REGION_CACHE_CAP = 8192
-_NONE_KEY = ("none",)
+# typed as a plain object: mypyc would otherwise re-box the tuple at every use
+_NONE_KEY: Hashable = ("none",)
+# ``_Prop.step`` kinds (_native.c): how the C loop looks a value's mask up before calling nf
+_K_FAST, _K_REGION, _K_SPANS, _K_CALL = 0, 1, 2, 3
+_SPAN_CODES = {"within_last_days": 0, "within_next_days": 1, "more_than_days_ago": 2}
 
 
 def _vkey(v: Any) -> Hashable | None:
@@ -272,7 +286,9 @@ class _Prop:
         "num",
         "num_cs",
         "raw",
+        "raw_int",
         "spans",
+        "step",
         "touch",
         "ts",
         "ts_cs",
@@ -291,6 +307,8 @@ class _Prop:
     def rebuild(self) -> None:
         self.cache: dict[Hashable, int] = {}
         self.raw: dict[Hashable, int] = {}  # by-region properties: value -> mask
+        self.raw_int: dict[int, int] = {}  # the same for exact ints (the C loop reads it)
+        self.step: tuple[Any, ...] = ()  # what the C loop reads (``_step``)
         # eq / in: per value, the terms whose condition that value meets. A term with two
         # such conditions on one property would be wrongly kept by the one that holds, so
         # they are layered: a term's k-th condition of the kind goes to layer k, and each
@@ -378,14 +396,47 @@ class _Prop:
         for d, _a in self.in_layers:
             keys += len(d)
         self.cap = CACHE_CAP + 2 * keys
+        self.step = self._step()
+
+    def _step(self) -> tuple[Any, ...]:
+        """What the C loop (_native.c ``and_steps``) reads to find this property's mask
+        without calling ``nf``: the caches, and for region-cached properties the thresholds
+        and relative-date spans (floats and masks, as ``_region`` and ``_span_false`` use)."""
+        if self.fast:  # a str / None value: one cache lookup
+            kind = _K_FAST
+        elif not self.by_region:
+            kind = _K_CALL
+        else:  # by region among the thresholds (then the relative dates at ``t``)
+            kind = _K_SPANS if self.spans else _K_REGION
+        spans = tuple((_SPAN_CODES[op], s.cs, s.cum, s.all) for op, s in self.spans)
+        floats = [*self.num_cs, *self.ts_cs, *(c for _op, s in self.spans for c in s.cs)]
+        if not all(type(c) is float for c in floats):  # never so; the C loop reads doubles
+            kind = _K_CALL
+        return (
+            self,
+            self.name,
+            kind,
+            self.cache,
+            self.raw,
+            self.raw_int,
+            self.num_cs or None,
+            self.ts_cs or None,
+            spans,
+        )
 
     def nf(self, v: Any, t: float) -> int:
         """The live terms except those with a condition on this property that ``v`` fails
         (``t``: now, POSIX seconds, for the relative-date operators). Kept non-negative
         (``universe ^ F``, not ``~F``): ``&`` with a negative int costs 4x more."""
+        rd: dict[Any, int] = self.raw
         if self.by_region:
-            raw = _vkey(v)  # the same number again (small counters, scores): no coercion
-            r = self.raw.get(raw) if raw is not None else None
+            # the same number again (small counters, scores): no coercion
+            if type(v) is int:
+                raw: Hashable | None = v
+                rd = self.raw_int
+            else:
+                raw = _vkey(v)
+            r = rd.get(raw) if raw is not None else None
             if r is not None:
                 if self.spans:
                     r ^= r & self._span_false(v, t)
@@ -404,9 +455,9 @@ class _Prop:
                     self.cache.clear()
                 r = self.cache[k] = self.universe ^ self._static_false(v)
             if self.by_region and raw is not None:
-                if len(self.raw) >= CACHE_CAP:
-                    self.raw.clear()
-                self.raw[raw] = r
+                if len(rd) >= CACHE_CAP:
+                    rd.clear()
+                rd[raw] = r
         if self.spans:
             r ^= r & self._span_false(v, t)
         return r
@@ -414,6 +465,15 @@ class _Prop:
     def _region(self, v: Any) -> Hashable:
         """(numeric region, date region, unknown): region 2i is between thresholds i-1 and i,
         2i+1 exactly at threshold i, -1 no number / date."""
+        if type(v) is int:  # amounts, counters, epoch milliseconds: values.py's coercions
+            # inlined (float(v); v / 1000; never unknown), the calls cost more than the work
+            rn = _region_among(self.num_cs, float(v)) if self.num_cs else -1
+            try:
+                ts: float | None = v / 1000
+            except OverflowError:
+                ts = None
+            rt = _region_among(self.ts_cs, ts) if self.ts_cs else -1
+            return (rn, rt, False)
         rn = _region_among(self.num_cs, as_number(v)) if self.num_cs else -1
         rt = _region_among(self.ts_cs, _ts_or_none(v)) if self.ts_cs else -1
         return (rn, rt, is_unknown(v))
@@ -455,7 +515,13 @@ class _Prop:
         return out
 
     def _span_false(self, v: Any, t: float) -> int:
-        x = _ts_or_none(v)
+        if type(v) is int:  # epoch milliseconds (as_timestamp's fast path, inlined)
+            try:
+                x: float | None = v / 1000
+            except OverflowError:
+                x = None
+        else:
+            x = _ts_or_none(v)
         out = 0
         for op, s in self.spans:
             if x is None or x != x:
@@ -544,11 +610,15 @@ def compiled() -> bool:
 
 
 def _bits(x: int) -> list[int]:
-    """The set bits of ``x``, by whichever costs least for its width and count (measured):
-    few bits, or a narrow index: peel the lowest (each step and-s the whole int); many bits:
-    one pass over its binary text; a handful in a wide index (10,000 workflows, 15,700 bits):
-    its bytes, the non-zero ones found by ``find`` on a translated copy (C loops, ~2x the
-    other two there)."""
+    """The set bits of ``x``: one pass over its digits with the C helper; else by whichever
+    costs least for its width and count (measured): few bits, or a narrow index: peel the
+    lowest (each step and-s the whole int); many bits: one pass over its binary text; a
+    handful in a wide index (10,000 workflows, 15,700 bits): its bytes, the non-zero ones
+    found by ``find`` on a translated copy (C loops, ~2x the other two there)."""
+    native = NATIVE
+    if native is not None:
+        found: list[int] = native.bits(x)
+        return found
     out: list[int] = []
     n = x.bit_count()
     wide = x.bit_length() > 4096
@@ -580,6 +650,18 @@ def _bits(x: int) -> list[int]:
     return out
 
 
+def _from_bits(positions: list[int]) -> int:
+    """The int with exactly the bits ``positions`` set."""
+    native = NATIVE
+    if native is not None:
+        y: int = native.from_bits(positions)
+        return y
+    y = 0
+    for b in positions:
+        y |= 1 << b
+    return y
+
+
 # byte -> 1 if it has any bit set (``_bits``)
 _NONZERO = bytes([0] + [1] * 255)
 
@@ -609,6 +691,8 @@ class TransitionIndex(Generic[K]):
         self._term_exact: list[bool] = []
         self._dirty: set[_Prop] = set()
         self._order: list[_Prop] = []  # properties with conditions, most-read first
+        self._steps: list[tuple[Any, ...]] = []  # their ``_Prop.step`` (the C loop), in order
+        self._steps_tail: list[tuple[Any, ...]] = []  # the same without the first HEAD
         self._order_dirty = False
         # Keys whose criteria an empty record already meets (checked on record creation).
         self._match_empty: set[K] = set()
@@ -701,9 +785,16 @@ class TransitionIndex(Generic[K]):
                 pi.universe = self._all
                 pi.cache.clear()
                 pi.raw.clear()
+                pi.raw_int.clear()
             live = [pi for pi in self._props.values() if pi.touch]
             live.sort(key=lambda pi: -pi.touch.bit_count())
             self._order = live
+            self._steps = [pi.step for pi in live]
+            # The C loop takes the properties whose masks are cached by value (strings) before
+            # those that need a call on most values (relative dates, high-cardinality numbers,
+            # lists): the candidates are usually few by then, and ``_narrow`` asks only the
+            # properties those few read. The order changes the cost, not the answer.
+            self._steps_tail = sorted(self._steps[HEAD:], key=lambda st: int(st[2]))
             self._order_dirty = False
 
     def true_terms(self, record: Mapping[str, Any], now: datetime) -> int:
@@ -712,6 +803,10 @@ class TransitionIndex(Generic[K]):
             self._refresh()
         t = now.timestamp()
         x = self._all
+        native = NATIVE
+        if native is not None and type(record) is dict:
+            x = native.and_steps(x, self._steps, record, {}, {}, t, -1, _NONE_KEY)
+            return x
         get = record.get
         for pi in self._order:
             x &= pi.nf(get(pi.name), t)
@@ -791,7 +886,12 @@ class TransitionIndex(Generic[K]):
         x = ((xt ^ (xt & nfo)) | (x & loose)) & nfn
         if not x:
             return out
-        if get is not None:
+        native = NATIVE
+        if native is not None and type(new) is dict:  # the same loop in C
+            x = native.and_steps(x, self._steps_tail, new, changed, seen, t, SMALL, _NONE_KEY)
+            if not x:
+                return out
+        elif get is not None:
             small = SMALL
             i = 0
             for pi in order[head:] if head else order:
@@ -813,34 +913,49 @@ class TransitionIndex(Generic[K]):
                 # a popcount is not free: after the first property, then every 4th
                 if (i == 1 or not i & 3) and x.bit_count() <= small:
                     break
-        if get is None:
+        if new is None:
             return self._keys(x, out, None)
-        x = self._narrow(x, changed, seen, get, t)
+        x = self._narrow(x, changed, seen, new, t)
         if not x:
             return out
         if flipped is None:
             return self._keys(x, out, sure)
-        return self._decide(x, nfo, changed, seen, get, t, out, sure, flipped)
+        return self._decide(x, nfo, changed, seen, new, t, out, sure, flipped)
 
     def _narrow(
         self,
         x: int,
         changed: Mapping[str, Any],
         seen: dict[_Prop, int],
-        get: Any,
+        new: Mapping[str, Any],
         t: float,
     ) -> int:
         """``x`` narrowed by the masks of the unchanged properties its terms read (masks
         already in ``seen`` were applied by the caller when ``x`` was formed, but re-applying
         them is harmless; new ones are added to ``seen``)."""
         need: Iterable[_Prop]
-        if x.bit_count() > 4 * SMALL:  # many terms read nearly every property anyway
+        many = x.bit_count() > 4 * SMALL  # many terms read nearly every property anyway
+        native = NATIVE
+        if native is not None and type(new) is dict:
+            if many:
+                steps = self._steps
+            else:
+                term_props = self._term_props
+                found: dict[_Prop, None] = {}
+                for b in _bits(x):
+                    for pi in term_props[b]:
+                        found[pi] = None
+                steps = [pi.step for pi in found]
+            x = native.and_steps(x, steps, new, changed, seen, t, -1, _NONE_KEY)
+            return x
+        if many:
             need = self._order
         else:
             term_props = self._term_props
             need = set()
             for b in _bits(x):
                 need.update(term_props[b])
+        get = new.get
         for pi in need:
             name = pi.name
             if name in changed:
@@ -864,7 +979,7 @@ class TransitionIndex(Generic[K]):
         nfo: int,
         changed: Mapping[str, Any],
         seen: dict[_Prop, int],
-        get: Any,
+        new: Mapping[str, Any],
         t: float,
         out: set[K],
         sure: set[K] | None,
@@ -883,17 +998,18 @@ class TransitionIndex(Generic[K]):
         # The keys' other terms (criteria with one term, the common AND, have none), kept if
         # they pass the changed properties' old values, then narrowed on the unchanged ones:
         # what is left held on the old record (exact terms) or may have (loose ones).
-        y = 0
+        others: list[int] = []
         for k in keys:
             kb = key_bits[k]  # type: ignore[index]
             if len(kb) > 1:
                 for b in kb:
                     if b not in xs:
-                        y |= 1 << b
+                        others.append(b)
+        y = _from_bits(others) if others else 0
         if y:
             y &= nfo
             if y:
-                y = self._narrow(y, changed, seen, get, t)
+                y = self._narrow(y, changed, seen, new, t)
         ys = set(_bits(y)) if y else _NO_BITS
         for k in keys:
             kb = key_bits[k]  # type: ignore[index]

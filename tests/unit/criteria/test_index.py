@@ -20,7 +20,11 @@ from crmflow.criteria.values import equal
 from crmflow.model.criteria import FilterGroup, PropertyFilter
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-PROPS = ["stage", "score", "city", "tags", "created", "owner"]
+_MS = int(NOW.timestamp() * 1000)
+_DAY = 86_400_000
+# "amount" and "seen_at" only ever get ordered / relative-date / known conditions: their masks
+# are cached by region among the thresholds, the path the C loop takes for ints (_native.c)
+PROPS = ["stage", "score", "city", "tags", "created", "owner", "amount", "seen_at"]
 VALUES: dict[str, list[Any]] = {
     "stage": ["lead", "customer", "mql", None, ""],
     "score": [0, 5, 10, 50, "7", None, 99.5],
@@ -40,11 +44,45 @@ VALUES: dict[str, list[Any]] = {
         "2026-06-08",
     ],
     "owner": ["u1", "u2", None],
+    "amount": [0, 5, 10, 50, 49, 51, 4.5, 10.0, "10", -3, None, 2**60, 2**53 + 1],
+    # epoch milliseconds on, beside and between the relative-date boundaries (0, 1, 7 and
+    # 200 days either side of now), a date string, a float
+    "seen_at": [
+        *(
+            _MS + sign * days * _DAY + delta
+            for sign in (-1, 1)
+            for days in (0, 1, 7, 200)
+            for delta in (-1, 0, 1)
+        ),
+        _MS - 3 * _DAY,
+        _MS + 30 * _DAY,
+        "2026-05-30",
+        float(_MS - _DAY),
+        None,
+    ],
 }
 
 
 def random_filter(rng: random.Random) -> PropertyFilter:
     prop = rng.choice(PROPS)
+    if prop == "amount":
+        op = rng.choice(["gt", "gte", "lt", "lte", "between", "is_known", "is_unknown"])
+        if op == "between":
+            return PropertyFilter(
+                property=prop, operator=op, values=sorted(rng.sample([0, 5, 10, 50], 2))
+            )
+        if op in ("is_known", "is_unknown"):
+            return PropertyFilter(property=prop, operator=op)
+        return PropertyFilter(property=prop, operator=op, value=rng.choice([0, 5, 10, 50, 4.5]))
+    if prop == "seen_at":
+        op = rng.choice(
+            ["after", "before", "within_last_days", "within_next_days", "more_than_days_ago"]
+        )
+        if op in ("after", "before"):
+            return PropertyFilter(
+                property=prop, operator=op, value=rng.choice(["2026-05-25", _MS - 3 * _DAY])
+            )
+        return PropertyFilter(property=prop, operator=op, value=rng.choice([0, 1, 7, 200]))
     vals = [v for v in VALUES[prop] if v not in (None, "", [])]
     op = rng.choice(
         [
@@ -152,12 +190,16 @@ def _source_module() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="module", params=["installed", "source"])
+@pytest.fixture(scope="module", params=["installed", "source", "python-loops"])
 def index_module(request: pytest.FixtureRequest) -> ModuleType:
-    """Both builds of the index: what the install serves (the mypyc extension where it was
-    compiled, setup.py) and the ``.py`` it is compiled from."""
-    if request.param == "source":
-        return _source_module()
+    """Every build of the index: what the install serves (the mypyc extension where it was
+    compiled, with the C loop of _native.c, setup.py), the ``.py`` it is compiled from, and
+    that ``.py`` with its own Python loops instead of the C ones."""
+    if request.param != "installed":
+        module = _source_module()
+        if request.param == "python-loops":
+            module.NATIVE = None
+        return module
     import crmflow.criteria.index as installed
 
     return installed
@@ -172,6 +214,7 @@ def test_the_install_serves_the_compiled_index() -> None:
     if not os.environ.get("CRMFLOW_EXPECT_COMPILED"):
         pytest.skip("CRMFLOW_EXPECT_COMPILED is not set (only `make unit` / `make test` set it)")
     assert installed.compiled(), f"{installed.__file__} is not the mypyc extension"
+    assert installed.NATIVE is not None, "the C loop (crmflow.criteria._native) is not built"
 
 
 @pytest.mark.parametrize("cache_cap", [1, 128])
@@ -219,7 +262,7 @@ def test_rising_and_falling_match_brute_force(
         # "sure" keys skip the caller's evaluation on the new record: they must match it
         assert sure <= got_up and all(matchers[i](new, NOW, {}) for i in sure)
         # keys without loose terms are decided on both states: exactly the flips
-        exact = {i for i, g in groups.items() if not loose(g)}
+        exact = {i for i, g in groups.items() if not loose(g)}  # (memoised per group)
         assert got_up & exact == want_up & exact == flipped, (changes, flipped ^ want_up)
         sure_down: set[int] = set()
         gone: set[int] = set()
@@ -239,7 +282,18 @@ def test_rising_and_falling_match_brute_force(
 
 
 def loose(group: FilterGroup) -> bool:
-    return any(t.loose for t in terms_of(group, 8))
+    return any(t.loose for t in _terms(group))
+
+
+_TERMS: dict[int, tuple[FilterGroup, list[Any]]] = {}
+
+
+def _terms(group: FilterGroup) -> list[Any]:
+    """terms_of(group, 8), worked out once per group object (the oracle asks every step)."""
+    hit = _TERMS.get(id(group))
+    if hit is None or hit[0] is not group:
+        hit = _TERMS[id(group)] = (group, terms_of(group, 8))
+    return hit[1]
 
 
 def brute_true_terms(
@@ -249,7 +303,7 @@ def brute_true_terms(
     with the operators' own predicates."""
     out = 0
     for key, group in groups.items():
-        for (bit, _conds), term in zip(idx._terms_of[key], terms_of(group, 8), strict=True):
+        for (bit, _conds), term in zip(idx._terms_of[key], _terms(group), strict=True):
             if all(_pred(f)(rec.get(f.property), NOW) for f in term.required):
                 out |= 1 << bit
     return out

@@ -1,0 +1,89 @@
+"""The C helpers of the trigger index (_native.c) on their own: the edges the brute-force
+tests of test_index.py reach only by chance (wide sets past the stack buffer, bad arguments)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from crmflow.criteria import index
+
+native = pytest.importorskip("crmflow.criteria._native")
+
+
+class _Prop:
+    """Stands in for index._Prop: and_steps only calls ``nf`` on a miss."""
+
+    def __init__(self, masks: dict[Any, int]) -> None:
+        self.masks = masks
+        self.calls: list[Any] = []
+
+    def nf(self, v: Any, t: float) -> int:
+        self.calls.append(v)
+        return self.masks[v]
+
+
+def _step(prop: _Prop, name: str, cache: dict[Any, int]) -> tuple[Any, ...]:
+    return (prop, name, 0, cache, {}, {}, None, None, ())
+
+
+@pytest.mark.parametrize("width", [5, 30, 31, 64, 7_000, 40_000])
+def test_and_steps_ands_every_mask_and_fills_seen(width: int) -> None:
+    rng = random.Random(width)
+    x = rng.getrandbits(width) | 1 << (width - 1)
+    masks = [rng.getrandbits(width) | rng.getrandbits(width) for _ in range(4)]
+    props = [_Prop({"v": m}) for m in masks]
+    # two cached by value, two computed by nf (a miss)
+    steps = [_step(p, f"p{i}", {"v": masks[i]} if i % 2 else {}) for i, p in enumerate(props)]
+    record = {f"p{i}": "v" for i in range(4)}
+    seen: dict[Any, int] = {}
+    got = native.and_steps(x, steps, record, {}, seen, 0.0, -1, ("none",))
+    want = x
+    for m in masks:
+        want &= m
+    assert got == want
+    assert seen == {p: m for p, m in zip(props, masks, strict=True)}
+    assert [len(p.calls) for p in props] == [1, 0, 1, 0]
+
+
+def test_and_steps_skips_changed_properties_and_reuses_seen() -> None:
+    a, b = _Prop({"v": 0b0110}), _Prop({"v": 0b0011})
+    steps = [_step(a, "a", {}), _step(b, "b", {})]
+    seen = {b: 0b1111}  # already known: not recomputed
+    got = native.and_steps(0b1111, steps, {"a": "v", "b": "v"}, {"a": 1}, seen, 0.0, -1, ())
+    assert got == 0b1111 and a.calls == [] and b.calls == []
+
+
+def test_and_steps_stops_early_once_few_terms_are_left() -> None:
+    first, second = _Prop({"v": 0b11}), _Prop({"v": 0b01})
+    steps = [_step(first, "f", {}), _step(second, "s", {})]
+    got = native.and_steps(0b1111, steps, {"f": "v", "s": "v"}, {}, {}, 0.0, 2, ())
+    assert got == 0b11 and second.calls == []  # two left after the first: stopped
+
+
+def test_and_steps_refuses_negative_masks_and_bad_steps() -> None:
+    neg = _Prop({"v": -1})
+    with pytest.raises(TypeError, match="non-negative"):
+        native.and_steps(3, [_step(neg, "n", {})], {"n": "v"}, {}, {}, 0.0, -1, ())
+    with pytest.raises(TypeError, match="non-negative"):
+        native.and_steps(-3, [], {}, {}, {}, 0.0, -1, ())
+    with pytest.raises(TypeError, match="9-tuple"):
+        native.and_steps(3, [("short",)], {}, {}, {}, 0.0, -1, ())
+
+
+@pytest.mark.parametrize("width", [1, 30, 31, 1_000, 20_000])
+def test_bits_and_from_bits_round_trip(width: int) -> None:
+    rng = random.Random(width)
+    for k in (0, 1, 3, 50):
+        bits = sorted(rng.sample(range(width), min(k, width)))
+        x = native.from_bits(list(bits))
+        assert x == sum(1 << b for b in bits)
+        assert native.bits(x) == bits
+    with pytest.raises(ValueError):
+        native.from_bits([-1])
+
+
+def test_the_index_uses_the_c_helpers_when_built() -> None:
+    assert index.NATIVE is native
