@@ -21,6 +21,7 @@ from crmflow.criteria.index import TransitionIndex
 from crmflow.model.records import ChangeEvent, ChangeEventType
 from enrollment.compiled import (
     EMPTY,
+    CompiledEventTrigger,
     CompiledWorkflow,
     TriggerRef,
     event_keys,
@@ -28,10 +29,11 @@ from enrollment.compiled import (
 )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Match:
-    """One thing an event did to one workflow (not frozen: an event can yield dozens, and a
-    frozen dataclass pays ``object.__setattr__`` per field)."""
+    """One thing an event did to one workflow. The index makes the ones it returns on the hot
+    path once, when it files a workflow (``put``), and hands out the same objects: an event
+    can yield dozens, and building them per event cost as much as finding them."""
 
     workflow: CompiledWorkflow
     role: str  # enroll | reenroll | unenroll | goal | stay | suppressed | deleted
@@ -47,19 +49,25 @@ class Match:
 class _Scope:
     # enroll / reenroll criteria
     rising: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
-    # rising key -> (its workflow, its compiled criteria): one lookup per candidate
-    rising_refs: dict[TriggerRef, tuple[CompiledWorkflow, Matcher]] = field(default_factory=dict)
+    # rising key -> (its workflow, its compiled criteria, its match): one lookup per candidate
+    rising_refs: dict[TriggerRef, tuple[CompiledWorkflow, Matcher, Match]] = field(
+        default_factory=dict
+    )
     # goal and unenrollment criteria: only asked when the record is enrolled somewhere
     leaving: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
     falling: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
     events: dict[tuple[str, str], set[TriggerRef]] = field(default_factory=dict)
+    # event trigger key -> (its workflow, its compiled trigger, its match)
+    event_refs: dict[TriggerRef, tuple[CompiledWorkflow, CompiledEventTrigger, Match]] = field(
+        default_factory=dict
+    )
     suppression: dict[str, set[str]] = field(default_factory=dict)
     workflows: set[str] = field(default_factory=set)
-    # workflow -> (workflow, leaving criteria as (role, index, kind, matcher), "stay" matcher):
+    # workflow -> (leaving criteria as (matcher, match), "stay" matcher and its match):
     # evaluated directly for the few workflows a record is enrolled in
-    leaving_rules: dict[
-        str, tuple[CompiledWorkflow, tuple[tuple[str, int, str, Matcher], ...], Matcher | None]
-    ] = field(default_factory=dict)
+    leaving_rules: dict[str, tuple[tuple[tuple[Matcher, Match], ...], Matcher | None, Match]] = (
+        field(default_factory=dict)
+    )
     # workflow X -> the workflows whose criteria read "has been enrolled in X"
     fact_readers: dict[str, set[str]] = field(default_factory=dict)
     # (object type, label) of associated records -> the workflows whose criteria read them
@@ -100,23 +108,25 @@ class TriggerIndex:
                 scope.leaving.add(tref, group, matches_empty=matcher({}, _epoch, EMPTY))
             else:
                 scope.rising.add(tref, group, matches_empty=matcher({}, _epoch, EMPTY))
-                scope.rising_refs[tref] = (cw, matcher)
+                scope.rising_refs[tref] = (cw, matcher, Match(cw, role, i, "criteria"))
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
             scope.leaving.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
         if cw.stay is not None:
             scope.falling.add(TriggerRef(wf, "stay", 0), cw.stay)
         rules = tuple(
-            (role, i, "criteria", m)
+            (m, Match(cw, role, i, "criteria"))
             for (role, i), (_g, m) in cw.criteria.items()
             if role == "unenroll"
         )
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
-            rules += (("goal", -1, "goal", cw.goal),)
+            rules += ((cw.goal, Match(cw, "goal", -1, "goal")),)
         if rules or cw.stay_matcher is not None:
-            scope.leaving_rules[wf] = (cw, rules, cw.stay_matcher)
+            scope.leaving_rules[wf] = (rules, cw.stay_matcher, Match(cw, "stay", kind=_NOT_MET))
         for (role, i), et in cw.events.items():
+            tref = TriggerRef(wf, role, i)
+            scope.event_refs[tref] = (cw, et, Match(cw, role, i, f"event:{et.trigger.event_type}"))
             for k in event_trigger_keys(et.trigger):
-                scope.events.setdefault(k, set()).add(TriggerRef(wf, role, i))
+                scope.events.setdefault(k, set()).add(tref)
         for list_id in cw.definition.enrollment.suppression_list_ids:
             scope.suppression.setdefault(list_id, set()).add(wf)
         for read in cw.fact_workflows:
@@ -146,6 +156,8 @@ class TriggerIndex:
         for refs in scope.events.values():
             for r in [r for r in refs if r.workflow_id == workflow_id]:
                 refs.discard(r)
+        for r in [r for r in scope.event_refs if r.workflow_id == workflow_id]:
+            del scope.event_refs[r]
         for wfs in scope.suppression.values():
             wfs.discard(workflow_id)
         _drop_reader(scope.fact_readers, workflow_id)
@@ -207,13 +219,13 @@ class TriggerIndex:
             r = rules.get(wf)
             if r is None:
                 continue
-            cw, leaving, stay = r
-            for role, i, kind, m in leaving:
+            leaving, stay, stay_match = r
+            for m, hit in leaving:
                 if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
-                    out.append(Match(cw, role, i, kind))
+                    out.append(hit)
             if stay is not None and not created and stay(old, now, EMPTY):
                 if not stay(new, now, EMPTY):
-                    out.append(Match(cw, "stay", kind="criteria_not_met"))
+                    out.append(stay_match)
 
     def match(
         self,
@@ -260,14 +272,12 @@ class TriggerIndex:
             ):
                 # ``flipped``: decided by the index on both states (exact terms); ``sure``: a
                 # term holds on ``new``, the group matches it; the rest is confirmed here
-                if ref in flipped:
-                    out.append(Match(refs[ref][0], ref.role, ref.idx, "criteria"))
-                    continue
-                cw, matcher = refs[ref]
-                if (ref in sure or matcher(new, now, EMPTY)) and (
-                    created or not matcher(old, now, EMPTY)
+                _cw, matcher, hit = refs[ref]
+                if ref in flipped or (
+                    (ref in sure or matcher(new, now, EMPTY))
+                    and (created or not matcher(old, now, EMPTY))
                 ):
-                    out.append(Match(cw, ref.role, ref.idx, "criteria"))
+                    out.append(hit)
             if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:
                 # A record is enrolled in a handful of workflows: evaluating their leaving
                 # rules directly is exact and cheaper than asking the indexes for all of them.
@@ -300,17 +310,17 @@ class TriggerIndex:
                             cw.stay_matcher(old, now, EMPTY)
                             and not cw.stay_matcher(new, now, EMPTY)
                         ):
-                            out.append(Match(cw, "stay", kind="criteria_not_met"))
+                            out.append(Match(cw, "stay", kind=_NOT_MET))
         seen: set[TriggerRef] = set()
+        event_refs = scope.event_refs
         for k in event_keys(ev):
             for ref in scope.events.get(k, ()):
                 if ref in seen or (ref.role == "unenroll" and not enrolled(ref.workflow_id)):
                     continue
                 seen.add(ref)
-                cw = self._workflows[(key, ref.workflow_id)]
-                trig = cw.events[(ref.role, ref.idx)]
+                _cw, trig, hit = event_refs[ref]
                 if trig.matches(ev, new, now):
-                    out.append(Match(cw, ref.role, ref.idx, f"event:{trig.trigger.event_type}"))
+                    out.append(hit)
         if et == ChangeEventType.LIST_MEMBERSHIP_ADDED and ev.list_id in scope.suppression:
             for wf in scope.suppression[ev.list_id]:
                 if enrolled(wf):
@@ -326,5 +336,6 @@ def _drop_reader(readers: dict[Any, set[str]], workflow_id: str) -> None:
 
 
 _epoch = datetime(2000, 1, 1).astimezone()
+_NOT_MET = "criteria_not_met"
 # Up to this many enrolled workflows, leaving rules are evaluated directly (see match).
 DIRECT_LEAVING = 32
