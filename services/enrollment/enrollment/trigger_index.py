@@ -47,12 +47,13 @@ class Match:
 
 @dataclass
 class _Scope:
-    # enroll / reenroll criteria
-    rising: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
+    # enroll / reenroll criteria, keyed by a number per trigger: the index hashes its keys a
+    # few times per candidate, and an int hashes for free where a TriggerRef tuple does not
+    rising: TransitionIndex[int] = field(default_factory=TransitionIndex)
     # rising key -> (its workflow, its compiled criteria, its match): one lookup per candidate
-    rising_refs: dict[TriggerRef, tuple[CompiledWorkflow, Matcher, Match]] = field(
-        default_factory=dict
-    )
+    rising_refs: dict[int, tuple[CompiledWorkflow, Matcher, Match]] = field(default_factory=dict)
+    rising_keys: dict[TriggerRef, int] = field(default_factory=dict)
+    next_key: int = 0
     # goal and unenrollment criteria: only asked when the record is enrolled somewhere
     leaving: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
     falling: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
@@ -107,8 +108,10 @@ class TriggerIndex:
             if role == "unenroll":
                 scope.leaving.add(tref, group, matches_empty=matcher({}, _epoch, EMPTY))
             else:
-                scope.rising.add(tref, group, matches_empty=matcher({}, _epoch, EMPTY))
-                scope.rising_refs[tref] = (cw, matcher, Match(cw, role, i, "criteria"))
+                n = scope.rising_keys[tref] = scope.next_key
+                scope.next_key += 1
+                scope.rising.add(n, group, matches_empty=matcher({}, _epoch, EMPTY))
+                scope.rising_refs[n] = (cw, matcher, Match(cw, role, i, "criteria"))
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
             scope.leaving.add(TriggerRef(wf, "goal", 0), cw.definition.enrollment.goal)
         if cw.stay is not None:
@@ -146,9 +149,10 @@ class TriggerIndex:
             return cw
         scope.workflows.discard(workflow_id)
         scope.leaving_rules.pop(workflow_id, None)
-        for key in [k for k in scope.rising.keys() if k.workflow_id == workflow_id]:
-            scope.rising.remove(key)
-            scope.rising_refs.pop(key, None)
+        for tref in [r for r in scope.rising_keys if r.workflow_id == workflow_id]:
+            n = scope.rising_keys.pop(tref)
+            scope.rising.remove(n)
+            del scope.rising_refs[n]
         for key in [k for k in scope.leaving.keys() if k.workflow_id == workflow_id]:
             scope.leaving.remove(key)
         for key in [k for k in scope.falling.keys() if k.workflow_id == workflow_id]:
@@ -264,17 +268,17 @@ class TriggerIndex:
             return enrolled_in is None or wf in enrolled_in
 
         if changes or created:
-            sure: set[TriggerRef] = set()
-            flipped: set[TriggerRef] = set()
+            sure: set[int] = set()
+            flipped: set[int] = set()
             refs = scope.rising_refs
-            for ref in scope.rising.rising(
+            for n in scope.rising.rising(
                 changes, now, created=created, new=new, sure=sure, flipped=flipped
             ):
                 # ``flipped``: decided by the index on both states (exact terms); ``sure``: a
                 # term holds on ``new``, the group matches it; the rest is confirmed here
-                _cw, matcher, hit = refs[ref]
-                if ref in flipped or (
-                    (ref in sure or matcher(new, now, EMPTY))
+                _cw, matcher, hit = refs[n]
+                if n in flipped or (
+                    (n in sure or matcher(new, now, EMPTY))
                     and (created or not matcher(old, now, EMPTY))
                 ):
                     out.append(hit)
