@@ -176,9 +176,8 @@ PyDoc_STRVAR(and_steps_doc,
 "str / None value up in ``cache`` (None under ``none_key``); kind 1 a str / None in ``raw``,\n"
 "an exact int in ``raw_int`` or by its region among ``num_cs`` / ``ts_cs`` in ``cache``;\n"
 "kind 2 an exact int the same way, then clears the relative-date conditions (``spans``) it\n"
-"fails at ``t``. A miss, another value, and kind 3 call prop.nf(value, t). Whole masks found\n"
-"or computed are kept in ``seen`` by prop; a prop already in ``seen`` uses that mask.\n"
-"and a prop already in ``seen`` uses that mask.");
+"fails at ``t``. A miss, another value, and kind 3 take the mask kept in ``seen`` for the prop\n"
+"or else call prop.nf(value, t), keeping its answer in ``seen``.");
 
 static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -225,12 +224,9 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
             continue;
         if (PyErr_Occurred())
             goto done;
-        PyObject *owned = NULL, *v = NULL;
+        PyObject *owned = NULL, *v = NULL, *m = NULL;
         int partial = 0; /* m is the static part of a relative-date property's mask */
-        PyObject *m = PyDict_GetItemWithError(seen, prop);
-        if (m == NULL) {
-            if (PyErr_Occurred())
-                goto done;
+        {
             v = PyDict_GetItemWithError(record, name);
             if (v == NULL) {
                 if (PyErr_Occurred())
@@ -262,16 +258,23 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
                     partial = 1;
             }
             if (m == NULL) {
+                /* not in the caches: computed earlier in this event, else by nf (and kept:
+                 * only these, as a cache hit costs no more than a lookup in ``seen``) */
                 if (PyErr_Occurred())
                     goto done;
-                owned = PyObject_CallMethodObjArgs(prop, str_nf, v, t, NULL);
-                if (owned == NULL)
-                    goto done;
-                m = owned;
-            }
-            if (!partial && PyDict_SetItem(seen, prop, m) < 0) {
-                Py_XDECREF(owned);
-                goto done;
+                m = PyDict_GetItemWithError(seen, prop);
+                if (m == NULL) {
+                    if (PyErr_Occurred())
+                        goto done;
+                    owned = PyObject_CallMethodObjArgs(prop, str_nf, v, t, NULL);
+                    if (owned == NULL)
+                        goto done;
+                    m = owned;
+                    if (PyDict_SetItem(seen, prop, m) < 0) {
+                        Py_DECREF(owned);
+                        goto done;
+                    }
+                }
             }
         }
         if (check_mask(m, "mask") < 0) {

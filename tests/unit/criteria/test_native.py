@@ -30,7 +30,7 @@ def _step(prop: _Prop, name: str, cache: dict[Any, int]) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize("width", [5, 30, 31, 64, 7_000, 40_000])
-def test_and_steps_ands_every_mask_and_fills_seen(width: int) -> None:
+def test_and_steps_ands_every_mask_and_keeps_computed_ones(width: int) -> None:
     rng = random.Random(width)
     x = rng.getrandbits(width) | 1 << (width - 1)
     masks = [rng.getrandbits(width) | rng.getrandbits(width) for _ in range(4)]
@@ -44,7 +44,8 @@ def test_and_steps_ands_every_mask_and_fills_seen(width: int) -> None:
     for m in masks:
         want &= m
     assert got == want
-    assert seen == {p: m for p, m in zip(props, masks, strict=True)}
+    # the masks nf computed are kept for the event's later calls; cached ones need not be
+    assert seen == {props[0]: masks[0], props[2]: masks[2]}
     assert [len(p.calls) for p in props] == [1, 0, 1, 0]
 
 
