@@ -107,20 +107,45 @@ static Py_ssize_t region_among(PyObject *cs, double x) {
  * key (float(v), v / 1000, not unknown) looked up in the property's cache. Returns a borrowed
  * mask, or NULL (no error) when the caller should ask _Prop.nf: a miss, or a value whose
  * coercions are not plain double arithmetic (beyond 2**53). */
-static PyObject *region_mask(PyObject *step, PyObject *v) {
+/* Is the exact int v within +-2**53, where float(v) is exact and v / 1000 is one correctly
+ * rounded double division, as Python computes them? */
+static int plain_int(PyObject *v, long long *out) {
     int overflow = 0;
     long long iv = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (iv == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
     if (overflow || iv > (1LL << 53) || iv < -(1LL << 53))
-        return NULL; /* float(v) and v / 1000 are exact double operations below 2**53 */
+        return 0;
+    *out = iv;
+    return 1;
+}
+
+static PyObject *region_mask(PyObject *step, PyObject *v) {
+    long long iv;
+    if (!plain_int(v, &iv))
+        return NULL; /* _Prop.nf works it out */
     PyObject *num_cs = PyTuple_GET_ITEM(step, 6), *ts_cs = PyTuple_GET_ITEM(step, 7);
     Py_ssize_t rn = -1, rt = -1;
     if (num_cs != Py_None)
         rn = region_among(num_cs, (double)iv);
     if (ts_cs != Py_None)
         rt = region_among(ts_cs, (double)iv / 1000.0);
-    PyObject *key = Py_BuildValue("(nnO)", rn, rt, Py_False);
+    PyObject *key = PyTuple_New(3);
     if (key == NULL)
         return NULL;
+    PyObject *a = PyLong_FromSsize_t(rn), *b = PyLong_FromSsize_t(rt);
+    if (a == NULL || b == NULL) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, 0, a);
+    PyTuple_SET_ITEM(key, 1, b);
+    Py_INCREF(Py_False);
+    PyTuple_SET_ITEM(key, 2, Py_False);
     PyObject *m = lookup(PyTuple_GET_ITEM(step, 3), key);
     Py_DECREF(key);
     return m;
@@ -225,6 +250,7 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
         if (PyErr_Occurred())
             goto done;
         PyObject *owned = NULL, *v = NULL, *m = NULL;
+        long long iv = 0;
         int partial = 0; /* m is the static part of a relative-date property's mask */
         {
             v = PyDict_GetItemWithError(record, name);
@@ -248,7 +274,7 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
                     if (m == NULL && !PyErr_Occurred())
                         m = region_mask(step, v);
                 }
-            } else if (kind == KIND_SPANS && PyLong_CheckExact(v)) {
+            } else if (kind == KIND_SPANS && PyLong_CheckExact(v) && plain_int(v, &iv)) {
                 /* the static part from the region caches, the relative dates below: this
                  * mask is not the whole one, so it is not kept in ``seen`` */
                 m = lookup(PyTuple_GET_ITEM(step, 5), v);
@@ -289,11 +315,8 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
             s[i] &= d[i];
         Py_XDECREF(owned);
         n = trim(s, n);
-        if (partial && n > 0) {
-            /* the value is an exact int within 2**53 (region_mask): v / 1000 is exact */
-            long long iv = PyLong_AsLongLong(v);
+        if (partial && n > 0) /* iv: the value, a plain int (checked above) */
             n = clear_span_false(s, n, PyTuple_GET_ITEM(step, 8), (double)iv / 1000.0, tt);
-        }
         if (n == 0)
             break;
         count++;
