@@ -11,7 +11,7 @@ Roles a trigger can play for a workflow (``TriggerRef.role``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -69,11 +69,14 @@ def event_trigger_keys(t: EventTrigger) -> list[tuple[str, str]]:
     return [(et.value, "")]
 
 
-def event_keys(ev: ChangeEvent) -> list[tuple[str, str]]:
-    """The index keys an event can fire (a creation also 'changes' the properties it sets)."""
+def event_keys(ev: ChangeEvent, properties: Container[str] | None = None) -> list[tuple[str, str]]:
+    """The index keys an event can fire (a creation also 'changes' the properties it sets);
+    ``properties``: only the changes of these (the properties some trigger is filed under)."""
     et = ev.event_type
     keys: list[tuple[str, str]] = []
     for c in ev.changes:
+        if properties is not None and c.property not in properties:
+            continue
         keys.append(("prop", c.property))
         if not is_unknown(c.new_value):
             keys.append(("prop_to", _prop_to(c.property, c.new_value)))
@@ -115,7 +118,11 @@ class CompiledEventTrigger:
         t = self.trigger
         et = t.event_type
         if et == EventType.PROPERTY_CHANGED:
-            hit = next((c for c in ev.changes if c.property == t.property), None)
+            hit = None
+            for c in ev.changes:  # (a loop: a generator costs more than the search here)
+                if c.property == t.property:
+                    hit = c
+                    break
             if hit is None or hit.old_value == hit.new_value:
                 return False
             if not (

@@ -19,6 +19,7 @@ from typing import Any
 from crmflow.criteria.evaluate import Matcher
 from crmflow.criteria.index import TransitionIndex
 from crmflow.model.records import ChangeEvent, ChangeEventType
+from crmflow.model.triggers import EventType
 from enrollment.compiled import (
     EMPTY,
     CompiledEventTrigger,
@@ -62,6 +63,9 @@ class _Scope:
     event_refs: dict[TriggerRef, tuple[CompiledWorkflow, CompiledEventTrigger, Match]] = field(
         default_factory=dict
     )
+    # property -> how many property-changed triggers are filed under it: a change of any
+    # other property builds no event keys (``event_keys(ev, properties)``)
+    event_props: dict[str, int] = field(default_factory=dict)
     suppression: dict[str, set[str]] = field(default_factory=dict)
     workflows: set[str] = field(default_factory=set)
     # workflow -> (leaving criteria as (matcher, match), "stay" matcher and its match):
@@ -130,6 +134,9 @@ class TriggerIndex:
             scope.event_refs[tref] = (cw, et, Match(cw, role, i, f"event:{et.trigger.event_type}"))
             for k in event_trigger_keys(et.trigger):
                 scope.events.setdefault(k, set()).add(tref)
+            if et.trigger.event_type == EventType.PROPERTY_CHANGED:
+                p = et.trigger.property
+                scope.event_props[p] = scope.event_props.get(p, 0) + 1
         for list_id in cw.definition.enrollment.suppression_list_ids:
             scope.suppression.setdefault(list_id, set()).add(wf)
         for read in cw.fact_workflows:
@@ -161,7 +168,12 @@ class TriggerIndex:
             for r in [r for r in refs if r.workflow_id == workflow_id]:
                 refs.discard(r)
         for r in [r for r in scope.event_refs if r.workflow_id == workflow_id]:
-            del scope.event_refs[r]
+            _cw, et, _hit = scope.event_refs.pop(r)
+            if et.trigger.event_type == EventType.PROPERTY_CHANGED:
+                p = et.trigger.property
+                scope.event_props[p] -= 1
+                if not scope.event_props[p]:
+                    del scope.event_props[p]
         for wfs in scope.suppression.values():
             wfs.discard(workflow_id)
         _drop_reader(scope.fact_readers, workflow_id)
@@ -317,7 +329,7 @@ class TriggerIndex:
                             out.append(Match(cw, "stay", kind=_NOT_MET))
         seen: set[TriggerRef] = set()
         event_refs = scope.event_refs
-        for k in event_keys(ev):
+        for k in event_keys(ev, scope.event_props):
             for ref in scope.events.get(k, ()):
                 if ref in seen or (ref.role == "unenroll" and not enrolled(ref.workflow_id)):
                     continue

@@ -119,3 +119,57 @@ def test_enroll_matches_equal_a_scan_of_every_workflow(seed: int) -> None:
         assert len(got) == len(set(got)) and set(got) == want, (changes, set(got) ^ want)
         found += len(want)
     assert found > 0
+
+
+def _changed_trigger_revision(wf: str, prop: str, revision: int = 1) -> PublishedRevision:
+    d = WorkflowDefinition.model_validate(
+        {
+            "workflow_id": wf,
+            "tenant_id": "t",
+            "object_type": "contact",
+            "enrollment": {
+                "triggers": [
+                    {"event": {"event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": prop}}
+                ]
+            },
+        }
+    )
+    return PublishedRevision(
+        tenant_id="t", workflow_id=wf, revision=revision, published_at=NOW, definition=d
+    )
+
+
+def _stage_change(n: int, prop: str = "stage") -> ChangeEvent:
+    return ChangeEvent(
+        event_id=f"e{n}",
+        tenant_id="t",
+        event_type=ChangeEventType.RECORD_UPDATED,
+        object_type="contact",
+        record_id="r1",
+        occurred_at=NOW,
+        changes=[PropertyChange(property=prop, old_value="lead", new_value="customer")],
+    )
+
+
+def test_property_changed_triggers_fire_across_republish_and_removal() -> None:
+    """Changes of properties no trigger is filed under build no event keys: the count per
+    property must follow every publish, re-publish and removal, or a trigger goes quiet."""
+    idx = TriggerIndex()
+
+    def fired(n: int, prop: str = "stage") -> set[str]:
+        ev = _stage_change(n, prop)
+        return {m.workflow.workflow_id for m in idx.match(ev, {prop: "customer"}, NOW)}
+
+    idx.put(compile_revision(_changed_trigger_revision("a", "stage")))
+    idx.put(compile_revision(_changed_trigger_revision("b", "stage")))
+    assert fired(1) == {"a", "b"}
+    idx.put(compile_revision(_changed_trigger_revision("a", "stage", revision=2)))  # re-publish
+    assert fired(2) == {"a", "b"}
+    idx.remove("t", "a")
+    assert fired(3) == {"b"}
+    idx.put(compile_revision(_changed_trigger_revision("b", "owner", revision=2)))  # moved
+    assert fired(4) == set()
+    assert fired(5, "owner") == {"b"}
+    idx.remove("t", "b")
+    assert fired(6, "owner") == set()
+    assert not idx._scopes[("t", "contact")].event_props  # nothing left behind
