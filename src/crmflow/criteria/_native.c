@@ -395,7 +395,156 @@ static PyObject *from_bits(PyObject *self, PyObject *positions) {
     return r;
 }
 
+/* Is bit b of the non-negative int x set? */
+static inline int has_bit(PyObject *x, Py_ssize_t b) {
+    Py_ssize_t i = b / PyLong_SHIFT;
+    return i < ndigits(x) && (digits_of(x)[i] >> (b % PyLong_SHIFT)) & 1;
+}
+
+PyDoc_STRVAR(decide_keys_doc,
+"decide_keys(x, term_key, key_bits) -> (keys, others)\n\n"
+"The keys of the terms in ``x`` (``term_key``: bit -> key), in order of first bit, and the\n"
+"bits of those keys' other terms (``key_bits``: key -> its terms' bits) that are not in ``x``\n"
+"(TransitionIndex._decide).");
+
+static PyObject *decide_keys(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "decide_keys takes 3 arguments");
+        return NULL;
+    }
+    PyObject *x = args[0], *term_key = args[1], *key_bits = args[2];
+    if (check_mask(x, "x") < 0)
+        return NULL;
+    if (!PyList_CheckExact(term_key) || !PyDict_CheckExact(key_bits)) {
+        PyErr_SetString(PyExc_TypeError, "decide_keys: term_key must be a list, key_bits a dict");
+        return NULL;
+    }
+    PyObject *keys = PyList_New(0), *seen = PySet_New(NULL), *others = PyList_New(0);
+    PyObject *result = NULL;
+    if (keys == NULL || seen == NULL || others == NULL)
+        goto done;
+    Py_ssize_t n = ndigits(x);
+    const digit *d = digits_of(x);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned int v = (unsigned int)d[i];
+        while (v) {
+            Py_ssize_t b = i * PyLong_SHIFT + __builtin_ctz(v);
+            v &= v - 1;
+            if (b >= PyList_GET_SIZE(term_key)) {
+                PyErr_SetString(PyExc_IndexError, "decide_keys: a bit without a term");
+                goto done;
+            }
+            PyObject *k = PyList_GET_ITEM(term_key, b);
+            int known = PySet_Contains(seen, k);
+            if (known < 0)
+                goto done;
+            if (known)
+                continue;
+            if (PySet_Add(seen, k) < 0 || PyList_Append(keys, k) < 0)
+                goto done;
+            PyObject *kb = PyDict_GetItemWithError(key_bits, k);
+            if (kb == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetObject(PyExc_KeyError, k);
+                goto done;
+            }
+            if (!PyTuple_CheckExact(kb)) {
+                PyErr_SetString(PyExc_TypeError, "decide_keys: key_bits values are tuples");
+                goto done;
+            }
+            if (PyTuple_GET_SIZE(kb) < 2)
+                continue;
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(kb); j++) {
+                PyObject *bo = PyTuple_GET_ITEM(kb, j);
+                Py_ssize_t ob = PyLong_AsSsize_t(bo);
+                if (ob == -1 && PyErr_Occurred())
+                    goto done;
+                if (!has_bit(x, ob) && PyList_Append(others, bo) < 0)
+                    goto done;
+            }
+        }
+    }
+    result = PyTuple_Pack(2, keys, others);
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(seen);
+    Py_XDECREF(others);
+    return result;
+}
+
+PyDoc_STRVAR(decide_finish_doc,
+"decide_finish(keys, x, y, key_bits, term_exact, out, sure, flipped) -> None\n\n"
+"TransitionIndex._decide's verdict per key: ``x`` its flipped terms, ``y`` its other terms\n"
+"that held (or, loose, may have held) on the old record. A key with an exact term in ``y``\n"
+"matched already; otherwise it goes to ``out``, to ``sure`` (unless None) when an exact term\n"
+"of it is in ``x``, and to ``flipped`` when moreover no loose term of it is in play.");
+
+static PyObject *decide_finish(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "decide_finish takes 8 arguments");
+        return NULL;
+    }
+    PyObject *keys = args[0], *x = args[1], *y = args[2], *key_bits = args[3];
+    PyObject *exact = args[4], *out = args[5], *sure = args[6], *flipped = args[7];
+    if (check_mask(x, "x") < 0 || check_mask(y, "y") < 0)
+        return NULL;
+    if (!PyList_CheckExact(keys) || !PyDict_CheckExact(key_bits) || !PyList_CheckExact(exact) ||
+        !PySet_Check(out) || !PySet_Check(flipped) || (sure != Py_None && !PySet_Check(sure))) {
+        PyErr_SetString(PyExc_TypeError, "decide_finish: bad argument types");
+        return NULL;
+    }
+    Py_ssize_t nexact = PyList_GET_SIZE(exact);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *k = PyList_GET_ITEM(keys, i);
+        PyObject *kb = PyDict_GetItemWithError(key_bits, k);
+        if (kb == NULL || !PyTuple_CheckExact(kb)) {
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, k);
+            return NULL;
+        }
+        int held = 0, in_x = 0, unsure = 0;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(kb); j++) {
+            Py_ssize_t b = PyLong_AsSsize_t(PyTuple_GET_ITEM(kb, j));
+            if (b == -1 && PyErr_Occurred())
+                return NULL;
+            if (b < 0 || b >= nexact) {
+                PyErr_SetString(PyExc_IndexError, "decide_finish: a bit without a term");
+                return NULL;
+            }
+            int ex = PyList_GET_ITEM(exact, b) == Py_True;
+            if (has_bit(y, b)) { /* held on the old record (exact), or may have (loose) */
+                if (ex) {
+                    held = 1;
+                    break;
+                }
+                unsure = 1;
+            } else if (has_bit(x, b)) {
+                if (ex)
+                    in_x = 1;
+                else
+                    unsure = 1; /* loose: its old (or new) state is unknown */
+            }
+        }
+        if (held)
+            continue; /* an exact term held on the old record: no transition */
+        if (PySet_Add(out, k) < 0)
+            return NULL;
+        if (in_x) {
+            if (sure != Py_None && PySet_Add(sure, k) < 0)
+                return NULL;
+            if (!unsure && PySet_Add(flipped, k) < 0)
+                return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"decide_keys", (PyCFunction)(void (*)(void))decide_keys, METH_FASTCALL, decide_keys_doc},
+    {"decide_finish", (PyCFunction)(void (*)(void))decide_finish, METH_FASTCALL,
+     decide_finish_doc},
     {"and_steps", (PyCFunction)(void (*)(void))and_steps, METH_FASTCALL, and_steps_doc},
     {"bits", bits, METH_O, bits_doc},
     {"from_bits", from_bits, METH_O, from_bits_doc},

@@ -13,3 +13,16 @@ def and_steps(
 ) -> int: ...
 def bits(x: int) -> list[int]: ...
 def from_bits(positions: list[int]) -> int: ...
+def decide_keys(
+    x: int, term_key: list[Any], key_bits: dict[Any, tuple[int, ...]]
+) -> tuple[list[Any], list[int]]: ...
+def decide_finish(
+    keys: list[Any],
+    x: int,
+    y: int,
+    key_bits: dict[Any, tuple[int, ...]],
+    term_exact: list[bool],
+    out: set[Any],
+    sure: set[Any] | None,
+    flipped: set[Any],
+) -> None: ...

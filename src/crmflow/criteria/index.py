@@ -1000,6 +1000,16 @@ class TransitionIndex(Generic[K]):
         term_key = self._term_key
         key_bits = self._key_bits
         exact = self._term_exact
+        native = NATIVE
+        if native is not None:  # the same two passes in C, around the same narrowing
+            nkeys, nothers = native.decide_keys(x, term_key, key_bits)
+            y = _from_bits(nothers) if nothers else 0
+            if y:
+                y &= nfo
+                if y:
+                    y = self._narrow(y, changed, seen, new, t)
+            native.decide_finish(nkeys, x, y, key_bits, exact, out, sure, flipped)
+            return out
         xs = set(_bits(x))
         keys = {term_key[b] for b in xs}
         # The keys' other terms (criteria with one term, the common AND, have none), kept if

@@ -88,3 +88,35 @@ def test_bits_and_from_bits_round_trip(width: int) -> None:
 
 def test_the_index_uses_the_c_helpers_when_built() -> None:
     assert index.NATIVE is native
+
+
+def test_decide_keys_and_finish_classify_each_key() -> None:
+    """Keys 'a' (one exact term), 'b' (two exact terms, the other held on the old record),
+    'c' (an exact term that flipped and a loose one that may have held), 'd' (a loose term
+    that flipped)."""
+    term_key = ["a", "b", "b", "c", "c", "d"]
+    key_bits = {"a": (0,), "b": (1, 2), "c": (3, 4), "d": (5,)}
+    exact = [True, True, True, True, False, False]
+    x = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 5
+    keys, others = native.decide_keys(x, term_key, key_bits)
+    assert keys == ["a", "b", "c", "d"] and sorted(others) == [2, 4]
+    y = 1 << 2 | 1 << 4  # b's other term held on the old record; c's loose one may have
+    out: set[str] = set()
+    sure: set[str] = set()
+    flipped: set[str] = set()
+    native.decide_finish(keys, x, y, key_bits, exact, out, sure, flipped)
+    assert out == {"a", "c", "d"}  # b matched already
+    assert sure == {"a", "c"}  # an exact term holds on the new record
+    assert flipped == {"a"}  # c has a loose term in play, d is loose
+    flipped.clear()
+    native.decide_finish(keys, x, 1 << 2, key_bits, exact, set(), None, flipped)
+    assert flipped == {"a", "c"}  # c's loose term failed on the old record: c flipped
+
+
+def test_decide_refuses_bits_without_terms() -> None:
+    with pytest.raises(IndexError):
+        native.decide_keys(1 << 7, ["a"], {"a": (0,)})
+    with pytest.raises(KeyError):
+        native.decide_keys(1, ["a"], {})
+    with pytest.raises(IndexError):
+        native.decide_finish(["a"], 1, 0, {"a": (9,)}, [True], set(), None, set())
