@@ -939,7 +939,8 @@ class TransitionIndex(Generic[K]):
     ) -> int:
         """``x`` narrowed by the masks of the unchanged properties its terms read (masks
         already in ``seen`` were applied by the caller when ``x`` was formed, but re-applying
-        them is harmless; new ones are added to ``seen``)."""
+        them is harmless; masks computed here are added to ``seen``; the C loop keeps only
+        those it had to ask ``nf`` for, the others are one cache lookup away)."""
         need: Iterable[_Prop]
         many = x.bit_count() > 4 * SMALL  # many terms read nearly every property anyway
         native = NATIVE

@@ -49,7 +49,12 @@ def random_update(
     old = random_record(rng)
     changes = [(p, old.get(p), rng.choice(VALUES[p])) for p in rng.sample(PROPS, 2)]
     new = {**old, **{p: v for p, _, v in changes}}
-    ev = ChangeEvent(
+    return update(n, changes), old, new, changes
+
+
+def update(n: int, changes: list[tuple[str, Any, Any]]) -> ChangeEvent:
+    """Record r1 updated: (property, old value, new value) per change."""
+    return ChangeEvent(
         event_id=f"e{n}",
         tenant_id="t",
         event_type=ChangeEventType.RECORD_UPDATED,
@@ -58,7 +63,6 @@ def random_update(
         occurred_at=NOW,
         changes=[PropertyChange(property=p, old_value=o, new_value=v) for p, o, v in changes],
     )
-    return ev, old, new, changes
 
 
 def leaving(matches: list[trigger_index.Match]) -> set[tuple[str, str, int, str]]:
@@ -139,25 +143,13 @@ def _changed_trigger_revision(wf: str, prop: str, revision: int = 1) -> Publishe
     )
 
 
-def _stage_change(n: int, prop: str = "stage") -> ChangeEvent:
-    return ChangeEvent(
-        event_id=f"e{n}",
-        tenant_id="t",
-        event_type=ChangeEventType.RECORD_UPDATED,
-        object_type="contact",
-        record_id="r1",
-        occurred_at=NOW,
-        changes=[PropertyChange(property=prop, old_value="lead", new_value="customer")],
-    )
-
-
 def test_property_changed_triggers_fire_across_republish_and_removal() -> None:
     """Changes of properties no trigger is filed under build no event keys: the count per
     property must follow every publish, re-publish and removal, or a trigger goes quiet."""
     idx = TriggerIndex()
 
     def fired(n: int, prop: str = "stage") -> set[str]:
-        ev = _stage_change(n, prop)
+        ev = update(n, [(prop, "lead", "customer")])
         return {m.workflow.workflow_id for m in idx.match(ev, {prop: "customer"}, NOW)}
 
     idx.put(compile_revision(_changed_trigger_revision("a", "stage")))
