@@ -34,7 +34,7 @@ async def contact(core: Core, rid: str, stage: str, *companies: str) -> None:
         await link(core, rid, cid)
 
 
-async def link(core: Core, rid: str, cid: str) -> None:
+async def link(core: Core, rid: str, cid: str, label: str = "") -> None:
     await core.records.associate(
         core.tenant,
         Association(
@@ -42,6 +42,7 @@ async def link(core: Core, rid: str, cid: str) -> None:
             from_record_id=rid,
             to_object_type="company",
             to_record_id=cid,
+            label=label,
         ),
     )
 
@@ -223,16 +224,7 @@ async def test_a_labelled_association_fans_out_to_that_label_only(core: Core) ->
     await contact(core, "c1", "lead")
     await contact(core, "c2", "lead")
     for rid, label in (("c1", "primary"), ("c2", "")):
-        await core.records.associate(
-            core.tenant,
-            Association(
-                from_object_type="contact",
-                from_record_id=rid,
-                to_object_type="company",
-                to_record_id="shop1",
-                label=label,
-            ),
-        )
+        await link(core, rid, "shop1", label)
     primary = {**TECH, "association": {"object_type": "company", "label": "primary"}}
     await core.publish("wf", {"triggers": [{"criteria": {"filter": {"filters": [LEAD, primary]}}}]})
     await _set_industry(core, "shop1", "tech")
@@ -272,16 +264,7 @@ async def test_the_fan_out_merges_the_labels_pages(core: Core) -> None:
     labels |= {"c5": "primary", "c6": "primary", "c7": "billing"}
     for rid, label in labels.items():
         await contact(core, rid, "lead")
-        await core.records.associate(
-            core.tenant,
-            Association(
-                from_object_type="contact",
-                from_record_id=rid,
-                to_object_type="company",
-                to_record_id="shop1",
-                label=label,
-            ),
-        )
+        await link(core, rid, "shop1", label)
     for label in ("primary", "billing"):
         reads = {**TECH, "association": {"object_type": "company", "label": label}}
         await core.publish(

@@ -204,8 +204,6 @@ async def test_a_crash_before_the_cascade_is_made_up_on_redelivery(core: Core) -
 
 # -- the end of an enrollment: its cascade survives a crash (the fact-change outbox) ---------
 async def _outbox(core: Core) -> list[str]:
-    from datetime import timedelta
-
     rows = await core.ledger.pending_fact_changes(
         core.clock[0] + timedelta(days=1), tenant_id=core.tenant
     )
@@ -216,10 +214,16 @@ def _runs_of(core: Core, wf: str) -> list[str]:
     return [r for r in core.starter.runs if f"/{wf}/" in r]
 
 
+async def _replay(core: Core) -> int:
+    """The recovery loop's replay of this tenant's outbox rows older than AGE."""
+    from enrollment.runtime import replay_fact_changes
+
+    return await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant)
+
+
 async def test_a_crash_between_an_unenrollment_and_its_cascade_is_replayed(core: Core) -> None:
 
     import pytest
-    from enrollment.runtime import replay_fact_changes
 
     await core.publish("a", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
     await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
@@ -248,13 +252,13 @@ async def test_a_crash_between_an_unenrollment_and_its_cascade_is_replayed(core:
     assert await core.ingest(ev) == []
     assert _runs_of(core, "b") == []
     # ...the recovery loop does, once the change is older than its age
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
+    assert await _replay(core) == 0
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
+    assert await _replay(core) == 1
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
     assert await _outbox(core) == []
     # nothing left to replay, and the cascade's event is a duplicate anyway
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
+    assert await _replay(core) == 0
     from enrollment.fact_change import FactChange
 
     from crmflow.model.criteria import CURRENT, PAST
@@ -271,7 +275,6 @@ async def test_a_replay_after_a_partial_cascade_enrolls_once(core: Core) -> None
     change's event id."""
 
     import pytest
-    from enrollment.runtime import replay_fact_changes
 
     await core.publish("a", {"triggers": [TRIG], "unenroll_when_criteria_not_met": True})
     await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
@@ -290,7 +293,7 @@ async def test_a_replay_after_a_partial_cascade_enrolls_once(core: Core) -> None
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
     assert len(await _outbox(core)) == 1
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
+    assert await _replay(core) == 1
     history = await core.ledger.history(tenant_id=core.tenant, workflow_id="b", record_id="c1")
     assert [(h.enrollment_number, h.status) for h in history] == [(1, "running")]
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]
@@ -386,7 +389,6 @@ async def test_a_crash_between_a_manual_enrollment_and_its_cascade_is_replayed(
 
     import pytest
     from enrollment.fact_change import FactChange
-    from enrollment.runtime import replay_fact_changes
     from enrollment.servicer import EnrollmentServicer
 
     from crmflow.api.enrollment.v1 import enrollment_service_pb2 as pb
@@ -413,12 +415,12 @@ async def test_a_crash_between_a_manual_enrollment_and_its_cascade_is_replayed(
     assert [(o.workflow_id, o.outcome) for o in res.outcomes] == [("a", "already_enrolled")]
     assert _runs_of(core, "b") == []
     # the recovery loop does, once the row is older than its age
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
+    assert await _replay(core) == 0
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
+    assert await _replay(core) == 1
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-m1/1"]
     assert await _outbox(core) == []
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
+    assert await _replay(core) == 0
     # the same change offered again (a second replica's replay): a duplicate, nothing new
     again = FactChange(core.tenant, "contact", "m1", "a", None, CURRENT, run_a, durable=True)
     await core.enroller.emit(again, None)
@@ -432,7 +434,6 @@ async def test_a_replay_after_a_completed_enrollment_cascade_enrolls_nothing_mor
 ) -> None:
 
     from enrollment.fact_change import FactChange
-    from enrollment.runtime import replay_fact_changes
 
     await core.publish("a", {"triggers": []})
     await core.publish("b", {"triggers": [criteria(enrolled_in("a"))]})
@@ -440,7 +441,7 @@ async def test_a_replay_after_a_completed_enrollment_cascade_enrolls_nothing_mor
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-m1/1"]
     assert await _outbox(core) == []  # written with the enrollment, gone once it cascaded
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 0
+    assert await _replay(core) == 0
     # a replay racing the end of the cascade (its row read just before the delete)
     run_a = f"enroll/{core.tenant}/a/contact-m1/1"
     await core.enroller.emit(
@@ -455,7 +456,6 @@ async def test_an_enrollment_writes_an_outbox_row_only_when_its_fact_is_read(cor
     crashing) leaves no outbox row, b's does."""
 
     import pytest
-    from enrollment.runtime import replay_fact_changes
 
     await core.publish("a", {"triggers": []})
     await core.publish("b", {"triggers": []})
@@ -469,7 +469,7 @@ async def test_an_enrollment_writes_an_outbox_row_only_when_its_fact_is_read(cor
     core.enroller.on_fact_change = hook
     assert await _outbox(core) == [f"enrollment:enroll/{core.tenant}/b/contact-m1/1:current"]
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 1
+    assert await _replay(core) == 1
     assert _runs_of(core, "c") == [f"enroll/{core.tenant}/c/contact-m1/1"]
     assert await _outbox(core) == []
 
@@ -500,7 +500,6 @@ async def test_a_reenrollment_replays_the_previous_end_before_its_own_change(
     read before the end's)."""
 
     import pytest
-    from enrollment.runtime import replay_fact_changes
 
     await core.publish("a", {"triggers": [TRIG], "reenrollment": {"enabled": True}})
     await core.publish("b", {"triggers": [criteria(enrolled_in("a", "IS_NOT_CURRENTLY_ENROLLED"))]})
@@ -530,7 +529,7 @@ async def test_a_reenrollment_replays_the_previous_end_before_its_own_change(
 
     core.enroller.on_fact_change = spy
     core.tick(minutes=1)
-    assert await replay_fact_changes(core.enroller, age=AGE, tenant_id=core.tenant) == 2
+    assert await _replay(core) == 2
     # (b's own enrollment, made by the first, cascades in between: nobody reads it)
     assert seen == [(CURRENT, PAST), (PAST, CURRENT)]
     assert _runs_of(core, "b") == [f"enroll/{core.tenant}/b/contact-c1/1"]

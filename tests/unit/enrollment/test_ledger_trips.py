@@ -21,7 +21,8 @@ from tests.unit.enrollment.conftest import Core
 from tests.unit.enrollment.test_rules import TRIG, to_lead
 
 
-async def _reserve(core: Core, record_id: str, expect: int | None) -> Any:
+async def _reserve(core: Core, record_id: str, expect: int | None, **extra: Any) -> Any:
+    """A manual reservation of workflow "wf" for ``record_id`` (``extra``: more arguments)."""
     return await core.ledger.reserve(
         tenant_id=core.tenant,
         workflow_id="wf",
@@ -33,6 +34,7 @@ async def _reserve(core: Core, record_id: str, expect: int | None) -> Any:
         now=core.clock[0],
         run_id_for=lambda n: f"x/{record_id}/{n}",
         expect_last_number=expect,
+        **extra,
     )
 
 
@@ -67,20 +69,8 @@ async def test_reserve_writes_the_enrollment_change_to_the_outbox_with_the_row(
 
     async def reserve(record_id: str, expect: int) -> Any:
         change = FactChange(core.tenant, "contact", record_id, "wf", None, CURRENT, "")
-        return await core.ledger.reserve(
-            tenant_id=core.tenant,
-            workflow_id="wf",
-            revision=1,
-            object_type="contact",
-            record_id=record_id,
-            trigger="manual",
-            event_id="",
-            now=core.clock[0],
-            run_id_for=lambda n: f"x/{record_id}/{n}",
-            expect_last_number=expect,
-            change=change,
-            change_at=core.clock[0] + timedelta(microseconds=1),
-        )
+        at = core.clock[0] + timedelta(microseconds=1)
+        return await _reserve(core, record_id, expect, change=change, change_at=at)
 
     async def outbox() -> list[tuple[str, str, Any]]:
         rows = await core.ledger.pending_fact_changes(core.clock[0] + timedelta(days=1))
