@@ -68,11 +68,10 @@ class _Scope:
     event_props: dict[str, int] = field(default_factory=dict)
     suppression: dict[str, set[str]] = field(default_factory=dict)
     workflows: set[str] = field(default_factory=set)
-    # workflow -> (leaving criteria as (matcher, match), "stay" matcher and its match):
-    # evaluated directly for the few workflows a record is enrolled in
-    leaving_rules: dict[str, tuple[tuple[tuple[Matcher, Match], ...], Matcher | None, Match]] = (
-        field(default_factory=dict)
-    )
+    # workflow -> (leaving criteria as (matcher, match), "stay" matcher and its match, the
+    # properties they all read): evaluated directly for the few workflows a record is
+    # enrolled in
+    leaving_rules: dict[str, _LeavingRules] = field(default_factory=dict)
     # workflow X -> the workflows whose criteria read "has been enrolled in X"
     fact_readers: dict[str, set[str]] = field(default_factory=dict)
     # (object type, label) of associated records -> the workflows whose criteria read them
@@ -128,7 +127,12 @@ class TriggerIndex:
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
             rules += ((cw.goal, Match(cw, "goal", -1, "goal")),)
         if rules or cw.stay_matcher is not None:
-            scope.leaving_rules[wf] = (rules, cw.stay_matcher, Match(cw, "stay", kind=_NOT_MET))
+            scope.leaving_rules[wf] = (
+                rules,
+                cw.stay_matcher,
+                Match(cw, "stay", kind=_NOT_MET),
+                _leaving_reads(cw),
+            )
         for (role, i), et in cw.events.items():
             tref = TriggerRef(wf, role, i)
             scope.event_refs[tref] = (cw, et, Match(cw, role, i, f"event:{et.trigger.event_type}"))
@@ -222,20 +226,34 @@ class TriggerIndex:
     def _leaving_direct(
         scope: _Scope,
         enrolled_in: Collection[str],
+        changes: Collection[str],
         new: Mapping[str, Any],
-        old: Mapping[str, Any],
+        own: list[tuple[str, Any, Any]],
+        old: Mapping[str, Any] | None,
         now: datetime,
         created: bool,
         out: list[Match],
     ) -> None:
         """Goal, unenrollment criteria and "criteria no longer met" of the workflows the record
-        is enrolled in, evaluated on both states (the same transitions the indexes find)."""
+        is enrolled in, evaluated on both states (the same transitions the indexes find);
+        ``changes``: the changed properties; ``old``: the previous state, None until needed
+        (then ``new`` with ``own``'s old values)."""
         rules = scope.leaving_rules
         for wf in enrolled_in:
             r = rules.get(wf)
             if r is None:
                 continue
-            leaving, stay, stay_match = r
+            leaving, stay, stay_match, reads = r
+            if not created and reads is not None:
+                # Old and new differ only in the changed properties and are read at the same
+                # ``now``: a rule that reads none of them has the same answer on both.
+                for p in changes:
+                    if p in reads:
+                        break
+                else:
+                    continue
+            if old is None:
+                old = _before(new, own)
             for m, hit in leaving:
                 if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
                     out.append(hit)
@@ -263,17 +281,15 @@ class TriggerIndex:
         key = ev.tenant_id
         out: list[Match] = []
         et = ev.event_type
-        changes = [(c.property, c.old_value, c.new_value) for c in ev.changes]
+        own = [(c.property, c.old_value, c.new_value) for c in ev.changes]
         created = et == ChangeEventType.RECORD_CREATED
-        new = dict(record)
-        old: dict[str, Any] = {} if created else dict(record)
-        for p, o, n in changes:
-            new[p] = n
-            if not created:
-                old[p] = o
+        new = _after(record, own)
+        # the previous state, built when first needed (most events decide without it)
+        old: dict[str, Any] | None = {} if created else None
+        changes = own
         if ev.associated_object_type:
             # association-scoped filters are indexed under "@assoc:<type>"
-            changes.append(("@assoc:" + ev.associated_object_type, None, ev.associated_record_id))
+            changes = [*own, ("@assoc:" + ev.associated_object_type, None, ev.associated_record_id)]
         leaving = enrolled_in is None or bool(enrolled_in)
 
         def enrolled(wf: str) -> bool:
@@ -289,16 +305,22 @@ class TriggerIndex:
                 # ``flipped``: decided by the index on both states (exact terms); ``sure``: a
                 # term holds on ``new``, the group matches it; the rest is confirmed here
                 _cw, matcher, hit = refs[n]
-                if n in flipped or (
-                    (n in sure or matcher(new, now, EMPTY))
-                    and (created or not matcher(old, now, EMPTY))
-                ):
+                if n in flipped:
                     out.append(hit)
+                elif n in sure or matcher(new, now, EMPTY):
+                    if old is None:
+                        old = _before(new, own)
+                    if created or not matcher(old, now, EMPTY):
+                        out.append(hit)
             if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:
                 # A record is enrolled in a handful of workflows: evaluating their leaving
                 # rules directly is exact and cheaper than asking the indexes for all of them.
-                self._leaving_direct(scope, enrolled_in, new, old, now, created, out)
+                self._leaving_direct(
+                    scope, enrolled_in, [c[0] for c in changes], new, own, old, now, created, out
+                )
             elif leaving:
+                if old is None:
+                    old = _before(new, own)
                 decided: set[TriggerRef] = set()
                 for ref in scope.leaving.rising(
                     changes, now, created=created, new=new, flipped=decided
@@ -344,6 +366,51 @@ class TriggerIndex:
         return out
 
 
+def _after(record: Mapping[str, Any], changes: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+    """The record after the event: the changes' new values win. The record itself when it
+    is a dict that already holds them (the service's snapshots do): it is only read."""
+    if type(record) is dict:
+        for p, _o, n in changes:
+            if record.get(p, _MISSING) is not n:
+                break
+        else:
+            return record
+    new = dict(record)
+    for p, _o, n in changes:
+        new[p] = n
+    return new
+
+
+def _before(new: Mapping[str, Any], changes: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+    """The record before the event: ``new`` with the changes' old values."""
+    old = dict(new)
+    for p, o, _n in changes:
+        old[p] = o
+    return old
+
+
+def _leaving_reads(cw: CompiledWorkflow) -> frozenset[str] | None:
+    """The record properties a workflow's leaving rules (unenrollment criteria, goal, stay)
+    read; None when they may read more (associated records, which change without a change
+    of the record's own properties)."""
+    if cw.association_refs:
+        return None
+    groups = [g for (role, _i), (g, _m) in cw.criteria.items() if role == "unenroll"]
+    if cw.goal is not None and cw.definition.enrollment.goal is not None:
+        groups.append(cw.definition.enrollment.goal)
+    if cw.stay is not None:
+        groups.append(cw.stay)
+    reads: set[str] = set()
+    for g in groups:
+        reads |= g.properties()
+    return frozenset(reads)
+
+
+_LeavingRules = tuple[
+    tuple[tuple[Matcher, Match], ...], Matcher | None, Match, frozenset[str] | None
+]
+
+
 def _drop_reader(readers: dict[Any, set[str]], workflow_id: str) -> None:
     for read in [r for r, wfs in readers.items() if workflow_id in wfs]:
         readers[read].discard(workflow_id)
@@ -352,6 +419,7 @@ def _drop_reader(readers: dict[Any, set[str]], workflow_id: str) -> None:
 
 
 _epoch = datetime(2000, 1, 1).astimezone()
+_MISSING = object()
 _NOT_MET = "criteria_not_met"
 # Up to this many enrolled workflows, leaving rules are evaluated directly (see match).
 DIRECT_LEAVING = 32
