@@ -7,7 +7,9 @@
  * attribute reads; here the candidates live in one scratch array of the int's own digits,
  * and-ed in place and trimmed as their top digits clear, and the per-property cache lookups
  * are C dict lookups. Only a cache miss calls back into Python (`_Prop.nf`), which computes
- * the mask and fills the cache exactly as the pure-Python path does.
+ * the mask and fills the cache exactly as the pure-Python path does. Once few terms are left,
+ * each is tested on the properties it reads instead (`per_term`): a term dies at its first
+ * failing condition, and the properties no term left reads are never looked up.
  *
  * Masks stay Python ints everywhere else, so this module only reads their digits (the layout
  * of CPython 3.11 and of 3.12+ both handled) and builds one int per call. Nothing here
@@ -62,20 +64,37 @@ static PyObject *to_int(const digit *s, Py_ssize_t n) {
     return (PyObject *)r;
 }
 
-/* Are at most `limit` bits set in s[0:n]? Stops counting past the limit: a wide candidate
- * set is decided in its first few digits. */
-static int at_most(const digit *s, Py_ssize_t n, Py_ssize_t limit) {
-    Py_ssize_t c = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned int v = (unsigned int)s[i];
-        while (v) { /* Kernighan: one step per set bit, no popcnt instruction needed */
-            v &= v - 1;
-            if (++c > limit)
-                return 0;
-        }
-    }
-    return 1;
+/* Are at most `limit` bits set in s[0:n]? Candidates are sparse in a wide index (a few
+ * hundred bits over 2 KB at 10,000 workflows), so runs of zero digits are skipped four at a
+ * time, and the count stops past the limit. Two builds of the same loop: one with the
+ * popcnt instruction (every x86-64 CPU of the last fifteen years), chosen at import when
+ * the CPU has it, and a portable one. */
+#define AT_MOST_BODY                                                                         \
+    Py_ssize_t c = 0, i = 0;                                                                 \
+    for (; i + 4 <= n; i += 4) {                                                             \
+        if ((s[i] | s[i + 1] | s[i + 2] | s[i + 3]) == 0)                                    \
+            continue;                                                                        \
+        c += __builtin_popcount((unsigned int)s[i]) + __builtin_popcount((unsigned int)s[i + 1]) + \
+             __builtin_popcount((unsigned int)s[i + 2]) +                                    \
+             __builtin_popcount((unsigned int)s[i + 3]);                                     \
+        if (c > limit)                                                                       \
+            return 0;                                                                        \
+    }                                                                                        \
+    for (; i < n; i++)                                                                       \
+        c += __builtin_popcount((unsigned int)s[i]);                                         \
+    return c <= limit;
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+__attribute__((target("popcnt"))) static int at_most_popcnt(const digit *s, Py_ssize_t n,
+                                                            Py_ssize_t limit) {
+    AT_MOST_BODY
 }
+#define HAVE_POPCNT_BUILD 1
+#endif
+
+static int at_most_portable(const digit *s, Py_ssize_t n, Py_ssize_t limit) { AT_MOST_BODY }
+
+static int (*at_most)(const digit *, Py_ssize_t, Py_ssize_t) = at_most_portable;
 
 /* Borrowed dict lookup; NULL with no error set when absent (or when d is not a dict). */
 static PyObject *lookup(PyObject *d, PyObject *key) {
@@ -151,67 +170,259 @@ static PyObject *region_mask(PyObject *step, PyObject *v) {
     return m;
 }
 
-/* _Prop._span_false for an epoch-milliseconds int: the terms whose relative-date condition
- * the value fails at ``t`` (POSIX seconds), with the predicates' own float expressions. Each
- * span family's failing mask is cleared from s[0:n]; returns the new (trimmed) length. */
-static Py_ssize_t clear_span_false(digit *s, Py_ssize_t n, PyObject *spans, double x, double t) {
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(spans) && n > 0; k++) {
-        PyObject *fam = PyTuple_GET_ITEM(spans, k);
-        long op = PyLong_AsLong(PyTuple_GET_ITEM(fam, 0));
-        PyObject *cs = PyTuple_GET_ITEM(fam, 1), *cum = PyTuple_GET_ITEM(fam, 2);
-        PyObject *fail = NULL;
-        Py_ssize_t lo = 0, hi = PyList_GET_SIZE(cs);
-        if (op == SPAN_WITHIN_LAST && x > t) {
-            fail = PyTuple_GET_ITEM(fam, 3);
-        } else if (op == SPAN_WITHIN_NEXT && x < t) {
-            fail = PyTuple_GET_ITEM(fam, 3);
-        } else {
-            while (lo < hi) {
-                Py_ssize_t mid = (lo + hi) / 2;
-                double c = PyFloat_AS_DOUBLE(PyList_GET_ITEM(cs, mid));
-                int right; /* the answer lies right of mid */
-                if (op == SPAN_WITHIN_LAST)
-                    right = t - c > x;
-                else if (op == SPAN_WITHIN_NEXT)
-                    right = x > t + c;
-                else
-                    right = !(x >= t - c);
-                if (right)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            fail = PyList_GET_ITEM(cum, lo);
+/* One relative-date family of _Prop._span_false for the timestamp x (POSIX seconds) at t:
+ * the (borrowed) mask of the terms whose condition of that family x fails, found with the
+ * predicates' own float expressions. fam = (op code, spans, cumulative masks, all). */
+static PyObject *span_fail(PyObject *fam, double x, double t) {
+    long op = PyLong_AsLong(PyTuple_GET_ITEM(fam, 0));
+    PyObject *cs = PyTuple_GET_ITEM(fam, 1), *cum = PyTuple_GET_ITEM(fam, 2);
+    if (op == SPAN_WITHIN_LAST && x > t)
+        return PyTuple_GET_ITEM(fam, 3);
+    if (op == SPAN_WITHIN_NEXT && x < t)
+        return PyTuple_GET_ITEM(fam, 3);
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(cs);
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        double c = PyFloat_AS_DOUBLE(PyList_GET_ITEM(cs, mid));
+        int right; /* the answer lies right of mid */
+        if (op == SPAN_WITHIN_LAST)
+            right = t - c > x;
+        else if (op == SPAN_WITHIN_NEXT)
+            right = x > t + c;
+        else
+            right = !(x >= t - c);
+        if (right)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return PyList_GET_ITEM(cum, lo);
+}
+
+/* Is bit b of the non-negative int x set? */
+static inline int has_bit(PyObject *x, Py_ssize_t b) {
+    Py_ssize_t i = b / PyLong_SHIFT;
+    return i < ndigits(x) && (digits_of(x)[i] >> (b % PyLong_SHIFT)) & 1;
+}
+
+/* Does term b fail one of the relative-date conditions of `spans` at x (seconds), t? */
+static int span_fails_bit(PyObject *spans, double x, double t, Py_ssize_t b) {
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(spans); k++)
+        if (has_bit(span_fail(PyTuple_GET_ITEM(spans, k), x, t), b))
+            return 1;
+    return 0;
+}
+
+#define STEP_SIZE 10
+
+/* The mask of one step's property value in `record` (a new reference in *out), found as
+ * and_steps' doc says; *out stays NULL when the property is in `changed` (skipped). For a
+ * relative-date property the mask is its static part (*partial set, the value in *iv): the
+ * caller still clears the spans the value fails. Returns -1 with an error set on failure. */
+static int step_mask(PyObject *step, PyObject *record, PyObject *changed, PyObject *seen,
+                     PyObject *t, PyObject *none_key, PyObject **out, int *partial,
+                     long long *iv) {
+    *out = NULL;
+    *partial = 0;
+    if (!PyTuple_CheckExact(step) || PyTuple_GET_SIZE(step) != STEP_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "and_steps: a step is a 10-tuple");
+        return -1;
+    }
+    PyObject *prop = PyTuple_GET_ITEM(step, 0);
+    PyObject *name = PyTuple_GET_ITEM(step, 1);
+    if (PyDict_GetItemWithError(changed, name) != NULL)
+        return 0;
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *v = PyDict_GetItemWithError(record, name), *m = NULL;
+    if (v == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        v = Py_None;
+    }
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(step, 2));
+    if (kind == KIND_FAST) {
+        PyObject *key = PyUnicode_CheckExact(v) ? v : v == Py_None ? none_key : NULL;
+        if (key != NULL)
+            m = lookup(PyTuple_GET_ITEM(step, 3), key);
+    } else if (kind == KIND_REGION) {
+        if (PyUnicode_CheckExact(v))
+            m = lookup(PyTuple_GET_ITEM(step, 4), v);
+        else if (v == Py_None)
+            m = lookup(PyTuple_GET_ITEM(step, 4), none_key);
+        else if (PyLong_CheckExact(v)) {
+            m = lookup(PyTuple_GET_ITEM(step, 5), v);
+            if (m == NULL && !PyErr_Occurred())
+                m = region_mask(step, v);
         }
-        Py_ssize_t nf = ndigits(fail);
-        const digit *d = digits_of(fail);
-        for (Py_ssize_t i = 0; i < n && i < nf; i++)
-            s[i] &= ~d[i];
-        n = trim(s, n);
+    } else if (kind == KIND_SPANS && PyLong_CheckExact(v) && plain_int(v, iv)) {
+        /* the static part from the region caches, the relative dates by the caller: this
+         * mask is not the whole one, so it is not kept in ``seen`` */
+        m = lookup(PyTuple_GET_ITEM(step, 5), v);
+        if (m == NULL && !PyErr_Occurred())
+            m = region_mask(step, v);
+        if (m != NULL)
+            *partial = 1;
+    }
+    if (m != NULL) {
+        Py_INCREF(m);
+    } else {
+        /* not in the caches: computed earlier in this event, else by nf (and kept: only
+         * these, as a cache hit costs no more than a lookup in ``seen``) */
+        if (PyErr_Occurred())
+            return -1;
+        m = PyDict_GetItemWithError(seen, prop);
+        if (m != NULL) {
+            Py_INCREF(m);
+        } else {
+            if (PyErr_Occurred())
+                return -1;
+            m = PyObject_CallMethodObjArgs(prop, str_nf, v, t, NULL);
+            if (m == NULL)
+                return -1;
+            if (PyDict_SetItem(seen, prop, m) < 0) {
+                Py_DECREF(m);
+                return -1;
+            }
+        }
+    }
+    if (check_mask(m, "mask") < 0) {
+        Py_DECREF(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+static inline Py_ssize_t step_pid(PyObject *step, Py_ssize_t nprops) {
+    Py_ssize_t pid = PyLong_AsSsize_t(PyTuple_GET_ITEM(step, 9));
+    if (pid == -1 && PyErr_Occurred())
+        return -1;
+    if (pid < 0 || pid >= nprops) {
+        PyErr_SetString(PyExc_IndexError, "and_steps: a step's property id is out of range");
+        return -1;
+    }
+    return pid;
+}
+
+/* The per-term end of and_steps: each term left in s[0:n] is kept iff every property it has
+ * a condition on (term_pids[b]: their ids, by_id: id -> step) and that no step applied yet
+ * (done[id]) passes it; the masks are looked up once per property. Returns the new length,
+ * or -1 with an error set. */
+static Py_ssize_t per_term(digit *s, Py_ssize_t n, PyObject *term_pids, PyObject *by_id,
+                           const unsigned char *done, PyObject *record, PyObject *changed,
+                           PyObject *seen, PyObject *t, double tt, PyObject *none_key) {
+    Py_ssize_t nprops = PyList_GET_SIZE(by_id), nterms = PyList_GET_SIZE(term_pids);
+    /* per property: 0 not looked up, 1 mask in memo, 2 changed (skipped), | 4 partial */
+    unsigned char state_buf[256];
+    PyObject *memo_buf[256];
+    long long iv_buf[256];
+    unsigned char *state = state_buf;
+    PyObject **memo = memo_buf;
+    long long *ivs = iv_buf;
+    if (nprops > 256) {
+        state = PyMem_Calloc((size_t)nprops, 1);
+        memo = PyMem_Calloc((size_t)nprops, sizeof(PyObject *));
+        ivs = PyMem_Calloc((size_t)nprops, sizeof(long long));
+        if (state == NULL || memo == NULL || ivs == NULL) {
+            PyMem_Free(state);
+            PyMem_Free(memo);
+            PyMem_Free(ivs);
+            PyErr_NoMemory();
+            return -1;
+        }
+    } else {
+        memset(state_buf, 0, (size_t)nprops);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned int v = (unsigned int)s[i];
+        while (v) {
+            int low = __builtin_ctz(v);
+            v &= v - 1;
+            Py_ssize_t b = i * PyLong_SHIFT + low;
+            if (b >= nterms) {
+                PyErr_SetString(PyExc_IndexError, "and_steps: a bit without a term");
+                n = -1;
+                goto finish;
+            }
+            PyObject *pids = PyList_GET_ITEM(term_pids, b);
+            if (!PyTuple_CheckExact(pids)) {
+                PyErr_SetString(PyExc_TypeError, "and_steps: term_pids holds tuples");
+                n = -1;
+                goto finish;
+            }
+            int alive = 1;
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(pids) && alive; j++) {
+                Py_ssize_t pid = PyLong_AsSsize_t(PyTuple_GET_ITEM(pids, j));
+                if (pid == -1 && PyErr_Occurred()) {
+                    n = -1;
+                    goto finish;
+                }
+                if (pid < 0 || pid >= nprops) {
+                    PyErr_SetString(PyExc_IndexError, "and_steps: a property id out of range");
+                    n = -1;
+                    goto finish;
+                }
+                if (done[pid])
+                    continue;
+                PyObject *step = PyList_GET_ITEM(by_id, pid);
+                if (state[pid] == 0) {
+                    int partial = 0;
+                    if (step_mask(step, record, changed, seen, t, none_key, &memo[pid], &partial,
+                                  &ivs[pid]) < 0) {
+                        n = -1;
+                        goto finish;
+                    }
+                    state[pid] = memo[pid] == NULL ? 2 : (unsigned char)(1 | (partial ? 4 : 0));
+                }
+                if (state[pid] == 2)
+                    continue;
+                if (!has_bit(memo[pid], b) ||
+                    ((state[pid] & 4) &&
+                     span_fails_bit(PyTuple_GET_ITEM(step, 8), (double)ivs[pid] / 1000.0, tt, b)))
+                    alive = 0;
+            }
+            if (!alive)
+                s[i] &= ~((digit)1 << low);
+        }
+    }
+    n = trim(s, n);
+finish:
+    for (Py_ssize_t k = 0; k < nprops; k++)
+        if (state[k] & 1)
+            Py_XDECREF(memo[k]);
+    if (state != state_buf) {
+        PyMem_Free(state);
+        PyMem_Free(memo);
+        PyMem_Free(ivs);
     }
     return n;
 }
 
 PyDoc_STRVAR(and_steps_doc,
-"and_steps(x, steps, record, changed, seen, t, small, none_key) -> int\n\n"
+"and_steps(x, steps, record, changed, seen, t, small, none_key[, term_pids, by_id]) -> int\n\n"
 "``x`` and-ed with the mask of each step's property value in ``record``, skipping the\n"
-"properties in ``changed``, stopping at 0, or (small >= 0) once at most ``small`` terms are\n"
-"left (checked after the first step and then every 4th, as the Python loop does). A step is\n"
-"(prop, name, kind, cache, raw, raw_int, num_cs, ts_cs, spans) (_Prop.step): kind 0 looks a\n"
-"str / None value up in ``cache`` (None under ``none_key``); kind 1 a str / None in ``raw``,\n"
-"an exact int in ``raw_int`` or by its region among ``num_cs`` / ``ts_cs`` in ``cache``;\n"
-"kind 2 an exact int the same way, then clears the relative-date conditions (``spans``) it\n"
-"fails at ``t``. A miss, another value, and kind 3 take the mask kept in ``seen`` for the prop\n"
-"or else call prop.nf(value, t), keeping its answer in ``seen``.");
+"properties in ``changed``, stopping at 0. ``small`` >= 0: once at most ``small`` terms are\n"
+"left (counted after every other step), stop there; or, given ``term_pids`` (bit -> ids of the properties the term has\n"
+"conditions on) and ``by_id`` (id -> step), test each term left on the properties it reads\n"
+"that no step has applied yet (the same answer as and-ing every mask, for fewer lookups).\n"
+"A step is (prop, name, kind, cache, raw, raw_int, num_cs, ts_cs, spans, id) (_Prop.step):\n"
+"kind 0 looks a str / None value up in ``cache`` (None under ``none_key``); kind 1 a str /\n"
+"None in ``raw``, an exact int in ``raw_int`` or by its region among ``num_cs`` / ``ts_cs``\n"
+"in ``cache``; kind 2 an exact int the same way, then clears the relative-date conditions\n"
+"(``spans``) it fails at ``t``. A miss, another value, and kind 3 take the mask kept in\n"
+"``seen`` for the prop or else call prop.nf(value, t), keeping its answer in ``seen``.");
 
 static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "and_steps takes 8 arguments");
+    if (nargs != 8 && nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "and_steps takes 8 or 10 arguments");
         return NULL;
     }
     PyObject *x = args[0], *steps = args[1], *record = args[2], *changed = args[3];
     PyObject *seen = args[4], *t = args[5], *none_key = args[7];
+    PyObject *term_pids = nargs == 10 ? args[8] : Py_None;
+    PyObject *by_id = nargs == 10 ? args[9] : Py_None;
     Py_ssize_t small = PyLong_AsSsize_t(args[6]);
     if (small == -1 && PyErr_Occurred())
         return NULL;
@@ -226,107 +437,93 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
                         "and_steps: steps must be a list; record, changed, seen dicts");
         return NULL;
     }
+    int terms = term_pids != Py_None;
+    if (terms && (!PyList_CheckExact(term_pids) || !PyList_CheckExact(by_id))) {
+        PyErr_SetString(PyExc_TypeError, "and_steps: term_pids and by_id must be lists");
+        return NULL;
+    }
     Py_ssize_t n = ndigits(x);
     if (n == 0)
         return PyLong_FromLong(0);
+    Py_ssize_t nprops = terms ? PyList_GET_SIZE(by_id) : 0;
     digit stack_buf[256];
+    unsigned char done_buf[256];
     digit *s = n <= 256 ? stack_buf : PyMem_Malloc((size_t)n * sizeof(digit));
-    if (s == NULL)
-        return PyErr_NoMemory();
-    memcpy(s, digits_of(x), (size_t)n * sizeof(digit));
+    unsigned char *done = nprops <= 256 ? done_buf : PyMem_Calloc((size_t)nprops, 1);
     PyObject *result = NULL;
+    if (s == NULL || done == NULL) {
+        PyErr_NoMemory();
+        goto end;
+    }
+    if (nprops <= 256)
+        memset(done_buf, 0, (size_t)nprops);
+    memcpy(s, digits_of(x), (size_t)n * sizeof(digit));
+    /* With term_pids: once at most `small` terms are left (counted every other step: a count
+     * can cost as much as an and), each is tested on the properties it reads (per_term).
+     * Measured on the bench's workloads against and-ing every step: 1.19x events/s at 1,000
+     * workflows (hot), 1.12x at 10,000 (segmented), even at 10,000 (hot); testing bits one
+     * by one from 64 terms left (instead of and-ing 2 KB of digits) gained nothing. */
     Py_ssize_t count = 0;
+    int per = small >= 0 && at_most(s, n, small);
+    if (per && !terms)
+        goto finish;
     Py_ssize_t len = PyList_GET_SIZE(steps);
-    for (Py_ssize_t k = 0; k < len; k++) {
-        PyObject *step = PyList_GET_ITEM(steps, k);
-        if (!PyTuple_CheckExact(step) || PyTuple_GET_SIZE(step) != 9) {
-            PyErr_SetString(PyExc_TypeError, "and_steps: a step is a 9-tuple");
-            goto done;
-        }
-        PyObject *prop = PyTuple_GET_ITEM(step, 0);
-        PyObject *name = PyTuple_GET_ITEM(step, 1);
-        if (PyDict_GetItemWithError(changed, name) != NULL)
-            continue;
-        if (PyErr_Occurred())
-            goto done;
-        PyObject *owned = NULL, *v = NULL, *m = NULL;
+    for (Py_ssize_t k = 0; k < len && !per; k++) {
+        PyObject *step = PyList_GET_ITEM(steps, k), *m = NULL;
+        int partial = 0;
         long long iv = 0;
-        int partial = 0; /* m is the static part of a relative-date property's mask */
-        {
-            v = PyDict_GetItemWithError(record, name);
-            if (v == NULL) {
-                if (PyErr_Occurred())
-                    goto done;
-                v = Py_None;
+        if (step_mask(step, record, changed, seen, t, none_key, &m, &partial, &iv) < 0)
+            goto end;
+        if (terms) {
+            Py_ssize_t pid = step_pid(step, nprops);
+            if (pid < 0) {
+                Py_XDECREF(m);
+                goto end;
             }
-            long kind = PyLong_AsLong(PyTuple_GET_ITEM(step, 2));
-            if (kind == KIND_FAST) {
-                PyObject *key = PyUnicode_CheckExact(v) ? v : v == Py_None ? none_key : NULL;
-                if (key != NULL)
-                    m = lookup(PyTuple_GET_ITEM(step, 3), key);
-            } else if (kind == KIND_REGION) {
-                if (PyUnicode_CheckExact(v))
-                    m = lookup(PyTuple_GET_ITEM(step, 4), v);
-                else if (v == Py_None)
-                    m = lookup(PyTuple_GET_ITEM(step, 4), none_key);
-                else if (PyLong_CheckExact(v)) {
-                    m = lookup(PyTuple_GET_ITEM(step, 5), v);
-                    if (m == NULL && !PyErr_Occurred())
-                        m = region_mask(step, v);
-                }
-            } else if (kind == KIND_SPANS && PyLong_CheckExact(v) && plain_int(v, &iv)) {
-                /* the static part from the region caches, the relative dates below: this
-                 * mask is not the whole one, so it is not kept in ``seen`` */
-                m = lookup(PyTuple_GET_ITEM(step, 5), v);
-                if (m == NULL && !PyErr_Occurred())
-                    m = region_mask(step, v);
-                if (m != NULL)
-                    partial = 1;
-            }
-            if (m == NULL) {
-                /* not in the caches: computed earlier in this event, else by nf (and kept:
-                 * only these, as a cache hit costs no more than a lookup in ``seen``) */
-                if (PyErr_Occurred())
-                    goto done;
-                m = PyDict_GetItemWithError(seen, prop);
-                if (m == NULL) {
-                    if (PyErr_Occurred())
-                        goto done;
-                    owned = PyObject_CallMethodObjArgs(prop, str_nf, v, t, NULL);
-                    if (owned == NULL)
-                        goto done;
-                    m = owned;
-                    if (PyDict_SetItem(seen, prop, m) < 0) {
-                        Py_DECREF(owned);
-                        goto done;
-                    }
-                }
-            }
+            done[pid] = 1;
         }
-        if (check_mask(m, "mask") < 0) {
-            Py_XDECREF(owned);
-            goto done;
-        }
+        if (m == NULL)
+            continue; /* a changed property */
         Py_ssize_t nm = ndigits(m);
         const digit *d = digits_of(m);
         if (nm < n)
             n = nm; /* the mask's missing top digits are zero */
         for (Py_ssize_t i = 0; i < n; i++)
             s[i] &= d[i];
-        Py_XDECREF(owned);
+        Py_DECREF(m);
+        if (partial) { /* a relative-date property: clear the spans its value fails */
+            PyObject *spans = PyTuple_GET_ITEM(step, 8);
+            for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
+                PyObject *fail =
+                    span_fail(PyTuple_GET_ITEM(spans, f), (double)iv / 1000.0, tt);
+                Py_ssize_t nf = ndigits(fail);
+                const digit *fd = digits_of(fail);
+                for (Py_ssize_t i = 0; i < n && i < nf; i++)
+                    s[i] &= ~fd[i];
+            }
+        }
         n = trim(s, n);
-        if (partial && n > 0) /* iv: the value, a plain int (checked above) */
-            n = clear_span_false(s, n, PyTuple_GET_ITEM(step, 8), (double)iv / 1000.0, tt);
         if (n == 0)
             break;
         count++;
-        if (small >= 0 && (count == 1 || (count & 3) == 0) && at_most(s, n, small))
-            break;
+        if (small >= 0 && (count & 1) && at_most(s, n, small)) {
+            if (!terms)
+                break;
+            per = 1;
+        }
+    }
+finish:
+    if (per && n > 0) {
+        n = per_term(s, n, term_pids, by_id, done, record, changed, seen, t, tt, none_key);
+        if (n < 0)
+            goto end;
     }
     result = to_int(s, n);
-done:
-    if (s != stack_buf)
+end:
+    if (s != NULL && s != stack_buf)
         PyMem_Free(s);
+    if (done != NULL && done != done_buf)
+        PyMem_Free(done);
     return result;
 }
 
@@ -393,12 +590,6 @@ static PyObject *from_bits(PyObject *self, PyObject *positions) {
     PyObject *r = to_int(s, n);
     PyMem_Free(s);
     return r;
-}
-
-/* Is bit b of the non-negative int x set? */
-static inline int has_bit(PyObject *x, Py_ssize_t b) {
-    Py_ssize_t i = b / PyLong_SHIFT;
-    return i < ndigits(x) && (digits_of(x)[i] >> (b % PyLong_SHIFT)) & 1;
 }
 
 PyDoc_STRVAR(decide_keys_doc,
@@ -557,6 +748,11 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+#ifdef HAVE_POPCNT_BUILD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("popcnt"))
+        at_most = at_most_popcnt;
+#endif
     str_nf = PyUnicode_InternFromString("nf");
     if (str_nf == NULL)
         return NULL;

@@ -26,7 +26,7 @@ class _Prop:
 
 
 def _step(prop: _Prop, name: str, cache: dict[Any, int]) -> tuple[Any, ...]:
-    return (prop, name, 0, cache, {}, {}, None, None, ())
+    return (prop, name, 0, cache, {}, {}, None, None, (), 0)
 
 
 @pytest.mark.parametrize("width", [5, 30, 31, 64, 7_000, 40_000])
@@ -64,13 +64,58 @@ def test_and_steps_stops_early_once_few_terms_are_left() -> None:
     assert got == 0b11 and second.calls == []  # two left after the first: stopped
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_per_term_end_gives_the_same_terms_as_and_ing_every_mask(seed: int) -> None:
+    """Below ``small`` terms the loop tests each term on the properties it reads: the answer
+    must be what and-ing every step would give (a term's bit is only cleared in the masks of
+    properties it has conditions on, as in the index)."""
+    rng = random.Random(seed)
+    width, nprops = rng.choice([(12, 5), (90, 9), (700, 12)])
+    reads = [tuple(sorted(rng.sample(range(nprops), rng.randint(1, 4)))) for _ in range(width)]
+    universe = (1 << width) - 1
+    masks = []
+    for pid in range(nprops):
+        fails = sum(1 << b for b in range(width) if pid in reads[b] and rng.random() < 0.3)
+        masks.append(universe ^ fails)
+    props = [_Prop({"v": m}) for m in masks]
+    # half the properties cached, half computed by nf; one of them changed (skipped)
+    steps = [
+        (p, f"p{i}", 0, {"v": masks[i]} if i % 2 else {}, {}, {}, None, None, (), i)
+        for i, p in enumerate(props)
+    ]
+    record = {f"p{i}": "v" for i in range(nprops)}
+    changed = {"p1": "v"}
+    x = rng.getrandbits(width)
+    want = x
+    for i, m in enumerate(masks):
+        if i != 1:
+            want &= m
+    for small in (-1, 0, 3, 8, width):
+        seen: dict[Any, int] = {}
+        got = native.and_steps(x, steps, record, changed, seen, 0.0, small, (), reads, steps)
+        assert got == want, small
+    # no step at all: every term is tested on its own properties
+    got = native.and_steps(x, [], record, changed, {}, 0.0, width, (), reads, steps)
+    assert got == want
+
+
+def test_per_term_refuses_bits_without_terms_and_bad_ids() -> None:
+    step = (_Prop({"v": 1}), "a", 0, {"v": 1}, {}, {}, None, None, (), 0)
+    with pytest.raises(IndexError):
+        native.and_steps(1 << 5, [], {"a": "v"}, {}, {}, 0.0, 8, (), [(0,)], [step])
+    with pytest.raises(IndexError):
+        native.and_steps(1, [], {"a": "v"}, {}, {}, 0.0, 8, (), [(3,)], [step])
+    with pytest.raises(TypeError, match="lists"):
+        native.and_steps(1, [], {"a": "v"}, {}, {}, 0.0, 8, (), ((0,),), [step])
+
+
 def test_and_steps_refuses_negative_masks_and_bad_steps() -> None:
     neg = _Prop({"v": -1})
     with pytest.raises(TypeError, match="non-negative"):
         native.and_steps(3, [_step(neg, "n", {})], {"n": "v"}, {}, {}, 0.0, -1, ())
     with pytest.raises(TypeError, match="non-negative"):
         native.and_steps(-3, [], {}, {}, {}, 0.0, -1, ())
-    with pytest.raises(TypeError, match="9-tuple"):
+    with pytest.raises(TypeError, match="10-tuple"):
         native.and_steps(3, [("short",)], {}, {}, {}, 0.0, -1, ())
 
 
