@@ -18,6 +18,7 @@ from typing import Any
 
 from crmflow.criteria.evaluate import Matcher
 from crmflow.criteria.index import TransitionIndex
+from crmflow.criteria.values import as_text, is_unknown
 from crmflow.model.records import ChangeEvent, ChangeEventType
 from crmflow.model.triggers import EventType
 from enrollment.compiled import (
@@ -58,14 +59,17 @@ class _Scope:
     # goal and unenrollment criteria: only asked when the record is enrolled somewhere
     leaving: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
     falling: TransitionIndex[TriggerRef] = field(default_factory=TransitionIndex)
+    # event triggers other than "property changed", by (kind, discriminator) (event_keys)
     events: dict[tuple[str, str], set[TriggerRef]] = field(default_factory=dict)
+    # "property changed" triggers: property -> (those for any value, those by target value
+    # as_text): a change looks its property and new value up, no key is built per event
+    prop_events: dict[str, tuple[set[TriggerRef], dict[str, set[TriggerRef]]]] = field(
+        default_factory=dict
+    )
     # event trigger key -> (its workflow, its compiled trigger, its match)
     event_refs: dict[TriggerRef, tuple[CompiledWorkflow, CompiledEventTrigger, Match]] = field(
         default_factory=dict
     )
-    # property -> how many property-changed triggers are filed under it: a change of any
-    # other property builds no event keys (``event_keys(ev, properties)``)
-    event_props: dict[str, int] = field(default_factory=dict)
     suppression: dict[str, set[str]] = field(default_factory=dict)
     workflows: set[str] = field(default_factory=set)
     # workflow -> (leaving criteria as (matcher, match), "stay" matcher and its match, the
@@ -136,11 +140,16 @@ class TriggerIndex:
         for (role, i), et in cw.events.items():
             tref = TriggerRef(wf, role, i)
             scope.event_refs[tref] = (cw, et, Match(cw, role, i, f"event:{et.trigger.event_type}"))
-            for k in event_trigger_keys(et.trigger):
+            t = et.trigger
+            if t.event_type == EventType.PROPERTY_CHANGED:
+                any_value, by_value = scope.prop_events.setdefault(t.property, (set(), {}))
+                for v in et.to_set:  # filed by target value: another value never looks at it
+                    by_value.setdefault(v, set()).add(tref)
+                if not et.to_set:
+                    any_value.add(tref)
+                continue
+            for k in event_trigger_keys(t):
                 scope.events.setdefault(k, set()).add(tref)
-            if et.trigger.event_type == EventType.PROPERTY_CHANGED:
-                p = et.trigger.property
-                scope.event_props[p] = scope.event_props.get(p, 0) + 1
         for list_id in cw.definition.enrollment.suppression_list_ids:
             scope.suppression.setdefault(list_id, set()).add(wf)
         for read in cw.fact_workflows:
@@ -173,11 +182,17 @@ class TriggerIndex:
                 refs.discard(r)
         for r in [r for r in scope.event_refs if r.workflow_id == workflow_id]:
             _cw, et, _hit = scope.event_refs.pop(r)
-            if et.trigger.event_type == EventType.PROPERTY_CHANGED:
-                p = et.trigger.property
-                scope.event_props[p] -= 1
-                if not scope.event_props[p]:
-                    del scope.event_props[p]
+            if et.trigger.event_type != EventType.PROPERTY_CHANGED:
+                continue
+            prop = et.trigger.property
+            any_value, by_value = scope.prop_events[prop]
+            any_value.discard(r)
+            for v in et.to_set:
+                by_value[v].discard(r)
+                if not by_value[v]:
+                    del by_value[v]
+            if not any_value and not by_value:
+                del scope.prop_events[prop]
         for wfs in scope.suppression.values():
             wfs.discard(workflow_id)
         _drop_reader(scope.fact_readers, workflow_id)
@@ -260,6 +275,32 @@ class TriggerIndex:
             if stay is not None and not created and stay(old, now, EMPTY):
                 if not stay(new, now, EMPTY):
                     out.append(stay_match)
+
+    @staticmethod
+    def _fire(
+        scope: _Scope,
+        fired: list[set[TriggerRef]],
+        ev: ChangeEvent,
+        new: Mapping[str, Any],
+        now: datetime,
+        enrolled_in: Collection[str] | None,
+        out: list[Match],
+    ) -> None:
+        """The event triggers of ``fired`` that ``ev`` matches (each once; unenrollment
+        triggers only of the workflows the record is enrolled in)."""
+        seen: set[TriggerRef] = set()
+        event_refs = scope.event_refs
+        for refs in fired:
+            for ref in refs:
+                if ref in seen:
+                    continue
+                seen.add(ref)
+                if ref.role == "unenroll" and enrolled_in is not None:
+                    if ref.workflow_id not in enrolled_in:
+                        continue
+                _cw, trig, hit = event_refs[ref]
+                if trig.matches(ev, new, now):
+                    out.append(hit)
 
     def match(
         self,
@@ -349,16 +390,26 @@ class TriggerIndex:
                             and not cw.stay_matcher(new, now, EMPTY)
                         ):
                             out.append(Match(cw, "stay", kind=_NOT_MET))
-        seen: set[TriggerRef] = set()
-        event_refs = scope.event_refs
-        for k in event_keys(ev, scope.event_props):
-            for ref in scope.events.get(k, ()):
-                if ref in seen or (ref.role == "unenroll" and not enrolled(ref.workflow_id)):
-                    continue
-                seen.add(ref)
-                _cw, trig, hit = event_refs[ref]
-                if trig.matches(ev, new, now):
-                    out.append(hit)
+        fired: list[set[TriggerRef]] = []  # the event triggers filed where ``ev`` looks
+        prop_events = scope.prop_events
+        if prop_events:
+            for p, _o, n in own:
+                pe = prop_events.get(p)
+                if pe is not None:
+                    any_value, by_value = pe
+                    if any_value:
+                        fired.append(any_value)
+                    if by_value and not is_unknown(n):
+                        filed = by_value.get(as_text(n))
+                        if filed:
+                            fired.append(filed)
+        if scope.events:
+            for k in event_keys(ev, ()):
+                filed = scope.events.get(k)
+                if filed:
+                    fired.append(filed)
+        if fired:
+            self._fire(scope, fired, ev, new, now, enrolled_in, out)
         if et == ChangeEventType.LIST_MEMBERSHIP_ADDED and ev.list_id in scope.suppression:
             for wf in scope.suppression[ev.list_id]:
                 if enrolled(wf):

@@ -125,17 +125,18 @@ def test_enroll_matches_equal_a_scan_of_every_workflow(seed: int) -> None:
     assert found > 0
 
 
-def _changed_trigger_revision(wf: str, prop: str, revision: int = 1) -> PublishedRevision:
+def _changed_trigger_revision(
+    wf: str, prop: str, revision: int = 1, to: list[str] | None = None
+) -> PublishedRevision:
+    event: dict[str, Any] = {"event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": prop}
+    if to:
+        event["to_values"] = to
     d = WorkflowDefinition.model_validate(
         {
             "workflow_id": wf,
             "tenant_id": "t",
             "object_type": "contact",
-            "enrollment": {
-                "triggers": [
-                    {"event": {"event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": prop}}
-                ]
-            },
+            "enrollment": {"triggers": [{"event": event}]},
         }
     )
     return PublishedRevision(
@@ -144,8 +145,9 @@ def _changed_trigger_revision(wf: str, prop: str, revision: int = 1) -> Publishe
 
 
 def test_property_changed_triggers_fire_across_republish_and_removal() -> None:
-    """Changes of properties no trigger is filed under build no event keys: the count per
-    property must follow every publish, re-publish and removal, or a trigger goes quiet."""
+    """Property-changed triggers are filed by property (and target value): the filing must
+    follow every publish, re-publish and removal, or a trigger goes quiet (or fires after
+    its workflow is gone)."""
     idx = TriggerIndex()
 
     def fired(n: int, prop: str = "stage") -> set[str]:
@@ -164,4 +166,11 @@ def test_property_changed_triggers_fire_across_republish_and_removal() -> None:
     assert fired(5, "owner") == {"b"}
     idx.remove("t", "b")
     assert fired(6, "owner") == set()
-    assert not idx._scopes[("t", "contact")].event_props  # nothing left behind
+    # by target value: only a change to one of them (compared as text) fires
+    idx.put(compile_revision(_changed_trigger_revision("c", "stage", to=["Customer", "mql"])))
+    assert fired(7) == {"c"}
+    ev = update(8, [("stage", "customer", "lead")])
+    assert not idx.match(ev, {"stage": "lead"}, NOW)
+    idx.remove("t", "c")
+    assert fired(9) == set()
+    assert not idx._scopes[("t", "contact")].prop_events  # nothing left behind
