@@ -131,11 +131,21 @@ class TriggerIndex:
         if cw.goal is not None and cw.definition.enrollment.goal is not None:
             rules += ((cw.goal, Match(cw, "goal", -1, "goal")),)
         if rules or cw.stay_matcher is not None:
+            # "criteria no longer met" is the enrollment criteria, whose terms the rising
+            # index holds: it tests them on a record unless one has a loose part
+            stay_mask: int | None = None
+            if cw.stay_matcher is not None:
+                keys = [
+                    scope.rising_keys[TriggerRef(wf, r, i)] for r, i in cw.criteria if r == "enroll"
+                ]
+                mask, exact = scope.rising.key_mask(keys)
+                stay_mask = mask if exact else None
             scope.leaving_rules[wf] = (
                 rules,
                 cw.stay_matcher,
                 Match(cw, "stay", kind=_NOT_MET),
                 _leaving_reads(cw),
+                stay_mask,
             )
         for (role, i), et in cw.events.items():
             tref = TriggerRef(wf, role, i)
@@ -258,7 +268,7 @@ class TriggerIndex:
             r = rules.get(wf)
             if r is None:
                 continue
-            leaving, stay, stay_match, reads = r
+            leaving, stay, stay_match, reads, stay_mask = r
             if not created and reads is not None:
                 # Old and new differ only in the changed properties and are read at the same
                 # ``now``: a rule that reads none of them has the same answer on both.
@@ -272,9 +282,14 @@ class TriggerIndex:
             for m, hit in leaving:
                 if m(new, now, EMPTY) and (created or not m(old, now, EMPTY)):
                     out.append(hit)
-            if stay is not None and not created and stay(old, now, EMPTY):
-                if not stay(new, now, EMPTY):
+            if stay is None or created:
+                continue
+            if stay_mask is not None:
+                rising = scope.rising
+                if rising.holding(stay_mask, old, now) and not rising.holding(stay_mask, new, now):
                     out.append(stay_match)
+            elif stay(old, now, EMPTY) and not stay(new, now, EMPTY):
+                out.append(stay_match)
 
     @staticmethod
     def _fire(
@@ -457,8 +472,10 @@ def _leaving_reads(cw: CompiledWorkflow) -> frozenset[str] | None:
     return frozenset(reads)
 
 
+# (leaving criteria as (matcher, match), "stay" matcher, its match, the properties they all
+# read or None, the stay criteria's terms in the rising index or None: use the matcher)
 _LeavingRules = tuple[
-    tuple[tuple[Matcher, Match], ...], Matcher | None, Match, frozenset[str] | None
+    tuple[tuple[Matcher, Match], ...], Matcher | None, Match, frozenset[str] | None, int | None
 ]
 
 

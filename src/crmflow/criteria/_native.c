@@ -215,31 +215,11 @@ static int span_fails_bit(PyObject *spans, double x, double t, Py_ssize_t b) {
 
 #define STEP_SIZE 10
 
-/* The mask of one step's property value in `record` (a new reference in *out), found as
- * and_steps' doc says; *out stays NULL when the property is in `changed` (skipped). For a
- * relative-date property the mask is its static part (*partial set, the value in *iv): the
- * caller still clears the spans the value fails. Returns -1 with an error set on failure. */
-static int step_mask(PyObject *step, PyObject *record, PyObject *changed, PyObject *seen,
-                     PyObject *t, PyObject *none_key, PyObject **out, int *partial,
-                     long long *iv) {
-    *out = NULL;
-    *partial = 0;
-    if (!PyTuple_CheckExact(step) || PyTuple_GET_SIZE(step) != STEP_SIZE) {
-        PyErr_SetString(PyExc_TypeError, "and_steps: a step is a 10-tuple");
-        return -1;
-    }
-    PyObject *prop = PyTuple_GET_ITEM(step, 0);
-    PyObject *name = PyTuple_GET_ITEM(step, 1);
-    if (PyDict_GetItemWithError(changed, name) != NULL)
-        return 0;
-    if (PyErr_Occurred())
-        return -1;
-    PyObject *v = PyDict_GetItemWithError(record, name), *m = NULL;
-    if (v == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-        v = Py_None;
-    }
+/* The cached mask of the value v of a step's property, borrowed, or NULL (no error set) when
+ * the caches do not have it; *partial / *iv as for step_mask. */
+static PyObject *cached_mask(PyObject *step, PyObject *v, PyObject *none_key, int *partial,
+                             long long *iv) {
+    PyObject *m = NULL;
     long kind = PyLong_AsLong(PyTuple_GET_ITEM(step, 2));
     if (kind == KIND_FAST) {
         PyObject *key = PyUnicode_CheckExact(v) ? v : v == Py_None ? none_key : NULL;
@@ -256,14 +236,48 @@ static int step_mask(PyObject *step, PyObject *record, PyObject *changed, PyObje
                 m = region_mask(step, v);
         }
     } else if (kind == KIND_SPANS && PyLong_CheckExact(v) && plain_int(v, iv)) {
-        /* the static part from the region caches, the relative dates by the caller: this
-         * mask is not the whole one, so it is not kept in ``seen`` */
+        /* the static part from the region caches, the relative dates by the caller */
         m = lookup(PyTuple_GET_ITEM(step, 5), v);
         if (m == NULL && !PyErr_Occurred())
             m = region_mask(step, v);
         if (m != NULL)
             *partial = 1;
     }
+    return m;
+}
+
+static int check_step(PyObject *step) {
+    if (!PyTuple_CheckExact(step) || PyTuple_GET_SIZE(step) != STEP_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "and_steps: a step is a 10-tuple");
+        return -1;
+    }
+    return 0;
+}
+
+/* The mask of one step's property value in `record` (a new reference in *out), found as
+ * and_steps' doc says; *out stays NULL when the property is in `changed` (skipped). For a
+ * relative-date property the mask is its static part (*partial set, the value in *iv): the
+ * caller still clears the spans the value fails. Returns -1 with an error set on failure. */
+static int step_mask(PyObject *step, PyObject *record, PyObject *changed, PyObject *seen,
+                     PyObject *t, PyObject *none_key, PyObject **out, int *partial,
+                     long long *iv) {
+    *out = NULL;
+    *partial = 0;
+    if (check_step(step) < 0)
+        return -1;
+    PyObject *prop = PyTuple_GET_ITEM(step, 0);
+    PyObject *name = PyTuple_GET_ITEM(step, 1);
+    if (PyDict_GetItemWithError(changed, name) != NULL)
+        return 0;
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *v = PyDict_GetItemWithError(record, name);
+    if (v == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        v = Py_None;
+    }
+    PyObject *m = cached_mask(step, v, none_key, partial, iv);
     if (m != NULL) {
         Py_INCREF(m);
     } else {
@@ -292,6 +306,48 @@ static int step_mask(PyObject *step, PyObject *record, PyObject *changed, PyObje
     }
     *out = m;
     return 0;
+}
+
+/* s[0:n] &= the whole mask of value v of a step's property at t (the caches, else
+ * prop.nf(v, t)); returns the new (trimmed) length, or -1 with an error set. */
+static Py_ssize_t and_value(digit *s, Py_ssize_t n, PyObject *step, PyObject *v, PyObject *t,
+                            double tt, PyObject *none_key) {
+    if (check_step(step) < 0)
+        return -1;
+    int partial = 0;
+    long long iv = 0;
+    PyObject *m = cached_mask(step, v, none_key, &partial, &iv);
+    if (m != NULL) {
+        Py_INCREF(m);
+    } else {
+        if (PyErr_Occurred())
+            return -1;
+        m = PyObject_CallMethodObjArgs(PyTuple_GET_ITEM(step, 0), str_nf, v, t, NULL);
+        if (m == NULL)
+            return -1;
+    }
+    if (check_mask(m, "mask") < 0) {
+        Py_DECREF(m);
+        return -1;
+    }
+    Py_ssize_t nm = ndigits(m);
+    const digit *d = digits_of(m);
+    if (nm < n)
+        n = nm;
+    for (Py_ssize_t i = 0; i < n; i++)
+        s[i] &= d[i];
+    Py_DECREF(m);
+    if (partial) {
+        PyObject *spans = PyTuple_GET_ITEM(step, 8);
+        for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
+            PyObject *fail = span_fail(PyTuple_GET_ITEM(spans, f), (double)iv / 1000.0, tt);
+            Py_ssize_t nf = ndigits(fail);
+            const digit *fd = digits_of(fail);
+            for (Py_ssize_t i = 0; i < n && i < nf; i++)
+                s[i] &= ~fd[i];
+        }
+    }
+    return trim(s, n);
 }
 
 static inline Py_ssize_t step_pid(PyObject *step, Py_ssize_t nprops) {
@@ -527,6 +583,81 @@ end:
     return result;
 }
 
+PyDoc_STRVAR(flip_doc,
+"flip(x, touched, loose, all, moved, t, none_key) -> (x', nfo)\n\n"
+"TransitionIndex.rising on the changed properties: ``moved`` lists (step, old value, new\n"
+"value); nfo / nfn are ``all`` and-ed with each one's mask of its old / new value (the caches,\n"
+"else prop.nf), and x' = ((x & touched & ~nfo) | (x & loose)) & nfn: the candidates that\n"
+"failed a condition on an old value (or read a changed property loosely) and pass every new\n"
+"one. Returns x' and nfo (the old values' masks, which _decide reads).");
+
+static PyObject *flip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "flip takes 7 arguments");
+        return NULL;
+    }
+    PyObject *x = args[0], *touched = args[1], *loose = args[2], *all = args[3];
+    PyObject *moved = args[4], *t = args[5], *none_key = args[6];
+    if (check_mask(x, "x") < 0 || check_mask(touched, "touched") < 0 ||
+        check_mask(loose, "loose") < 0 || check_mask(all, "all") < 0)
+        return NULL;
+    if (!PyList_CheckExact(moved)) {
+        PyErr_SetString(PyExc_TypeError, "flip: moved must be a list");
+        return NULL;
+    }
+    double tt = PyFloat_AsDouble(t);
+    if (tt == -1.0 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t na = ndigits(all);
+    digit stack_buf[512];
+    digit *o = na <= 256 ? stack_buf : PyMem_Malloc(2 * (size_t)na * sizeof(digit));
+    if (o == NULL)
+        return PyErr_NoMemory();
+    digit *nw = o + na;
+    PyObject *result = NULL, *xo = NULL, *nfo = NULL;
+    memcpy(o, digits_of(all), (size_t)na * sizeof(digit));
+    memcpy(nw, digits_of(all), (size_t)na * sizeof(digit));
+    Py_ssize_t no = na, nn = na;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(moved); k++) {
+        PyObject *mv = PyList_GET_ITEM(moved, k);
+        if (!PyTuple_CheckExact(mv) || PyTuple_GET_SIZE(mv) != 3) {
+            PyErr_SetString(PyExc_TypeError, "flip: moved holds (step, old, new) tuples");
+            goto end;
+        }
+        PyObject *step = PyTuple_GET_ITEM(mv, 0);
+        no = and_value(o, no, step, PyTuple_GET_ITEM(mv, 1), t, tt, none_key);
+        if (no < 0)
+            goto end;
+        nn = and_value(nw, nn, step, PyTuple_GET_ITEM(mv, 2), t, tt, none_key);
+        if (nn < 0)
+            goto end;
+    }
+    {
+        /* x' into nw: ((x & touched & ~nfo) | (x & loose)) & nfn */
+        Py_ssize_t nx = ndigits(x), nt = ndigits(touched), nl = ndigits(loose);
+        const digit *dx = digits_of(x), *dt = digits_of(touched), *dl = digits_of(loose);
+        for (Py_ssize_t i = 0; i < nn; i++) {
+            digit xi = i < nx ? dx[i] : 0;
+            digit ti = i < nt ? dt[i] : 0;
+            digit li = i < nl ? dl[i] : 0;
+            digit oi = i < no ? o[i] : 0;
+            nw[i] &= (xi & ti & ~oi) | (xi & li);
+        }
+        nn = trim(nw, nn);
+    }
+    xo = to_int(nw, nn);
+    nfo = xo == NULL ? NULL : to_int(o, no);
+    if (nfo != NULL)
+        result = PyTuple_Pack(2, xo, nfo);
+end:
+    Py_XDECREF(xo);
+    Py_XDECREF(nfo);
+    if (o != stack_buf)
+        PyMem_Free(o);
+    return result;
+}
+
 PyDoc_STRVAR(bits_doc, "bits(x) -> list[int]: the positions of the set bits of x, ascending.");
 
 static PyObject *bits(PyObject *self, PyObject *x) {
@@ -737,6 +868,7 @@ static PyMethodDef methods[] = {
     {"decide_finish", (PyCFunction)(void (*)(void))decide_finish, METH_FASTCALL,
      decide_finish_doc},
     {"and_steps", (PyCFunction)(void (*)(void))and_steps, METH_FASTCALL, and_steps_doc},
+    {"flip", (PyCFunction)(void (*)(void))flip, METH_FASTCALL, flip_doc},
     {"bits", bits, METH_O, bits_doc},
     {"from_bits", from_bits, METH_O, from_bits_doc},
     {NULL, NULL, 0, NULL},

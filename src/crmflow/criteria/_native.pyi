@@ -13,6 +13,15 @@ def and_steps(
     term_pids: list[tuple[int, ...]] | None = ...,
     by_id: list[tuple[Any, ...]] | None = ...,
 ) -> int: ...
+def flip(
+    x: int,
+    touched: int,
+    loose: int,
+    all: int,
+    moved: list[tuple[tuple[Any, ...], Any, Any]],
+    t: float,
+    none_key: object,
+) -> tuple[int, int]: ...
 def bits(x: int) -> list[int]: ...
 def from_bits(positions: list[int]) -> int: ...
 def decide_keys(

@@ -185,6 +185,7 @@ REGION_CACHE_CAP = 8192
 _NONE_KEY: Hashable = ("none",)
 # ``_Prop.step`` kinds (_native.c): how the C loop looks a value's mask up before calling nf
 _K_FAST, _K_REGION, _K_SPANS, _K_CALL = 0, 1, 2, 3
+_NO_STEPS: list[tuple[Any, ...]] = []
 _SPAN_CODES = {"within_last_days": 0, "within_next_days": 1, "more_than_days_ago": 2}
 
 
@@ -828,6 +829,35 @@ class TransitionIndex(Generic[K]):
                 break
         return x
 
+    def key_mask(self, keys: Iterable[K]) -> tuple[int, bool]:
+        """The terms of ``keys`` as a mask, and whether none of them has a loose part (then
+        ``holding`` decides whether those keys' criteria match a record). Valid until one of
+        the keys is removed or added again."""
+        bits = [b for k in keys for b in self._key_bits[k]]
+        return _from_bits(bits), all(self._term_exact[b] for b in bits)
+
+    def holding(self, mask: int, record: Mapping[str, Any], now: datetime) -> int:
+        """The terms of ``mask`` (``key_mask``) whose conditions ``record`` meets, each tested
+        on the properties it reads (loose parts not checked)."""
+        if self._dirty or self._order_dirty:
+            self._refresh()
+        native = NATIVE
+        if native is not None and type(record) is dict:
+            x: int = native.and_steps(
+                mask,
+                _NO_STEPS,
+                record,
+                {},
+                {},
+                now.timestamp(),
+                len(self._term_key),  # every term at once: straight to the per-term test
+                _NONE_KEY,
+                self._term_pids,
+                self._pid_steps,
+            )
+            return x
+        return self.true_terms(record, now) & mask
+
     def rising(
         self,
         changes: Iterable[tuple[str, Any, Any]],
@@ -892,15 +922,20 @@ class TransitionIndex(Generic[K]):
                     return out
         # flipped on the changed properties: a condition failed on an old value, none fails
         # on a new one (loose terms: a loosely read property changed, or the same)
-        nfo = nfn = self._all
-        for pi, o, n in moved:
-            nfo &= pi.nf(o, t)
-            nfn &= pi.nf(n, t)
-        xt = x & touched
-        x = ((xt ^ (xt & nfo)) | (x & loose)) & nfn
+        native = NATIVE
+        if native is not None:  # the same in C, from the steps' caches
+            x, nfo = native.flip(
+                x, touched, loose, self._all, [(pi.step, o, n) for pi, o, n in moved], t, _NONE_KEY
+            )
+        else:
+            nfo = nfn = self._all
+            for pi, o, n in moved:
+                nfo &= pi.nf(o, t)
+                nfn &= pi.nf(n, t)
+            xt = x & touched
+            x = ((xt ^ (xt & nfo)) | (x & loose)) & nfn
         if not x:
             return out
-        native = NATIVE
         if native is not None and type(new) is dict:
             # The C loop: a property costs a dict lookup or two there, so it takes every
             # unchanged property (the cached ones first) with no early stop, and no

@@ -256,6 +256,17 @@ def test_rising_and_falling_match_brute_force(
             new[p] = n
         for rec in (old, new):
             assert idx.true_terms(rec, NOW) == brute_true_terms(idx, groups, rec)
+        # a few keys' terms tested on their own (the per-term path), every third step: exact
+        # keys match iff one of their terms holds
+        some = rng.sample(sorted(groups), 5) if step % 3 == 0 else []
+        mask, all_exact = idx.key_mask(some)
+        assert all_exact == all(not loose(groups[k]) for k in some)
+        for rec in (old, new) if some else ():
+            assert idx.holding(mask, rec, NOW) == brute_true_terms(idx, groups, rec) & mask
+            for k in some:
+                if not loose(groups[k]):
+                    kmask, _ = idx.key_mask([k])
+                    assert bool(idx.holding(kmask, rec, NOW)) == matchers[k](rec, NOW, {})
         want_up = {i for i, m in matchers.items() if m(new, NOW, {}) and not m(old, NOW, {})}
         want_down = {i for i, m in matchers.items() if m(old, NOW, {}) and not m(new, NOW, {})}
         sure: set[int] = set()

@@ -165,3 +165,27 @@ def test_decide_refuses_bits_without_terms() -> None:
         native.decide_keys(1, ["a"], {})
     with pytest.raises(IndexError):
         native.decide_finish(["a"], 1, 0, {"a": (9,)}, [True], set(), None, set())
+
+
+def test_flip_keeps_the_terms_that_fail_an_old_value_and_pass_every_new_one() -> None:
+    """flip works out TransitionIndex.rising's changed-property step: candidates ``x`` that
+    read a changed property (``touched``) failed one of its old values and pass every new
+    one; those reading one loosely need only pass the new ones. ``nfo``: the old values'
+    masks together."""
+    rng = random.Random(5)
+    width = 200
+    full = (1 << width) - 1
+    a_masks = {"o": rng.getrandbits(width), "n": rng.getrandbits(width)}
+    b_masks = {"o": rng.getrandbits(width), "n": rng.getrandbits(width)}
+    a, b = _Prop(a_masks), _Prop(b_masks)
+    # a's masks come from its cache, b's from nf (a miss)
+    moved = [(_step(a, "a", dict(a_masks)), "o", "n"), (_step(b, "b", {}), "o", "n")]
+    x, touched, loose = rng.getrandbits(width), rng.getrandbits(width), rng.getrandbits(width)
+    got, nfo = native.flip(x, touched, loose, full, moved, 0.0, ())
+    want_nfo = full & a_masks["o"] & b_masks["o"]
+    nfn = full & a_masks["n"] & b_masks["n"]
+    assert nfo == want_nfo
+    assert got == ((x & touched & ~want_nfo) | (x & loose)) & nfn
+    assert b.calls == ["o", "n"] and a.calls == []
+    with pytest.raises(TypeError):
+        native.flip(x, touched, loose, full, [(moved[0][0], "o")], 0.0, ())
