@@ -36,7 +36,8 @@ static inline digit *digits_of(PyObject *o) { return ((PyLongObject *)o)->ob_dig
 static inline int negative(PyObject *o) { return Py_SIZE(o) < 0; }
 #endif
 
-static PyObject *str_nf; /* "nf" */
+static PyObject *str_nf;   /* "nf" */
+static PyObject *str_list; /* "list" (_vkey's tag of list values) */
 
 /* A mask argument: an exact, non-negative int (the index keeps them so). */
 static int check_mask(PyObject *m, const char *what) {
@@ -103,7 +104,7 @@ static PyObject *lookup(PyObject *d, PyObject *key) {
     return PyDict_GetItemWithError(d, key);
 }
 
-enum { KIND_FAST = 0, KIND_REGION = 1, KIND_SPANS = 2, KIND_CALL = 3 };
+enum { KIND_FAST = 0, KIND_REGION = 1, KIND_SPANS = 2, KIND_CALL = 3, KIND_SET = 4 };
 enum { SPAN_WITHIN_LAST = 0, SPAN_WITHIN_NEXT = 1, SPAN_MORE_THAN_AGO = 2 };
 
 /* index._region_among: where x falls among the sorted floats cs (2i between thresholds i-1
@@ -176,6 +177,8 @@ static PyObject *region_mask(PyObject *step, PyObject *v) {
 static PyObject *span_fail(PyObject *fam, double x, double t) {
     long op = PyLong_AsLong(PyTuple_GET_ITEM(fam, 0));
     PyObject *cs = PyTuple_GET_ITEM(fam, 1), *cum = PyTuple_GET_ITEM(fam, 2);
+    if (x != x) /* no value (NaN): every condition of the family fails */
+        return PyTuple_GET_ITEM(fam, 3);
     if (op == SPAN_WITHIN_LAST && x > t)
         return PyTuple_GET_ITEM(fam, 3);
     if (op == SPAN_WITHIN_NEXT && x < t)
@@ -215,16 +218,64 @@ static int span_fails_bit(PyObject *spans, double x, double t, Py_ssize_t b) {
 
 #define STEP_SIZE 10
 
+/* _vkey(v) for a list: ("list", ((type, item), ...)), a new reference, or NULL (no error
+ * set) when an item cannot be hashed. */
+static PyObject *list_key(PyObject *v) {
+    Py_ssize_t k = PyList_GET_SIZE(v);
+    PyObject *items = PyTuple_New(k);
+    if (items == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *x = PyList_GET_ITEM(v, i);
+        PyObject *pair = PyTuple_Pack(2, (PyObject *)Py_TYPE(x), x);
+        if (pair == NULL) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(items, i, pair);
+    }
+    PyObject *key = PyTuple_Pack(2, str_list, items);
+    Py_DECREF(items);
+    if (key != NULL && PyObject_Hash(key) == -1) {
+        PyErr_Clear(); /* unhashable: nf works it out (uncached) */
+        Py_DECREF(key);
+        return NULL;
+    }
+    return key;
+}
+
+/* index._set_key for a list: the frozenset of its items when all are str, else _vkey (a new
+ * reference, or NULL with no error set). */
+static PyObject *set_key(PyObject *v) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v); i++)
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(v, i)))
+            return list_key(v);
+    PyObject *key = PyFrozenSet_New(v);
+    if (key == NULL)
+        PyErr_Clear();
+    return key;
+}
+
 /* The cached mask of the value v of a step's property, borrowed, or NULL (no error set) when
- * the caches do not have it; *partial / *iv as for step_mask. */
+ * the caches do not have it. For a relative-date property it is the static part (*partial
+ * set): the caller clears the spans the value fails, *xs its POSIX seconds (NaN: none). */
 static PyObject *cached_mask(PyObject *step, PyObject *v, PyObject *none_key, int *partial,
-                             long long *iv) {
+                             double *xs) {
     PyObject *m = NULL;
+    long long iv;
     long kind = PyLong_AsLong(PyTuple_GET_ITEM(step, 2));
-    if (kind == KIND_FAST) {
-        PyObject *key = PyUnicode_CheckExact(v) ? v : v == Py_None ? none_key : NULL;
-        if (key != NULL)
-            m = lookup(PyTuple_GET_ITEM(step, 3), key);
+    if (kind == KIND_FAST || kind == KIND_SET) {
+        if (PyUnicode_CheckExact(v))
+            m = lookup(PyTuple_GET_ITEM(step, 3), v);
+        else if (v == Py_None)
+            m = lookup(PyTuple_GET_ITEM(step, 3), none_key);
+        else if (PyList_CheckExact(v)) { /* multi-select values (tags) */
+            PyObject *key = kind == KIND_SET ? set_key(v) : list_key(v);
+            if (key != NULL) {
+                m = lookup(PyTuple_GET_ITEM(step, 3), key);
+                Py_DECREF(key);
+            }
+        }
     } else if (kind == KIND_REGION) {
         if (PyUnicode_CheckExact(v))
             m = lookup(PyTuple_GET_ITEM(step, 4), v);
@@ -235,11 +286,17 @@ static PyObject *cached_mask(PyObject *step, PyObject *v, PyObject *none_key, in
             if (m == NULL && !PyErr_Occurred())
                 m = region_mask(step, v);
         }
-    } else if (kind == KIND_SPANS && PyLong_CheckExact(v) && plain_int(v, iv)) {
+    } else if (kind == KIND_SPANS) {
         /* the static part from the region caches, the relative dates by the caller */
-        m = lookup(PyTuple_GET_ITEM(step, 5), v);
-        if (m == NULL && !PyErr_Occurred())
-            m = region_mask(step, v);
+        if (v == Py_None) {
+            m = lookup(PyTuple_GET_ITEM(step, 4), none_key);
+            *xs = Py_NAN;
+        } else if (PyLong_CheckExact(v) && plain_int(v, &iv)) {
+            m = lookup(PyTuple_GET_ITEM(step, 5), v);
+            if (m == NULL && !PyErr_Occurred())
+                m = region_mask(step, v);
+            *xs = (double)iv / 1000.0;
+        }
         if (m != NULL)
             *partial = 1;
     }
@@ -260,7 +317,7 @@ static int check_step(PyObject *step) {
  * caller still clears the spans the value fails. Returns -1 with an error set on failure. */
 static int step_mask(PyObject *step, PyObject *record, PyObject *changed, PyObject *seen,
                      PyObject *t, PyObject *none_key, PyObject **out, int *partial,
-                     long long *iv) {
+                     double *xs) {
     *out = NULL;
     *partial = 0;
     if (check_step(step) < 0)
@@ -277,7 +334,7 @@ static int step_mask(PyObject *step, PyObject *record, PyObject *changed, PyObje
             return -1;
         v = Py_None;
     }
-    PyObject *m = cached_mask(step, v, none_key, partial, iv);
+    PyObject *m = cached_mask(step, v, none_key, partial, xs);
     if (m != NULL) {
         Py_INCREF(m);
     } else {
@@ -315,8 +372,8 @@ static Py_ssize_t and_value(digit *s, Py_ssize_t n, PyObject *step, PyObject *v,
     if (check_step(step) < 0)
         return -1;
     int partial = 0;
-    long long iv = 0;
-    PyObject *m = cached_mask(step, v, none_key, &partial, &iv);
+    double xs = 0.0;
+    PyObject *m = cached_mask(step, v, none_key, &partial, &xs);
     if (m != NULL) {
         Py_INCREF(m);
     } else {
@@ -340,7 +397,7 @@ static Py_ssize_t and_value(digit *s, Py_ssize_t n, PyObject *step, PyObject *v,
     if (partial) {
         PyObject *spans = PyTuple_GET_ITEM(step, 8);
         for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
-            PyObject *fail = span_fail(PyTuple_GET_ITEM(spans, f), (double)iv / 1000.0, tt);
+            PyObject *fail = span_fail(PyTuple_GET_ITEM(spans, f), xs, tt);
             Py_ssize_t nf = ndigits(fail);
             const digit *fd = digits_of(fail);
             for (Py_ssize_t i = 0; i < n && i < nf; i++)
@@ -372,18 +429,18 @@ static Py_ssize_t per_term(digit *s, Py_ssize_t n, PyObject *term_pids, PyObject
     /* per property: 0 not looked up, 1 mask in memo, 2 changed (skipped), | 4 partial */
     unsigned char state_buf[256];
     PyObject *memo_buf[256];
-    long long iv_buf[256];
+    double xs_buf[256];
     unsigned char *state = state_buf;
     PyObject **memo = memo_buf;
-    long long *ivs = iv_buf;
+    double *xss = xs_buf;
     if (nprops > 256) {
         state = PyMem_Calloc((size_t)nprops, 1);
         memo = PyMem_Calloc((size_t)nprops, sizeof(PyObject *));
-        ivs = PyMem_Calloc((size_t)nprops, sizeof(long long));
-        if (state == NULL || memo == NULL || ivs == NULL) {
+        xss = PyMem_Calloc((size_t)nprops, sizeof(double));
+        if (state == NULL || memo == NULL || xss == NULL) {
             PyMem_Free(state);
             PyMem_Free(memo);
-            PyMem_Free(ivs);
+            PyMem_Free(xss);
             PyErr_NoMemory();
             return -1;
         }
@@ -425,7 +482,7 @@ static Py_ssize_t per_term(digit *s, Py_ssize_t n, PyObject *term_pids, PyObject
                 if (state[pid] == 0) {
                     int partial = 0;
                     if (step_mask(step, record, changed, seen, t, none_key, &memo[pid], &partial,
-                                  &ivs[pid]) < 0) {
+                                  &xss[pid]) < 0) {
                         n = -1;
                         goto finish;
                     }
@@ -435,7 +492,7 @@ static Py_ssize_t per_term(digit *s, Py_ssize_t n, PyObject *term_pids, PyObject
                     continue;
                 if (!has_bit(memo[pid], b) ||
                     ((state[pid] & 4) &&
-                     span_fails_bit(PyTuple_GET_ITEM(step, 8), (double)ivs[pid] / 1000.0, tt, b)))
+                     span_fails_bit(PyTuple_GET_ITEM(step, 8), xss[pid], tt, b)))
                     alive = 0;
             }
             if (!alive)
@@ -450,7 +507,7 @@ finish:
     if (state != state_buf) {
         PyMem_Free(state);
         PyMem_Free(memo);
-        PyMem_Free(ivs);
+        PyMem_Free(xss);
     }
     return n;
 }
@@ -527,8 +584,8 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
     for (Py_ssize_t k = 0; k < len && !per; k++) {
         PyObject *step = PyList_GET_ITEM(steps, k), *m = NULL;
         int partial = 0;
-        long long iv = 0;
-        if (step_mask(step, record, changed, seen, t, none_key, &m, &partial, &iv) < 0)
+        double xs = 0.0;
+        if (step_mask(step, record, changed, seen, t, none_key, &m, &partial, &xs) < 0)
             goto end;
         if (terms) {
             Py_ssize_t pid = step_pid(step, nprops);
@@ -551,7 +608,7 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
             PyObject *spans = PyTuple_GET_ITEM(step, 8);
             for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
                 PyObject *fail =
-                    span_fail(PyTuple_GET_ITEM(spans, f), (double)iv / 1000.0, tt);
+                    span_fail(PyTuple_GET_ITEM(spans, f), xs, tt);
                 Py_ssize_t nf = ndigits(fail);
                 const digit *fd = digits_of(fail);
                 for (Py_ssize_t i = 0; i < n && i < nf; i++)
@@ -886,7 +943,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         at_most = at_most_popcnt;
 #endif
     str_nf = PyUnicode_InternFromString("nf");
-    if (str_nf == NULL)
+    str_list = PyUnicode_InternFromString("list");
+    if (str_nf == NULL || str_list == NULL)
         return NULL;
     return PyModule_Create(&module);
 }

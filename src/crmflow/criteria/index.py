@@ -184,7 +184,7 @@ REGION_CACHE_CAP = 8192
 # typed as a plain object: mypyc would otherwise re-box the tuple at every use
 _NONE_KEY: Hashable = ("none",)
 # ``_Prop.step`` kinds (_native.c): how the C loop looks a value's mask up before calling nf
-_K_FAST, _K_REGION, _K_SPANS, _K_CALL = 0, 1, 2, 3
+_K_FAST, _K_REGION, _K_SPANS, _K_CALL, _K_SET = 0, 1, 2, 3, 4
 _NO_STEPS: list[tuple[Any, ...]] = []
 _SPAN_CODES = {"within_last_days": 0, "within_next_days": 1, "more_than_days_ago": 2}
 
@@ -212,6 +212,23 @@ def _vkey(v: Any) -> Hashable | None:
     except TypeError:
         return None
     return k
+
+
+def _step_cost(step: tuple[Any, ...]) -> int:
+    """How dear a step's lookup is: by value (str, set) first, by region, then by call."""
+    kind: int = step[2]
+    return _K_FAST if kind == _K_SET else kind
+
+
+def _set_key(v: Any) -> Hashable | None:
+    """``_vkey`` for a property whose conditions read a value as a set of items: a list of
+    strings is keyed by its frozenset (one key whatever the order or repeats)."""
+    if type(v) is list:
+        for x in v:
+            if type(x) is not str:
+                return _vkey(v)
+        return frozenset(v)
+    return _vkey(v)
 
 
 def _region_among(cs: list[float], x: float | None) -> int:
@@ -292,6 +309,7 @@ class _Prop:
         "pid",
         "raw",
         "raw_int",
+        "set_only",
         "spans",
         "step",
         "touch",
@@ -395,6 +413,14 @@ class _Prop:
         self.ts_cs = sorted({c for _f, s in self.ts for c in s.cs})
         # a string value's mask is one dict lookup (the index's hot loop inlines it)
         self.fast = not self.by_region and not self.spans
+        # only "has any of" / "has none of" / known / unknown: a multi-select value (a list)
+        # counts as the set of its items, so a list of strings is cached by its frozenset
+        # (the order of the items and repeats do not change the mask)
+        self.set_only = (
+            self.fast
+            and bool(self.in_layers or self.notin_false)
+            and not (self.eq_layers or self.neq_false or self.generic or self.num or self.ts)
+        )
         # room for every value a condition names (500 campaigns), and as many others
         keys = len(self.neq_false) + len(self.notin_false)
         for d, _a in self.eq_layers:
@@ -408,8 +434,8 @@ class _Prop:
         """What the C loop (_native.c ``and_steps``) reads to find this property's mask
         without calling ``nf``: the caches, and for region-cached properties the thresholds
         and relative-date spans (floats and masks, as ``_region`` and ``_span_false`` use)."""
-        if self.fast:  # a str / None value: one cache lookup
-            kind = _K_FAST
+        if self.fast:  # a str / None value (a list of str: set_only): one cache lookup
+            kind = _K_SET if self.set_only else _K_FAST
         elif not self.by_region:
             kind = _K_CALL
         else:  # by region among the thresholds (then the relative dates at ``t``)
@@ -451,7 +477,7 @@ class _Prop:
             k = self._region(v)
             cap = REGION_CACHE_CAP
         else:
-            k = v if type(v) is str else _vkey(v)
+            k = v if type(v) is str else _set_key(v) if self.set_only else _vkey(v)
             cap = self.cap
         if k is None:
             r = self.universe ^ self._static_false(v)
@@ -702,7 +728,8 @@ class TransitionIndex(Generic[K]):
         self._dirty: set[_Prop] = set()
         self._order: list[_Prop] = []  # properties with conditions, most-read first
         self._steps: list[tuple[Any, ...]] = []  # their ``_Prop.step`` (the C loop), in order
-        self._steps_tail: list[tuple[Any, ...]] = []  # the same without the first HEAD
+        self._steps_head: list[tuple[Any, ...]] = []  # the first HEAD of them
+        self._steps_tail: list[tuple[Any, ...]] = []  # the others
         self._order_dirty = False
         # Keys whose criteria an empty record already meets (checked on record creation).
         self._match_empty: set[K] = set()
@@ -808,7 +835,8 @@ class TransitionIndex(Generic[K]):
             # the region-cached ones and those that need a call (lists, mixed conditions):
             # the candidates are often gone before the dearer ones. The order changes the
             # cost, not the answer.
-            self._steps_tail = sorted(self._steps[HEAD:], key=lambda st: int(st[2]))
+            self._steps_head = self._steps[:HEAD]
+            self._steps_tail = sorted(self._steps[HEAD:], key=_step_cost)
             self._order_dirty = False
         self._pid_steps = [pi.step for pi in self._by_pid]
 
@@ -914,15 +942,21 @@ class TransitionIndex(Generic[K]):
         get = new.get if new is not None else None
         order = self._order
         head = HEAD if get is not None else 0
-        for pi in order[:head]:  # the most-read property first (one campaign of hundreds)
-            if get is not None and pi.name not in changed:
-                h = seen[pi] = pi.nf(get(pi.name), t)
-                x &= h
-                if not x:
-                    return out
+        native = NATIVE
+        # the most-read property first (one campaign of hundreds)
+        if head and native is not None and type(new) is dict:
+            x = native.and_steps(x, self._steps_head, new, changed, seen, t, -1, _NONE_KEY)
+            if not x:
+                return out
+        else:
+            for pi in order[:head]:
+                if get is not None and pi.name not in changed:
+                    h = seen[pi] = pi.nf(get(pi.name), t)
+                    x &= h
+                    if not x:
+                        return out
         # flipped on the changed properties: a condition failed on an old value, none fails
         # on a new one (loose terms: a loosely read property changed, or the same)
-        native = NATIVE
         if native is not None:  # the same in C, from the steps' caches
             x, nfo = native.flip(
                 x, touched, loose, self._all, [(pi.step, o, n) for pi, o, n in moved], t, _NONE_KEY

@@ -24,12 +24,29 @@ _MS = int(NOW.timestamp() * 1000)
 _DAY = 86_400_000
 # "amount" and "seen_at" only ever get ordered / relative-date / known conditions: their masks
 # are cached by region among the thresholds, the path the C loop takes for ints (_native.c)
-PROPS = ["stage", "score", "city", "tags", "created", "owner", "amount", "seen_at"]
+PROPS = ["stage", "score", "city", "tags", "created", "owner", "amount", "seen_at", "labels"]
 VALUES: dict[str, list[Any]] = {
     "stage": ["lead", "customer", "mql", None, ""],
     "score": [0, 5, 10, 50, "7", None, 99.5],
     "city": ["Aarhus", "Odense", "aalborg", None, "København"],
     "tags": [["a", "b"], "a;c", [], None, "b"],
+    # read only as a set ("has any of" / "has none of" / known): lists are cached by their
+    # items, whatever the order, repeats or case; non-string items are not
+    "labels": [
+        ["a", "b"],
+        ["b", "a"],
+        ["a", "b", "a"],
+        ["A", "c"],
+        ["c"],
+        [1, "b"],
+        [1.0, "b"],
+        [True],
+        [1],
+        [],
+        None,
+        "a;b",
+        "b",
+    ],
     "created": [
         "2026-05-30",
         "2026-01-01T10:00:00Z",
@@ -76,6 +93,13 @@ def random_filter(rng: random.Random) -> PropertyFilter:
         if op in ("is_known", "is_unknown"):
             return PropertyFilter(property=prop, operator=op)
         return PropertyFilter(property=prop, operator=op, value=rng.choice([0, 5, 10, 50, 4.5]))
+    if prop == "labels":
+        op = rng.choice(["in", "not_in", "is_known", "is_unknown"])
+        if op in ("is_known", "is_unknown"):
+            return PropertyFilter(property=prop, operator=op)
+        return PropertyFilter(
+            property=prop, operator=op, values=rng.sample(["a", "b", "c", "1", "true"], 2)
+        )
     if prop == "seen_at":
         op = rng.choice(
             ["after", "before", "within_last_days", "within_next_days", "more_than_days_ago"]
