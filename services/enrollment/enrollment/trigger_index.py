@@ -251,7 +251,7 @@ class TriggerIndex:
     def _leaving_direct(
         scope: _Scope,
         enrolled_in: Collection[str],
-        changes: Collection[str],
+        changes: list[tuple[str, Any, Any]],
         new: Mapping[str, Any],
         own: list[tuple[str, Any, Any]],
         old: Mapping[str, Any] | None,
@@ -261,7 +261,7 @@ class TriggerIndex:
     ) -> None:
         """Goal, unenrollment criteria and "criteria no longer met" of the workflows the record
         is enrolled in, evaluated on both states (the same transitions the indexes find);
-        ``changes``: the changed properties; ``old``: the previous state, None until needed
+        ``changes``: (property, old, new); ``old``: the previous state, None until needed
         (then ``new`` with ``own``'s old values)."""
         rules = scope.leaving_rules
         for wf in enrolled_in:
@@ -272,8 +272,8 @@ class TriggerIndex:
             if not created and reads is not None:
                 # Old and new differ only in the changed properties and are read at the same
                 # ``now``: a rule that reads none of them has the same answer on both.
-                for p in changes:
-                    if p in reads:
+                for c in changes:
+                    if c[0] in reads:
                         break
                 else:
                     continue
@@ -338,7 +338,7 @@ class TriggerIndex:
         out: list[Match] = []
         et = ev.event_type
         own = [(c.property, c.old_value, c.new_value) for c in ev.changes]
-        created = et == ChangeEventType.RECORD_CREATED
+        created = et == _CREATED
         new = _after(record, own)
         # the previous state, built when first needed (most events decide without it)
         old: dict[str, Any] | None = {} if created else None
@@ -347,10 +347,6 @@ class TriggerIndex:
             # association-scoped filters are indexed under "@assoc:<type>"
             changes = [*own, ("@assoc:" + ev.associated_object_type, None, ev.associated_record_id)]
         leaving = enrolled_in is None or bool(enrolled_in)
-
-        def enrolled(wf: str) -> bool:
-            return enrolled_in is None or wf in enrolled_in
-
         if changes or created:
             sure: set[int] = set()
             flipped: set[int] = set()
@@ -371,9 +367,7 @@ class TriggerIndex:
             if leaving and enrolled_in is not None and len(enrolled_in) <= DIRECT_LEAVING:
                 # A record is enrolled in a handful of workflows: evaluating their leaving
                 # rules directly is exact and cheaper than asking the indexes for all of them.
-                self._leaving_direct(
-                    scope, enrolled_in, [c[0] for c in changes], new, own, old, now, created, out
-                )
+                self._leaving_direct(scope, enrolled_in, changes, new, own, old, now, created, out)
             elif leaving:
                 if old is None:
                     old = _before(new, own)
@@ -381,7 +375,7 @@ class TriggerIndex:
                 for ref in scope.leaving.rising(
                     changes, now, created=created, new=new, flipped=decided
                 ):
-                    if not enrolled(ref.workflow_id):
+                    if enrolled_in is not None and ref.workflow_id not in enrolled_in:
                         continue
                     cw = self._workflows[(key, ref.workflow_id)]
                     if ref.role == "goal":
@@ -396,7 +390,7 @@ class TriggerIndex:
                 if not created:
                     gone: set[TriggerRef] = set()
                     for ref in scope.falling.falling(changes, now, old=old, flipped=gone):
-                        if not enrolled(ref.workflow_id):
+                        if enrolled_in is not None and ref.workflow_id not in enrolled_in:
                             continue
                         cw = self._workflows[(key, ref.workflow_id)]
                         assert cw.stay_matcher is not None
@@ -425,9 +419,9 @@ class TriggerIndex:
                     fired.append(filed)
         if fired:
             self._fire(scope, fired, ev, new, now, enrolled_in, out)
-        if et == ChangeEventType.LIST_MEMBERSHIP_ADDED and ev.list_id in scope.suppression:
+        if et == _LIST_ADDED and ev.list_id in scope.suppression:
             for wf in scope.suppression[ev.list_id]:
-                if enrolled(wf):
+                if enrolled_in is None or wf in enrolled_in:
                     out.append(Match(self._workflows[(key, wf)], "suppressed", kind="suppression"))
         return out
 
@@ -487,6 +481,8 @@ def _drop_reader(readers: dict[Any, set[str]], workflow_id: str) -> None:
 
 
 _epoch = datetime(2000, 1, 1).astimezone()
+_CREATED = ChangeEventType.RECORD_CREATED
+_LIST_ADDED = ChangeEventType.LIST_MEMBERSHIP_ADDED
 _MISSING = object()
 _NOT_MET = "criteria_not_met"
 # Up to this many enrolled workflows, leaving rules are evaluated directly (see match).
