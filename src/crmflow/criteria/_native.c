@@ -526,6 +526,77 @@ PyDoc_STRVAR(and_steps_doc,
 "(``spans``) it fails at ``t``. A miss, another value, and kind 3 take the mask kept in\n"
 "``seen`` for the prop or else call prop.nf(value, t), keeping its answer in ``seen``.");
 
+/* and_steps on the digits s[0:n] in place: returns the new length, or -1 with an error set.
+ * term_pids / by_id: lists (per-term end) or NULL; done: nprops zeroed bytes (scratch). */
+static Py_ssize_t narrow(digit *s, Py_ssize_t n, PyObject *steps, PyObject *record,
+                         PyObject *changed, PyObject *seen, PyObject *t, double tt,
+                         Py_ssize_t small, PyObject *none_key, PyObject *term_pids,
+                         PyObject *by_id, unsigned char *done) {
+    int terms = term_pids != NULL;
+    Py_ssize_t nprops = terms ? PyList_GET_SIZE(by_id) : 0;
+    /* With term_pids: once at most `small` terms are left (counted every other step: a count
+     * can cost as much as an and), each is tested on the properties it reads (per_term).
+     * Measured on the bench's workloads against and-ing every step: 1.19x events/s at 1,000
+     * workflows (hot), 1.12x at 10,000 (segmented), even at 10,000 (hot); testing bits one
+     * by one from 64 terms left (instead of and-ing 2 KB of digits) gained nothing. */
+    Py_ssize_t count = 0;
+    int per = small >= 0 && at_most(s, n, small);
+    if (per && !terms)
+        goto finish;
+    Py_ssize_t len = PyList_GET_SIZE(steps);
+    for (Py_ssize_t k = 0; k < len && !per; k++) {
+        PyObject *step = PyList_GET_ITEM(steps, k), *m = NULL;
+        int partial = 0;
+        double xs = 0.0;
+        if (step_mask(step, record, changed, seen, t, none_key, &m, &partial, &xs) < 0)
+            return -1;
+        if (terms) {
+            Py_ssize_t pid = step_pid(step, nprops);
+            if (pid < 0) {
+                Py_XDECREF(m);
+                return -1;
+            }
+            done[pid] = 1;
+        }
+        if (m == NULL)
+            continue; /* a changed property */
+        Py_ssize_t nm = ndigits(m);
+        const digit *d = digits_of(m);
+        if (nm < n)
+            n = nm; /* the mask's missing top digits are zero */
+        for (Py_ssize_t i = 0; i < n; i++)
+            s[i] &= d[i];
+        Py_DECREF(m);
+        if (partial) { /* a relative-date property: clear the spans its value fails */
+            PyObject *spans = PyTuple_GET_ITEM(step, 8);
+            for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
+                PyObject *fail =
+                    span_fail(PyTuple_GET_ITEM(spans, f), xs, tt);
+                Py_ssize_t nf = ndigits(fail);
+                const digit *fd = digits_of(fail);
+                for (Py_ssize_t i = 0; i < n && i < nf; i++)
+                    s[i] &= ~fd[i];
+            }
+        }
+        n = trim(s, n);
+        if (n == 0)
+            break;
+        count++;
+        if (small >= 0 && (count & 1) && at_most(s, n, small)) {
+            if (!terms)
+                break;
+            per = 1;
+        }
+    }
+finish:
+    if (per && n > 0) {
+        n = per_term(s, n, term_pids, by_id, done, record, changed, seen, t, tt, none_key);
+        if (n < 0)
+            return -1;
+    }
+    return n;
+}
+
 static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 8 && nargs != 10) {
@@ -571,67 +642,10 @@ static PyObject *and_steps(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (nprops <= 256)
         memset(done_buf, 0, (size_t)nprops);
     memcpy(s, digits_of(x), (size_t)n * sizeof(digit));
-    /* With term_pids: once at most `small` terms are left (counted every other step: a count
-     * can cost as much as an and), each is tested on the properties it reads (per_term).
-     * Measured on the bench's workloads against and-ing every step: 1.19x events/s at 1,000
-     * workflows (hot), 1.12x at 10,000 (segmented), even at 10,000 (hot); testing bits one
-     * by one from 64 terms left (instead of and-ing 2 KB of digits) gained nothing. */
-    Py_ssize_t count = 0;
-    int per = small >= 0 && at_most(s, n, small);
-    if (per && !terms)
-        goto finish;
-    Py_ssize_t len = PyList_GET_SIZE(steps);
-    for (Py_ssize_t k = 0; k < len && !per; k++) {
-        PyObject *step = PyList_GET_ITEM(steps, k), *m = NULL;
-        int partial = 0;
-        double xs = 0.0;
-        if (step_mask(step, record, changed, seen, t, none_key, &m, &partial, &xs) < 0)
-            goto end;
-        if (terms) {
-            Py_ssize_t pid = step_pid(step, nprops);
-            if (pid < 0) {
-                Py_XDECREF(m);
-                goto end;
-            }
-            done[pid] = 1;
-        }
-        if (m == NULL)
-            continue; /* a changed property */
-        Py_ssize_t nm = ndigits(m);
-        const digit *d = digits_of(m);
-        if (nm < n)
-            n = nm; /* the mask's missing top digits are zero */
-        for (Py_ssize_t i = 0; i < n; i++)
-            s[i] &= d[i];
-        Py_DECREF(m);
-        if (partial) { /* a relative-date property: clear the spans its value fails */
-            PyObject *spans = PyTuple_GET_ITEM(step, 8);
-            for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
-                PyObject *fail =
-                    span_fail(PyTuple_GET_ITEM(spans, f), xs, tt);
-                Py_ssize_t nf = ndigits(fail);
-                const digit *fd = digits_of(fail);
-                for (Py_ssize_t i = 0; i < n && i < nf; i++)
-                    s[i] &= ~fd[i];
-            }
-        }
-        n = trim(s, n);
-        if (n == 0)
-            break;
-        count++;
-        if (small >= 0 && (count & 1) && at_most(s, n, small)) {
-            if (!terms)
-                break;
-            per = 1;
-        }
-    }
-finish:
-    if (per && n > 0) {
-        n = per_term(s, n, term_pids, by_id, done, record, changed, seen, t, tt, none_key);
-        if (n < 0)
-            goto end;
-    }
-    result = to_int(s, n);
+    n = narrow(s, n, steps, record, changed, seen, t, tt, small, none_key,
+               terms ? term_pids : NULL, terms ? by_id : NULL, done);
+    if (n >= 0)
+        result = to_int(s, n);
 end:
     if (s != NULL && s != stack_buf)
         PyMem_Free(s);
@@ -780,152 +794,190 @@ static PyObject *from_bits(PyObject *self, PyObject *positions) {
     return r;
 }
 
-PyDoc_STRVAR(decide_keys_doc,
-"decide_keys(x, term_key, key_bits) -> (keys, others)\n\n"
-"The keys of the terms in ``x`` (``term_key``: bit -> key), in order of first bit, and the\n"
-"bits of those keys' other terms (``key_bits``: key -> its terms' bits) that are not in ``x``\n"
-"(TransitionIndex._decide).");
+/* Is bit b set in the digits s[0:n]? */
+static inline int has_bit_d(const digit *s, Py_ssize_t n, Py_ssize_t b) {
+    Py_ssize_t i = b / PyLong_SHIFT;
+    return i < n && (s[i] >> (b % PyLong_SHIFT)) & 1;
+}
 
-static PyObject *decide_keys(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+/* The terms of key k (key_bits[k]) as a tuple (borrowed), or NULL with an error set. */
+static PyObject *key_terms(PyObject *key_bits, PyObject *k) {
+    PyObject *kb = PyDict_GetItemWithError(key_bits, k);
+    if (kb == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_KeyError, k);
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(kb)) {
+        PyErr_SetString(PyExc_TypeError, "decide: key_bits values are tuples");
+        return NULL;
+    }
+    return kb;
+}
+
+PyDoc_STRVAR(decide_doc,
+"decide(x, nfo, term_key, key_bits, term_exact, out, sure, flipped, steps, record, changed,\n"
+"       seen, t, small, none_key, term_pids, by_id) -> None\n\n"
+"TransitionIndex._decide in one call: the keys of the flipped terms ``x``; their other terms\n"
+"(not in x) that pass the changed properties' old values (``nfo``) and, narrowed as\n"
+"and_steps does, the unchanged ones: those held (or, loose, may have held) on the old\n"
+"record. A key with an exact term among them matched already; otherwise it goes to\n"
+"``out``, to ``sure`` (unless None) when an exact term of it is in x, and to ``flipped``\n"
+"when moreover no loose term of it is in play.");
+
+static PyObject *decide(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "decide_keys takes 3 arguments");
+    if (nargs != 17) {
+        PyErr_SetString(PyExc_TypeError, "decide takes 17 arguments");
         return NULL;
     }
-    PyObject *x = args[0], *term_key = args[1], *key_bits = args[2];
-    if (check_mask(x, "x") < 0)
+    PyObject *x = args[0], *nfo = args[1], *term_key = args[2], *key_bits = args[3];
+    PyObject *exact = args[4], *out = args[5], *sure = args[6], *flipped = args[7];
+    PyObject *steps = args[8], *record = args[9], *changed = args[10], *seen = args[11];
+    PyObject *t = args[12], *none_key = args[14], *term_pids = args[15], *by_id = args[16];
+    Py_ssize_t small = PyLong_AsSsize_t(args[13]);
+    if (small == -1 && PyErr_Occurred())
         return NULL;
-    if (!PyList_CheckExact(term_key) || !PyDict_CheckExact(key_bits)) {
-        PyErr_SetString(PyExc_TypeError, "decide_keys: term_key must be a list, key_bits a dict");
+    double tt = PyFloat_AsDouble(t);
+    if (tt == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (check_mask(x, "x") < 0 || check_mask(nfo, "nfo") < 0)
+        return NULL;
+    if (!PyList_CheckExact(term_key) || !PyDict_CheckExact(key_bits) ||
+        !PyList_CheckExact(exact) || !PySet_Check(out) || !PySet_Check(flipped) ||
+        (sure != Py_None && !PySet_Check(sure)) || !PyList_CheckExact(steps) ||
+        !PyDict_CheckExact(record) || !PyDict_CheckExact(changed) || !PyDict_CheckExact(seen) ||
+        !PyList_CheckExact(term_pids) || !PyList_CheckExact(by_id)) {
+        PyErr_SetString(PyExc_TypeError, "decide: bad argument types");
         return NULL;
     }
-    PyObject *keys = PyList_New(0), *seen = PySet_New(NULL), *others = PyList_New(0);
+    Py_ssize_t nx = ndigits(x), ny = ndigits(nfo), nprops = PyList_GET_SIZE(by_id);
+    Py_ssize_t nterms = PyList_GET_SIZE(term_key), nexact = PyList_GET_SIZE(exact);
+    const digit *dx = digits_of(x);
+    digit y_buf[256];
+    unsigned char done_buf[256];
+    digit *y = ny <= 256 ? y_buf : PyMem_Calloc((size_t)ny, sizeof(digit));
+    unsigned char *done = nprops <= 256 ? done_buf : PyMem_Calloc((size_t)nprops, 1);
     PyObject *result = NULL;
-    if (keys == NULL || seen == NULL || others == NULL)
-        goto done;
-    Py_ssize_t n = ndigits(x);
-    const digit *d = digits_of(x);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned int v = (unsigned int)d[i];
+    if (y == NULL || done == NULL) {
+        PyErr_NoMemory();
+        goto end;
+    }
+    if (ny <= 256)
+        memset(y_buf, 0, (size_t)ny * sizeof(digit));
+    if (nprops <= 256)
+        memset(done_buf, 0, (size_t)nprops);
+    /* pass 1: the keys' other terms, kept where nfo has them */
+    int any_other = 0;
+    for (Py_ssize_t i = 0; i < nx; i++) {
+        unsigned int v = (unsigned int)dx[i];
         while (v) {
             Py_ssize_t b = i * PyLong_SHIFT + __builtin_ctz(v);
             v &= v - 1;
-            if (b >= PyList_GET_SIZE(term_key)) {
-                PyErr_SetString(PyExc_IndexError, "decide_keys: a bit without a term");
-                goto done;
+            if (b >= nterms) {
+                PyErr_SetString(PyExc_IndexError, "decide: a bit without a term");
+                goto end;
             }
-            PyObject *k = PyList_GET_ITEM(term_key, b);
-            int known = PySet_Contains(seen, k);
-            if (known < 0)
-                goto done;
-            if (known)
+            PyObject *kb = key_terms(key_bits, PyList_GET_ITEM(term_key, b));
+            if (kb == NULL)
+                goto end;
+            Py_ssize_t nk = PyTuple_GET_SIZE(kb);
+            if (nk < 2)
                 continue;
-            if (PySet_Add(seen, k) < 0 || PyList_Append(keys, k) < 0)
-                goto done;
-            PyObject *kb = PyDict_GetItemWithError(key_bits, k);
-            if (kb == NULL) {
-                if (!PyErr_Occurred())
-                    PyErr_SetObject(PyExc_KeyError, k);
-                goto done;
-            }
-            if (!PyTuple_CheckExact(kb)) {
-                PyErr_SetString(PyExc_TypeError, "decide_keys: key_bits values are tuples");
-                goto done;
-            }
-            if (PyTuple_GET_SIZE(kb) < 2)
-                continue;
-            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(kb); j++) {
-                PyObject *bo = PyTuple_GET_ITEM(kb, j);
-                Py_ssize_t ob = PyLong_AsSsize_t(bo);
+            /* a key is visited at its first term in x, once */
+            Py_ssize_t first = -1;
+            for (Py_ssize_t j = 0; j < nk && first < 0; j++) {
+                Py_ssize_t ob = PyLong_AsSsize_t(PyTuple_GET_ITEM(kb, j));
                 if (ob == -1 && PyErr_Occurred())
-                    goto done;
-                if (!has_bit(x, ob) && PyList_Append(others, bo) < 0)
-                    goto done;
+                    goto end;
+                if (has_bit_d(dx, nx, ob))
+                    first = ob;
+            }
+            if (first != b)
+                continue;
+            for (Py_ssize_t j = 0; j < nk; j++) {
+                Py_ssize_t ob = PyLong_AsSsize_t(PyTuple_GET_ITEM(kb, j));
+                if (ob < 0 || has_bit_d(dx, nx, ob))
+                    continue;
+                if (has_bit(nfo, ob)) {
+                    y[ob / PyLong_SHIFT] |= (digit)1 << (ob % PyLong_SHIFT);
+                    any_other = 1;
+                }
             }
         }
     }
-    result = PyTuple_Pack(2, keys, others);
-done:
-    Py_XDECREF(keys);
-    Py_XDECREF(seen);
-    Py_XDECREF(others);
+    ny = any_other ? trim(y, ny) : 0;
+    if (ny > 0) { /* ... narrowed on the unchanged properties of the new record */
+        ny = narrow(y, ny, steps, record, changed, seen, t, tt, small, none_key, term_pids,
+                    by_id, done);
+        if (ny < 0)
+            goto end;
+    }
+    /* pass 2: the verdict per key, at its first term in x */
+    for (Py_ssize_t i = 0; i < nx; i++) {
+        unsigned int v = (unsigned int)dx[i];
+        while (v) {
+            Py_ssize_t b = i * PyLong_SHIFT + __builtin_ctz(v);
+            v &= v - 1;
+            PyObject *k = PyList_GET_ITEM(term_key, b);
+            PyObject *kb = key_terms(key_bits, k);
+            if (kb == NULL)
+                goto end;
+            Py_ssize_t nk = PyTuple_GET_SIZE(kb);
+            int held = 0, in_x = 0, unsure = 0, first = 1;
+            for (Py_ssize_t j = 0; j < nk; j++) {
+                Py_ssize_t ob = PyLong_AsSsize_t(PyTuple_GET_ITEM(kb, j));
+                if (ob == -1 && PyErr_Occurred())
+                    goto end;
+                if (ob < 0 || ob >= nexact) {
+                    PyErr_SetString(PyExc_IndexError, "decide: a bit without a term");
+                    goto end;
+                }
+                int ix = has_bit_d(dx, nx, ob);
+                if (ix && ob < b) { /* visited at an earlier term */
+                    first = 0;
+                    break;
+                }
+                int ex = PyList_GET_ITEM(exact, ob) == Py_True;
+                if (has_bit_d(y, ny, ob)) { /* held on the old record (exact), or may have */
+                    if (ex) {
+                        held = 1;
+                        break;
+                    }
+                    unsure = 1;
+                } else if (ix) {
+                    if (ex)
+                        in_x = 1;
+                    else
+                        unsure = 1; /* loose: its old (or new) state is unknown */
+                }
+            }
+            if (!first || held)
+                continue; /* already decided, or an exact term held on the old record */
+            if (PySet_Add(out, k) < 0)
+                goto end;
+            if (in_x) {
+                if (sure != Py_None && PySet_Add(sure, k) < 0)
+                    goto end;
+                if (!unsure && PySet_Add(flipped, k) < 0)
+                    goto end;
+            }
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+end:
+    if (y != NULL && y != y_buf)
+        PyMem_Free(y);
+    if (done != NULL && done != done_buf)
+        PyMem_Free(done);
     return result;
 }
 
-PyDoc_STRVAR(decide_finish_doc,
-"decide_finish(keys, x, y, key_bits, term_exact, out, sure, flipped) -> None\n\n"
-"TransitionIndex._decide's verdict per key: ``x`` its flipped terms, ``y`` its other terms\n"
-"that held (or, loose, may have held) on the old record. A key with an exact term in ``y``\n"
-"matched already; otherwise it goes to ``out``, to ``sure`` (unless None) when an exact term\n"
-"of it is in ``x``, and to ``flipped`` when moreover no loose term of it is in play.");
-
-static PyObject *decide_finish(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "decide_finish takes 8 arguments");
-        return NULL;
-    }
-    PyObject *keys = args[0], *x = args[1], *y = args[2], *key_bits = args[3];
-    PyObject *exact = args[4], *out = args[5], *sure = args[6], *flipped = args[7];
-    if (check_mask(x, "x") < 0 || check_mask(y, "y") < 0)
-        return NULL;
-    if (!PyList_CheckExact(keys) || !PyDict_CheckExact(key_bits) || !PyList_CheckExact(exact) ||
-        !PySet_Check(out) || !PySet_Check(flipped) || (sure != Py_None && !PySet_Check(sure))) {
-        PyErr_SetString(PyExc_TypeError, "decide_finish: bad argument types");
-        return NULL;
-    }
-    Py_ssize_t nexact = PyList_GET_SIZE(exact);
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
-        PyObject *k = PyList_GET_ITEM(keys, i);
-        PyObject *kb = PyDict_GetItemWithError(key_bits, k);
-        if (kb == NULL || !PyTuple_CheckExact(kb)) {
-            if (!PyErr_Occurred())
-                PyErr_SetObject(PyExc_KeyError, k);
-            return NULL;
-        }
-        int held = 0, in_x = 0, unsure = 0;
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(kb); j++) {
-            Py_ssize_t b = PyLong_AsSsize_t(PyTuple_GET_ITEM(kb, j));
-            if (b == -1 && PyErr_Occurred())
-                return NULL;
-            if (b < 0 || b >= nexact) {
-                PyErr_SetString(PyExc_IndexError, "decide_finish: a bit without a term");
-                return NULL;
-            }
-            int ex = PyList_GET_ITEM(exact, b) == Py_True;
-            if (has_bit(y, b)) { /* held on the old record (exact), or may have (loose) */
-                if (ex) {
-                    held = 1;
-                    break;
-                }
-                unsure = 1;
-            } else if (has_bit(x, b)) {
-                if (ex)
-                    in_x = 1;
-                else
-                    unsure = 1; /* loose: its old (or new) state is unknown */
-            }
-        }
-        if (held)
-            continue; /* an exact term held on the old record: no transition */
-        if (PySet_Add(out, k) < 0)
-            return NULL;
-        if (in_x) {
-            if (sure != Py_None && PySet_Add(sure, k) < 0)
-                return NULL;
-            if (!unsure && PySet_Add(flipped, k) < 0)
-                return NULL;
-        }
-    }
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef methods[] = {
-    {"decide_keys", (PyCFunction)(void (*)(void))decide_keys, METH_FASTCALL, decide_keys_doc},
-    {"decide_finish", (PyCFunction)(void (*)(void))decide_finish, METH_FASTCALL,
-     decide_finish_doc},
     {"and_steps", (PyCFunction)(void (*)(void))and_steps, METH_FASTCALL, and_steps_doc},
     {"flip", (PyCFunction)(void (*)(void))flip, METH_FASTCALL, flip_doc},
+    {"decide", (PyCFunction)(void (*)(void))decide, METH_FASTCALL, decide_doc},
     {"bits", bits, METH_O, bits_doc},
     {"from_bits", from_bits, METH_O, from_bits_doc},
     {NULL, NULL, 0, NULL},

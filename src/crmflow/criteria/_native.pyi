@@ -24,16 +24,22 @@ def flip(
 ) -> tuple[int, int]: ...
 def bits(x: int) -> list[int]: ...
 def from_bits(positions: list[int]) -> int: ...
-def decide_keys(
-    x: int, term_key: list[Any], key_bits: dict[Any, tuple[int, ...]]
-) -> tuple[list[Any], list[int]]: ...
-def decide_finish(
-    keys: list[Any],
+def decide(
     x: int,
-    y: int,
+    nfo: int,
+    term_key: list[Any],
     key_bits: dict[Any, tuple[int, ...]],
     term_exact: list[bool],
     out: set[Any],
     sure: set[Any] | None,
     flipped: set[Any],
+    steps: list[tuple[Any, ...]],
+    record: dict[str, Any],
+    changed: dict[str, Any],
+    seen: dict[Any, int],
+    t: float,
+    small: int,
+    none_key: object,
+    term_pids: list[tuple[int, ...]],
+    by_id: list[tuple[Any, ...]],
 ) -> None: ...

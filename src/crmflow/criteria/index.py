@@ -1098,14 +1098,27 @@ class TransitionIndex(Generic[K]):
         key_bits = self._key_bits
         exact = self._term_exact
         native = NATIVE
-        if native is not None:  # the same two passes in C, around the same narrowing
-            nkeys, nothers = native.decide_keys(x, term_key, key_bits)
-            y = _from_bits(nothers) if nothers else 0
-            if y:
-                y &= nfo
-                if y:
-                    y = self._narrow(y, changed, seen, new, t)
-            native.decide_finish(nkeys, x, y, key_bits, exact, out, sure, flipped)
+        if native is not None and type(new) is dict and type(changed) is dict:
+            # the same two passes in C, around the same narrowing, in one call
+            native.decide(
+                x,
+                nfo,
+                term_key,
+                key_bits,
+                exact,
+                out,
+                sure,
+                flipped,
+                self._steps,
+                new,
+                changed,
+                seen,
+                t,
+                PER_TERM,
+                _NONE_KEY,
+                self._term_pids,
+                self._pid_steps,
+            )
             return out
         xs = set(_bits(x))
         keys = {term_key[b] for b in xs}

@@ -135,36 +135,81 @@ def test_the_index_uses_the_c_helpers_when_built() -> None:
     assert index.NATIVE is native
 
 
-def test_decide_keys_and_finish_classify_each_key() -> None:
-    """Keys 'a' (one exact term), 'b' (two exact terms, the other held on the old record),
-    'c' (an exact term that flipped and a loose one that may have held), 'd' (a loose term
-    that flipped)."""
+def _decide(x: int, nfo: int, sure: set[str] | None = None) -> tuple[set[str], set[str]]:
+    """Keys 'a' (one exact term), 'b' (two exact terms), 'c' (an exact term and a loose one),
+    'd' (a loose term); no property conditions, so the other terms that pass ``nfo`` (the
+    old values) held on the old record."""
     term_key = ["a", "b", "b", "c", "c", "d"]
     key_bits = {"a": (0,), "b": (1, 2), "c": (3, 4), "d": (5,)}
     exact = [True, True, True, True, False, False]
-    x = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 5
-    keys, others = native.decide_keys(x, term_key, key_bits)
-    assert keys == ["a", "b", "c", "d"] and sorted(others) == [2, 4]
-    y = 1 << 2 | 1 << 4  # b's other term held on the old record; c's loose one may have
     out: set[str] = set()
-    sure: set[str] = set()
     flipped: set[str] = set()
-    native.decide_finish(keys, x, y, key_bits, exact, out, sure, flipped)
+    pids: list[tuple[int, ...]] = [()] * 6
+    native.decide(
+        x,
+        nfo,
+        term_key,
+        key_bits,
+        exact,
+        out,
+        sure,
+        flipped,
+        [],
+        {},
+        {},
+        {},
+        0.0,
+        8,
+        (),
+        pids,
+        [],
+    )
+    return out, flipped
+
+
+def test_decide_classifies_each_key() -> None:
+    x = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 5  # the flipped terms
+    sure: set[str] = set()
+    # b's other term held on the old record; c's loose one may have
+    out, flipped = _decide(x, 1 << 2 | 1 << 4, sure)
     assert out == {"a", "c", "d"}  # b matched already
     assert sure == {"a", "c"}  # an exact term holds on the new record
     assert flipped == {"a"}  # c has a loose term in play, d is loose
-    flipped.clear()
-    native.decide_finish(keys, x, 1 << 2, key_bits, exact, set(), None, flipped)
-    assert flipped == {"a", "c"}  # c's loose term failed on the old record: c flipped
+    # c's loose term failed on the old record: c flipped
+    out, flipped = _decide(x, 1 << 2)
+    assert flipped == {"a", "c"}
+    # nothing else held: b flipped too
+    assert _decide(x, 0)[1] == {"a", "b", "c"}
 
 
 def test_decide_refuses_bits_without_terms() -> None:
+    def call(x: int, term_key: list[str], key_bits: dict[str, tuple[int, ...]]) -> None:
+        native.decide(
+            x,
+            0,
+            term_key,
+            key_bits,
+            [True],
+            set(),
+            None,
+            set(),
+            [],
+            {},
+            {},
+            {},
+            0.0,
+            8,
+            (),
+            [()],
+            [],
+        )
+
     with pytest.raises(IndexError):
-        native.decide_keys(1 << 7, ["a"], {"a": (0,)})
+        call(1 << 7, ["a"], {"a": (0,)})
     with pytest.raises(KeyError):
-        native.decide_keys(1, ["a"], {})
+        call(1, ["a"], {})
     with pytest.raises(IndexError):
-        native.decide_finish(["a"], 1, 0, {"a": (9,)}, [True], set(), None, set())
+        call(1, ["a"], {"a": (9,)})
 
 
 def test_flip_keeps_the_terms_that_fail_an_old_value_and_pass_every_new_one() -> None:
