@@ -12,6 +12,7 @@ def and_steps(
     none_key: object,
     term_pids: list[tuple[int, ...]] | None = ...,
     by_id: list[tuple[Any, ...]] | None = ...,
+    skip: list[int] | None = ...,
 ) -> int: ...
 def flip(
     x: int,
@@ -42,4 +43,5 @@ def decide(
     none_key: object,
     term_pids: list[tuple[int, ...]],
     by_id: list[tuple[Any, ...]],
+    skip: list[int] | None = ...,
 ) -> None: ...

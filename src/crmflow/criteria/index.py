@@ -971,10 +971,10 @@ class TransitionIndex(Generic[K]):
         if not x:
             return out
         if native is not None and type(new) is dict:
-            # The C loop: a property costs a dict lookup or two there, so it takes every
-            # unchanged property (the cached ones first) with no early stop, and no
-            # ``_narrow`` is needed after it (measured: 8-10% more events/s on the hot
-            # workload than stopping at SMALL terms and narrowing by what they read).
+            # The C loop: every unchanged property (the cached ones first) while more than
+            # PER_TERM terms are left, then each term on the properties it reads; no
+            # ``_narrow`` after it. The changed properties are skipped by id.
+            skip = [pi.pid for pi, _o, _n in moved]
             x = native.and_steps(
                 x,
                 self._steps_tail,
@@ -986,12 +986,13 @@ class TransitionIndex(Generic[K]):
                 _NONE_KEY,
                 self._term_pids,
                 self._pid_steps,
+                skip,
             )
             if not x:
                 return out
             if flipped is None:
                 return self._keys(x, out, sure)
-            return self._decide(x, nfo, changed, seen, new, t, out, sure, flipped)
+            return self._decide(x, nfo, changed, seen, new, t, out, sure, flipped, skip)
         if get is not None:
             small = SMALL
             i = 0
@@ -1088,6 +1089,7 @@ class TransitionIndex(Generic[K]):
         out: set[K],
         sure: set[K] | None,
         flipped: set[K],
+        skip: list[int] | None = None,
     ) -> set[K]:
         """Keys of the flipped terms ``x``, decided on the old state too: the other terms of
         those keys that held on the old record (``nfo``: the changed properties' old values;
@@ -1118,6 +1120,7 @@ class TransitionIndex(Generic[K]):
                 _NONE_KEY,
                 self._term_pids,
                 self._pid_steps,
+                skip,
             )
             return out
         xs = set(_bits(x))

@@ -94,6 +94,9 @@ def test_per_term_end_gives_the_same_terms_as_and_ing_every_mask(seed: int) -> N
         seen: dict[Any, int] = {}
         got = native.and_steps(x, steps, record, changed, seen, 0.0, small, (), reads, steps)
         assert got == want, small
+        # the changed property skipped by id instead of by name
+        got = native.and_steps(x, steps, record, {}, {}, 0.0, small, (), reads, steps, [1])
+        assert got == want, small
     # no step at all: every term is tested on its own properties
     got = native.and_steps(x, [], record, changed, {}, 0.0, width, (), reads, steps)
     assert got == want
