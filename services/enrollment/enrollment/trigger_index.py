@@ -62,10 +62,11 @@ class _Scope:
     # event triggers other than "property changed", by (kind, discriminator) (event_keys)
     events: dict[tuple[str, str], set[TriggerRef]] = field(default_factory=dict)
     # "property changed" triggers: property -> (those for any value, those by target value
-    # as_text): a change looks its property and new value up, no key is built per event
-    prop_events: dict[str, tuple[set[TriggerRef], dict[str, set[TriggerRef]]]] = field(
-        default_factory=dict
-    )
+    # as_text, the plain ones by target value): a change looks its property and new value
+    # up, no key is built per event. Plain: nothing but the property and target values (no
+    # "from" values, filters or refinement), so being filed where the change looks is the
+    # whole test: their matches are reported without calling the trigger.
+    prop_events: dict[str, _PropEvents] = field(default_factory=dict)
     # event trigger key -> (its workflow, its compiled trigger, its match)
     event_refs: dict[TriggerRef, tuple[CompiledWorkflow, CompiledEventTrigger, Match]] = field(
         default_factory=dict
@@ -152,9 +153,15 @@ class TriggerIndex:
             scope.event_refs[tref] = (cw, et, Match(cw, role, i, f"event:{et.trigger.event_type}"))
             t = et.trigger
             if t.event_type == EventType.PROPERTY_CHANGED:
-                any_value, by_value = scope.prop_events.setdefault(t.property, (set(), {}))
+                any_value, by_value, plain = scope.prop_events.setdefault(
+                    t.property, (set(), {}, {})
+                )
+                hit = scope.event_refs[tref][2]
                 for v in et.to_set:  # filed by target value: another value never looks at it
-                    by_value.setdefault(v, set()).add(tref)
+                    if _plain(et):
+                        plain.setdefault(v, {})[tref] = hit
+                    else:
+                        by_value.setdefault(v, set()).add(tref)
                 if not et.to_set:
                     any_value.add(tref)
                 continue
@@ -195,13 +202,18 @@ class TriggerIndex:
             if et.trigger.event_type != EventType.PROPERTY_CHANGED:
                 continue
             prop = et.trigger.property
-            any_value, by_value = scope.prop_events[prop]
+            any_value, by_value, plain = scope.prop_events[prop]
             any_value.discard(r)
             for v in et.to_set:
-                by_value[v].discard(r)
-                if not by_value[v]:
-                    del by_value[v]
-            if not any_value and not by_value:
+                if _plain(et):
+                    del plain[v][r]
+                    if not plain[v]:
+                        del plain[v]
+                else:
+                    by_value[v].discard(r)
+                    if not by_value[v]:
+                        del by_value[v]
+            if not any_value and not by_value and not plain:
                 del scope.prop_events[prop]
         for wfs in scope.suppression.values():
             wfs.discard(workflow_id)
@@ -402,16 +414,26 @@ class TriggerIndex:
         fired: list[set[TriggerRef]] = []  # the event triggers filed where ``ev`` looks
         prop_events = scope.prop_events
         if prop_events:
-            for p, _o, n in own:
+            for p, o, n in own:
                 pe = prop_events.get(p)
-                if pe is not None:
-                    any_value, by_value = pe
-                    if any_value:
-                        fired.append(any_value)
-                    if by_value and not is_unknown(n):
-                        filed = by_value.get(as_text(n))
-                        if filed:
-                            fired.append(filed)
+                if pe is None:
+                    continue
+                any_value, by_value, plain = pe
+                if any_value:
+                    fired.append(any_value)
+                if (by_value or plain) and not is_unknown(n):
+                    text = as_text(n)
+                    filed = by_value.get(text)
+                    if filed:
+                        fired.append(filed)
+                    plain_hits = plain.get(text)
+                    # a plain trigger fires when its property's (first) change moved the value
+                    if plain_hits and o != n and _first_change(own, p, o, n):
+                        for ref, hit in plain_hits.items():
+                            if ref.role == "unenroll" and enrolled_in is not None:
+                                if ref.workflow_id not in enrolled_in:
+                                    continue
+                            out.append(hit)
         if scope.events:
             for k in event_keys(ev, ()):
                 filed = scope.events.get(k)
@@ -449,6 +471,26 @@ def _before(new: Mapping[str, Any], changes: list[tuple[str, Any, Any]]) -> dict
     return old
 
 
+def _plain(et: CompiledEventTrigger) -> bool:
+    """A property-changed trigger that tests nothing but its property and target values."""
+    t = et.trigger
+    return bool(
+        et.to_set
+        and not et.from_set
+        and et.filter is None
+        and et.event_filter is None
+        and t.refinement is None
+    )
+
+
+def _first_change(own: list[tuple[str, Any, Any]], p: str, o: Any, n: Any) -> bool:
+    """Is (p, o, n) the event's first change of p (the one a trigger reads)?"""
+    for q, qo, qn in own:
+        if q == p:
+            return qo is o and qn is n
+    return False
+
+
 def _leaving_reads(cw: CompiledWorkflow) -> frozenset[str] | None:
     """The record properties a workflow's leaving rules (unenrollment criteria, goal, stay)
     read; None when they may read more (associated records, which change without a change
@@ -466,6 +508,7 @@ def _leaving_reads(cw: CompiledWorkflow) -> frozenset[str] | None:
     return frozenset(reads)
 
 
+_PropEvents = tuple[set[TriggerRef], dict[str, set[TriggerRef]], dict[str, dict[TriggerRef, Match]]]
 # (leaving criteria as (matcher, match), "stay" matcher, its match, the properties they all
 # read or None, the stay criteria's terms in the rising index or None: use the matcher)
 _LeavingRules = tuple[

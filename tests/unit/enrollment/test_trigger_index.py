@@ -126,11 +126,17 @@ def test_enroll_matches_equal_a_scan_of_every_workflow(seed: int) -> None:
 
 
 def _changed_trigger_revision(
-    wf: str, prop: str, revision: int = 1, to: list[str] | None = None
+    wf: str,
+    prop: str,
+    revision: int = 1,
+    to: list[str] | None = None,
+    from_: list[str] | None = None,
 ) -> PublishedRevision:
     event: dict[str, Any] = {"event_type": "EVENT_TYPE_PROPERTY_CHANGED", "property": prop}
     if to:
         event["to_values"] = to
+    if from_:
+        event["from_values"] = from_
     d = WorkflowDefinition.model_validate(
         {
             "workflow_id": wf,
@@ -171,6 +177,18 @@ def test_property_changed_triggers_fire_across_republish_and_removal() -> None:
     assert fired(7) == {"c"}
     ev = update(8, [("stage", "customer", "lead")])
     assert not idx.match(ev, {"stage": "lead"}, NOW)
+    # a value repeated (no move) fires nothing
+    assert not idx.match(
+        update(10, [("stage", "customer", "customer")]), {"stage": "customer"}, NOW
+    )
+    # with "from" values too: the trigger itself is asked
+    idx.put(
+        compile_revision(_changed_trigger_revision("d", "stage", to=["customer"], from_=["mql"]))
+    )
+    assert fired(11) == {"c"}  # from lead
+    ev = update(12, [("stage", "mql", "customer")])
+    assert {m.workflow.workflow_id for m in idx.match(ev, {"stage": "customer"}, NOW)} == {"c", "d"}
     idx.remove("t", "c")
+    idx.remove("t", "d")
     assert fired(9) == set()
     assert not idx._scopes[("t", "contact")].prop_events  # nothing left behind
