@@ -821,25 +821,21 @@ static inline int has_bit_d(const digit *s, Py_ssize_t n, Py_ssize_t b) {
     return i < n && (s[i] >> (b % PyLong_SHIFT)) & 1;
 }
 
-/* The terms of key k (key_bits[k]) as a tuple (borrowed), or NULL with an error set. */
-static PyObject *key_terms(PyObject *key_bits, PyObject *k) {
-    PyObject *kb = PyDict_GetItemWithError(key_bits, k);
-    if (kb == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetObject(PyExc_KeyError, k);
-        return NULL;
-    }
-    if (!PyTuple_CheckExact(kb)) {
-        PyErr_SetString(PyExc_TypeError, "decide: key_bits values are tuples");
+/* The bits of term b's key (term_kbits[b], a tuple, borrowed), or NULL with an error set. */
+static PyObject *key_terms(PyObject *term_kbits, Py_ssize_t b) {
+    PyObject *kb = PyList_GET_ITEM(term_kbits, b);
+    if (!PyTuple_CheckExact(kb) || PyTuple_GET_SIZE(kb) == 0) {
+        PyErr_SetString(PyExc_IndexError, "decide: a bit without a term");
         return NULL;
     }
     return kb;
 }
 
 PyDoc_STRVAR(decide_doc,
-"decide(x, nfo, term_key, key_bits, term_exact, out, sure, flipped, steps, record, changed,\n"
-"       seen, t, small, none_key, term_pids, by_id) -> None\n\n"
-"TransitionIndex._decide in one call: the keys of the flipped terms ``x``; their other terms\n"
+"decide(x, nfo, term_key, term_kbits, term_exact, out, sure, flipped, steps, record,\n"
+"       changed, seen, t, small, none_key, term_pids, by_id[, skip]) -> None\n\n"
+"TransitionIndex._decide in one call: the keys of the flipped terms ``x`` (``term_kbits``:\n"
+"bit -> the bits of its key's terms); their other terms\n"
 "(not in x) that pass the changed properties' old values (``nfo``) and, narrowed as\n"
 "and_steps does, the unchanged ones: those held (or, loose, may have held) on the old\n"
 "record. A key with an exact term among them matched already; otherwise it goes to\n"
@@ -857,7 +853,7 @@ static PyObject *decide(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "decide: skip must be a list");
         return NULL;
     }
-    PyObject *x = args[0], *nfo = args[1], *term_key = args[2], *key_bits = args[3];
+    PyObject *x = args[0], *nfo = args[1], *term_key = args[2], *term_kbits = args[3];
     PyObject *exact = args[4], *out = args[5], *sure = args[6], *flipped = args[7];
     PyObject *steps = args[8], *record = args[9], *changed = args[10], *seen = args[11];
     PyObject *t = args[12], *none_key = args[14], *term_pids = args[15], *by_id = args[16];
@@ -869,7 +865,7 @@ static PyObject *decide(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (check_mask(x, "x") < 0 || check_mask(nfo, "nfo") < 0)
         return NULL;
-    if (!PyList_CheckExact(term_key) || !PyDict_CheckExact(key_bits) ||
+    if (!PyList_CheckExact(term_key) || !PyList_CheckExact(term_kbits) ||
         !PyList_CheckExact(exact) || !PySet_Check(out) || !PySet_Check(flipped) ||
         (sure != Py_None && !PySet_Check(sure)) || !PyList_CheckExact(steps) ||
         !PyDict_CheckExact(record) || !PyDict_CheckExact(changed) || !PyDict_CheckExact(seen) ||
@@ -879,6 +875,8 @@ static PyObject *decide(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t nx = ndigits(x), ny = ndigits(nfo), nprops = PyList_GET_SIZE(by_id);
     Py_ssize_t nterms = PyList_GET_SIZE(term_key), nexact = PyList_GET_SIZE(exact);
+    if (PyList_GET_SIZE(term_kbits) < nterms)
+        nterms = PyList_GET_SIZE(term_kbits);
     const digit *dx = digits_of(x);
     digit y_buf[256];
     unsigned char done_buf[256];
@@ -904,7 +902,7 @@ static PyObject *decide(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_SetString(PyExc_IndexError, "decide: a bit without a term");
                 goto end;
             }
-            PyObject *kb = key_terms(key_bits, PyList_GET_ITEM(term_key, b));
+            PyObject *kb = key_terms(term_kbits, b);
             if (kb == NULL)
                 goto end;
             Py_ssize_t nk = PyTuple_GET_SIZE(kb);
@@ -946,7 +944,7 @@ static PyObject *decide(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_ssize_t b = i * PyLong_SHIFT + __builtin_ctz(v);
             v &= v - 1;
             PyObject *k = PyList_GET_ITEM(term_key, b);
-            PyObject *kb = key_terms(key_bits, k);
+            PyObject *kb = key_terms(term_kbits, b);
             if (kb == NULL)
                 goto end;
             Py_ssize_t nk = PyTuple_GET_SIZE(kb);

@@ -29,7 +29,7 @@ def decide(
     x: int,
     nfo: int,
     term_key: list[Any],
-    key_bits: dict[Any, tuple[int, ...]],
+    term_kbits: list[tuple[int, ...]],
     term_exact: list[bool],
     out: set[Any],
     sure: set[Any] | None,

@@ -724,6 +724,7 @@ class TransitionIndex(Generic[K]):
         # key -> its terms' bit positions, and bit -> "no loose part": the per-key decisions
         # test positions in small sets instead of and-ing masks as wide as the index
         self._key_bits: dict[K, tuple[int, ...]] = {}
+        self._term_kbits: list[tuple[int, ...]] = []  # bit -> its key's bits (the C decide)
         self._term_exact: list[bool] = []
         self._dirty: set[_Prop] = set()
         self._order: list[_Prop] = []  # properties with conditions, most-read first
@@ -763,6 +764,7 @@ class TransitionIndex(Generic[K]):
                 self._term_key.append(None)
                 self._term_props.append(())
                 self._term_pids.append(())
+                self._term_kbits.append(())
                 self._term_exact.append(False)
             self._term_key[b] = key
             bit = 1 << b
@@ -789,7 +791,9 @@ class TransitionIndex(Generic[K]):
             self._term_exact[b] = not term.loose
             terms.append((b, conds))
         self._terms_of[key] = terms
-        self._key_bits[key] = tuple(b for b, _c in terms)
+        kb = self._key_bits[key] = tuple(b for b, _c in terms)
+        for b in kb:
+            self._term_kbits[b] = kb
         self._order_dirty = True
         if matches_empty:
             self._match_empty.add(key)
@@ -811,6 +815,7 @@ class TransitionIndex(Generic[K]):
             self._term_key[b] = None
             self._term_props[b] = ()
             self._term_pids[b] = ()
+            self._term_kbits[b] = ()
             self._term_exact[b] = False
             self._free.append(b)
         self._key_bits.pop(key, None)
@@ -1106,7 +1111,7 @@ class TransitionIndex(Generic[K]):
                 x,
                 nfo,
                 term_key,
-                key_bits,
+                self._term_kbits,
                 exact,
                 out,
                 sure,

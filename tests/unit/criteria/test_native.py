@@ -143,7 +143,7 @@ def _decide(x: int, nfo: int, sure: set[str] | None = None) -> tuple[set[str], s
     'd' (a loose term); no property conditions, so the other terms that pass ``nfo`` (the
     old values) held on the old record."""
     term_key = ["a", "b", "b", "c", "c", "d"]
-    key_bits = {"a": (0,), "b": (1, 2), "c": (3, 4), "d": (5,)}
+    term_kbits = [(0,), (1, 2), (1, 2), (3, 4), (3, 4), (5,)]  # bit -> its key's bits
     exact = [True, True, True, True, False, False]
     out: set[str] = set()
     flipped: set[str] = set()
@@ -152,7 +152,7 @@ def _decide(x: int, nfo: int, sure: set[str] | None = None) -> tuple[set[str], s
         x,
         nfo,
         term_key,
-        key_bits,
+        term_kbits,
         exact,
         out,
         sure,
@@ -186,12 +186,12 @@ def test_decide_classifies_each_key() -> None:
 
 
 def test_decide_refuses_bits_without_terms() -> None:
-    def call(x: int, term_key: list[str], key_bits: dict[str, tuple[int, ...]]) -> None:
+    def call(x: int, term_kbits: list[tuple[int, ...]]) -> None:
         native.decide(
             x,
             0,
-            term_key,
-            key_bits,
+            ["a"],
+            term_kbits,
             [True],
             set(),
             None,
@@ -208,11 +208,11 @@ def test_decide_refuses_bits_without_terms() -> None:
         )
 
     with pytest.raises(IndexError):
-        call(1 << 7, ["a"], {"a": (0,)})
-    with pytest.raises(KeyError):
-        call(1, ["a"], {})
+        call(1 << 7, [(0,)])  # past the terms
     with pytest.raises(IndexError):
-        call(1, ["a"], {"a": (9,)})
+        call(1, [()])  # a freed bit
+    with pytest.raises(IndexError):
+        call(1, [(0, 9)])  # a key's bit past the terms
 
 
 def test_flip_keeps_the_terms_that_fail_an_old_value_and_pass_every_new_one() -> None:
