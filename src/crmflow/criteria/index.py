@@ -214,6 +214,23 @@ def _vkey(v: Any) -> Hashable | None:
     return k
 
 
+# The last ``now`` and its POSIX seconds: the calls one event makes (rising, then the
+# enrolled workflows' stay tests) share one ``now``, and an aware datetime's timestamp()
+# costs two timedelta operations.
+_NOW_T: tuple[Any, float] = (None, 0.0)
+
+
+def _timestamp(now: datetime) -> float:
+    global _NOW_T
+    memo = _NOW_T
+    if memo[0] is now:
+        t: float = memo[1]
+        return t
+    t = now.timestamp()
+    _NOW_T = (now, t)
+    return t
+
+
 def _step_cost(step: tuple[Any, ...]) -> int:
     """How dear a step's lookup is: by value (str, set) first, by region, then by call."""
     kind: int = step[2]
@@ -849,7 +866,7 @@ class TransitionIndex(Generic[K]):
         """The terms whose conditions ``record`` meets (loose parts not checked)."""
         if self._dirty or self._order_dirty:
             self._refresh()
-        t = now.timestamp()
+        t = _timestamp(now)
         x = self._all
         native = NATIVE
         if native is not None and type(record) is dict:
@@ -882,7 +899,7 @@ class TransitionIndex(Generic[K]):
                 record,
                 {},
                 {},
-                now.timestamp(),
+                _timestamp(now),
                 len(self._term_key),  # every term at once: straight to the per-term test
                 _NONE_KEY,
                 self._term_pids,
@@ -920,7 +937,7 @@ class TransitionIndex(Generic[K]):
             rec = new if new is not None else {p: n for p, _o, n in changes}
             x = self.true_terms(rec, now)
             return self._keys(x, out, sure)
-        t = now.timestamp()
+        t = _timestamp(now)
         props = self._props
         touched = loose = 0
         changed: dict[str, Any] = {}
