@@ -675,6 +675,23 @@ end:
     return result;
 }
 
+PyDoc_STRVAR(warm_doc,
+"warm(record) -> None: ask the CPU for the record's entries and values before the index\n"
+"looks them up. An event's record is new to the cache (a service sees each record once):\n"
+"one sequential pass over its entries with a prefetch per value lets those misses overlap,\n"
+"where ~27 lookups one after the other would wait for each.");
+
+static PyObject *warm(PyObject *self, PyObject *record) {
+    (void)self;
+    if (!PyDict_CheckExact(record))
+        Py_RETURN_NONE;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(record, &pos, &k, &v))
+        __builtin_prefetch(v, 0, 1);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(flip_doc,
 "flip(x, touched, loose, all, moved, t, none_key) -> (x', nfo)\n\n"
 "TransitionIndex.rising on the changed properties: ``moved`` lists (step, old value, new\n"
@@ -1001,6 +1018,7 @@ end:
 static PyMethodDef methods[] = {
     {"and_steps", (PyCFunction)(void (*)(void))and_steps, METH_FASTCALL, and_steps_doc},
     {"flip", (PyCFunction)(void (*)(void))flip, METH_FASTCALL, flip_doc},
+    {"warm", warm, METH_O, warm_doc},
     {"decide", (PyCFunction)(void (*)(void))decide, METH_FASTCALL, decide_doc},
     {"bits", bits, METH_O, bits_doc},
     {"from_bits", from_bits, METH_O, from_bits_doc},

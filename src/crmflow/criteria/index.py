@@ -965,6 +965,8 @@ class TransitionIndex(Generic[K]):
         order = self._order
         head = HEAD if get is not None else 0
         native = NATIVE
+        if native is not None:  # the record is new to the CPU cache: fetch it at once
+            native.warm(new)
         # the most-read property first (one campaign of hundreds)
         if head and native is not None and type(new) is dict:
             x = native.and_steps(x, self._steps_head, new, changed, seen, t, -1, _NONE_KEY)

@@ -237,3 +237,10 @@ def test_flip_keeps_the_terms_that_fail_an_old_value_and_pass_every_new_one() ->
     assert b.calls == ["o", "n"] and a.calls == []
     with pytest.raises(TypeError):
         native.flip(x, touched, loose, full, [(moved[0][0], "o")], 0.0, ())
+
+
+def test_warm_reads_any_record_and_changes_nothing() -> None:
+    record = {"a": 1, "b": "x", "c": [1, 2], "d": None}
+    before = dict(record)
+    assert native.warm(record) is None and record == before
+    assert native.warm({}) is None and native.warm(["not", "a", "dict"]) is None
