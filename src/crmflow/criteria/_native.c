@@ -147,27 +147,46 @@ static PyObject *region_mask(PyObject *step, PyObject *v) {
     if (!plain_int(v, &iv))
         return NULL; /* _Prop.nf works it out */
     PyObject *num_cs = PyTuple_GET_ITEM(step, 6), *ts_cs = PyTuple_GET_ITEM(step, 7);
-    Py_ssize_t rn = -1, rt = -1;
+    Py_ssize_t rn = -1, rt = -1, width = 1;
     if (num_cs != Py_None)
         rn = region_among(num_cs, (double)iv);
-    if (ts_cs != Py_None)
+    if (ts_cs != Py_None) {
         rt = region_among(ts_cs, (double)iv / 1000.0);
-    PyObject *key = PyTuple_New(3);
-    if (key == NULL)
+        width = 2 * PyList_GET_SIZE(ts_cs) + 3; /* rt + 1 ranges over 0 .. 2 * len + 1 */
+    }
+    /* first the region code (a small int: no allocation up to 256), then _region's key */
+    PyObject *codes = PyTuple_GET_ITEM(step, 10);
+    PyObject *code = PyLong_FromSsize_t((rn + 1) * width + (rt + 1));
+    if (code == NULL)
         return NULL;
+    PyObject *m = lookup(codes, code);
+    if (m != NULL || PyErr_Occurred()) {
+        Py_DECREF(code);
+        return m;
+    }
+    PyObject *key = PyTuple_New(3);
+    if (key == NULL) {
+        Py_DECREF(code);
+        return NULL;
+    }
     PyObject *a = PyLong_FromSsize_t(rn), *b = PyLong_FromSsize_t(rt);
     if (a == NULL || b == NULL) {
         Py_XDECREF(a);
         Py_XDECREF(b);
         Py_DECREF(key);
+        Py_DECREF(code);
         return NULL;
     }
     PyTuple_SET_ITEM(key, 0, a);
     PyTuple_SET_ITEM(key, 1, b);
     Py_INCREF(Py_False);
     PyTuple_SET_ITEM(key, 2, Py_False);
-    PyObject *m = lookup(PyTuple_GET_ITEM(step, 3), key);
+    m = lookup(PyTuple_GET_ITEM(step, 3), key);
     Py_DECREF(key);
+    /* remembered under its code (region_codes is cleared with the cache it mirrors) */
+    if (m != NULL && PyDict_CheckExact(codes) && PyDict_SetItem(codes, code, m) < 0)
+        PyErr_Clear();
+    Py_DECREF(code);
     return m;
 }
 
@@ -216,7 +235,7 @@ static int span_fails_bit(PyObject *spans, double x, double t, Py_ssize_t b) {
     return 0;
 }
 
-#define STEP_SIZE 10
+#define STEP_SIZE 11
 
 /* _vkey(v) for a list: ("list", ((type, item), ...)), a new reference, or NULL (no error
  * set) when an item cannot be hashed. */
@@ -305,7 +324,7 @@ static PyObject *cached_mask(PyObject *step, PyObject *v, PyObject *none_key, in
 
 static int check_step(PyObject *step) {
     if (!PyTuple_CheckExact(step) || PyTuple_GET_SIZE(step) != STEP_SIZE) {
-        PyErr_SetString(PyExc_TypeError, "and_steps: a step is a 10-tuple");
+        PyErr_SetString(PyExc_TypeError, "and_steps: a step is an 11-tuple");
         return -1;
     }
     return 0;

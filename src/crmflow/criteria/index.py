@@ -326,6 +326,7 @@ class _Prop:
         "pid",
         "raw",
         "raw_int",
+        "region_codes",
         "set_only",
         "spans",
         "step",
@@ -349,6 +350,9 @@ class _Prop:
         self.cache: dict[Hashable, int] = {}
         self.raw: dict[Hashable, int] = {}  # by-region properties: value -> mask
         self.raw_int: dict[int, int] = {}  # the same for exact ints (the C loop reads it)
+        # the C loop's own view of ``cache`` for exact ints: region code -> mask, a small int
+        # key instead of a (numeric, date, unknown) tuple built per lookup
+        self.region_codes: dict[int, int] = {}
         self.step: tuple[Any, ...] = ()  # what the C loop reads (``_step``)
         # eq / in: per value, the terms whose condition that value meets. A term with two
         # such conditions on one property would be wrongly kept by the one that holds, so
@@ -472,6 +476,7 @@ class _Prop:
             self.ts_cs or None,
             spans,
             self.pid,
+            self.region_codes,
         )
 
     def nf(self, v: Any, t: float) -> int:
@@ -849,6 +854,7 @@ class TransitionIndex(Generic[K]):
                 pi.cache.clear()
                 pi.raw.clear()
                 pi.raw_int.clear()
+                pi.region_codes.clear()
             live = [pi for pi in self._props.values() if pi.touch]
             live.sort(key=lambda pi: -pi.touch.bit_count())
             self._order = live

@@ -26,7 +26,7 @@ class _Prop:
 
 
 def _step(prop: _Prop, name: str, cache: dict[Any, int]) -> tuple[Any, ...]:
-    return (prop, name, 0, cache, {}, {}, None, None, (), 0)
+    return (prop, name, 0, cache, {}, {}, None, None, (), 0, {})
 
 
 @pytest.mark.parametrize("width", [5, 30, 31, 64, 7_000, 40_000])
@@ -80,7 +80,7 @@ def test_per_term_end_gives_the_same_terms_as_and_ing_every_mask(seed: int) -> N
     props = [_Prop({"v": m}) for m in masks]
     # half the properties cached, half computed by nf; one of them changed (skipped)
     steps = [
-        (p, f"p{i}", 0, {"v": masks[i]} if i % 2 else {}, {}, {}, None, None, (), i)
+        (p, f"p{i}", 0, {"v": masks[i]} if i % 2 else {}, {}, {}, None, None, (), i, {})
         for i, p in enumerate(props)
     ]
     record = {f"p{i}": "v" for i in range(nprops)}
@@ -103,7 +103,7 @@ def test_per_term_end_gives_the_same_terms_as_and_ing_every_mask(seed: int) -> N
 
 
 def test_per_term_refuses_bits_without_terms_and_bad_ids() -> None:
-    step = (_Prop({"v": 1}), "a", 0, {"v": 1}, {}, {}, None, None, (), 0)
+    step = (_Prop({"v": 1}), "a", 0, {"v": 1}, {}, {}, None, None, (), 0, {})
     with pytest.raises(IndexError):
         native.and_steps(1 << 5, [], {"a": "v"}, {}, {}, 0.0, 8, (), [(0,)], [step])
     with pytest.raises(IndexError):
@@ -118,7 +118,7 @@ def test_and_steps_refuses_negative_masks_and_bad_steps() -> None:
         native.and_steps(3, [_step(neg, "n", {})], {"n": "v"}, {}, {}, 0.0, -1, ())
     with pytest.raises(TypeError, match="non-negative"):
         native.and_steps(-3, [], {}, {}, {}, 0.0, -1, ())
-    with pytest.raises(TypeError, match="10-tuple"):
+    with pytest.raises(TypeError, match="11-tuple"):
         native.and_steps(3, [("short",)], {}, {}, {}, 0.0, -1, ())
 
 
