@@ -222,9 +222,23 @@ static PyObject *span_fail(PyObject *fam, double x, double t) {
 }
 
 /* Is bit b of the non-negative int x set? */
-static inline int has_bit(PyObject *x, Py_ssize_t b) {
+static inline int has_bit_d(const digit *s, Py_ssize_t n, Py_ssize_t b) {
     Py_ssize_t i = b / PyLong_SHIFT;
-    return i < ndigits(x) && (digits_of(x)[i] >> (b % PyLong_SHIFT)) & 1;
+    return i < n && (s[i] >> (b % PyLong_SHIFT)) & 1;
+}
+
+static inline int has_bit(PyObject *x, Py_ssize_t b) { return has_bit_d(digits_of(x), ndigits(x), b); }
+
+/* s[0:n] &= ~ each relative-date family's mask of the terms the timestamp xs (seconds; NaN:
+ * no value) fails at tt (spans: _Prop.step's families). */
+static void clear_spans(digit *s, Py_ssize_t n, PyObject *spans, double xs, double tt) {
+    for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
+        PyObject *fail = span_fail(PyTuple_GET_ITEM(spans, f), xs, tt);
+        Py_ssize_t nf = ndigits(fail);
+        const digit *fd = digits_of(fail);
+        for (Py_ssize_t i = 0; i < n && i < nf; i++)
+            s[i] &= ~fd[i];
+    }
 }
 
 /* Does term b fail one of the relative-date conditions of `spans` at x (seconds), t? */
@@ -415,16 +429,8 @@ static Py_ssize_t and_value(digit *s, Py_ssize_t n, PyObject *step, PyObject *v,
     for (Py_ssize_t i = 0; i < n; i++)
         s[i] &= d[i];
     Py_DECREF(m);
-    if (partial) {
-        PyObject *spans = PyTuple_GET_ITEM(step, 8);
-        for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
-            PyObject *fail = span_fail(PyTuple_GET_ITEM(spans, f), xs, tt);
-            Py_ssize_t nf = ndigits(fail);
-            const digit *fd = digits_of(fail);
-            for (Py_ssize_t i = 0; i < n && i < nf; i++)
-                s[i] &= ~fd[i];
-        }
-    }
+    if (partial)
+        clear_spans(s, n, PyTuple_GET_ITEM(step, 8), xs, tt);
     return trim(s, n);
 }
 
@@ -604,17 +610,8 @@ static Py_ssize_t narrow(digit *s, Py_ssize_t n, PyObject *steps, PyObject *reco
         for (Py_ssize_t i = 0; i < n; i++)
             s[i] &= d[i];
         Py_DECREF(m);
-        if (partial) { /* a relative-date property: clear the spans its value fails */
-            PyObject *spans = PyTuple_GET_ITEM(step, 8);
-            for (Py_ssize_t f = 0; f < PyTuple_GET_SIZE(spans); f++) {
-                PyObject *fail =
-                    span_fail(PyTuple_GET_ITEM(spans, f), xs, tt);
-                Py_ssize_t nf = ndigits(fail);
-                const digit *fd = digits_of(fail);
-                for (Py_ssize_t i = 0; i < n && i < nf; i++)
-                    s[i] &= ~fd[i];
-            }
-        }
+        if (partial) /* a relative-date property: clear the spans its value fails */
+            clear_spans(s, n, PyTuple_GET_ITEM(step, 8), xs, tt);
         n = trim(s, n);
         if (n == 0)
             break;
@@ -849,12 +846,6 @@ static PyObject *from_bits(PyObject *self, PyObject *positions) {
     PyObject *r = to_int(s, n);
     PyMem_Free(s);
     return r;
-}
-
-/* Is bit b set in the digits s[0:n]? */
-static inline int has_bit_d(const digit *s, Py_ssize_t n, Py_ssize_t b) {
-    Py_ssize_t i = b / PyLong_SHIFT;
-    return i < n && (s[i] >> (b % PyLong_SHIFT)) & 1;
 }
 
 /* The bits of term b's key (term_kbits[b], a tuple, borrowed), or NULL with an error set. */

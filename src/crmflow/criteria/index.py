@@ -1064,25 +1064,10 @@ class TransitionIndex(Generic[K]):
     ) -> int:
         """``x`` narrowed by the masks of the unchanged properties its terms read (masks
         already in ``seen`` were applied by the caller when ``x`` was formed, but re-applying
-        them is harmless; masks computed here are added to ``seen``; the C loop keeps only
-        those it had to ask ``nf`` for, the others are one cache lookup away)."""
+        them is harmless; masks computed here are added to ``seen``). The Python loops' step:
+        with the C helpers, and_steps / decide narrow per term themselves."""
         need: Iterable[_Prop]
         many = x.bit_count() > 4 * SMALL  # many terms read nearly every property anyway
-        native = NATIVE
-        if native is not None and type(new) is dict:
-            x = native.and_steps(
-                x,
-                self._steps,
-                new,
-                changed,
-                seen,
-                t,
-                PER_TERM,
-                _NONE_KEY,
-                self._term_pids,
-                self._pid_steps,
-            )
-            return x
         if many:
             need = self._order
         else:
